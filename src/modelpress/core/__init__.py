@@ -1,0 +1,1 @@
+"""Recipe schema, step registry, artifacts and lineage, pipeline runner, run directory."""

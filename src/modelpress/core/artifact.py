@@ -1,0 +1,32 @@
+"""An artifact: one model in one format and precision, with its file and its lineage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from modelpress.sources.inputs import InputSpec
+
+Format = Literal["torch", "torchscript", "onnx", "tflite"]
+Precision = Literal["fp32", "fp16", "int8-dynamic", "int8"]
+
+
+@dataclass
+class Artifact:
+    name: str  # unique in a run: "baseline", "onnx-fp32", ...
+    format: Format
+    input_specs: list[InputSpec]
+    precision: Precision = "fp32"
+    path: Path | None = None  # the file a user ships (None: a torch model held in memory)
+    parent: str | None = None  # name of the artifact this one was made from
+    step: str | None = None  # name of the step that made it
+    module: nn.Module | None = None  # the live module, for format "torch"
+    extra_files: list[Path] = field(default_factory=list)  # e.g. the lite-interpreter .ptl
+    notes: list[str] = field(default_factory=list)  # what a user should know (skips, choices)
+    details: dict[str, Any] = field(default_factory=dict)  # step facts for the record
+
+    def files(self) -> list[Path]:
+        return [p for p in [self.path, *self.extra_files] if p is not None]

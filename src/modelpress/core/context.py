@@ -1,0 +1,184 @@
+"""The Context every step sees: resolved task, data splits, input specs, threads, run directory.
+
+Resolution order for the input shape: the recipe's ``input_shape``, then what a modelpress
+checkpoint recorded, then the zoo entry's default (for resizable data), then the data's own shape.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.observer import Observer
+from modelpress.core.recipe import Recipe
+from modelpress.core.rundir import RunDir
+from modelpress.errors import DataSourceError, ModelSourceError
+from modelpress.sources import models
+from modelpress.sources.data import Dataset, load_data
+from modelpress.sources.inputs import InputSpec, parse_input_shape
+
+
+@dataclass
+class Context:
+    recipe: Recipe
+    task: str
+    data: Dataset
+    input_specs: list[InputSpec]  # batch 1, dtypes as the data has them
+    model_spec: models.ModelSpec
+    threads: int
+    observer: Observer = field(default_factory=Observer)
+    run_dir: RunDir | None = None
+
+    def example_inputs(self, batch: int = 1) -> list[torch.Tensor]:
+        """Real validation samples as tensors (for tracing, exporting, counting MACs)."""
+        return [torch.from_numpy(a) for a in self.data.validation.sample_batch(batch)]
+
+    step_dir: Path | None = None  # set by the runner to the running step's folder
+    _owners: dict[Path, str] = field(default_factory=dict, repr=False)
+
+    def work_dir(self) -> Path:
+        """The running step's folder (a temporary one outside a run directory)."""
+        if self.step_dir is None:
+            import tempfile
+
+            self.step_dir = Path(tempfile.mkdtemp(prefix="modelpress-"))
+        return self.step_dir
+
+    def claim(self, path: Path, step: str) -> None:
+        self._owners.setdefault(path, step)
+
+    def artifact_path(self, step: str, stem: str, suffix: str) -> Path:
+        """``artifacts/STEM.SUFFIX`` (e.g. model-fp32.onnx); a second step wanting the same
+        name gets ``STEM-STEP.SUFFIX``, so no step overwrites another's file."""
+        base = self.run_dir.artifacts if self.run_dir else self.work_dir()
+        path = base / f"{stem}{suffix}"
+        if self._owners.setdefault(path, step) != step:
+            path = base / f"{stem}-{step}{suffix}"
+            self._owners.setdefault(path, step)
+        return path
+
+
+def _planned_specs(recipe: Recipe, spec: models.ModelSpec) -> list[InputSpec] | None:
+    if recipe.input_specs is not None:
+        return recipe.input_specs
+    if spec.metadata.get("input_shape") is not None:
+        return parse_input_shape(
+            spec.metadata["input_shape"], f"{spec.source} (recorded input_shape)"
+        )
+    source = recipe.data.source
+    resizable = source == "builtin:digits" or source.startswith("folder:")
+    if resizable and spec.input_kind == "image" and spec.default_input_shape is not None:
+        return [InputSpec("input", (1, *spec.default_input_shape))]
+    if spec.input_kind == "vector" and source == "builtin:digits":
+        return [InputSpec("input", (1, 64))]  # the 8×8 digits, flattened
+    return None
+
+
+def _fit_specs(planned: list[InputSpec] | None, data: Dataset) -> list[InputSpec]:
+    """Final specs: shapes and dtypes from the data, names (and explicit dtypes) from the plan."""
+    actual = data.input_specs(batch=1)
+    if planned is None:
+        return actual
+    if len(planned) != len(actual):
+        raise DataSourceError(
+            f"{data.source}: has {len(actual)} input array(s) but input_shape names {len(planned)}"
+        )
+    out = []
+    for i, (want, got) in enumerate(zip(planned, actual, strict=True)):
+        if want.shape[1:] != got.shape[1:]:
+            raise DataSourceError(
+                f"{data.source}: samples of input '{got.name}' have shape {got.shape[1:]} but "
+                f"input_shape says {want.shape[1:]}; fix input_shape, or set data.resize: true"
+            )
+        dtype = want.dtype or got.dtype
+        if want.dtype and want.dtype != got.dtype:
+            for part in (data.train, data.calibration, data.validation):
+                part.inputs[i] = part.inputs[i].astype(want.dtype)
+        out.append(InputSpec(want.name, (1, *got.shape[1:]), dtype))
+    data.input_names = [s.name for s in out]
+    return out
+
+
+def _task(recipe: Recipe, spec: models.ModelSpec, data: Dataset) -> str:
+    task = recipe.task or spec.metadata.get("task") or data.suggested_task or "classification"
+    if task != "fidelity" and data.validation.labels is None:
+        raise DataSourceError(
+            f"{data.source}: has no labels (y) but task is '{task}'; add y or use task: fidelity"
+        )
+    return task
+
+
+def _auto_kwargs(specs: list[InputSpec], data: Dataset, spec: models.ModelSpec) -> dict:
+    """Zoo arguments a user need not spell out: classes from the data, channels from the shape."""
+    auto: dict = {}
+    if data.num_classes is not None:
+        auto["num_classes"] = data.num_classes
+    shape = specs[0].shape
+    if spec.input_kind == "vector":
+        auto["in_channels"] = math.prod(shape[1:])
+    elif len(shape) == 4:
+        auto["in_channels"] = shape[1]
+    return auto
+
+
+def build_context(
+    recipe: Recipe, observer: Observer | None = None, run_dir: RunDir | None = None
+) -> tuple[Context, Artifact]:
+    """Load data and model as the recipe says; return the context and the baseline artifact."""
+    observer = observer or Observer()
+    spec = models.inspect_source(recipe.model, recipe.model_kwargs)
+    planned = _planned_specs(recipe, spec)
+    cfg = recipe.data
+    splits = cfg.splits
+    data = load_data(
+        cfg.source,
+        input_specs=planned,
+        seed=cfg.seed,
+        splits=(splits.train, splits.calibration, splits.validation),
+        max_samples=cfg.max_samples,
+        normalize=(cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None,
+        resize=cfg.resize,
+    )
+    if recipe.evaluate.max_samples is not None:
+        data.validation = data.validation.head(recipe.evaluate.max_samples)
+    specs = _fit_specs(planned, data)
+    task = _task(recipe, spec, data)
+    module = models.build(spec, _auto_kwargs(specs, data, spec))
+    if recipe.weights:
+        if spec.kind in ("torchscript", "exported"):
+            raise ModelSourceError(
+                f"{recipe.model}: a {spec.kind} file carries its own weights; drop --weights"
+            )
+        models.load_weights(module, Path(recipe.weights), recipe.model)
+    threads = recipe.evaluate.threads or os.cpu_count() or 1
+    torch.manual_seed(recipe.seed)
+    ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
+    out = models.check_forward(
+        module, ctx.example_inputs(2 if _has_batchnorm(module) else 1), recipe.model
+    )
+    _check_output(out, task, data, recipe.model)
+    baseline = Artifact("baseline", "torch", specs, module=module, details={"source": recipe.model})
+    return ctx, baseline
+
+
+def _has_batchnorm(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def _check_output(out: torch.Tensor, task: str, data: Dataset, source: str) -> None:
+    if task == "fidelity" or data.num_classes is None:
+        return
+    width = int(np.prod(out.shape[1:])) if out.dim() > 1 else 1
+    if task == "binary" and width in (1, 2):
+        return
+    if width < data.num_classes:
+        raise ModelSourceError(
+            f"{source} outputs {width} values per sample but {data.source} has "
+            f"{data.num_classes} classes; set num_classes in model_kwargs"
+        )

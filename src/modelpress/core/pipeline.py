@@ -1,0 +1,299 @@
+"""The runner: baseline, then each step (Artifact in → Artifact out), every artifact measured.
+
+record.json is rewritten atomically after the baseline and after every step, so an interrupted
+run keeps what it finished; ``resume=True`` reuses each leading step whose config hash, input and
+files match the record, and runs the rest.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.core import environment
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context, build_context
+from modelpress.core.observer import Observer
+from modelpress.core.recipe import Recipe, dump_recipe
+from modelpress.core.registry import StepConfig, handler_for
+from modelpress.core.rundir import RunDir, file_sha256, stable_hash, write_json_atomic
+from modelpress.errors import ModelpressError, ResumeError
+from modelpress.evaluate import targets as targets_mod
+from modelpress.evaluate.analyze import analyze
+from modelpress.evaluate.metrics import PRIMARY
+
+SCHEMA = 1
+OUTPUTS = "outputs.npy"  # validation outputs of a step's artifact, for verifying its children
+
+
+def default_out(recipe: Recipe) -> Path:
+    return Path(recipe.out) if recipe.out else Path("runs") / (recipe.name or "run")
+
+
+def _identity(recipe: Recipe) -> dict[str, Any]:
+    ident = recipe.identity()
+    for key in ("weights", "model"):
+        path = Path(ident[key]) if isinstance(ident.get(key), str) else None
+        if path is not None and path.is_file():
+            ident[f"{key}_sha256"] = file_sha256(path)
+    return ident
+
+
+def _check_resume(previous: dict[str, Any] | None, identity: dict[str, Any], root: Path) -> None:
+    if previous is None:
+        return
+    before = previous.get("identity", {})
+    differs = sorted(k for k in set(before) | set(identity) if before.get(k) != identity.get(k))
+    if differs:
+        raise ResumeError(
+            f"{root}: --resume on a run made from a different recipe ({', '.join(differs)} "
+            "differ); drop --resume to start over with --force, or pick another --out"
+        )
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
+
+
+class Runner:
+    def __init__(self, recipe: Recipe, root: Path, observer: Observer, resume: bool) -> None:
+        self.recipe = recipe
+        self.rd = RunDir(root)
+        self.observer = observer
+        self.resume = resume
+        self.outputs: dict[str, np.ndarray] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.produced: list[Artifact] = []
+
+    # ------------------------------------------------------------------ record
+    def _new_record(self, ctx: Context, identity: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "name": self.recipe.name or self.rd.root.name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "task": ctx.task,
+            "primary_metric": PRIMARY[ctx.task],
+            "model": {
+                "source": self.recipe.model,
+                "weights": self.recipe.weights,
+                "inputs": [s.describe() for s in ctx.input_specs],
+            },
+            "data": ctx.data.summary(),
+            "identity": identity,
+            "identity_hash": stable_hash(identity),
+            "baseline": None,
+            "steps": [],
+            "artifacts": [],
+            "targets": {},
+            "recommendation": None,
+            "environment": environment.collect(ctx.threads),
+        }
+
+    def _finalize(self, record: dict[str, Any]) -> None:
+        baseline = record["baseline"]
+        task = record["task"]
+        targets_mod.annotate(baseline, baseline, task)
+        for entry in record["artifacts"]:
+            targets_mod.annotate(entry, baseline, task)
+        wanted = self.recipe.targets.model_dump()
+        for entry in [baseline, *record["artifacts"]]:
+            entry["targets"] = targets_mod.check(entry, wanted)
+        rec, results = targets_mod.recommend(baseline, record["artifacts"], wanted)
+        record["recommendation"], record["targets"] = rec, results
+        self.rd.write_record(record)
+
+    # ------------------------------------------------------------------ artifacts
+    def _relative(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if entry.get("path"):
+            entry["path"] = self.rd.relative(entry["path"])
+        entry["extra_files"] = [self.rd.relative(p) for p in entry.get("extra_files", [])]
+        return entry
+
+    def _unique(self, name: str, step: str) -> str:
+        return name if name not in self.entries else f"{name}-{step}"
+
+    def _restore(self, entry: dict[str, Any], ctx: Context) -> Artifact | None:
+        """Rebuild a finished step's artifact from its files (for --resume)."""
+        root = self.rd.root
+        path = root / entry["path"] if entry.get("path") else None
+        extra = [root / p for p in entry.get("extra_files", [])]
+        if path is None or not all(p.is_file() for p in [path, *extra]):
+            return None
+        module = None
+        if entry["format"] == "torch":
+            from safetensors.torch import load_file
+
+            from modelpress.sources import models
+
+            module = models.build(ctx.model_spec)
+            module.load_state_dict(load_file(str(path)))
+        ctx.claim(path, entry["step"])
+        return Artifact(
+            entry["name"],
+            entry["format"],
+            ctx.input_specs,
+            entry["precision"],
+            path,
+            entry["parent"],
+            entry["step"],
+            module,
+            extra,
+        )
+
+    def _input_for(self, config: StepConfig, baseline: Artifact) -> Artifact | None:
+        for art in reversed([baseline, *self.produced]):
+            if art.format in config.accepts:
+                return art
+        return None
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        rd, recipe = self.rd, self.recipe
+        previous = rd.read_record() if self.resume else None
+        identity = _identity(recipe)
+        _check_resume(previous, identity, rd.root)
+        rd.create()
+        dump_recipe(recipe, rd.recipe_path)
+        ctx, baseline = build_context(recipe, self.observer, rd)
+        record = self._new_record(ctx, identity)
+        write_json_atomic(rd.root / "env.json", record["environment"])
+
+        base_dir = rd.baseline_dir()
+        if previous and previous.get("baseline") and (base_dir / OUTPUTS).is_file():
+            record["baseline"] = previous["baseline"]
+            self.outputs["baseline"] = np.load(base_dir / OUTPUTS)
+            self.observer.event("resume", "baseline: measured before, reused")
+        else:
+            self.observer.event("baseline", f"measuring baseline {recipe.model}")
+            entry, out = analyze(baseline, ctx)
+            record["baseline"] = entry
+            np.save(base_dir / OUTPUTS, out)
+            self.outputs["baseline"] = out
+        self.entries["baseline"] = record["baseline"]
+        self._finalize(record)
+
+        reusable = previous is not None
+        for index, config in enumerate(recipe.steps, start=1):
+            prev = (
+                previous["steps"][index - 1]
+                if reusable and len(previous["steps"]) >= index
+                else None
+            )
+            entry = self._reuse(prev, index, config, ctx, baseline) if prev else None
+            if entry is None:
+                reusable = False
+                entry = self._run_step(index, config, ctx, baseline)
+            record["steps"].append(entry)
+            record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
+            self._finalize(record)
+
+        from modelpress.report import write_reports
+
+        write_reports(record, rd.root)
+        return record
+
+    def _reuse(
+        self, prev: dict[str, Any], index: int, config: StepConfig, ctx: Context, baseline: Artifact
+    ) -> dict[str, Any] | None:
+        source = self._input_for(config, baseline)
+        if (
+            prev.get("config_hash") != stable_hash(config.to_dict())
+            or prev.get("status") not in ("ok", "degraded")
+            or prev.get("input") != (source.name if source else None)
+        ):
+            return None
+        art_entry = prev.get("artifact") or {}
+        step_dir = self.rd.step_dir(index, config.display_name)
+        art = self._restore(art_entry, ctx) if art_entry else None
+        if art is None or not (step_dir / OUTPUTS).is_file():
+            return None
+        self.outputs[art.name] = np.load(step_dir / OUTPUTS)
+        self.entries[art.name] = art_entry
+        self.produced.append(art)
+        self.observer.event("resume", f"{config.display_name}: finished before, reused")
+        return prev
+
+    def _run_step(
+        self, index: int, config: StepConfig, ctx: Context, baseline: Artifact
+    ) -> dict[str, Any]:
+        name = config.display_name
+        step_dir = self.rd.step_dir(index, name)
+        (step_dir / "error.txt").unlink(missing_ok=True)
+        source = self._input_for(config, baseline)
+        entry: dict[str, Any] = {
+            "index": index,
+            "name": name,
+            "type": config.type,
+            "status": "failed",
+            "seconds": 0.0,
+            "error": None,
+            "config": config.to_dict(),
+            "config_hash": stable_hash(config.to_dict()),
+            "input": source.name if source else None,
+            "artifact": None,
+        }
+        self.observer.event("step", f"{name}: running", step=name)
+        ctx.step_dir = step_dir
+        start = time.perf_counter()
+        try:
+            if source is None:
+                raise ModelpressError(
+                    f"{name}: no {' or '.join(config.accepts)} artifact to work on"
+                )
+            art = handler_for(config)(source, config, ctx)
+            art.name = self._unique(art.name, name)
+            parent_entry = self.entries.get(art.parent or "")
+            art_entry, out = analyze(
+                art,
+                ctx,
+                parent_outputs=self.outputs.get(art.parent or ""),
+                reference_outputs=self.outputs["baseline"] if ctx.task == "fidelity" else None,
+                parent_entry=parent_entry,
+            )
+            np.save(step_dir / OUTPUTS, out)
+            self.outputs[art.name] = out
+            self.entries[art.name] = self._relative(art_entry)
+            self.produced.append(art)
+            entry["artifact"], entry["status"] = art_entry, art_entry["status"]
+        except ModelpressError as e:
+            entry["error"] = str(e)
+        except Exception as e:  # a step's library failed: record the reason, keep going
+            entry["error"] = _first_line(e)
+            (step_dir / "error.txt").write_text(traceback.format_exc())
+        entry["seconds"] = round(time.perf_counter() - start, 3)
+        self.observer.event(
+            "step-done",
+            f"{name}: {entry['status']}",
+            step=name,
+            status=entry["status"],
+            error=entry["error"],
+            seconds=entry["seconds"],
+        )
+        return entry
+
+
+def run(
+    recipe: Recipe,
+    *,
+    out: Path | str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    observer: Observer | None = None,
+) -> dict[str, Any]:
+    """Run a recipe into a run directory and return its record."""
+    root = Path(out) if out else default_out(recipe)
+    if not resume and not force and (root / "record.json").exists():
+        raise ResumeError(
+            f"{root} already holds a run; pass --resume to continue it, --force to start over, "
+            "or choose another --out"
+        )
+    if force and not resume and (root / "record.json").exists():
+        (root / "record.json").unlink()
+    recipe = recipe.model_copy(update={"out": str(root.resolve())})
+    return Runner(recipe, root, observer or Observer(), resume).run()

@@ -1,0 +1,307 @@
+"""The recipe: the whole job as data, validated all at once before any work starts.
+
+YAML or JSON; unknown keys are rejected; every error carries its field path
+(``steps.1.opset: Input should be ...``) and all errors are reported together on one line.
+Relative paths resolve against the recipe file's folder, so a recipe runs from anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelpress.core.registry import StepConfig, config_class, unknown_type_message
+from modelpress.errors import RecipeError
+from modelpress.sources.inputs import InputSpec, parse_input_shape
+
+Task = Literal["classification", "binary", "fidelity"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Splits(_Strict):
+    train: float = Field(0.7, ge=0, le=1)
+    calibration: float = Field(0.1, ge=0, le=1)
+    validation: float = Field(0.2, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> Splits:
+        if self.train + self.calibration + self.validation > 1.0 + 1e-9:
+            raise ValueError("train + calibration + validation must not exceed 1")
+        return self
+
+
+class Normalize(_Strict):
+    mean: list[float]
+    std: list[float]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Normalize:
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError("mean and std need one value per channel, std > 0")
+        return self
+
+
+class DataConfig(_Strict):
+    source: str  # builtin:digits | builtin:breast_cancer | folder:PATH | npz:PATH
+    seed: int = 0
+    splits: Splits = Splits()
+    max_samples: int | None = Field(None, ge=10)  # stratified subsample, for quick runs
+    normalize: Normalize | None = None
+    resize: bool = False  # npz arrays are used exactly as given unless this asks
+
+    @field_validator("source")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        kind = v.split(":", 1)[0]
+        if kind not in ("builtin", "folder", "npz") or ":" not in v:
+            raise ValueError(
+                f"'{v}' is not a data source; use builtin:digits, builtin:breast_cancer, "
+                "folder:PATH or npz:PATH"
+            )
+        return v
+
+
+class Targets(_Strict):
+    max_size_mb: float | None = Field(None, gt=0)
+    min_speedup: float | None = Field(None, gt=0)
+    max_accuracy_drop: float | None = Field(None, ge=0)  # percentage points of the primary metric
+    max_latency_ms: float | None = Field(None, gt=0)
+
+
+class EvaluateConfig(_Strict):
+    warmup: int = Field(10, ge=0)
+    repeats: int = Field(50, ge=3)
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])  # latency at the first,
+    # throughput at the largest
+    threads: int | None = Field(None, ge=1)  # None: all cores of this machine
+    eval_batch_size: int = Field(64, ge=1)
+    max_samples: int | None = Field(None, ge=1)  # cap on validation samples evaluated
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _batches(cls, v: list[int]) -> list[int]:
+        if not v or any(b < 1 for b in v):
+            raise ValueError("give at least one batch size, each ≥ 1")
+        return v
+
+
+class Recipe(_Strict):
+    name: str | None = None
+    model: str
+    weights: str | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    data: DataConfig
+    task: Task | None = None  # None: binary for builtin:breast_cancer, fidelity without labels
+    input_shape: str | list[int] | dict[str, Any] | None = None
+    targets: Targets = Targets()
+    steps: list[StepConfig] = Field(default_factory=list)
+    evaluate: EvaluateConfig = EvaluateConfig()
+    out: str | None = None
+    seed: int = 0
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_string(cls, v: Any) -> Any:
+        return {"source": v} if isinstance(v, str) else v
+
+    @field_validator("input_shape")
+    @classmethod
+    def _shape(cls, v: Any) -> Any:
+        if v is not None:
+            try:
+                parse_input_shape(v, where="_")
+            except RecipeError as e:  # pydantic reports ValueErrors with the field path
+                raise ValueError(str(e).removeprefix("_: ")) from None
+        return v
+
+    @property
+    def input_specs(self) -> list[InputSpec] | None:
+        return None if self.input_shape is None else parse_input_shape(self.input_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json", exclude_none=True, exclude={"steps"})
+        d["steps"] = [s.to_dict() for s in self.steps]
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide the baseline: a resumed run must agree on all of them."""
+        d = self.to_dict()
+        return {
+            k: d.get(k)
+            for k in (
+                "model",
+                "weights",
+                "model_kwargs",
+                "data",
+                "task",
+                "input_shape",
+                "evaluate",
+                "seed",
+            )
+        }
+
+
+def _path_of(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(recipe)"
+
+
+def _errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    out = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `modelpress run --help` for the schema)"
+        out.append(f"{prefix}{_path_of(err['loc'])}: {msg}")
+    return out
+
+
+def _parse_step(raw: Any, index: int, errors: list[str]) -> StepConfig | None:
+    where = f"steps.{index}"
+    if isinstance(raw, StepConfig):
+        return raw
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: a step is a mapping with a 'type:' key, got {raw!r}")
+        return None
+    type_name = raw.get("type")
+    if not isinstance(type_name, str):
+        errors.append(f"{where}.type: missing; every step names its type")
+        return None
+    cls = config_class(type_name)
+    if cls is None:
+        errors.append(f"{where}.type: {unknown_type_message(type_name)}")
+        return None
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        errors.extend(_errors(e, prefix=f"{where}."))
+        return None
+
+
+def build_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a whole recipe dict; raise one RecipeError listing every problem with its path."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping of keys (model, data, steps, ...)")
+    data = dict(data)
+    raw_steps = data.pop("steps", []) or []
+    errors: list[str] = []
+    recipe = None
+    try:
+        recipe = Recipe.model_validate({**data, "steps": []})
+    except ValidationError as e:
+        errors.extend(_errors(e))
+    if not isinstance(raw_steps, list):
+        errors.append("steps: a list of steps, each with a 'type:'")
+        raw_steps = []
+    steps = [_parse_step(raw, i, errors) for i, raw in enumerate(raw_steps)]
+    names: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step is None:
+            continue
+        if step.display_name in names:
+            errors.append(
+                f"steps.{i}.name: '{step.display_name}' is already the name of steps."
+                f"{names[step.display_name]}; give one of them a distinct `name:`"
+            )
+        names[step.display_name] = i
+    if errors or recipe is None:
+        raise RecipeError(f"{source}: " + "; ".join(errors))
+    return recipe.model_copy(update={"steps": [s for s in steps if s is not None]})
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative file paths absolute against the recipe's folder."""
+
+    def fix(path: str) -> str:
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else (base / p).resolve())
+
+    out = dict(data)
+    if isinstance(out.get("weights"), str):
+        out["weights"] = fix(out["weights"])
+    model = out.get("model")
+    if isinstance(model, str) and not model.startswith("zoo:"):
+        head, sep, tail = model.rpartition(":")
+        if sep and head.endswith(".py"):
+            out["model"] = f"{fix(head)}:{tail}"
+        elif model.endswith((".pt", ".pth", ".pt2", ".ts", ".onnx", ".tflite")):
+            out["model"] = fix(model)
+    data_cfg = out.get("data")
+    source = data_cfg if isinstance(data_cfg, str) else (data_cfg or {}).get("source")
+    if isinstance(source, str) and source.startswith(("folder:", "npz:")):
+        kind, path = source.split(":", 1)
+        new = f"{kind}:{fix(path)}"
+        out["data"] = new if isinstance(data_cfg, str) else {**data_cfg, "source": new}
+    if isinstance(out.get("out"), str):
+        out["out"] = fix(out["out"])
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML: numbers, lists, true/false)."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"--set '{item}': write key.path=value, e.g. evaluate.repeats=20")
+        value = yaml.safe_load(raw) if raw else ""
+        node: Any = data
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(
+                        f"--set {key}: '{part}' is not an index of a {len(node)}-item list"
+                    )
+                part_key: Any = int(part)
+            elif isinstance(node, dict):
+                part_key = part
+            else:
+                raise RecipeError(f"--set {key}: '{'.'.join(parts[:i])}' is not a mapping or list")
+            if last:
+                node[part_key] = value
+            else:
+                if isinstance(node, dict) and part_key not in node:
+                    node[part_key] = {}
+                node = node[part_key]
+    return data
+
+
+def read_recipe_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise RecipeError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})"
+        ) from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys (model, data, steps, ...)")
+    return _resolve_paths(data, path.parent.resolve())
+
+
+def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
+    """Read (file) or take (dict) a recipe, apply ``--set`` overrides, validate it whole."""
+    if isinstance(source, dict):
+        data, where = _resolve_paths(source, Path.cwd()), "recipe"
+    else:
+        data, where = read_recipe_file(Path(source)), str(source)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return build_recipe(data, where)
+
+
+def dump_recipe(recipe: Recipe, path: Path) -> None:
+    from modelpress.core.rundir import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))

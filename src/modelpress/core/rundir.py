@@ -1,0 +1,144 @@
+"""The run directory: every file written atomically, so an interrupted run loses nothing.
+
+runs/NAME/
+  recipe.yaml  env.json  record.json
+  steps/01-NAME/ (step files, outputs.npy, error.txt)
+  artifacts/   report.md  report.html  plots/
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write temp file in the same folder, fsync, rename over the target, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
+_NUMBER_LIST = re.compile(r"\[\s+([-+\d.eE,\s]+?|(?:null|true|false|[-+\d.eE]+|,|\s)+?)\s+\]")
+
+
+def to_json(data: Any) -> str:
+    """Indented JSON with lists of plain numbers kept on one line (confusion matrices)."""
+    text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
+    return _NUMBER_LIST.sub(
+        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, to_json(data) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def stable_hash(data: Any) -> str:
+    """Hash of plain data, independent of key order (config hashes for --resume)."""
+    text = json.dumps(data, sort_keys=True, default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class RunDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def record_path(self) -> Path:
+        return self.root / "record.json"
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.root / "recipe.yaml"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def step_dir(self, index: int, name: str) -> Path:
+        path = self.root / "steps" / f"{index:02d}-{name}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def baseline_dir(self) -> Path:
+        path = self.root / "steps" / "00-baseline"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(exist_ok=True)
+
+    def read_record(self) -> dict[str, Any] | None:
+        if not self.record_path.is_file():
+            return None
+        return json.loads(self.record_path.read_text())
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.record_path, record)
+
+    def relative(self, path: Path | str) -> str:
+        p = Path(path)
+        try:
+            return str(p.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(p)

@@ -1,0 +1,88 @@
+"""``modelpress demo``: train a zoo CNN on the built-in digits, then run the demo recipe.
+
+Everything lands in one run directory: ``baseline.pt`` (the trained checkpoint, reused when its
+training config is unchanged), ``recipe.yaml`` (replayable with ``modelpress run``), the record,
+the artifacts and the reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelpress.core import pipeline
+from modelpress.core.observer import Observer
+from modelpress.core.recipe import build_recipe
+from modelpress.core.rundir import stable_hash
+from modelpress.errors import ResumeError
+from modelpress.training import TrainConfig, train_and_save
+
+MODEL = "zoo:resnet_tiny"
+INPUT_SHAPE = "1,1,32,32"
+
+
+def train_config(quick: bool) -> TrainConfig:
+    return TrainConfig(
+        epochs=4 if quick else 10, lr=3e-3, batch_size=64, scheduler="cosine", seed=0
+    )
+
+
+def demo_recipe(checkpoint: Path, quick: bool, threads: int | None) -> dict[str, Any]:
+    return {
+        "name": "demo",
+        "model": str(checkpoint.resolve()),
+        "data": {"source": "builtin:digits", "seed": 0},
+        "task": "classification",
+        "targets": {"max_accuracy_drop": 0.5, "max_size_mb": 2.0, "min_speedup": 1.0},
+        "steps": [
+            {"type": "torchscript", "optimize_for_mobile": True},
+            {"type": "export", "format": "onnx"},
+        ],
+        "evaluate": {
+            "warmup": 5 if quick else 20,
+            "repeats": 20 if quick else 100,
+            "batch_sizes": [1, 32],
+            **({"threads": threads} if threads else {}),
+        },
+    }
+
+
+def _trained(checkpoint: Path, train_recipe: Any, cfg: TrainConfig) -> bool:
+    if not checkpoint.is_file():
+        return False
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True).get("modelpress", {})
+    return meta.get("train_hash") == stable_hash(
+        {"train": cfg.model_dump(), "identity": train_recipe.identity()}
+    )
+
+
+def run_demo(
+    out: Path, *, quick: bool = False, threads: int | None = None, observer: Observer | None = None
+) -> dict[str, Any]:
+    observer = observer or Observer()
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "baseline.pt"
+    cfg = train_config(quick)
+    train_recipe = build_recipe(
+        {
+            "model": MODEL,
+            "data": "builtin:digits",
+            "input_shape": INPUT_SHAPE,
+            "task": "classification",
+            **({"evaluate": {"threads": threads}} if threads else {}),
+        }
+    )
+    fresh = not _trained(checkpoint, train_recipe, cfg)
+    if fresh:
+        observer.event("train", f"training {MODEL} on builtin:digits ({cfg.epochs} epochs)")
+        train_and_save(train_recipe, cfg, checkpoint, observer)
+    else:
+        observer.event("resume", f"{checkpoint}: trained before with this config, reused")
+    recipe = build_recipe(demo_recipe(checkpoint, quick, threads), "demo recipe")
+    resume = not fresh and (out / "record.json").is_file()
+    try:
+        return pipeline.run(recipe, out=out, resume=resume, force=not resume, observer=observer)
+    except ResumeError:  # an earlier demo with other settings: start over
+        return pipeline.run(recipe, out=out, force=True, observer=observer)

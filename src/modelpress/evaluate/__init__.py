@@ -1,0 +1,1 @@
+"""Task-aware metrics, output comparison, and benchmarking: each in exactly one place."""

@@ -1,0 +1,99 @@
+"""Measure one artifact in its own runtime: outputs, metrics, verification, benchmark.
+
+The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelpress.evaluate.benchmark import benchmark_runtime, count_macs, files_size
+from modelpress.evaluate.compare import compare_outputs
+from modelpress.evaluate.metrics import compute_metrics
+from modelpress.runtimes import runtime_for
+
+if TYPE_CHECKING:
+    from modelpress.core.artifact import Artifact
+    from modelpress.core.context import Context
+
+# Below this top-1 agreement with its parent an artifact is "degraded", whatever its accuracy.
+DEGRADED_AGREEMENT = 0.9
+
+
+def torch_size_bytes(module: Any) -> int:
+    """Bytes of the module's parameters and buffers as they would be saved."""
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
+
+
+def analyze(
+    artifact: Artifact,
+    ctx: Context,
+    *,
+    parent_outputs: np.ndarray | None = None,
+    reference_outputs: np.ndarray | None = None,
+    parent_entry: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Return (record entry, validation outputs). ``reference_outputs``: the baseline's, for
+    fidelity tasks; ``parent_outputs``: the parent artifact's, for verification;
+    ``parent_entry``: the parent's record entry, whose parameter and MAC counts hold for a
+    format that hides them (a frozen TorchScript module has constants, not parameters)."""
+    cfg = ctx.recipe.evaluate
+    val = ctx.data.validation
+    runtime = runtime_for(artifact, ctx.threads)
+    try:
+        with ctx.observer.progress(f"evaluate {artifact.name}", None):
+            outputs = runtime.predict(val.inputs, cfg.eval_batch_size)
+        reference = reference_outputs if reference_outputs is not None else outputs
+        metrics = compute_metrics(ctx.task, outputs, val.labels, reference=reference)
+        with ctx.observer.progress(f"benchmark {artifact.name}", None):
+            bench = benchmark_runtime(
+                runtime,
+                val.sample_batch,
+                batch_sizes=cfg.batch_sizes,
+                warmup=cfg.warmup,
+                repeats=cfg.repeats,
+            )
+        params = runtime.param_count() or None
+    finally:
+        runtime.close()
+    if artifact.format == "torch" and artifact.module is not None:
+        size = files_size(artifact.files()) if artifact.path else torch_size_bytes(artifact.module)
+        macs = count_macs(artifact.module, ctx.example_inputs(1))
+    else:
+        size = files_size(artifact.files()[:1])
+        macs = parent_entry.get("macs") if parent_entry else None  # same graph, other format
+    if params is None and parent_entry and artifact.precision == parent_entry.get("precision"):
+        params = parent_entry.get("params")
+    entry: dict[str, Any] = {
+        "name": artifact.name,
+        "format": artifact.format,
+        "precision": artifact.precision,
+        "runtime": runtime.name,
+        "path": str(artifact.path) if artifact.path else None,
+        "extra_files": [str(p) for p in artifact.extra_files],
+        "parent": artifact.parent,
+        "step": artifact.step,
+        "status": "ok",
+        "size_bytes": size,
+        "params": params,
+        "macs": macs,
+        **bench,
+        "fixed_batch": runtime.fixed_batch,
+        "metrics": metrics,
+        "notes": list(artifact.notes),
+        "details": dict(artifact.details),
+    }
+    if parent_outputs is not None:
+        verification = compare_outputs(outputs, parent_outputs)
+        verification["reference"] = artifact.parent
+        entry["verification"] = verification
+        if verification["agreement"] < DEGRADED_AGREEMENT or verification["nonfinite_samples"]:
+            entry["status"] = "degraded"
+            entry["notes"].append(
+                f"degraded: top-1 agreement with {artifact.parent} is "
+                f"{verification['agreement']:.3f} (< {DEGRADED_AGREEMENT}), "
+                f"{verification['nonfinite_samples']} non-finite outputs"
+            )
+    return entry, outputs

@@ -1,0 +1,107 @@
+"""record.json → report.html: one self-contained page (inline CSS, plots as base64 PNGs)."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import Any
+
+from modelpress.report import sections
+from modelpress.report.sections import Grid
+
+# Status cells get a class of the same name (coloured in CSS).
+STATUSES = {"ok", "degraded", "failed", "skipped"}
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
+       max-width: 1400px; margin: 2em auto; padding: 0 1.5em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: .3em .6em; vertical-align: top; }
+th { background: #f4f4f4; text-align: left; } td.num { text-align: right; white-space: nowrap; }
+tr:nth-child(even) td { background: #fafafa; }
+.ok { color: #1a7f37; font-weight: 600; } .degraded { color: #b26b00; font-weight: 600; }
+.failed { color: #cf222e; font-weight: 600; } .skipped { color: #777; }
+.why { background: #f6f8fa; border-left: 4px solid #DD8452; padding: .6em 1em; }
+pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wrap; }
+img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
+.legend { color: #666; font-size: 12px; } dt { font-weight: 600; float: left; width: 9em; }
+dd { margin: 0 0 .3em 10em; }
+"""
+
+
+def table(grid: Grid) -> str:
+    status = grid.headers.index("status") if "status" in grid.headers else -1
+    head = "".join(f"<th>{escape(h)}</th>" for h in grid.headers)
+    rows = []
+    for row in grid.rows:
+        cells = []
+        for i, text in enumerate(row):
+            classes = ["num"] if i in grid.numeric else []
+            if i == status and text in STATUSES:
+                classes.append(text)
+            attr = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{attr}>{escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _image(name: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    href = escape(f"plots/{name}")
+    return (f'<a href="{href}"><img src="data:image/png;base64,{data}" '
+            f'alt="{escape(name)}"></a>')  # fmt: skip
+
+
+def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str:
+    """The whole page; ``plots`` maps a file name under plots/ to its PNG bytes."""
+    title = escape(sections.title(record))
+    body = [f"<h1>{title}</h1>", f"<p>{escape(sections.summary(record))}</p>"]
+
+    body += ["<h2>Progression</h2>", table(sections.progression(record))]
+    body.append(
+        f'<p class="legend">{sections.RECOMMENDED_MARK} recommended · latency at batch 1 '
+        "(otherwise @b) · speedup vs the baseline · verification vs each artifact's parent</p>"
+    )
+
+    targets = sections.targets(record)
+    body += ["<h2>Targets</h2>", table(targets) if targets else "<p>No targets set.</p>"]
+
+    body.append("<h2>Recommendation</h2>")
+    rec = sections.recommendation(record)
+    if rec:
+        body.append(f'<div class="why"><p><b>{escape(rec[0])}</b></p><p>{escape(rec[1])}</p></div>')
+    else:
+        body.append("<p>No recommendation yet.</p>")
+
+    for grid in (sections.metrics(record), sections.per_class(record)):
+        if grid:
+            body += [f"<h2>{escape(grid.title)}</h2>", table(grid)]
+
+    if plots:
+        body.append("<h2>Plots</h2>")
+        body += [_image(name, png) for name, png in plots.items()]
+
+    body.append("<h2>Notes</h2>")
+    notes = sections.notes(record)
+    items = [
+        f"<li><b>{escape(n.source)}</b>{' error' if n.kind == 'error' else ''}: "
+        + (f"<pre>{escape(n.text)}</pre>" if "\n" in n.text.strip() else escape(n.text))
+        + "</li>"
+        for n in notes
+    ]
+    body.append(f"<ul>{''.join(items)}</ul>" if notes else "<p>No notes.</p>")
+
+    body.append("<h2>Environment</h2>")
+    packages = ", ".join(f"{k} {v}" for k, v in sections.packages(record)) or "—"
+    pairs = [*sections.environment(record), ("packages", packages)]
+    body.append(
+        "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in pairs) + "</dl>"
+    )
+
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )

@@ -1,0 +1,176 @@
+"""record.json → PNG plots (bytes). matplotlib is imported here only, with the Agg backend.
+
+overview.png           size, latency (median, p90 whisker) and primary metric per artifact
+latency_vs_metric.png  the trade-off, each point labelled, the recommended one highlighted
+confusion_matrix.png   the recommended artifact's confusion matrix (classification)
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+from modelpress.report import format as fmt
+from modelpress.report import sections
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+DPI = 110
+PLAIN, HIGHLIGHT = "#4C72B0", "#DD8452"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI)
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def _bars(
+    ax: Axes, bars: list[tuple[str, str, float | None, float | None]], title: str, ylabel: str
+) -> None:
+    """Bars of (name, colour, value, p90-or-None); artifacts with a null value are left out."""
+    bars = [b for b in bars if b[2] is not None]
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if not bars:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        return
+    heights = [b[2] or 0.0 for b in bars]
+    # Whiskers from the median up to p90 only (none where p90 is missing).
+    up = [
+        max((b[3] if b[3] is not None else h) - h, 0.0) for b, h in zip(bars, heights, strict=True)
+    ]
+    ax.bar(
+        range(len(bars)),
+        heights,
+        color=[b[1] for b in bars],
+        yerr=[[0.0] * len(up), up],
+        capsize=4 if any(up) else 0,
+    )
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=30, ha="right")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def overview(record: dict[str, Any]) -> bytes:
+    key = sections.primary_key(record)
+    label = sections.metric_label(key)
+    rec = sections.recommended(record)
+    size, latency, quality = [], [], []
+    for e in sections.entries(record):
+        name, color = str(e.get("name")), HIGHLIGHT if e is rec else PLAIN
+        lat = sections.latency_at(e)
+        size.append((name, color, _mb(e.get("size_bytes")), None))
+        latency.append((name, color, fmt.finite(lat.get("median")), fmt.finite(lat.get("p90"))))
+        quality.append((name, color, fmt.finite(sections.metrics_of(e).get(key)), None))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    _bars(axes[0], size, "Size on disk", "size (MB)")
+    _bars(axes[1], latency, "Latency at batch 1 (median, whisker to p90)", "latency (ms)")
+    _bars(axes[2], quality, label, f"{label} on validation data")
+    if rec is not None:
+        fig.suptitle(f"{record.get('name') or 'run'} — recommended: {rec.get('name')} (orange)")
+    return _png(fig)
+
+
+def latency_vs_metric(record: dict[str, Any]) -> bytes | None:
+    """None when no artifact has both a latency and a metric."""
+    key = sections.primary_key(record)
+    rec = sections.recommended(record)
+    points = []
+    for e in sections.entries(record):
+        x = fmt.finite(sections.latency_at(e).get("median"))
+        y = fmt.finite(sections.metrics_of(e).get(key))
+        if x is not None and y is not None:
+            points.append((x, y, str(e.get("name")), e is rec))
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for x, y, name, is_rec in points:
+        ax.scatter(
+            [x],
+            [y],
+            s=140 if is_rec else 50,
+            color=HIGHLIGHT if is_rec else PLAIN,
+            marker="*" if is_rec else "o",
+            zorder=3,
+            edgecolors="black",
+            linewidths=0.5,
+        )
+        ax.annotate(
+            name + (" (recommended)" if is_rec else ""),
+            (x, y),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=9,
+        )
+    xs = [p[0] for p in points]
+    if min(xs) > 0 and max(xs) / min(xs) > 10:
+        ax.set_xscale("log")
+    ax.set_title("Latency vs quality (faster is left, better is up)")
+    ax.set_xlabel("latency at batch 1, median (ms)")
+    ax.set_ylabel(f"{sections.metric_label(key)} (validation)")
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.15, y=0.15)
+    return _png(fig)
+
+
+def confusion_matrix(record: dict[str, Any]) -> bytes | None:
+    """The recommended artifact's (else the baseline's) matrix; None without one."""
+    entry = sections.recommended(record) or record.get("baseline") or {}
+    matrix = sections.metrics_of(entry).get("confusion_matrix")
+    rows = [[fmt.finite(v) or 0.0 for v in row] for row in matrix or [] if isinstance(row, list)]
+    if not rows or any(len(r) != len(rows) for r in rows):
+        return None
+    n = len(rows)
+    # Colour by row share (recall per class) so rare classes read as clearly as common ones.
+    shares = [[v / sum(r) if sum(r) else 0.0 for v in r] for r in rows]
+    plt = _pyplot()
+    side = min(3.0 + 0.35 * n, 12)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="share of the true class", fraction=0.046, pad=0.04)
+    if n <= 20:
+        for i, r in enumerate(rows):
+            for j, v in enumerate(r):
+                color = "white" if shares[i][j] > 0.5 else ("black" if v else "#bbbbbb")
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8, color=color)
+    ticks = list(range(n)) if n <= 30 else list(range(0, n, max(n // 15, 1)))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix — {entry.get('name')} (counts)")
+    return _png(fig)
+
+
+def render(record: dict[str, Any]) -> dict[str, bytes]:
+    """{file name: PNG bytes} for every plot the record has the numbers for."""
+    out = {"overview.png": overview(record)}
+    made = {
+        "latency_vs_metric.png": latency_vs_metric(record),
+        "confusion_matrix.png": confusion_matrix(record)
+        if record.get("task") == "classification"
+        else None,
+    }
+    out.update({name: png for name, png in made.items() if png is not None})
+    return out
+
+
+def _mb(size_bytes: Any) -> float | None:
+    x = fmt.finite(size_bytes)
+    return None if x is None else x / 1e6

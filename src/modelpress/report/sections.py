@@ -1,0 +1,343 @@
+"""The report's content as plain strings, read from a record once for every view.
+
+Markdown, HTML and the terminal only lay these out, so a number reads the same everywhere.
+Every accessor tolerates a partial record (a run still going, a failed baseline, null fields).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelpress.evaluate.metrics import METRICS, PRIMARY
+from modelpress.report import format as fmt
+
+Entry = dict[str, Any]
+
+RECOMMENDED_MARK = "★"
+_SHORT_METRIC = {"top1": "top-1", "top5": "top-5", "auc": "AUC", "f1": "F1"}
+_NOT_METRICS = {"samples", "per_class", "confusion_matrix", "threshold"}
+# The comparison each target makes, by name prefix (max_size_mb → ≤, min_speedup → ≥).
+_COMPARATOR = {"max": "≤", "min": "≥"}
+
+
+@dataclass
+class Grid:
+    """A table of display strings; ``numeric`` marks the columns to right-align."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    numeric: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Note:
+    source: str  # artifact name, or "step 3 export-tflite"
+    kind: str  # "note" or "error"
+    text: str
+
+
+# ---------------------------------------------------------------------- record access
+def primary_key(record: dict[str, Any]) -> str:
+    return record.get("primary_metric") or PRIMARY.get(record.get("task") or "", "top1")
+
+
+def metric_label(key: str) -> str:
+    """Short column name for a metric: top-1, AUC, cosine, max |Δ|."""
+    if key in _SHORT_METRIC:
+        return _SHORT_METRIC[key]
+    info = METRICS.get(key)
+    return info.label.removesuffix(" to reference") if info else key
+
+
+def steps(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in record.get("steps") or [] if isinstance(s, dict)]
+
+
+def entries(record: dict[str, Any]) -> list[Entry]:
+    """Every measured artifact in pipeline order: the baseline, then each step's artifact."""
+    out = [record["baseline"]] if isinstance(record.get("baseline"), dict) else []
+    return out + [s["artifact"] for s in steps(record) if isinstance(s.get("artifact"), dict)]
+
+
+def recommended(record: dict[str, Any]) -> Entry | None:
+    """The recommended artifact's entry, matched by name, then by path."""
+    rec = record.get("recommendation") or {}
+    for rec_key, entry_key in (("name", "name"), ("artifact", "path")):
+        wanted = rec.get(rec_key)
+        found = [e for e in entries(record) if wanted and e.get(entry_key) == wanted]
+        if found:
+            return found[0]
+    return None
+
+
+def latency_at(entry: Entry, batch: int = 1) -> dict[str, Any]:
+    """Latency stats at ``batch`` when measured there, else the headline ``latency_ms``."""
+    for lat in entry.get("latency_by_batch") or []:
+        if isinstance(lat, dict) and lat.get("batch") == batch:
+            return lat
+    return entry.get("latency_ms") or {}
+
+
+def _label(entry: Entry, rec: Entry | None) -> str:
+    name = fmt.text(entry.get("name"))
+    return f"{name} {RECOMMENDED_MARK}" if rec is not None and entry is rec else name
+
+
+def metrics_of(entry: Entry) -> dict[str, Any]:
+    metrics = entry.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------- sections
+def title(record: dict[str, Any]) -> str:
+    model = (record.get("model") or {}).get("source")
+    return f"modelpress report: {record.get('name') or 'run'}" + (f" — {model}" if model else "")
+
+
+def summary(record: dict[str, Any]) -> str:
+    """One paragraph: task, data, threads, CPU and how the steps went."""
+    data = record.get("data") or {}
+    env = record.get("environment") or {}
+    text = f"Task {record.get('task') or 'unknown'}, judged by {metric_label(primary_key(record))}"
+    if data.get("source"):
+        text += f" on {data['source']}"
+    sizes = [f"{data[k]} {k}" for k in ("train", "calibration", "validation") if k in data]
+    if data.get("num_classes"):
+        sizes.append(f"{data['num_classes']} classes")
+    if sizes:
+        text += f" ({', '.join(sizes)})"
+    threads = env.get("threads") or latency_at(record.get("baseline") or {}).get("threads")
+    cpu = (env.get("cpu") or {}).get("model") or "an unknown CPU"
+    text += f". Latency measured with {fmt.text(threads)} threads on {cpu}"
+    text += f" ({env['logical_cores']} logical cores)." if env.get("logical_cores") else "."
+    statuses = [str(s.get("status")) for s in steps(record)]
+    if statuses:
+        tally = ", ".join(f"{statuses.count(x)} {x}" for x in dict.fromkeys(statuses))
+        text += f" {len(statuses)} steps: {tally}."
+    return text
+
+
+PROGRESSION_HEADERS = [
+    "step", "format", "precision", "status", "size MB", "params", "MACs",
+    "latency ms p50 / p90", "speedup", "throughput/s", "peak mem MB",
+    "{metric}", "Δ pt", "verify max |Δ|", "agreement", "notes",
+]  # fmt: skip
+_PROGRESSION_NUMERIC = set(range(4, 15))
+
+
+def _entry_cells(entry: Entry, key: str, status: Any) -> list[str]:
+    lat = latency_at(entry)
+    verification = entry.get("verification") or {}
+    metrics = metrics_of(entry)
+    return [
+        fmt.text(entry.get("format")),
+        fmt.text(entry.get("precision")),
+        fmt.text(status),
+        fmt.size_mb(entry.get("size_bytes")),
+        fmt.count(entry.get("params")),
+        fmt.count(entry.get("macs")),
+        fmt.latency_pair(lat.get("median"), lat.get("p90"), lat.get("batch")),
+        fmt.ratio(entry.get("speedup")),
+        fmt.throughput(entry.get("throughput_per_s"), entry.get("throughput_batch")),
+        fmt.mb(entry.get("peak_memory_mb")),
+        fmt.metric(metrics.get(key)),
+        fmt.delta_pt(entry.get("metric_delta_pt")),
+        fmt.sig(verification.get("max_abs_diff")),
+        fmt.pct(verification.get("agreement")),
+    ]
+
+
+def progression(record: dict[str, Any]) -> Grid:
+    """One row for the baseline, then one per step, failed and skipped ones included."""
+    key = primary_key(record)
+    headers = [h.replace("{metric}", metric_label(key)) for h in PROGRESSION_HEADERS]
+    grid = Grid("Progression", headers, numeric=set(_PROGRESSION_NUMERIC))
+    rec = recommended(record)
+    baseline = record.get("baseline")
+    if isinstance(baseline, dict):
+        notes = "; ".join(map(str, baseline.get("notes") or []))
+        grid.rows.append(
+            [
+                _label(baseline, rec),
+                *_entry_cells(baseline, key, baseline.get("status")),
+                _one_line(notes),
+            ]
+        )
+    for step in steps(record):
+        label = f"{step.get('index', '?')}. {fmt.text(step.get('name'))}"
+        art = step.get("artifact")
+        if isinstance(art, dict):
+            label += f" {RECOMMENDED_MARK}" if art is rec else ""
+            cells = _entry_cells(art, key, step.get("status") or art.get("status"))
+        else:
+            config = step.get("config") or {}
+            cells = [fmt.text(config.get("format")), fmt.text(config.get("precision"))]
+            cells += [fmt.text(step.get("status"))] + [fmt.MISSING] * 11
+        notes = step.get("error") or "; ".join(map(str, (art or {}).get("notes") or []))
+        grid.rows.append([label, *cells, _one_line(str(notes))])
+    return grid
+
+
+def targets(record: dict[str, Any]) -> Grid | None:
+    """Each target set for the recommended artifact, or None when the recipe set none."""
+    results = record.get("targets") or {}
+    if not results:
+        return None
+    grid = Grid("Targets", ["target", "wanted", "measured", "met"], numeric={1, 2})
+    for name, result in results.items():
+        result = result if isinstance(result, dict) else {}
+        comparator = _COMPARATOR.get(name.split("_", 1)[0], "")
+        wanted = fmt.sig(result.get("target"))
+        wanted = f"{comparator} {wanted}" if comparator and wanted != fmt.MISSING else wanted
+        grid.rows.append([name, wanted, fmt.sig(result.get("value")), fmt.check(result.get("met"))])
+    return grid
+
+
+def recommendation(record: dict[str, Any]) -> tuple[str, str] | None:
+    """(headline, why) of the recommendation, or None before one is made."""
+    rec = record.get("recommendation")
+    if not isinstance(rec, dict):
+        return None
+    where = f" ({rec['artifact']})" if rec.get("artifact") else ""
+    verdict = "meets every target" if rec.get("met") else "does not meet every target"
+    mark = fmt.check(rec.get("met"))
+    return f"{fmt.text(rec.get('name'))}{where} — {verdict} {mark}", fmt.text(rec.get("why"))
+
+
+def scalar_metrics(entry: Entry) -> dict[str, Any]:
+    """Metrics that are one number each (per-class and the confusion matrix left out)."""
+    metrics = metrics_of(entry)
+    return {k: v for k, v in metrics.items() if k not in _NOT_METRICS and fmt.number(v) is not None}
+
+
+def metrics(record: dict[str, Any]) -> Grid | None:
+    """Every scalar metric of every artifact (F1, recall… for binary; top-5 for classification)."""
+    rows = entries(record)
+    keys: list[str] = []
+    for entry in rows:
+        keys += [k for k in scalar_metrics(entry) if k not in keys]
+    if not keys:
+        return None
+    headers = ["artifact", *map(metric_label, keys)]
+    grid = Grid("Metrics", headers, numeric=set(range(1, len(headers))))
+    rec = recommended(record)
+    for entry in rows:
+        values = metrics_of(entry)
+        grid.rows.append([_label(entry, rec), *(_metric_cell(k, values.get(k)) for k in keys)])
+    return grid
+
+
+def _metric_cell(key: str, value: Any) -> str:
+    """Scores in [0, 1] to 4 decimals; differences and counts to 3 significant digits."""
+    info = METRICS.get(key)
+    return fmt.metric(value) if info and info.higher_is_better else fmt.sig(value)
+
+
+def per_class(record: dict[str, Any]) -> Grid | None:
+    """Per-class accuracy of the baseline and the recommended artifact (classification)."""
+    baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else None
+    rec = recommended(record)
+    candidates = [baseline] if rec is None or rec is baseline else [baseline, rec]
+    columns = [e for e in candidates if e and isinstance(metrics_of(e).get("per_class"), dict)]
+    if not columns:
+        return None
+    tables = [e["metrics"]["per_class"] for e in columns]
+    headers = ["class", *(fmt.text(e.get("name")) for e in columns)]
+    both = len(columns) == 2
+    grid = Grid("Per-class accuracy", headers + (["Δ pt"] if both else []))
+    grid.numeric = set(range(1, len(grid.headers)))
+    classes = list(dict.fromkeys(k for t in tables for k in t))
+    for c in classes:
+        values = [t.get(c) for t in tables]
+        row = [str(c), *(fmt.pct(v) for v in values)]
+        if both:
+            a, b = (fmt.number(v) for v in values)
+            row.append(fmt.delta_pt(None if a is None or b is None else 100 * (b - a)))
+        grid.rows.append(row)
+    return grid
+
+
+def notes(record: dict[str, Any]) -> list[Note]:
+    """Every artifact's notes and every step error, verbatim, in pipeline order."""
+    out: list[Note] = []
+    baseline = record.get("baseline")
+    if isinstance(baseline, dict):
+        name = fmt.text(baseline.get("name"))
+        out += [Note(name, "note", str(n)) for n in baseline.get("notes") or []]
+    for step in steps(record):
+        where = f"step {step.get('index', '?')} {step.get('name')}"
+        art = step.get("artifact") if isinstance(step.get("artifact"), dict) else {}
+        name = fmt.text(art.get("name")) if art else where
+        out += [Note(name, "note", str(n)) for n in art.get("notes") or []]
+        if step.get("error"):
+            out.append(Note(f"{where} ({step.get('status')})", "error", str(step["error"])))
+    return out
+
+
+def environment(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, value) pairs: python, platform, CPU model and flags, cores, threads."""
+    env = record.get("environment") or {}
+    cpu = env.get("cpu") or {}
+    flags = cpu.get("flags")
+    return [
+        ("python", fmt.text(env.get("python"))),
+        ("platform", fmt.text(env.get("platform"))),
+        ("cpu", fmt.text(cpu.get("model"))),
+        ("cpu flags", ", ".join(map(str, flags)) if flags else fmt.MISSING),
+        ("logical cores", fmt.text(env.get("logical_cores"))),
+        ("threads", fmt.text(env.get("threads"))),
+    ]
+
+
+def packages(record: dict[str, Any]) -> list[tuple[str, str]]:
+    found = (record.get("environment") or {}).get("packages") or {}
+    return [(str(k), fmt.text(v)) for k, v in found.items()]
+
+
+def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
+    """One artifact's analysis as (key, value) lines, for ``modelpress bench``."""
+    facts = [
+        ("name", fmt.text(entry.get("name"))),
+        ("format", fmt.text(entry.get("format"))),
+        ("precision", fmt.text(entry.get("precision"))),
+        ("runtime", fmt.text(entry.get("runtime"))),
+        ("status", fmt.text(entry.get("status"))),
+        ("size", _unit(fmt.size_mb(entry.get("size_bytes")), "MB")),
+        ("params", fmt.count(entry.get("params"))),
+        ("MACs", fmt.count(entry.get("macs"))),
+    ]
+    by_batch = [b for b in entry.get("latency_by_batch") or [] if isinstance(b, dict)]
+    for lat in by_batch or [entry.get("latency_ms") or {}]:
+        pair = fmt.latency_pair(lat.get("median"), lat.get("p90"))
+        facts.append((f"latency p50 / p90 (batch {fmt.text(lat.get('batch'))})", _unit(pair, "ms")))
+    batch = fmt.number(entry.get("throughput_batch"))
+    at_batch = f" at batch {batch:.0f}" if batch is not None else ""
+    throughput = fmt.count(entry.get("throughput_per_s"))
+    facts.append(
+        ("throughput", throughput + ("/s" + at_batch if throughput != fmt.MISSING else ""))
+    )
+    facts.append(("peak memory", _unit(fmt.mb(entry.get("peak_memory_mb")), "MB")))
+    facts.append(("threads", fmt.text(latency_at(entry).get("threads"))))
+    facts += [(metric_label(k), _metric_cell(k, v)) for k, v in scalar_metrics(entry).items()]
+    per = metrics_of(entry).get("per_class")
+    if isinstance(per, dict) and per:
+        compact = "  ".join(f"{c}:{fmt.pct(v, 0)}" for c, v in per.items())
+        facts.append(("per-class accuracy", compact))
+    for key in ("speedup", "size_ratio"):
+        if fmt.number(entry.get(key)) is not None:
+            facts.append((key.replace("_", " "), fmt.ratio(entry.get(key))))
+    if fmt.number(entry.get("metric_delta_pt")) is not None:
+        key = PRIMARY.get(task, "top1")
+        facts.append((f"Δ {metric_label(key)}", fmt.delta_pt(entry["metric_delta_pt"])))
+    return facts
+
+
+def _unit(value: str, unit: str) -> str:
+    return value if value == fmt.MISSING else f"{value} {unit}"

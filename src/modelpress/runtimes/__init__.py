@@ -1,0 +1,33 @@
+"""Runtimes load an artifact and run batches. Evaluation and benchmarking use only this.
+
+Backends are found by the artifact's format; each lives in its own module, imported on use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from modelpress.runtimes.base import Runtime
+
+if TYPE_CHECKING:
+    from modelpress.core.artifact import Artifact
+
+# format → (module, class); modules import their heavy library only when loaded.
+_BACKENDS = {
+    "torch": ("modelpress.runtimes.eager", "TorchRuntime"),
+    "torchscript": ("modelpress.runtimes.torchscript", "TorchScriptRuntime"),
+    "onnx": ("modelpress.runtimes.ort", "OnnxRuntime"),
+}
+
+
+def runtime_for(artifact: Artifact, threads: int) -> Runtime:
+    from modelpress.errors import RuntimeUnavailableError
+
+    if artifact.format not in _BACKENDS:
+        raise RuntimeUnavailableError(f"{artifact.name}: no runtime for format '{artifact.format}'")
+    module, cls = _BACKENDS[artifact.format]
+    return getattr(importlib.import_module(module), cls)(artifact, threads)
+
+
+__all__ = ["Runtime", "runtime_for"]

@@ -1,0 +1,51 @@
+"""The one Runtime interface, and the one batching loop every runtime shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from modelpress.core.artifact import Artifact
+
+
+class Runtime(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, artifact: Artifact, threads: int) -> None:
+        self.artifact = artifact
+        self.threads = threads
+        self.fixed_batch: int | None = None  # set when the artifact only takes one batch size
+
+    @abstractmethod
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """One batch in (numpy, one array per input), the first output out as float32 numpy."""
+
+    def param_count(self) -> int | None:
+        return None
+
+    def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
+        """A zero-argument call of one batch, for timing: inputs converted once, up front."""
+        return lambda: self.run(inputs)
+
+    def predict(self, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
+        """Outputs for a whole split, batch by batch (fixed-batch artifacts: last batch padded)."""
+        if self.fixed_batch is not None:
+            batch_size = self.fixed_batch
+        n = len(inputs[0])
+        outs = []
+        for start in range(0, n, batch_size):
+            chunk = [a[start : start + batch_size] for a in inputs]
+            real = len(chunk[0])
+            if self.fixed_batch is not None and real < batch_size:
+                chunk = [
+                    np.concatenate([c, np.repeat(c[-1:], batch_size - real, 0)]) for c in chunk
+                ]
+            outs.append(np.asarray(self.run(chunk))[:real])
+        return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def close(self) -> None:  # noqa: B027 — optional hook
+        pass

@@ -1,0 +1,75 @@
+"""ONNX Runtime (format ``onnx``), CPU execution provider, thread count fixed per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from modelpress.errors import ModelSourceError, RuntimeUnavailableError
+from modelpress.runtimes.base import Runtime
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+
+    def __init__(self, artifact, threads: int) -> None:
+        super().__init__(artifact, threads)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeUnavailableError(
+                "onnxruntime is not installed: pip install onnxruntime"
+            ) from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(artifact.path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelSourceError(
+                f"{artifact.path}: onnxruntime cannot load it ({first})"
+            ) from None
+        self.inputs = self.session.get_inputs()
+        self.output_name = self.session.get_outputs()[0].name
+        batch = self.inputs[0].shape[0] if self.inputs[0].shape else None
+        self.fixed_batch = batch if isinstance(batch, int) else None
+
+    def _feed(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {
+            i.name: np.ascontiguousarray(a, dtype=_ORT_TYPES.get(i.type, a.dtype))
+            for i, a in zip(self.inputs, inputs, strict=True)
+        }
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(
+            self.session.run([self.output_name], self._feed(inputs))[0], dtype=np.float32
+        )
+
+    def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
+        feed = self._feed(inputs)
+        return lambda: self.session.run([self.output_name], feed)
+
+    def param_count(self) -> int:
+        import onnx
+
+        model = onnx.load(str(self.artifact.path), load_external_data=False)
+        return int(
+            sum(np.prod(t.dims) for t in model.graph.initializer if t.data_type in (1, 10, 11))
+        )

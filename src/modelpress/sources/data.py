@@ -1,0 +1,316 @@
+"""Data sources → deterministic train / calibration / validation splits (numpy arrays).
+
+``builtin:digits``         scikit-learn's bundled 8×8 handwritten digits, resized to the input
+                           shape (bilinear) with 1 or 3 channels, scaled to [0, 1]
+``builtin:breast_cancer``  30 tabular features, binary; standardised with train-split statistics
+``folder:PATH``            one sub-folder per class of PNG/JPEG images, resized to the input shape
+``npz:PATH``               arrays used exactly as given: ``x`` (or ``x_NAME`` per model input),
+                           optional ``y``. No resizing or normalising unless the recipe asks.
+The three splits are disjoint (stratified by label when there are labels), fixed by the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelpress.errors import DataSourceError
+from modelpress.sources.inputs import InputSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass
+class Split:
+    inputs: list[np.ndarray]  # one array per model input, first dim N
+    labels: np.ndarray | None  # (N,) int64, or None (fidelity data)
+
+    def __len__(self) -> int:
+        return len(self.inputs[0])
+
+    def take(self, idx: np.ndarray) -> Split:
+        return Split(
+            [a[idx] for a in self.inputs], None if self.labels is None else self.labels[idx]
+        )
+
+    def head(self, n: int) -> Split:
+        return self.take(np.arange(min(n, len(self))))
+
+    def batches(self, batch_size: int) -> Iterator[tuple[list[np.ndarray], np.ndarray | None]]:
+        for start in range(0, len(self), batch_size):
+            sl = slice(start, start + batch_size)
+            yield [a[sl] for a in self.inputs], None if self.labels is None else self.labels[sl]
+
+    def sample_batch(self, batch: int) -> list[np.ndarray]:
+        """The first ``batch`` samples (tiled if the split is smaller): real data for timing."""
+        idx = np.arange(batch) % len(self)
+        return [np.ascontiguousarray(a[idx]) for a in self.inputs]
+
+
+@dataclass
+class Dataset:
+    source: str
+    train: Split
+    calibration: Split
+    validation: Split
+    input_names: list[str]
+    num_classes: int | None
+    class_names: list[str] | None = None
+    suggested_task: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sample_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(a.shape[1:]) for a in self.validation.inputs]
+
+    def input_specs(self, batch: int = 1) -> list[InputSpec]:
+        return [
+            InputSpec(name, (batch, *a.shape[1:]), str(a.dtype))
+            for name, a in zip(self.input_names, self.validation.inputs, strict=True)
+        ]
+
+    def summary(self) -> dict:
+        return {
+            "source": self.source,
+            "train": len(self.train),
+            "calibration": len(self.calibration),
+            "validation": len(self.validation),
+            "num_classes": self.num_classes,
+            "inputs": [s.describe() for s in self.input_specs()],
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _resize_images(x: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """(N, C0, H0, W0) float → (N, C, H, W): bilinear resize, grey↔RGB by channel repeat/mean."""
+    import torch
+    import torch.nn.functional as F
+
+    if len(shape) != 3:
+        raise DataSourceError(
+            f"{where}: images need an input shape N,C,H,W (e.g. 1,1,32,32), got {len(shape) + 1}-D"
+        )
+    c, h, w = shape
+    t = torch.from_numpy(x)
+    if t.shape[-2:] != (h, w):
+        t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+    if t.shape[1] != c:
+        if t.shape[1] == 1:
+            t = t.repeat(1, c, 1, 1)
+        elif c == 1:
+            t = t.mean(dim=1, keepdim=True)
+        else:
+            raise DataSourceError(f"{where}: cannot turn {t.shape[1]} channels into {c}")
+    return t.contiguous().numpy()
+
+
+def _digits(shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    if shape is None:
+        shape = (1, 8, 8)
+    if len(shape) == 1:  # a flat vector model (mlp): (N, 64) at native size only
+        if shape[0] != 64:
+            raise DataSourceError(
+                f"builtin:digits: a flat input has 64 features (8×8), not {shape[0]}; "
+                "use an image shape like 1,1,32,32 to resize"
+            )
+        return x.reshape(len(x), 64), d.target.astype(np.int64), [str(c) for c in range(10)]
+    return (
+        _resize_images(x, shape, "builtin:digits"),
+        d.target.astype(np.int64),
+        [str(c) for c in range(10)],
+    )
+
+
+def _breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    return d.data.astype(np.float32), d.target.astype(np.int64), list(d.target_names)
+
+
+def _folder(path: Path, shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    where = f"folder:{path}"
+    if not path.is_dir():
+        raise DataSourceError(f"{where}: folder not found")
+    classes = sorted(
+        d.name
+        for d in path.iterdir()
+        if d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())
+    )
+    if not classes:
+        raise DataSourceError(
+            f"{where}: no class sub-folders with images ({', '.join(IMAGE_SUFFIXES)}); "
+            "put the images of each class in a folder of its own"
+        )
+    if shape is None or len(shape) != 3:
+        raise DataSourceError(
+            f"{where}: images need an input shape N,C,H,W, e.g. --input-shape 1,3,64,64"
+        )
+    c, h, w = shape
+    if c not in (1, 3):
+        raise DataSourceError(f"{where}: images have 1 (grey) or 3 (RGB) channels, not {c}")
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        for f in sorted((path / name).iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+                    arr = np.asarray(im, dtype=np.float32) / 255.0
+            except (UnidentifiedImageError, OSError) as e:
+                raise DataSourceError(
+                    f"{f}: not a readable image ({e}); remove or replace it"
+                ) from None
+            xs.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))  # (C, H, W)
+            ys.append(label)
+    return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
+
+
+def _npz(
+    path: Path, names: list[str] | None
+) -> tuple[list[np.ndarray], list[str], np.ndarray | None]:
+    where = f"npz:{path}"
+    if not path.is_file():
+        raise DataSourceError(f"{where}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # numpy raises several types for a bad archive
+        raise DataSourceError(f"{where}: not a readable .npz archive ({e})") from None
+    y = arrays.pop("y", None)
+    if "x" in arrays:
+        inputs, input_names = [arrays["x"]], [names[0] if names else "input"]
+    else:
+        keys = [k for k in arrays if k.startswith("x_")]
+        if not keys:
+            raise DataSourceError(
+                f"{where}: needs an array 'x' (or 'x_NAME' per model input); found {sorted(arrays)}"
+            )
+        if names and all(f"x_{n}" in arrays for n in names):
+            keys = [f"x_{n}" for n in names]
+        inputs, input_names = [arrays[k] for k in keys], [k[2:] for k in keys]
+    n = len(inputs[0])
+    if any(len(a) != n for a in inputs) or (y is not None and len(y) != n):
+        raise DataSourceError(f"{where}: inputs and y must have the same first dimension (samples)")
+    if y is not None:
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataSourceError(f"{where}: y must be a 1-D array of integer class labels")
+        y = y.astype(np.int64)
+    return inputs, input_names, y
+
+
+def _split_indices(
+    n: int, labels: np.ndarray | None, train: float, calib: float, val: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint index sets; stratified when every class has enough samples."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+
+    def cut(pool: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+        if size <= 0:
+            return pool, pool[:0]
+        strat = None if labels is None else labels[pool]
+        if strat is not None and np.unique(strat, return_counts=True)[1].min() < 2:
+            strat = None
+        try:
+            return tuple(train_test_split(pool, test_size=size, random_state=seed, stratify=strat))
+        except ValueError:  # too few samples per class for the requested size: unstratified
+            return tuple(train_test_split(pool, test_size=size, random_state=seed))
+
+    rest, val_idx = cut(idx, val)
+    if calib > 0:
+        rest, calib_idx = cut(rest, calib / (1 - val))
+    else:
+        calib_idx = rest[:0]
+    if train + calib + val < 1 - 1e-9 and train > 0:  # use only the asked share for training
+        keep = round(n * train)
+        rest = rest[:keep]
+    return np.sort(rest), np.sort(calib_idx), np.sort(val_idx)
+
+
+def load_data(
+    source: str,
+    *,
+    input_specs: list[InputSpec] | None = None,
+    seed: int = 0,
+    splits: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    max_samples: int | None = None,
+    normalize: tuple[list[float], list[float]] | None = None,
+    resize: bool = False,
+) -> Dataset:
+    """Load a data source and split it. ``input_specs`` (batch first) sets the sample shape."""
+    kind, _, arg = source.partition(":")
+    sample_shape = tuple(input_specs[0].shape[1:]) if input_specs else None
+    names = [s.name for s in input_specs] if input_specs else None
+    suggested, class_names, notes = None, None, []
+    if kind == "builtin" and arg == "digits":
+        x, y, class_names = _digits(sample_shape)
+        inputs = [x]
+    elif kind == "builtin" and arg == "breast_cancer":
+        x, y, class_names = _breast_cancer()
+        inputs, suggested = [x], "binary"
+    elif kind == "builtin":
+        raise DataSourceError(
+            f"builtin:{arg}: unknown; built-in data are builtin:digits, builtin:breast_cancer"
+        )
+    elif kind == "folder":
+        x, y, class_names = _folder(Path(arg), sample_shape)
+        inputs = [x]
+    elif kind == "npz":
+        inputs, npz_names, y = _npz(Path(arg), names)
+        names = npz_names if not names or len(names) != len(inputs) else names
+        if resize and sample_shape is not None:
+            inputs = [_resize_images(inputs[0].astype(np.float32), sample_shape, source)]
+        if y is None:
+            suggested = "fidelity"
+    else:
+        raise DataSourceError(f"'{source}': use builtin:NAME, folder:PATH or npz:PATH")
+    names = (
+        names
+        if names and len(names) == len(inputs)
+        else (["input"] if len(inputs) == 1 else [f"input{i}" for i in range(len(inputs))])
+    )
+    n = len(inputs[0])
+    if n < 10:
+        raise DataSourceError(f"{source}: only {n} samples; modelpress needs at least 10 to split")
+    if max_samples is not None and max_samples < n:
+        keep, _, _ = _split_indices(n, y, max_samples / n, 0.0, 1 - max_samples / n, seed)
+        inputs, y = [a[keep] for a in inputs], None if y is None else y[keep]
+        n = len(keep)
+        notes.append(f"subsampled to {n} samples (data.max_samples)")
+    if normalize is not None:
+        mean, std = (np.asarray(v, dtype=np.float32) for v in normalize)
+        shape = (1, -1) + (1,) * (inputs[0].ndim - 2)
+        inputs[0] = (inputs[0] - mean.reshape(shape)) / std.reshape(shape)
+    tr, ca, va = _split_indices(n, y, *splits, seed)
+    whole = Split(inputs, y)
+    dataset = Dataset(
+        source=source,
+        train=whole.take(tr),
+        calibration=whole.take(ca),
+        validation=whole.take(va),
+        input_names=names,
+        num_classes=None if y is None else int(y.max()) + 1,
+        class_names=class_names,
+        suggested_task=suggested,
+        notes=notes,
+    )
+    if source == "builtin:breast_cancer":  # standardise with train statistics only
+        mu = dataset.train.inputs[0].mean(0)
+        sd = dataset.train.inputs[0].std(0) + 1e-6
+        for part in (dataset.train, dataset.calibration, dataset.validation):
+            part.inputs[0] = ((part.inputs[0] - mu) / sd).astype(np.float32)
+    return dataset

@@ -1,0 +1,287 @@
+"""Model sources → an ``nn.Module`` in eval mode, with clear errors for every way it can fail.
+
+``zoo:NAME``                   our reference architectures (+ model_kwargs)
+``package.module:factory``     an importable factory
+``path/to/file.py:factory``    a factory in a file
+``file.pt``                    a checkpoint written by ``modelpress train`` (rebuilds itself),
+                               or a whole TorchScript module
+``file.pt2``                   a ``torch.export`` ExportedProgram
+Weights (``--weights``) may be a plain ``torch.save(model.state_dict())`` file, a
+``modelpress train`` checkpoint, a dict holding ``state_dict``, or ``.safetensors``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelpress.errors import ModelSourceError
+
+CHECKPOINT_KEY = "modelpress"  # metadata key in checkpoints written by `modelpress train`
+
+
+@dataclass
+class ModelSpec:
+    """What a model source says before anything is built (enough to plan input shapes)."""
+
+    source: str
+    kind: str  # zoo | factory | checkpoint | torchscript | exported
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # from a modelpress checkpoint
+    default_input_shape: tuple[int, ...] | None = None  # without batch (zoo entries)
+    input_kind: str | None = None  # image | vector (zoo entries)
+
+    @property
+    def architecture(self) -> str:
+        """What builds the module: the source itself, or what a checkpoint recorded."""
+        return self.metadata.get("model", self.source) if self.kind == "checkpoint" else self.source
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(
+                n.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for n in z.namelist()
+            )
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def read_checkpoint(path: Path) -> Any:
+    """torch.load with weights_only (no code runs); a clear error for anything unreadable."""
+    if not path.is_file():
+        raise ModelSourceError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:
+            raise ModelSourceError(
+                f"{path}: not a readable safetensors file ({_first_line(e)})"
+            ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelSourceError(
+            f"{path}: not a readable PyTorch weights file ({_first_line(e)}); "
+            "save it with torch.save(model.state_dict(), path)"
+        ) from None
+
+
+def inspect_source(source: str, model_kwargs: dict[str, Any] | None = None) -> ModelSpec:
+    """Classify a source and read what it says about itself, without building the model."""
+    kwargs = dict(model_kwargs or {})
+    if source.startswith("zoo:"):
+        from modelpress import zoo
+
+        entry = zoo.get(source[4:])
+        return ModelSpec(source, "zoo", kwargs, {}, entry.default_input_shape, entry.input_kind)
+    path = Path(source)
+    if source.endswith(".pt2"):
+        if not path.is_file():
+            raise ModelSourceError(f"{source}: ExportedProgram file not found")
+        return ModelSpec(source, "exported", kwargs)
+    if source.endswith((".pt", ".pth", ".ts")):
+        if not path.is_file():
+            raise ModelSourceError(f"{source}: model file not found")
+        if _is_torchscript(path):
+            return ModelSpec(source, "torchscript", kwargs)
+        ckpt = read_checkpoint(path)
+        meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+        if not isinstance(meta, dict) or "model" not in meta:
+            raise ModelSourceError(
+                f"{source}: holds only weights; pass the architecture as the model "
+                f"(zoo:NAME or module:factory) and this file as --weights"
+            )
+        inner = inspect_source(meta["model"], {**meta.get("model_kwargs", {}), **kwargs})
+        return ModelSpec(
+            source, "checkpoint", inner.kwargs, meta, inner.default_input_shape, inner.input_kind
+        )
+    if source.endswith((".onnx", ".tflite")):
+        raise ModelSourceError(
+            f"{source}: {path.suffix} files are evaluated with their runtime, not loaded as a "
+            "torch model (support arrives with the quantization formats)"
+        )
+    if ":" in source:
+        return ModelSpec(source, "factory", kwargs)
+    raise ModelSourceError(
+        f"'{source}': not a model source; use zoo:NAME, package.module:factory, "
+        "path/file.py:factory, a .pt checkpoint/TorchScript file or a .pt2 ExportedProgram"
+    )
+
+
+def _resolve_factory(source: str) -> Any:
+    target, _, attr = source.rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ModelSourceError(f"{target}: model file not found")
+        name = f"_modelpress_user_{abs(hash(path.resolve()))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.path.insert(0, str(path.parent.resolve()))  # so the file can import its neighbours
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except Exception as e:
+            raise ModelSourceError(f"{target}: importing it failed ({_first_line(e)})") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as e:
+            raise ModelSourceError(
+                f"'{source}': cannot import '{target}' ({_first_line(e)})"
+            ) from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        close = difflib.get_close_matches(attr, names, n=3)
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else f"; callables there: {', '.join(sorted(names)[:8])}"
+        )
+        raise ModelSourceError(f"'{source}': '{target}' has no factory '{attr}'{hint}")
+    return factory
+
+
+def _call(factory: Any, kwargs: dict[str, Any], source: str) -> nn.Module:
+    try:
+        obj = factory(**kwargs)
+    except ModelSourceError:
+        raise
+    except TypeError as e:
+        raise ModelSourceError(
+            f"'{source}': factory rejected model_kwargs {kwargs} ({e})"
+        ) from None
+    except Exception as e:
+        raise ModelSourceError(f"'{source}': factory failed ({_first_line(e)})") from None
+    if not isinstance(obj, nn.Module):
+        raise ModelSourceError(
+            f"'{source}': factory returned {type(obj).__name__}, not an nn.Module"
+        )
+    return obj
+
+
+def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Build (or load) the module. ``auto_kwargs`` fill zoo arguments the user left out."""
+    if spec.kind == "torchscript":
+        try:
+            return torch.jit.load(spec.source, map_location="cpu").eval()
+        except Exception as e:
+            raise ModelSourceError(
+                f"{spec.source}: not a loadable TorchScript file ({_first_line(e)})"
+            ) from None
+    if spec.kind == "exported":
+        try:
+            return torch.export.load(spec.source).module()
+        except Exception as e:
+            raise ModelSourceError(
+                f"{spec.source}: not a loadable .pt2 ExportedProgram ({_first_line(e)})"
+            ) from None
+    source = spec.architecture
+    if source.startswith("zoo:"):
+        from modelpress import zoo
+
+        entry = zoo.get(source[4:])
+        params = inspect.signature(entry.factory).parameters
+        kwargs = {k: v for k, v in (auto_kwargs or {}).items() if k in params}
+        kwargs.update(spec.kwargs)
+        spec.kwargs = kwargs
+        model = _call(entry.factory, kwargs, source)
+    else:
+        model = _call(_resolve_factory(source), spec.kwargs, source)
+    if spec.kind == "checkpoint":
+        load_weights(model, Path(spec.source), source)
+    return model.eval()
+
+
+def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    elif isinstance(obj, dict) and isinstance(obj.get("model_state_dict"), dict):
+        obj = obj["model_state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelSourceError(
+            f"{path}: holds no state dict (tensors by parameter name); "
+            "save one with torch.save(model.state_dict(), path)"
+        )
+    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel/DDP
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+def load_weights(model: nn.Module, path: Path, source: str) -> None:
+    """Load a state dict strictly; on mismatch say which keys and shapes differ."""
+    state = _extract_state_dict(read_checkpoint(path), path)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} in model"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise ModelSourceError(
+            f"{path}: weights do not match {source}: {'; '.join(parts)}; "
+            "pass the model_kwargs the weights were trained with"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def check_forward(model: nn.Module, example: list[torch.Tensor], source: str) -> torch.Tensor:
+    """Run the model once on an example batch; a rejected input shape becomes a clear error."""
+    try:
+        with torch.inference_mode():
+            out = model(*example)
+    except Exception as e:
+        shapes = ", ".join(
+            f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in example
+        )
+        raise ModelSourceError(
+            f"{source} rejects input {shapes} ({_first_line(e)}); "
+            "set --input-shape / input_shape to what its forward expects"
+        ) from None
+    return first_tensor(out, source)
+
+
+def first_tensor(out: Any, source: str = "model") -> torch.Tensor:
+    """The output modelpress evaluates: the tensor itself, or the first of a tuple/list/dict."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, list | tuple) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict) and out:
+        value = next(iter(out.values()))
+        if isinstance(value, torch.Tensor):
+            return value
+    if hasattr(out, "logits") and isinstance(out.logits, torch.Tensor):
+        return out.logits
+    raise ModelSourceError(
+        f"{source}: forward returned {type(out).__name__}; modelpress needs a tensor"
+    )

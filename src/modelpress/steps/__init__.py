@@ -1,0 +1,1 @@
+"""One module per technique; importing a module registers its step (see core.registry)."""

@@ -1,0 +1,130 @@
+"""``export``: write a deployable file for another runtime.
+
+``format: onnx`` uses the torch.onnx dynamo exporter (a dynamic batch dimension where the model
+allows, else the example's fixed batch, recorded), checks the graph with ``onnx.checker``, and
+optionally simplifies it with onnxslim. ``format: torchscript`` is the ``torchscript`` step.
+The artifact is then verified against its parent and measured in onnxruntime by the runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.core.registry import StepConfig, register_step
+from modelpress.errors import StepError
+from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
+
+
+class ExportConfig(StepConfig):
+    type: Literal["export"] = "export"
+    format: Literal["onnx", "torchscript"] = "onnx"
+    precision: Literal["fp32"] = "fp32"
+    opset: int = Field(18, ge=13, le=23)
+    dynamic_batch: bool = True
+    slim: bool = True  # onnxslim: constant folding and fusions; the output check still applies
+
+    def default_name(self) -> str:
+        return f"export-{self.format}"
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _export_onnx(
+    module: torch.nn.Module, example: tuple, names: list[str], out: Path, opset: int, dynamic: bool
+) -> None:
+    kwargs = {}
+    if dynamic:
+        batch = torch.export.Dim("batch")
+        kwargs["dynamic_shapes"] = tuple({0: batch} for _ in example)
+    torch.onnx.export(
+        module,
+        example,
+        str(out),
+        input_names=names,
+        output_names=["output"],
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+        **kwargs,
+    )
+
+
+def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+    import onnx
+
+    module = artifact.module
+    if module is None:
+        raise StepError(f"{config.display_name}: needs a torch model as input")
+    example = tuple(ctx.example_inputs(2))  # batch 2: batch 1 would be specialised away
+    names = [s.name for s in artifact.input_specs]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed"...
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dynamic = config.dynamic_batch
+        try:
+            _export_onnx(module.eval(), example, names, out, config.opset, dynamic)
+        except Exception as e:
+            if not dynamic:
+                raise StepError(f"torch.onnx.export failed: {_first_line(e)}") from None
+            notes.append(f"dynamic batch not exportable ({_first_line(e)[:120]}); fixed batch used")
+            dynamic = False
+            example = tuple(ctx.example_inputs(1))
+            try:
+                _export_onnx(module.eval(), example, names, out, config.opset, dynamic)
+            except Exception as e2:
+                raise StepError(f"torch.onnx.export failed: {_first_line(e2)}") from None
+    try:
+        onnx.checker.check_model(str(out), full_check=True)
+    except Exception as e:
+        raise StepError(f"onnx.checker rejected the export: {_first_line(e)}") from None
+    slimmed = False
+    if config.slim:
+        import onnxslim
+
+        try:
+            model = onnxslim.slim(onnx.load(str(out)))
+            onnx.checker.check_model(model, full_check=True)
+            onnx.save(model, str(out))
+            slimmed = True
+        except Exception as e:
+            notes.append(f"onnxslim skipped: {_first_line(e)[:160]}")
+    return Artifact(
+        name=f"onnx-{config.precision}",
+        format="onnx",
+        precision=config.precision,
+        input_specs=artifact.input_specs,
+        path=out,
+        parent=artifact.name,
+        step=config.display_name,
+        notes=notes,
+        details={
+            "opset": config.opset,
+            "dynamic_batch": dynamic,
+            "slimmed": slimmed,
+            "exporter": "torch.onnx (dynamo)",
+        },
+    )
+
+
+@register_step(ExportConfig)
+def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
+    if config.format == "torchscript":
+        ts = TorchScriptConfig(name=config.display_name)
+        out = ctx.artifact_path(config.display_name, f"model-{config.precision}", ".pt")
+        return to_torchscript(artifact, ts, ctx, out)
+    out = ctx.artifact_path(config.display_name, f"model-{config.precision}", ".onnx")
+    return to_onnx(artifact, config, ctx, out)

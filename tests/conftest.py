@@ -1,0 +1,80 @@
+"""Shared fixtures: small models and data, so the suite stays fast on 2 cores."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def factory_file(tmp_path: Path) -> Path:
+    """A user model file with a factory, as a user would write one."""
+    path = tmp_path / "my_model.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+
+            class Net(nn.Module):
+                def __init__(self, num_classes=10, hidden=32):
+                    super().__init__()
+                    self.body = nn.Sequential(
+                        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                        nn.Flatten(), nn.Linear(128, hidden), nn.ReLU(),
+                    )
+                    self.head = nn.Linear(hidden, num_classes)
+
+                def forward(self, x):
+                    return self.head(self.body(x))
+
+
+            def build(num_classes=10, hidden=32):
+                return Net(num_classes, hidden)
+
+
+            def not_a_module():
+                return 42
+            """
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dscnn trained for a few epochs on digits at 16×16 with `modelpress train`'s code path."""
+    from modelpress.core.recipe import build_recipe
+    from modelpress.training import TrainConfig, train_and_save
+
+    out = tmp_path_factory.mktemp("ckpt") / "dscnn.pt"
+    recipe = build_recipe(
+        {
+            "model": "zoo:dscnn",
+            "model_kwargs": {"width_mult": 0.5},
+            "data": "builtin:digits",
+            "input_shape": "1,1,16,16",
+        }
+    )
+    train_and_save(recipe, TrainConfig(epochs=6, lr=5e-3, seed=0), out)
+    return out
+
+
+def tiny_recipe(model: str, **extra: object) -> dict:
+    """A recipe dict that evaluates quickly (few repeats, small inputs)."""
+    recipe = {
+        "model": model,
+        "data": "builtin:digits",
+        "input_shape": "1,1,16,16",
+        "evaluate": {"warmup": 1, "repeats": 3, "batch_sizes": [1, 8]},
+    }
+    recipe.update(extra)
+    return recipe

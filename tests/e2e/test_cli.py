@@ -1,0 +1,251 @@
+"""The CLI as a user runs it: a subprocess, its exit code, what it prints, what it writes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import tiny_recipe
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "modelpress.cli.app", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_every_command() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "demo", "bench", "export", "train", "zoo"):
+        assert command in result.stdout
+    assert "--input-shape" in cli("bench", "--help").stdout
+
+
+def test_zoo_lists_the_reference_architectures() -> None:
+    result = cli("zoo")
+    assert result.returncode == 0
+    for name in ("mobilenetv3_small", "resnet18", "resnet_tiny", "dscnn", "mlp"):
+        assert name in result.stdout
+
+
+def test_run_a_recipe_file(trained_checkpoint: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(str(trained_checkpoint), steps=[{"type": "export", "format": "onnx"}])
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    result = cli(
+        "run",
+        str(tmp_path / "r.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "evaluate.repeats=4",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Progression" in result.stdout and "recommendation" in result.stdout
+    record = json.loads((tmp_path / "run/record.json").read_text())
+    assert record["artifacts"][0]["latency_ms"]["repeats"] == 4
+    again = cli(
+        "run",
+        str(tmp_path / "r.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--resume",
+        "--set",
+        "evaluate.repeats=4",
+    )
+    assert again.returncode == 0 and "reused" in again.stdout
+
+
+def test_export_with_save_recipe_then_replay(trained_checkpoint: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "export.yaml"
+    result = cli(
+        "export",
+        str(trained_checkpoint),
+        "--data",
+        "builtin:digits",
+        "--format",
+        "torchscript",
+        "--out",
+        str(tmp_path / "exp"),
+        "--save-recipe",
+        str(saved),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "exp/artifacts/model-fp32.pt").is_file()
+    steps = yaml.safe_load(saved.read_text())["steps"]
+    assert steps == [
+        {
+            "type": "export",
+            "format": "torchscript",
+            "precision": "fp32",
+            "opset": 18,
+            "dynamic_batch": True,
+            "slim": True,
+        }
+    ]
+
+
+def test_train_then_bench_the_checkpoint(tmp_path: Path) -> None:
+    weights = tmp_path / "mlp.pt"
+    trained = cli(
+        "train",
+        "zoo:mlp",
+        "--data",
+        "builtin:breast_cancer",
+        "--epochs",
+        "5",
+        "--out",
+        str(weights),
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "best auc" in trained.stdout
+    bench = cli(
+        "bench",
+        str(weights),
+        "--data",
+        "builtin:breast_cancer",
+        "--repeats",
+        "5",
+        "--json",
+        str(tmp_path / "b.json"),
+    )
+    assert bench.returncode == 0, bench.stderr
+    entry = json.loads((tmp_path / "b.json").read_text())
+    assert entry["task"] == "binary" and entry["metrics"]["auc"] >= 0.95
+    assert entry["params"] > 0 and entry["macs"] > 0 and entry["latency_ms"]["p90"] > 0
+
+
+# ---------------------------------------------------------------- bad input, each one line
+
+
+def test_unknown_recipe_key(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        yaml.safe_dump({"model": "zoo:dscnn", "data": "builtin:digits", "stepz": []})
+    )
+    assert_one_line_error(cli("run", str(tmp_path / "r.yaml")), "stepz: unknown key")
+
+
+def test_unknown_step_type_and_wrong_value_type(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "model": "zoo:dscnn",
+                "data": "builtin:digits",
+                "evaluate": {"repeats": "many"},
+                "steps": [{"type": "quantise"}],
+            }
+        )
+    )
+    assert_one_line_error(cli("run", str(tmp_path / "r.yaml")), "evaluate.repeats", "steps.0.type")
+
+
+def test_missing_files(tmp_path: Path) -> None:
+    assert_one_line_error(
+        cli(
+            "bench", "zoo:dscnn", "--data", "builtin:digits", "--weights", str(tmp_path / "none.pt")
+        ),
+        "none.pt: weights file not found",
+    )
+    assert_one_line_error(
+        cli("bench", "zoo:dscnn", "--data", f"npz:{tmp_path}/none.npz"), "none.npz: file not found"
+    )
+    assert_one_line_error(
+        cli("bench", f"{tmp_path}/none.pt", "--data", "builtin:digits"), "model file not found"
+    )
+
+
+def test_factory_that_does_not_resolve(factory_file: Path) -> None:
+    assert_one_line_error(
+        cli("bench", f"{factory_file}:nope", "--data", "builtin:digits"), "has no factory 'nope'"
+    )
+
+
+def test_mismatched_and_corrupt_weights(tmp_path: Path, trained_checkpoint: Path) -> None:
+    assert_one_line_error(
+        cli(
+            "bench",
+            "zoo:dscnn",
+            "--data",
+            "builtin:digits",
+            "--input-shape",
+            "1,1,16,16",
+            "--weights",
+            str(trained_checkpoint),
+        ),
+        "weights do not match zoo:dscnn",
+    )
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    assert_one_line_error(
+        cli(
+            "bench", "zoo:dscnn", "--data", "builtin:digits", "--weights", str(tmp_path / "bad.pt")
+        ),
+        "not a readable PyTorch weights file",
+    )
+
+
+def test_input_shape_the_model_rejects(factory_file: Path) -> None:
+    assert_one_line_error(
+        cli(
+            "bench",
+            f"{factory_file}:build",
+            "--data",
+            "builtin:digits",
+            "--input-shape",
+            "1,3,16,16",
+        ),
+        "rejects input (1, 3, 16, 16)",
+    )
+
+
+def test_empty_data_folder(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    assert_one_line_error(
+        cli("bench", "zoo:dscnn", "--data", f"folder:{tmp_path / 'imgs'}"),
+        "no class sub-folders with images",
+    )
+
+
+def test_resume_on_a_run_of_another_recipe(trained_checkpoint: Path, tmp_path: Path) -> None:
+    first = tiny_recipe(str(trained_checkpoint))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**first, "task": "fidelity"}))
+    assert cli("run", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "run")).returncode == 0
+    assert_one_line_error(
+        cli("run", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "run"), "--resume"),
+        "different recipe (task differ",
+    )
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = cli("--debug", "bench", "zoo:dscnn", "--data", f"npz:{tmp_path}/none.npz")
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_full(tmp_path: Path) -> None:
+    """The README's demo, at full size: baseline ≥ 0.95, ONNX and TorchScript verified."""
+    result = cli("demo", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "demo/record.json").read_text())
+    assert record["baseline"]["metrics"]["top1"] >= 0.95
+    for art in record["artifacts"]:
+        assert art["verification"]["max_abs_diff"] <= 1e-4 and art["status"] == "ok"

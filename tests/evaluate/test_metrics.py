@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from modelpress.evaluate.compare import compare_outputs
+from modelpress.evaluate.metrics import METRICS, PRIMARY, compute_metrics
+
+
+def test_classification_top1_top5_per_class_and_confusion() -> None:
+    # 4 samples, 6 classes; rows 0 and 1 right, row 2 wrong but in the top 5, row 3 wrong.
+    logits = np.array(
+        [
+            [9, 1, 0, 0, 0, 0],
+            [0, 9, 1, 0, 0, 0],
+            [9, 8, 7, 6, 5, 0],
+            [9, 0, 0, 0, 0, 0],
+        ],
+        dtype=np.float32,
+    )
+    labels = np.array([0, 1, 4, 5])
+    m = compute_metrics("classification", logits, labels)
+    assert m["top1"] == pytest.approx(0.5)
+    assert m["top5"] == pytest.approx(0.75)
+    assert m["per_class"] == {"0": 1.0, "1": 1.0, "4": 0.0, "5": 0.0}
+    assert m["confusion_matrix"][4][0] == 1 and m["confusion_matrix"][5][0] == 1
+
+
+def test_binary_metrics_from_two_logits_and_from_one() -> None:
+    labels = np.array([0, 0, 1, 1, 1])
+    p1 = np.array([0.1, 0.6, 0.7, 0.4, 0.9])  # P(positive)
+    one_logit = np.log(p1 / (1 - p1))[:, None]
+    two_logits = np.stack([np.zeros(5), one_logit[:, 0]], axis=1)
+    for outputs in (one_logit, two_logits):
+        m = compute_metrics("binary", outputs.astype(np.float32), labels)
+        # positives ranked above negatives in 5 of 6 pairs
+        assert m["auc"] == pytest.approx(5 / 6)
+        assert m["precision"] == pytest.approx(2 / 3)  # predicted positive: 0.6, 0.7, 0.9
+        assert m["recall"] == pytest.approx(2 / 3)
+        assert m["f1"] == pytest.approx(2 / 3)
+        assert m["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_fidelity_against_a_reference() -> None:
+    ref = np.array([[1.0, 0.0], [0.0, 2.0]], dtype=np.float32)
+    out = np.array([[1.0, 0.0], [0.0, -2.0]], dtype=np.float32)
+    m = compute_metrics("fidelity", out, None, reference=ref)
+    assert m["cosine"] == pytest.approx(0.0)  # +1 and -1
+    assert m["max_abs_diff"] == pytest.approx(4.0)
+    assert m["mean_abs_diff"] == pytest.approx(1.0)
+    assert m["agreement"] == pytest.approx(0.5)  # row 2 flips from column 1 to column 0
+
+
+def test_nonfinite_outputs_are_counted_not_averaged() -> None:
+    logits = np.array([[5, 0], [np.nan, 0], [0, 5]], dtype=np.float32)
+    m = compute_metrics("classification", logits, np.array([0, 0, 1]))
+    assert m["nonfinite_samples"] == 1
+    assert m["top1"] == pytest.approx(1.0)
+
+
+def test_compare_outputs_reports_diffs_and_agreement() -> None:
+    ref = np.array([[3.0, 1.0], [1.0, 3.0], [2.0, 1.0]])
+    cand = ref + np.array([[0.5, 0.0], [0.0, 0.0], [-1.5, 0.0]])
+    c = compare_outputs(cand, ref)
+    assert c["max_abs_diff"] == pytest.approx(1.5)
+    assert c["mean_abs_diff"] == pytest.approx(2.0 / 6)
+    assert c["agreement"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="shapes differ"):
+        compare_outputs(cand[:2], ref)
+
+
+def test_every_primary_metric_knows_its_direction() -> None:
+    for task, key in PRIMARY.items():
+        assert METRICS[key].higher_is_better, task
+    assert not METRICS["max_abs_diff"].higher_is_better

@@ -1,0 +1,278 @@
+"""Reports are views of record.json: what a user reads in report.md, report.html, the plots and
+the terminal tables, for a real record (tests/report/sample_record.json, from a smoke run of an
+untrained zoo:dscnn on builtin:digits) and for variants edited from it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from modelpress.report import format as fmt
+from modelpress.report import html, markdown, terminal, write_reports
+
+SAMPLE = Path(__file__).with_name("sample_record.json")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ERROR = "ModelpressError: export-tflite needs the [litert] extra: pip install 'modelpress[litert]'"
+DEGRADED_NOTE = "degraded: top-1 agreement with baseline is 91.2% (below 99%)"
+
+
+@pytest.fixture
+def record() -> dict[str, Any]:
+    return json.loads(SAMPLE.read_text())
+
+
+@pytest.fixture
+def troubled(record: dict[str, Any]) -> dict[str, Any]:
+    """The sample with a degraded TorchScript artifact and a failed third step (no artifact)."""
+    step = record["steps"][0]
+    step["status"] = step["artifact"]["status"] = "degraded"
+    step["artifact"]["notes"] = [DEGRADED_NOTE]
+    step["artifact"]["verification"]["agreement"] = 0.912
+    record["steps"].append(
+        {"index": 3, "name": "export-tflite", "type": "export", "status": "failed",
+         "seconds": 0.01, "error": ERROR, "config": {"format": "tflite", "precision": "int8"},
+         "artifact": None}
+    )  # fmt: skip
+    return record
+
+
+def _section(md: str, title: str) -> str:
+    """The text of one ``## title`` section of report.md."""
+    return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _table_rows(section: str) -> list[str]:
+    """Body rows of the first markdown table in a section (header and rule skipped)."""
+    return [ln for ln in section.splitlines() if ln.startswith("|")][2:]
+
+
+def _text(table: Table) -> str:
+    console = Console(record=True, width=200)
+    console.print(table)
+    return console.export_text()
+
+
+def test_write_reports_writes_markdown_html_and_plots(tmp_path: Path, record: dict) -> None:
+    paths = write_reports(record, tmp_path)
+
+    assert set(paths) == {
+        "report.md",
+        "report.html",
+        "plots/overview.png",
+        "plots/latency_vs_metric.png",
+        "plots/confusion_matrix.png",
+    }
+    assert all(p.is_file() and p.parent.is_relative_to(tmp_path) for p in paths.values())
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in (tmp_path / "plots").iterdir())
+    assert not [p for p in tmp_path.rglob(".*")], "atomic writes left temp files behind"
+    md = paths["report.md"].read_text()
+    assert md.startswith("# modelpress report: smoke-run — zoo:dscnn\n")
+    assert "![overview.png](plots/overview.png)" in md
+
+
+def test_markdown_summary_targets_recommendation_environment(record: dict) -> None:
+    md = markdown.render(record)
+
+    summary = md.split("\n\n")[1]
+    assert "classification" in summary and "360 validation" in summary
+    assert "2 threads on AMD EPYC" in summary
+    assert "| max_size_mb | ≤ 1.00 | 0.0278 | ✅ |" in _section(md, "Targets")
+    assert "**onnx-fp32 (artifacts/model-fp32.onnx) — meets every target ✅**" in md
+    assert "25.95× the baseline's speed" in _section(md, "Recommendation")
+    assert "| 5 | 97.5% | 97.5% | +0.00 pt |" in _section(md, "Per-class accuracy")
+    environment = _section(md, "Environment")
+    assert "avx512_vnni" in environment and "onnxruntime 1.31.1" in environment
+
+
+def test_progression_has_a_row_per_step_and_shows_failures(troubled: dict) -> None:
+    md = markdown.render(troubled)
+
+    rows = _table_rows(_section(md, "Progression"))
+    assert len(rows) == len(troubled["steps"]) + 1
+    assert rows[0].startswith(
+        "| baseline | torch | fp32 | ok | 0.0281 | 6.44K | 166K | 0.970 / 1.03 |"
+    )
+    assert "| 2. export-onnx ★ | onnx | fp32 | ok |" in rows[2]
+    assert "| 25.95× | 232K @b32 |" in rows[2]
+    assert "| degraded |" in rows[1] and "91.2%" in rows[1]
+    assert rows[3].startswith("| 3. export-tflite | tflite | int8 | failed | — |")
+    assert rows[3].endswith(f"| {ERROR} |")
+    notes = _section(md, "Notes")
+    assert f"- **torchscript-fp32**: {DEGRADED_NOTE}" in notes
+    assert f"- **step 3 export-tflite (failed)** error: {ERROR}" in notes
+
+
+def test_multiline_error_is_kept_verbatim_in_notes(troubled: dict) -> None:
+    troubled["steps"][-1]["error"] = "ValueError: shapes differ\n  expected (1, 10)\n  got (1, 12)"
+
+    md = markdown.render(troubled)
+
+    assert "| ValueError: shapes differ |" in _section(md, "Progression")
+    fenced = "  ```\n  ValueError: shapes differ\n    expected (1, 10)\n    got (1, 12)\n  ```"
+    assert fenced in _section(md, "Notes")
+
+
+def test_html_is_self_contained_escaped_and_coloured(tmp_path: Path, troubled: dict) -> None:
+    troubled["steps"][1]["artifact"]["notes"] = ["<script>alert(1)</script> & more"]
+
+    page = write_reports(troubled, tmp_path)["report.html"].read_text()
+
+    assert page.count('<img src="data:image/png;base64,iVBOR') == 3
+    assert '<a href="plots/overview.png">' in page
+    assert '<td class="failed">failed</td>' in page
+    assert '<td class="degraded">degraded</td>' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+    assert "<script>" not in page
+    for section in ("Progression", "Targets", "Recommendation", "Per-class accuracy", "Notes",
+                    "Environment"):  # fmt: skip
+        assert f"<h2>{section}</h2>" in page
+
+
+def test_missing_numbers_render_as_dash(tmp_path: Path, record: dict) -> None:
+    onnx = record["steps"][1]["artifact"]
+    for key in ("size_bytes", "params", "macs", "speedup", "throughput_per_s", "peak_memory_mb",
+                "metric_delta_pt", "verification", "latency_by_batch"):  # fmt: skip
+        onnx[key] = None
+    onnx["latency_ms"] = {"median": None, "p90": None, "batch": 1}
+    onnx["metrics"] = {"top1": None, "confusion_matrix": None}
+
+    paths = write_reports(record, tmp_path)
+
+    row = _table_rows(_section(paths["report.md"].read_text(), "Progression"))[2]
+    assert row == "| 2. export-onnx ★ | onnx | fp32 | ok |" + " — |" * 11 + "  |"
+    assert "plots/confusion_matrix.png" not in paths  # the recommended one has no matrix
+    assert paths["plots/overview.png"].read_bytes().startswith(PNG_MAGIC)
+
+
+def test_record_of_a_run_that_just_started_renders(tmp_path: Path, record: dict) -> None:
+    started = {k: record[k] for k in ("schema", "name", "task", "model", "data", "environment")}
+    started |= {"baseline": None, "steps": [], "targets": {}, "recommendation": None}
+
+    paths = write_reports(started, tmp_path)
+
+    md = paths["report.md"].read_text()
+    assert _table_rows(_section(md, "Progression")) == []
+    assert "No targets set." in md and "No recommendation yet." in md
+    assert set(paths) == {"report.md", "report.html", "plots/overview.png"}
+
+
+def _as_binary(record: dict) -> dict:
+    binary = copy.deepcopy(record)
+    binary["task"], binary["primary_metric"] = "binary", "auc"
+    for i, entry in enumerate([binary["baseline"], *binary["artifacts"]]):
+        entry["primary_metric"] = "auc"
+        entry["metrics"] = {"samples": 114, "auc": 0.9712 - i / 1000, "f1": 0.95, "precision": 0.96,
+                            "recall": 0.94, "accuracy": 0.947, "threshold": 0.5}  # fmt: skip
+    binary["steps"] = [
+        dict(s, artifact=a) for s, a in zip(binary["steps"], binary["artifacts"], strict=True)
+    ]
+    return binary
+
+
+def test_binary_record_renders_auc(tmp_path: Path, record: dict) -> None:
+    paths = write_reports(_as_binary(record), tmp_path)
+
+    md = paths["report.md"].read_text()
+    progression = _section(md, "Progression")
+    assert "| top-1 |" not in progression and "| AUC |" in progression
+    assert "| 0.9712 |" in _table_rows(progression)[0]
+    assert "| artifact | AUC | F1 | precision | recall | accuracy at threshold |" in md
+    assert "Per-class accuracy" not in md
+    assert "plots/confusion_matrix.png" not in paths and "plots/latency_vs_metric.png" in paths
+
+
+@pytest.mark.parametrize(
+    ("formatter", "value", "expected"),
+    [
+        (fmt.size_mb, 28144, "0.0281"),
+        (fmt.size_mb, 3_512_345_678, "3,510"),
+        (fmt.ms, 0.9699965, "0.970"),
+        (fmt.ms, 12.0, "12.0"),
+        (fmt.ms, 0.99996, "1.00"),
+        (fmt.sig, 1.7053e-12, "1.71e-12"),
+        (fmt.sig, 0, "0"),
+        (fmt.count, 6442, "6.44K"),
+        (fmt.count, 165696, "166K"),
+        (fmt.count, 999_999, "1.00M"),
+        (fmt.count, 2.3e9, "2.30G"),
+        (fmt.count, 950, "950"),
+        (fmt.ratio, 2.4139, "2.41×"),
+        (fmt.ratio, 25.94544, "25.95×"),
+        (fmt.delta_pt, 0.28, "+0.28 pt"),
+        (fmt.delta_pt, -1.5, "-1.50 pt"),
+        (fmt.delta_pt, -0.001, "+0.00 pt"),
+        (fmt.pct, 0.975, "97.5%"),
+        (fmt.metric, 0.10833, "0.1083"),
+        (fmt.metric, float("nan"), "NaN"),
+        (fmt.ms, None, "—"),
+        (fmt.count, "n/a", "—"),
+        (fmt.ratio, True, "—"),
+    ],
+)
+def test_format_helpers(formatter: Any, value: Any, expected: str) -> None:
+    assert formatter(value) == expected
+
+
+def test_format_latency_and_throughput_name_their_batch() -> None:
+    assert fmt.latency_pair(0.97, 1.0336, batch=1) == "0.970 / 1.03"
+    assert fmt.latency_pair(1.48, 1.62, batch=32) == "1.48 / 1.62 @b32"
+    assert fmt.throughput(21616.5, 32) == "21.6K @b32"
+    assert fmt.check(True) == "✅" and fmt.check(False) == "❌" and fmt.check(None) == "—"
+
+
+def test_terminal_progression_table(troubled: dict) -> None:
+    table = terminal.progression_table(troubled)
+
+    text = _text(table)
+    assert table.row_count == len(troubled["steps"]) + 1
+    headers = [str(c.header).replace("\n", " ") for c in table.columns]  # two-line headers
+    assert headers[:4] == ["step", "format", "precision", "status"]
+    assert {"size MB", "MACs", "speedup", "top-1", "Δ pt", "verify max |Δ|"} <= set(headers)
+    assert "25.95×" in text and "degraded" in text
+    assert "[litert]" in text  # an error's brackets are not swallowed as rich markup
+
+
+def test_terminal_targets_table(record: dict) -> None:
+    table = terminal.targets_table(record)
+
+    assert table is not None and table.row_count == 1
+    assert [str(c.header) for c in table.columns] == ["target", "wanted", "measured", "met"]
+    assert "max_size_mb" in _text(table)
+    assert terminal.targets_table({**record, "targets": {}}) is None
+
+
+def test_terminal_artifact_table(record: dict) -> None:
+    onnx = record["steps"][1]["artifact"]
+
+    table = terminal.artifact_table(onnx, "classification")
+
+    lines = _text(table).splitlines()
+    assert any("latency p50 / p90 (batch 1)" in ln and "0.0374 / 0.0456 ms" in ln for ln in lines)
+    assert any("latency p50 / p90 (batch 32)" in ln and "0.138 / 0.155 ms" in ln for ln in lines)
+    assert any("throughput" in ln and "232K/s at batch 32" in ln for ln in lines)
+    assert any("top-5" in ln and "0.4861" in ln for ln in lines)
+    assert any("per-class accuracy" in ln and "5:98%" in ln for ln in lines)
+    assert table.row_count == 19
+
+
+def test_html_render_without_plots_says_no_plots_section(record: dict) -> None:
+    page = html.render(record)
+
+    assert "data:image/png" not in page and "<h2>Plots</h2>" not in page
+    assert page.startswith("<!DOCTYPE html>")
+
+
+def test_importing_report_does_not_import_matplotlib() -> None:
+    code = "import sys, modelpress.report; print('matplotlib' in sys.modules)"
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert out.stdout.strip() == "False"
