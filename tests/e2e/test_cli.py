@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import tiny_recipe
@@ -240,7 +239,6 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
-@pytest.mark.slow
 def test_demo_full(tmp_path: Path) -> None:
     """The README's demo, at full size: baseline ≥ 0.95, ONNX and TorchScript verified."""
     result = cli("demo", "--out", str(tmp_path / "demo"))

@@ -1,0 +1,42 @@
+import numpy as np
+import torch
+from torch import nn
+
+from modelpress.core.artifact import Artifact
+from modelpress.runtimes import runtime_for
+from modelpress.runtimes.base import Runtime
+from modelpress.sources.inputs import InputSpec
+
+SPEC = [InputSpec("input", (1, 4))]
+
+
+class FixedBatchEcho(Runtime):
+    """Accepts exactly 3 rows per call, like an artifact exported with a static batch."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        super().__init__(Artifact("echo", "onnx", SPEC), threads=1)
+        self.fixed_batch = 3
+        self.seen: list[int] = []
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        self.seen.append(len(inputs[0]))
+        return inputs[0] * 2
+
+
+def test_predict_pads_the_last_batch_of_a_fixed_batch_runtime_and_trims_it() -> None:
+    rt = FixedBatchEcho()
+    x = np.arange(7 * 4, dtype=np.float32).reshape(7, 4)
+    out = rt.predict([x], batch_size=64)
+    assert rt.seen == [3, 3, 3]
+    assert np.array_equal(out, x * 2)
+
+
+def test_torch_runtime_respects_threads_and_returns_float32() -> None:
+    model = nn.Linear(4, 2).double()
+    rt = runtime_for(Artifact("m", "torch", SPEC, module=model), threads=1)
+    out = rt.predict([np.ones((5, 4))], batch_size=2)
+    assert out.dtype == np.float32 and out.shape == (5, 2)
+    assert torch.get_num_threads() == 1
+    assert rt.param_count() == 10
