@@ -33,3 +33,9 @@ class StepError(ModelpressError):
 
 class RuntimeUnavailableError(ModelpressError):
     """An artifact's runtime (or an optional extra) is missing."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first non-empty line`` of an exception from a library, for one-line messages."""
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")[:limit]

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from modelpress.errors import ModelpressError
+from modelpress.errors import ModelpressError, first_line
 
 app = typer.Typer(
     name="modelpress",
@@ -123,6 +123,13 @@ def _show_run(record: dict[str, Any], out: Path) -> None:
     console.print(f"run directory: {out}  (report.md, report.html, record.json)")
 
 
+def _finish(record: dict[str, Any], out: Path) -> None:
+    """Print the run's tables; a failed step makes the exit code 1 (the run itself finished)."""
+    _show_run(record, out)
+    if any(s.get("status") == "failed" for s in record.get("steps", [])):
+        raise typer.Exit(1)
+
+
 def _user_errors(fn: Callable[..., None]) -> Callable[..., None]:
     """User errors print one line and exit 2 (traceback only with --debug); anything else is a
     bug in modelpress and says so."""
@@ -144,19 +151,14 @@ def _user_errors(fn: Callable[..., None]) -> Callable[..., None]:
         except Exception as e:
             if _state["debug"]:
                 raise
-            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
             err_console.print(
-                f"[red]internal error:[/] {type(e).__name__}: {lines[0] if lines else ''} "
+                f"[red]internal error:[/] {first_line(e)} "
                 "(a bug in modelpress: rerun with --debug for the traceback and report it)",
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def _failed_steps(record: dict[str, Any]) -> int:
-    return sum(1 for s in record.get("steps", []) if s.get("status") == "failed")
 
 
 # ---------------------------------------------------------------- commands
@@ -192,10 +194,7 @@ def run(
 
     parsed = load_recipe(recipe, set_ or [])
     root = out or pipeline.default_out(parsed)
-    record = pipeline.run(parsed, out=root, resume=resume, force=force, observer=_observer())
-    _show_run(record, root)
-    if _failed_steps(record):
-        raise typer.Exit(1)
+    _finish(pipeline.run(parsed, out=root, resume=resume, force=force, observer=_observer()), root)
 
 
 @app.command()
@@ -211,10 +210,8 @@ def demo(
     from modelpress.demo import run_demo
 
     record = run_demo(out, quick=quick, threads=threads, observer=_observer())
-    _show_run(record, out)
     console.print(f"replay with: modelpress run {out / 'recipe.yaml'} --out {out} --resume")
-    if _failed_steps(record):
-        raise typer.Exit(1)
+    _finish(record, out)
 
 
 @app.command()
@@ -306,10 +303,7 @@ def export(
     if save_recipe:
         dump_recipe(recipe, save_recipe)
         console.print(f"wrote {save_recipe}")
-    record = pipeline.run(recipe, out=out, force=force, observer=_observer())
-    _show_run(record, out)
-    if _failed_steps(record):
-        raise typer.Exit(1)
+    _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
 
 
 @app.command()

@@ -7,6 +7,7 @@ files match the record, and runs the rest.
 
 from __future__ import annotations
 
+import shutil
 import time
 import traceback
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, dump_recipe
 from modelpress.core.registry import StepConfig, handler_for
 from modelpress.core.rundir import RunDir, file_sha256, stable_hash, write_json_atomic
-from modelpress.errors import ModelpressError, ResumeError
+from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.metrics import PRIMARY
@@ -54,11 +55,6 @@ def _check_resume(previous: dict[str, Any] | None, identity: dict[str, Any], roo
             f"{root}: --resume on a run made from a different recipe ({', '.join(differs)} "
             "differ); drop --resume to start over with --force, or pick another --out"
         )
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 class Runner:
@@ -264,7 +260,7 @@ class Runner:
         except ModelpressError as e:
             entry["error"] = str(e)
         except Exception as e:  # a step's library failed: record the reason, keep going
-            entry["error"] = _first_line(e)
+            entry["error"] = first_line(e)
             (step_dir / "error.txt").write_text(traceback.format_exc())
         entry["seconds"] = round(time.perf_counter() - start, 3)
         self.observer.event(
@@ -295,5 +291,7 @@ def run(
         )
     if force and not resume and (root / "record.json").exists():
         (root / "record.json").unlink()
+        for folder in ("steps", "artifacts", "plots"):  # files of the run being replaced
+            shutil.rmtree(root / folder, ignore_errors=True)
     recipe = recipe.model_copy(update={"out": str(root.resolve())})
     return Runner(recipe, root, observer or Observer(), resume).run()

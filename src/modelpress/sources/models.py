@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelpress.errors import ModelSourceError
+from modelpress.errors import ModelSourceError, first_line
 
 CHECKPOINT_KEY = "modelpress"  # metadata key in checkpoints written by `modelpress train`
 
@@ -45,11 +45,6 @@ class ModelSpec:
     def architecture(self) -> str:
         """What builds the module: the source itself, or what a checkpoint recorded."""
         return self.metadata.get("model", self.source) if self.kind == "checkpoint" else self.source
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -73,13 +68,13 @@ def read_checkpoint(path: Path) -> Any:
             return load_file(str(path))
         except Exception as e:
             raise ModelSourceError(
-                f"{path}: not a readable safetensors file ({_first_line(e)})"
+                f"{path}: not a readable safetensors file ({first_line(e)})"
             ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ModelSourceError(
-            f"{path}: not a readable PyTorch weights file ({_first_line(e)}); "
+            f"{path}: not a readable PyTorch weights file ({first_line(e)}); "
             "save it with torch.save(model.state_dict(), path)"
         ) from None
 
@@ -139,7 +134,7 @@ def _resolve_factory(source: str) -> Any:
         try:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         except Exception as e:
-            raise ModelSourceError(f"{target}: importing it failed ({_first_line(e)})") from None
+            raise ModelSourceError(f"{target}: importing it failed ({first_line(e)})") from None
         finally:
             sys.path.pop(0)
     else:
@@ -147,7 +142,7 @@ def _resolve_factory(source: str) -> Any:
             module = importlib.import_module(target)
         except Exception as e:
             raise ModelSourceError(
-                f"'{source}': cannot import '{target}' ({_first_line(e)})"
+                f"'{source}': cannot import '{target}' ({first_line(e)})"
             ) from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
@@ -172,7 +167,7 @@ def _call(factory: Any, kwargs: dict[str, Any], source: str) -> nn.Module:
             f"'{source}': factory rejected model_kwargs {kwargs} ({e})"
         ) from None
     except Exception as e:
-        raise ModelSourceError(f"'{source}': factory failed ({_first_line(e)})") from None
+        raise ModelSourceError(f"'{source}': factory failed ({first_line(e)})") from None
     if not isinstance(obj, nn.Module):
         raise ModelSourceError(
             f"'{source}': factory returned {type(obj).__name__}, not an nn.Module"
@@ -187,14 +182,14 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
             return torch.jit.load(spec.source, map_location="cpu").eval()
         except Exception as e:
             raise ModelSourceError(
-                f"{spec.source}: not a loadable TorchScript file ({_first_line(e)})"
+                f"{spec.source}: not a loadable TorchScript file ({first_line(e)})"
             ) from None
     if spec.kind == "exported":
         try:
             return torch.export.load(spec.source).module()
         except Exception as e:
             raise ModelSourceError(
-                f"{spec.source}: not a loadable .pt2 ExportedProgram ({_first_line(e)})"
+                f"{spec.source}: not a loadable .pt2 ExportedProgram ({first_line(e)})"
             ) from None
     source = spec.architecture
     if source.startswith("zoo:"):
@@ -264,7 +259,7 @@ def check_forward(model: nn.Module, example: list[torch.Tensor], source: str) ->
             f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in example
         )
         raise ModelSourceError(
-            f"{source} rejects input {shapes} ({_first_line(e)}); "
+            f"{source} rejects input {shapes} ({first_line(e)}); "
             "set --input-shape / input_shape to what its forward expects"
         ) from None
     return first_tensor(out, source)

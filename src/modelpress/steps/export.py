@@ -19,7 +19,7 @@ from pydantic import Field
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
-from modelpress.errors import StepError
+from modelpress.errors import StepError, first_line
 from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
 
 
@@ -33,11 +33,6 @@ class ExportConfig(StepConfig):
 
     def default_name(self) -> str:
         return f"export-{self.format}"
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _export_onnx(
@@ -79,18 +74,18 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
             _export_onnx(module.eval(), example, names, out, config.opset, dynamic)
         except Exception as e:
             if not dynamic:
-                raise StepError(f"torch.onnx.export failed: {_first_line(e)}") from None
-            notes.append(f"dynamic batch not exportable ({_first_line(e)[:120]}); fixed batch used")
+                raise StepError(f"torch.onnx.export failed: {first_line(e)}") from None
+            notes.append(f"dynamic batch not exportable ({first_line(e)[:120]}); fixed batch used")
             dynamic = False
             example = tuple(ctx.example_inputs(1))
             try:
                 _export_onnx(module.eval(), example, names, out, config.opset, dynamic)
             except Exception as e2:
-                raise StepError(f"torch.onnx.export failed: {_first_line(e2)}") from None
+                raise StepError(f"torch.onnx.export failed: {first_line(e2)}") from None
     try:
         onnx.checker.check_model(str(out), full_check=True)
     except Exception as e:
-        raise StepError(f"onnx.checker rejected the export: {_first_line(e)}") from None
+        raise StepError(f"onnx.checker rejected the export: {first_line(e)}") from None
     slimmed = False
     if config.slim:
         import onnxslim
@@ -101,7 +96,7 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
             onnx.save(model, str(out))
             slimmed = True
         except Exception as e:
-            notes.append(f"onnxslim skipped: {_first_line(e)[:160]}")
+            notes.append(f"onnxslim skipped: {first_line(e)[:160]}")
     return Artifact(
         name=f"onnx-{config.precision}",
         format="onnx",

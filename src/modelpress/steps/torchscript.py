@@ -17,7 +17,7 @@ from pydantic import Field
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
-from modelpress.errors import StepError
+from modelpress.errors import StepError, first_line
 from modelpress.evaluate.compare import compare_outputs
 from modelpress.sources.models import first_tensor
 
@@ -30,11 +30,6 @@ class TorchScriptConfig(StepConfig):
     lite: bool = True  # also write a lite-interpreter .ptl
     rtol: float = Field(1e-4, ge=0)
     atol: float = Field(1e-5, ge=0)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 def to_torchscript(
@@ -53,7 +48,7 @@ def to_torchscript(
             else:
                 scripted = torch.jit.script(module.eval())
         except Exception as e:
-            raise StepError(f"torch.jit.{config.method} failed: {_first_line(e)}") from None
+            raise StepError(f"torch.jit.{config.method} failed: {first_line(e)}") from None
         scripted = scripted.eval()
         if config.freeze:
             scripted = torch.jit.freeze(scripted)
@@ -63,7 +58,7 @@ def to_torchscript(
             try:
                 scripted = optimize_for_mobile(scripted)
             except Exception as e:  # this CPU build has no XNNPACK
-                notes.append(f"optimize_for_mobile skipped: {_first_line(e)[:160]}")
+                notes.append(f"optimize_for_mobile skipped: {first_line(e)[:160]}")
         out.parent.mkdir(parents=True, exist_ok=True)
         scripted.save(str(out))
         extra = []
