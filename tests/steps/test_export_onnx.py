@@ -10,7 +10,8 @@ from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
 from modelpress.errors import StepError
 from modelpress.runtimes import runtime_for
-from modelpress.steps.export import ExportConfig, to_onnx
+from modelpress.steps.export import ExportConfig
+from modelpress.steps.export.onnx import to_onnx
 
 
 @pytest.fixture

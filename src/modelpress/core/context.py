@@ -40,6 +40,7 @@ class Context:
         return [torch.from_numpy(a) for a in self.data.validation.sample_batch(batch)]
 
     step_dir: Path | None = None  # set by the runner to the running step's folder
+    baseline: dict | None = None  # the baseline's record entry, once measured (targets, Δ)
     _owners: dict[Path, str] = field(default_factory=dict, repr=False)
 
     def work_dir(self) -> Path:

@@ -144,7 +144,7 @@ class Runner:
 
     def _input_for(self, config: StepConfig, baseline: Artifact) -> Artifact | None:
         for art in reversed([baseline, *self.produced]):
-            if art.format in config.accepts:
+            if config.accepts(art):
                 return art
         return None
 
@@ -172,6 +172,7 @@ class Runner:
             np.save(base_dir / OUTPUTS, out)
             self.outputs["baseline"] = out
         self.entries["baseline"] = record["baseline"]
+        ctx.baseline = record["baseline"]
         self._finalize(record)
 
         reusable = previous is not None
@@ -239,9 +240,7 @@ class Runner:
         start = time.perf_counter()
         try:
             if source is None:
-                raise ModelpressError(
-                    f"{name}: no {' or '.join(config.accepts)} artifact to work on"
-                )
+                raise ModelpressError(f"{name}: needs {config.wants()}, and the run has none")
             art = handler_for(config)(source, config, ctx)
             art.name = self._unique(art.name, name)
             parent_entry = self.entries.get(art.parent or "")

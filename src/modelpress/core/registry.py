@@ -11,7 +11,7 @@ import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,8 +28,13 @@ class StepConfig(BaseModel):
     type: str
     name: str | None = None  # how the step is shown and its directory is named
 
-    # Formats of the artifact the step consumes; the runner feeds it the newest such artifact.
-    accepts: ClassVar[tuple[str, ...]] = ("torch",)
+    def accepts(self, artifact: Artifact) -> bool:
+        """Whether the step can work on ``artifact``; the runner feeds it the newest such one."""
+        return artifact.format == "torch"
+
+    def wants(self) -> str:
+        """What ``accepts`` takes, in words (for the error when a run has none)."""
+        return "a torch model"
 
     def default_name(self) -> str:
         return self.type

@@ -37,10 +37,12 @@ def _table(grid: Grid, *, compact: bool = False) -> Table:
         table.add_column(
             _COMPACT_HEADERS.get(header, header) if compact else header,
             justify="right" if i in grid.numeric else "left",
-            # Only notes wrap; a squeezed cell ends in … rather than lose digits silently.
-            overflow="fold" if is_notes else "ellipsis",
-            no_wrap=not is_notes,
+            # One line per row; a squeezed cell ends in … rather than lose digits silently.
+            # The full notes are in report.md.
+            overflow="ellipsis",
+            no_wrap=True,
             min_width=20 if is_notes else None,
+            max_width=48 if is_notes else None,
         )
     status = grid.headers.index("status") if "status" in grid.headers else -1
     for row in grid.rows:
@@ -49,12 +51,22 @@ def _table(grid: Grid, *, compact: bool = False) -> Table:
     return table
 
 
-def progression_table(record: dict[str, Any]) -> Table:
-    """Baseline and every step, with the same columns as the report's progression table.
+# Left out of the terminal's progression (report.md has every column): it must fit a terminal.
+_TERMINAL_DROPS = ("params", "MACs", "throughput/s", "peak mem MB", "verify max |Δ|")
 
-    About 170 columns wide before the notes; on a narrower console cells end in "…".
-    """
-    table = _table(sections.progression(record), compact=True)
+
+def _without(grid: Grid, drop: tuple[str, ...]) -> Grid:
+    keep = [i for i, h in enumerate(grid.headers) if h not in drop]
+    numeric = {keep.index(i) for i in grid.numeric if i in keep}
+    out = Grid(grid.title, [grid.headers[i] for i in keep], numeric=numeric)
+    out.rows = [[row[i] for i in keep] for row in grid.rows]
+    return out
+
+
+def progression_table(record: dict[str, Any]) -> Table:
+    """Baseline and every step: the report's progression without the columns a terminal cannot
+    fit (params, MACs, throughput, peak memory, max |Δ|; all in report.md)."""
+    table = _table(_without(sections.progression(record), _TERMINAL_DROPS), compact=True)
     table.caption = f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1"
     return table
 

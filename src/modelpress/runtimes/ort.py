@@ -67,9 +67,16 @@ class OnnxRuntime(Runtime):
         return lambda: self.session.run([self.output_name], feed)
 
     def param_count(self) -> int:
+        """Weights and biases in any precision; quantization scales, zero points and shape
+        constants are not parameters."""
         import onnx
 
-        model = onnx.load(str(self.artifact.path), load_external_data=False)
-        return int(
-            sum(np.prod(t.dims) for t in model.graph.initializer if t.data_type in (1, 10, 11))
-        )
+        graph = onnx.load(str(self.artifact.path), load_external_data=False).graph
+        qparams = {
+            name
+            for node in graph.node
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+            for name in node.input[1:]
+        }
+        weights = (t for t in graph.initializer if t.name not in qparams and t.data_type != 7)
+        return int(sum(np.prod(t.dims) for t in weights))  # data_type 7: int64 (shapes)

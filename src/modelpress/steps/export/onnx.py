@@ -1,9 +1,7 @@
-"""``export``: write a deployable file for another runtime.
+"""torch → ONNX fp32 with the torch.onnx dynamo exporter.
 
-``format: onnx`` uses the torch.onnx dynamo exporter (a dynamic batch dimension where the model
-allows, else the example's fixed batch, recorded), checks the graph with ``onnx.checker``, and
-optionally simplifies it with onnxslim. ``format: torchscript`` is the ``torchscript`` step.
-The artifact is then verified against its parent and measured in onnxruntime by the runner.
+A dynamic batch dimension where the model allows it (else the example's fixed batch, recorded),
+``onnx.checker`` on the result, then optionally onnxslim (checked again).
 """
 
 from __future__ import annotations
@@ -11,28 +9,16 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import torch
-from pydantic import Field
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
-from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError, first_line
-from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
 
-
-class ExportConfig(StepConfig):
-    type: Literal["export"] = "export"
-    format: Literal["onnx", "torchscript"] = "onnx"
-    precision: Literal["fp32"] = "fp32"
-    opset: int = Field(18, ge=13, le=23)
-    dynamic_batch: bool = True
-    slim: bool = True  # onnxslim: constant folding and fusions; the output check still applies
-
-    def default_name(self) -> str:
-        return f"export-{self.format}"
+if TYPE_CHECKING:
+    from modelpress.steps.export import ExportConfig
 
 
 def _export_onnx(
@@ -113,13 +99,3 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
             "exporter": "torch.onnx (dynamo)",
         },
     )
-
-
-@register_step(ExportConfig)
-def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
-    if config.format == "torchscript":
-        ts = TorchScriptConfig(name=config.display_name)
-        out = ctx.artifact_path(config.display_name, f"model-{config.precision}", ".pt")
-        return to_torchscript(artifact, ts, ctx, out)
-    out = ctx.artifact_path(config.display_name, f"model-{config.precision}", ".onnx")
-    return to_onnx(artifact, config, ctx, out)

@@ -1,0 +1,72 @@
+"""``export``: write a deployable file for a runtime, at a precision.
+
+    format: onnx        fp32 (torch.onnx dynamo), fp16, int8-dynamic, int8 (ORT QDQ, calibrated)
+    format: torchscript fp32 (the ``torchscript`` step)
+Each artifact is then verified against its parent and measured in its own runtime by the runner.
+A quantized ONNX export starts from the newest ONNX fp32 artifact of the run when there is one
+(its lineage then reads torch → onnx-fp32 → onnx-int8), else it exports one itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.core.registry import StepConfig, register_step
+
+
+class ExportConfig(StepConfig):
+    type: Literal["export"] = "export"
+    format: Literal["onnx", "torchscript"] = "onnx"
+    precision: Literal["fp32", "fp16", "int8-dynamic", "int8"] = "fp32"
+    opset: int = Field(18, ge=13, le=23)
+    dynamic_batch: bool = True
+    slim: bool = True  # onnxslim: constant folding and fusions; verification still applies
+    # int8: calibration on the calibration split
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration_samples: int | None = Field(None, ge=1)  # None: the whole calibration split
+    per_channel: bool = True
+    activation_type: Literal["auto", "uint8", "int8"] = "auto"  # auto: measure both, keep faster
+    keep_fp32: list[str] = Field(default_factory=list)  # node names or op types left in FP32
+    fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
+
+    @model_validator(mode="after")
+    def _combination(self) -> ExportConfig:
+        if self.format == "torchscript" and self.precision != "fp32":
+            raise ValueError("torchscript exports fp32 only; quantize for onnx instead")
+        return self
+
+    def default_name(self) -> str:
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"export-{self.format}{suffix}"
+
+    def accepts(self, artifact: Artifact) -> bool:
+        if self.format == "onnx" and self.precision != "fp32":  # quantize an fp32 ONNX model
+            return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
+        return artifact.format == "torch" and artifact.precision == "fp32"
+
+    def wants(self) -> str:
+        if self.format == "onnx" and self.precision != "fp32":
+            return "an fp32 torch or ONNX model"
+        return "an fp32 torch model"
+
+
+@register_step(ExportConfig)
+def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
+    stem = f"model-{config.precision}"
+    if config.format == "torchscript":
+        from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
+
+        out = ctx.artifact_path(config.display_name, stem, ".pt")
+        return to_torchscript(artifact, TorchScriptConfig(name=config.display_name), ctx, out)
+    out = ctx.artifact_path(config.display_name, stem, ".onnx")
+    if config.precision == "fp32":
+        from modelpress.steps.export.onnx import to_onnx
+
+        return to_onnx(artifact, config, ctx, out)
+    from modelpress.steps.export.onnx_quant import quantize_onnx
+
+    return quantize_onnx(artifact, config, ctx, out)

@@ -1,0 +1,423 @@
+"""ONNX Runtime quantization: int8 (static QDQ, calibrated), int8-dynamic, fp16.
+
+Static int8 calibrates on the calibration split (MinMax, Entropy or Percentile), per channel by
+default. The activation type is measured, not assumed: with ``activation_type: auto`` both
+uint8 and int8 activations are built and timed at batch 1 on this CPU and the faster is kept
+(on x86 with VNNI, unsigned activations use the fast u8×s8 kernels); the record keeps both
+timings. When ``targets.max_accuracy_drop`` is set and the int8 model loses more, layers are
+ranked by sensitivity (accuracy regained on the calibration split when that one layer stays
+FP32) and the most sensitive are kept FP32, one by one, until the bound holds on validation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.errors import StepError, first_line
+from modelpress.evaluate.benchmark import latency
+from modelpress.evaluate.metrics import PRIMARY, compute_metrics
+from modelpress.runtimes import runtime_for
+from modelpress.sources.data import Split
+
+if TYPE_CHECKING:
+    from modelpress.steps.export import ExportConfig
+
+QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
+DYNAMIC_OPS = ["MatMul", "Gemm"]  # ORT's dynamic ConvInteger is slower than FP32 conv on CPU
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ORT's calibrators print progress to stdout and warn through logging: keep the CLI clean."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _fp32_source(artifact: Artifact, config: ExportConfig, ctx: Context) -> Path:
+    """The FP32 ONNX file to quantize: the input artifact's, or one exported for the purpose."""
+    if artifact.format == "onnx":
+        if artifact.precision != "fp32" or artifact.path is None:
+            raise StepError(
+                f"{config.display_name}: quantizes an fp32 ONNX model, got {artifact.name}"
+            )
+        return artifact.path
+    from modelpress.steps.export.onnx import to_onnx
+
+    return cast(Path, to_onnx(artifact, config, ctx, ctx.work_dir() / "model-fp32.onnx").path)
+
+
+def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
+    """ORT's recommended pre-processing (shape inference, graph optimisation) before quantizing."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = work / "model-fp32-pre.onnx"
+    try:
+        with _quiet():
+            quant_pre_process(str(src), str(out))
+        return out
+    except Exception as e:
+        notes.append(f"quant_pre_process skipped: {first_line(e, 160)}")
+        return src
+
+
+def calibration_split(ctx: Context, config: ExportConfig) -> Split:
+    split = ctx.data.calibration
+    asked = config.calibration_samples
+    if len(split) == 0:
+        raise StepError(
+            f"{config.display_name}: the calibration split is empty; "
+            "set data.splits.calibration (e.g. 0.1)"
+        )
+    if asked is not None and asked > len(split):
+        raise StepError(
+            f"{config.display_name}: calibration_samples is {asked} but the calibration split "
+            f"has {len(split)}; lower calibration_samples or raise data.splits.calibration"
+        )
+    return split.head(asked) if asked else split
+
+
+def _check_calibration(split: Split, model_path: Path, where: str) -> None:
+    """Calibration arrays must match the model's inputs in rank, sample shape and dtype class."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != len(split.inputs):
+        raise StepError(
+            f"{where}: calibration data has {len(split.inputs)} inputs, the model {len(inputs)}"
+        )
+    for spec, array in zip(inputs, split.inputs, strict=True):
+        dims = [
+            d.dim_value if d.HasField("dim_value") else None
+            for d in spec.type.tensor_type.shape.dim
+        ]
+        want_float = spec.type.tensor_type.elem_type in (1, 10, 11)
+        fits = len(dims) == array.ndim and all(
+            d is None or d == a for d, a in zip(dims[1:], array.shape[1:], strict=True)
+        )
+        if not fits or want_float != np.issubdtype(array.dtype, np.floating):
+            raise StepError(
+                f"{where}: calibration samples for input '{spec.name}' are {array.dtype} "
+                f"{tuple(array.shape[1:])}, the model wants {'float' if want_float else 'integer'} "
+                f"{tuple(dims[1:])}; calibrate with data shaped like the model's input"
+            )
+
+
+class _Reader:
+    """Feeds the calibration split to ORT's calibrator in batches (one at a time if fixed)."""
+
+    def __init__(self, split: Split, names: list[str], batch: int) -> None:
+        self.batches = [
+            {n: a for n, a in zip(names, arrays, strict=True)} for arrays, _ in split.batches(batch)
+        ]
+        self.i = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.batches):
+            return None
+        self.i += 1
+        return self.batches[self.i - 1]
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def _input_names_and_batch(path: Path) -> tuple[list[str], int]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    first = sess.get_inputs()[0].shape[0]
+    return [i.name for i in sess.get_inputs()], first if isinstance(first, int) else 32
+
+
+def _node_names(path: Path, keep: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(quantizable (name, op) pairs, node names to exclude for ``keep`` names/op types)."""
+    import onnx
+
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    excluded = [n.name for n in nodes if n.name in keep or n.op_type in keep]
+    candidates = [
+        (n.name, n.op_type) for n in nodes if n.op_type in QUANTIZABLE and n.name not in excluded
+    ]
+    return candidates, excluded
+
+
+class _Static:
+    """One calibrated quantization setting, re-runnable with other layers kept FP32."""
+
+    def __init__(self, src: Path, split: Split, config: ExportConfig, work: Path) -> None:
+        from onnxruntime.quantization import CalibrationMethod
+
+        self.src, self.config, self.work = src, config, work
+        names, batch = _input_names_and_batch(src)
+        self.reader = _Reader(
+            split, names, batch if config.calibration == "minmax" else min(batch, 8)
+        )
+        self.method = {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[config.calibration]
+        self.count = 0
+
+    def build(self, activation: str, exclude: list[str]) -> Path:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        self.count += 1
+        out = self.work / f"candidate-{self.count}.onnx"
+        self.reader.rewind()
+        try:
+            with _quiet():
+                quantize_static(
+                    str(self.src),
+                    str(out),
+                    self.reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=self.config.per_channel,
+                    activation_type=QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=exclude,
+                    calibrate_method=self.method,
+                )
+        except Exception as e:
+            raise StepError(f"onnxruntime quantize_static failed: {first_line(e)}") from None
+        return out
+
+
+def _outputs(path: Path, split: Split, ctx: Context) -> np.ndarray:
+    art = Artifact("candidate", "onnx", ctx.input_specs, path=path)
+    return runtime_for(art, ctx.threads).predict(split.inputs, ctx.recipe.evaluate.eval_batch_size)
+
+
+def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> float:
+    """The task's primary metric of a candidate on a split (fidelity: against the FP32 model)."""
+    labels = split.labels if ctx.task != "fidelity" else None
+    metrics = compute_metrics(ctx.task, _outputs(path, split, ctx), labels, reference=reference)
+    return float(metrics[PRIMARY[ctx.task]])
+
+
+def _batch1_ms(path: Path, ctx: Context) -> float:
+    runtime = runtime_for(Artifact("timing", "onnx", ctx.input_specs, path=path), ctx.threads)
+    fn = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
+    return latency(fn, warmup=10, repeats=40, batch=1, threads=ctx.threads).median
+
+
+def _choose_activation(
+    static: _Static, config: ExportConfig, exclude: list[str], ctx: Context, details: dict[str, Any]
+) -> tuple[str, Path]:
+    if config.activation_type != "auto":
+        details["activation_type"] = {
+            "chosen": config.activation_type,
+            "how": "asked in the recipe",
+        }
+        return config.activation_type, static.build(config.activation_type, exclude)
+    built = {act: static.build(act, exclude) for act in ("uint8", "int8")}
+    timed = {act: _batch1_ms(p, ctx) for act, p in built.items()}
+    chosen = min(timed, key=timed.__getitem__)
+    details["activation_type"] = {
+        "chosen": chosen,
+        "how": "measured at batch 1 on this CPU, faster kept",
+        "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+    }
+    return chosen, built[chosen]
+
+
+def _fallback(
+    static: _Static,
+    activation: str,
+    path: Path,
+    exclude: list[str],
+    fp32: Path,
+    ctx: Context,
+    details: dict[str, Any],
+) -> Path:
+    """Keep the most sensitive layers FP32 until the primary metric drop is within the bound."""
+    bound = ctx.recipe.targets.max_accuracy_drop
+    if bound is None or ctx.baseline is None:
+        return path
+    key = PRIMARY[ctx.task]
+    val, cal = ctx.data.validation, ctx.data.calibration
+    ref_val = _outputs(fp32, val, ctx)
+    base_value = ctx.baseline["metrics"].get(key)
+    if base_value is None:
+        return path
+
+    def drop(p: Path) -> float:
+        return 100.0 * (base_value - _score(p, val, ctx, ref_val))
+
+    first = drop(path)
+    record: dict[str, Any] = {
+        "bound_pt": bound,
+        "initial_drop_pt": round(first, 4),
+        "kept_fp32": [],
+    }
+    details["fallback"] = record
+    if first <= bound:
+        record["needed"] = False
+        return path
+    record["needed"] = True
+    candidates, _ = _node_names(static.src, [*exclude])
+    if not candidates:
+        record["met"], record["final_drop_pt"] = False, round(first, 4)
+        return path
+    cal_split = cal if ctx.task == "fidelity" or cal.labels is not None else val
+    ref_cal = _outputs(fp32, cal_split, ctx)
+    full = _score(path, cal_split, ctx, ref_cal)
+    ranked = []
+    with ctx.observer.progress("layer sensitivity", len(candidates)) as advance:
+        for name, op in candidates:
+            gain = (
+                _score(static.build(activation, [*exclude, name]), cal_split, ctx, ref_cal) - full
+            )
+            ranked.append((gain, name, op))
+            advance()
+    ranked.sort(key=lambda r: -r[0])
+    kept: list[str] = []
+    current, current_drop = path, first
+    for gain, name, op in ranked:
+        kept.append(name)
+        record["kept_fp32"].append(
+            {
+                "node": name,
+                "op": op,
+                "sensitivity_pt": round(100 * gain, 4),
+                "why": "most sensitive remaining layer (accuracy regained on "
+                "the calibration split when it stays FP32)",
+            }
+        )
+        current = static.build(activation, [*exclude, *kept])
+        current_drop = drop(current)
+        if current_drop <= bound:
+            break
+    record["final_drop_pt"] = round(current_drop, 4)
+    record["met"] = current_drop <= bound
+    record["layers_ranked"] = len(ranked)
+    return current
+
+
+def _static_int8(
+    artifact: Artifact,
+    config: ExportConfig,
+    ctx: Context,
+    out: Path,
+    notes: list[str],
+    details: dict[str, Any],
+) -> None:
+    work = ctx.work_dir()
+    fp32 = _fp32_source(artifact, config, ctx)
+    pre = _preprocess(fp32, work, notes)
+    split = calibration_split(ctx, config)
+    _check_calibration(split, pre, config.display_name)
+    _, exclude = _node_names(pre, config.keep_fp32)
+    static = _Static(pre, split, config, work)
+    with ctx.observer.progress(f"{config.display_name}: calibrate and quantize", None):
+        activation, path = _choose_activation(static, config, exclude, ctx, details)
+    if config.fallback:
+        path = _fallback(static, activation, path, exclude, fp32, ctx, details)
+    shutil.copyfile(path, out)
+    for stale in work.glob("candidate-*.onnx"):
+        stale.unlink()
+    details.update(
+        {
+            "method": "onnxruntime quantize_static (QDQ)",
+            "calibration": config.calibration,
+            "calibration_samples": len(split),
+            "per_channel": config.per_channel,
+            "weight_type": "int8",
+            "kept_fp32_by_recipe": exclude,
+        }
+    )
+
+
+def _dynamic_int8(
+    artifact: Artifact,
+    config: ExportConfig,
+    ctx: Context,
+    out: Path,
+    notes: list[str],
+    details: dict[str, Any],
+) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    pre = _preprocess(_fp32_source(artifact, config, ctx), ctx.work_dir(), notes)
+    _, exclude = _node_names(pre, config.keep_fp32)
+    try:
+        with _quiet():
+            quantize_dynamic(
+                str(pre),
+                str(out),
+                weight_type=QuantType.QInt8,
+                per_channel=config.per_channel,
+                op_types_to_quantize=DYNAMIC_OPS,
+                nodes_to_exclude=exclude,
+            )
+    except Exception as e:
+        raise StepError(f"onnxruntime quantize_dynamic failed: {first_line(e)}") from None
+    details.update(
+        {
+            "method": "onnxruntime quantize_dynamic",
+            "ops": DYNAMIC_OPS,
+            "per_channel": config.per_channel,
+        }
+    )
+    notes.append(
+        "dynamic int8 quantizes MatMul/Gemm weights; convolutions stay FP32 "
+        "(ORT's dynamic ConvInteger is slower than FP32 convolution on CPU)"
+    )
+
+
+def _fp16(
+    artifact: Artifact,
+    config: ExportConfig,
+    ctx: Context,
+    out: Path,
+    notes: list[str],
+    details: dict[str, Any],
+) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(_fp32_source(artifact, config, ctx)))
+    try:
+        with _quiet():
+            half = convert_float_to_float16(
+                model, keep_io_types=True, op_block_list=config.keep_fp32 or None
+            )
+        onnx.save(half, str(out))
+    except Exception as e:
+        raise StepError(f"fp16 conversion failed: {first_line(e)}") from None
+    details.update({"method": "onnxruntime.transformers.float16", "io": "float32 (kept)"})
+
+
+def quantize_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+    notes: list[str] = []
+    details: dict[str, Any] = {}
+    build = {"int8": _static_int8, "int8-dynamic": _dynamic_int8, "fp16": _fp16}[config.precision]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build(artifact, config, ctx, out, notes, details)
+    return Artifact(
+        name=f"onnx-{config.precision}",
+        format="onnx",
+        precision=config.precision,
+        input_specs=artifact.input_specs,
+        path=out,
+        parent=artifact.name,
+        step=config.display_name,
+        notes=notes,
+        details=details,
+    )
