@@ -306,6 +306,75 @@ def export(
     _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
 
 
+_PRECISION = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}
+
+
+def quantize_steps(
+    method: str, formats: list[str], options: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """For each format: its fp32 export (the reference in that runtime), then the quantized one."""
+    steps: list[dict[str, Any]] = []
+    for fmt in formats:
+        steps.append({"type": "export", "format": fmt})
+        steps.append({"type": "export", "format": fmt, "precision": _PRECISION[method], **options})
+    return steps
+
+
+@app.command()
+@_user_errors
+def quantize(
+    model: Model,
+    data: Data,
+    method: Annotated[
+        str, typer.Option("--method", help="static (INT8, calibrated) | dynamic | fp16")
+    ] = "static",
+    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx")] = "onnx",
+    out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/quantize"),
+    calibration_samples: Annotated[int | None, typer.Option("--calibration-samples", min=1)] = None,
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor")] = True,
+    calibration: Annotated[
+        str, typer.Option("--calibration", help="minmax | entropy | percentile")
+    ] = "minmax",
+    max_accuracy_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-accuracy-drop", help="Points; sensitive layers stay FP32 until it holds."
+        ),
+    ] = None,
+    weights: Weights = None,
+    model_kwargs: Kwargs = None,
+    input_shape: Shape = None,
+    task: Task = None,
+    threads: Threads = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start over in a directory that holds a run.")
+    ] = False,
+    save_recipe: SaveRecipe = None,
+) -> None:
+    """Quantize to every requested format; verify, evaluate and benchmark each in its runtime."""
+    from modelpress.core import pipeline
+    from modelpress.core.recipe import dump_recipe, load_recipe
+
+    if method not in _PRECISION:
+        raise ModelpressError(f"--method '{method}': use static, dynamic or fp16")
+    options: dict[str, Any] = {}
+    if method == "static":
+        options = {"per_channel": per_channel, "calibration": calibration}
+        if calibration_samples:
+            options["calibration_samples"] = calibration_samples
+    names = [f.strip() for f in formats.split(",") if f.strip()]
+    extra: dict[str, Any] = {"steps": quantize_steps(method, names, options), "out": str(out)}
+    if max_accuracy_drop is not None:
+        extra["targets"] = {"max_accuracy_drop": max_accuracy_drop}
+    recipe = load_recipe(
+        _model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
+    )
+    if save_recipe:
+        dump_recipe(recipe, save_recipe)
+        console.print(f"wrote {save_recipe}")
+    _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
+
+
 @app.command()
 @_user_errors
 def train(

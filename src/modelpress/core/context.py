@@ -18,7 +18,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe
 from modelpress.core.rundir import RunDir
-from modelpress.errors import DataSourceError, ModelSourceError
+from modelpress.errors import DataSourceError, ModelSourceError, first_line
 from modelpress.sources import models
 from modelpress.sources.data import Dataset, load_data
 from modelpress.sources.inputs import InputSpec, parse_input_shape
@@ -134,7 +134,8 @@ def build_context(
     """Load data and model as the recipe says; return the context and the baseline artifact."""
     observer = observer or Observer()
     spec = models.inspect_source(recipe.model, recipe.model_kwargs)
-    planned = _planned_specs(recipe, spec)
+    deployed = _deployed(recipe, spec)
+    planned = _planned_specs(recipe, spec) or (deployed.input_specs if deployed else None)
     cfg = recipe.data
     splits = cfg.splits
     data = load_data(
@@ -150,6 +151,12 @@ def build_context(
         data.validation = data.validation.head(recipe.evaluate.max_samples)
     specs = _fit_specs(planned, data)
     task = _task(recipe, spec, data)
+    threads = recipe.evaluate.threads or os.cpu_count() or 1
+    if deployed is not None:  # .onnx / .tflite: the file itself, in its runtime
+        deployed.input_specs = specs
+        ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
+        _check_output(_check_deployed(deployed, ctx), task, data, recipe.model)
+        return ctx, deployed
     module = models.build(spec, _auto_kwargs(specs, data, spec))
     if recipe.weights:
         if spec.kind in ("torchscript", "exported"):
@@ -157,7 +164,6 @@ def build_context(
                 f"{recipe.model}: a {spec.kind} file carries its own weights; drop --weights"
             )
         models.load_weights(module, Path(recipe.weights), recipe.model)
-    threads = recipe.evaluate.threads or os.cpu_count() or 1
     torch.manual_seed(recipe.seed)
     ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
     out = models.check_forward(
@@ -166,6 +172,43 @@ def build_context(
     _check_output(out, task, data, recipe.model)
     baseline = Artifact("baseline", "torch", specs, module=module, details={"source": recipe.model})
     return ctx, baseline
+
+
+def _deployed(recipe: Recipe, spec: models.ModelSpec) -> Artifact | None:
+    """The baseline artifact for a deployed file, with the inputs the file declares."""
+    if spec.kind not in ("onnx", "tflite"):
+        return None
+    if recipe.weights:
+        raise ModelSourceError(
+            f"{recipe.model}: a {spec.kind} file carries its own weights; drop --weights"
+        )
+    from modelpress.runtimes import runtime_for
+
+    path = Path(spec.source)
+    art = Artifact("baseline", spec.kind, [], path=path, details={"source": spec.source})  # type: ignore[arg-type]
+    runtime = runtime_for(art, 1)
+    art.input_specs = runtime.input_specs()
+    art.precision = runtime.precision()  # type: ignore[assignment]
+    runtime.close()
+    return art
+
+
+def _check_deployed(art: Artifact, ctx: Context) -> torch.Tensor:
+    from modelpress.runtimes import runtime_for
+
+    runtime = runtime_for(art, ctx.threads)
+    batch = ctx.data.validation.sample_batch(runtime.fixed_batch or 1)
+    try:
+        out = runtime.run(batch)
+    except Exception as e:
+        shapes = ", ".join(f"{a.shape} {a.dtype}" for a in batch)
+        raise ModelSourceError(
+            f"{art.path} rejects input {shapes} ({first_line(e)}); "
+            "set --input-shape / input_shape to what the model expects"
+        ) from None
+    finally:
+        runtime.close()
+    return torch.from_numpy(out)
 
 
 def _has_batchnorm(module: torch.nn.Module) -> bool:

@@ -102,6 +102,7 @@ class Runner:
             entry["targets"] = targets_mod.check(entry, wanted)
         rec, results = targets_mod.recommend(baseline, record["artifacts"], wanted)
         record["recommendation"], record["targets"] = rec, results
+        record["decisions"] = targets_mod.decisions(baseline, record["artifacts"], wanted)
         self.rd.write_record(record)
 
     # ------------------------------------------------------------------ artifacts
@@ -122,13 +123,10 @@ class Runner:
         if path is None or not all(p.is_file() for p in [path, *extra]):
             return None
         module = None
-        if entry["format"] == "torch":
-            from safetensors.torch import load_file
+        if entry["format"] == "torch":  # torch steps save .pt2 ExportedPrograms
+            import torch
 
-            from modelpress.sources import models
-
-            module = models.build(ctx.model_spec)
-            module.load_state_dict(load_file(str(path)))
+            module = torch.export.load(str(path)).module()
         ctx.claim(path, entry["step"])
         return Artifact(
             entry["name"],

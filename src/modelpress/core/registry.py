@@ -59,7 +59,11 @@ class _Registered:
 _REGISTRY: dict[str, _Registered] = {}
 
 # Modules whose import registers the built-in steps (kept lazy: `import modelpress` stays light).
-_BUILTIN_STEP_MODULES = ("modelpress.steps.torchscript", "modelpress.steps.export")
+_BUILTIN_STEP_MODULES = (
+    "modelpress.steps.torchscript",
+    "modelpress.steps.export",
+    "modelpress.steps.quantize",
+)
 
 
 def register_step(config_cls: type[StepConfig]) -> Callable[[Handler], Handler]:

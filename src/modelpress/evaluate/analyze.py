@@ -61,6 +61,8 @@ def analyze(
     if artifact.format == "torch" and artifact.module is not None:
         size = files_size(artifact.files()) if artifact.path else torch_size_bytes(artifact.module)
         macs = count_macs(artifact.module, ctx.example_inputs(1))
+        if artifact.precision != "fp32" and parent_entry:  # q/dq ops are not multiply-adds
+            macs = parent_entry.get("macs")
     else:
         size = files_size(artifact.files()[:1])
         macs = parent_entry.get("macs") if parent_entry else None  # same graph, other format

@@ -127,3 +127,36 @@ def recommend(
         f"{'; '.join(misses)} ({_describe(closest)})",
     }
     return rec, check(closest, targets)
+
+
+def decisions(
+    baseline: dict[str, Any], artifacts: list[dict[str, Any]], targets: dict[str, float | None]
+) -> dict[str, dict[str, Any]]:
+    """What to ship for each aim, from measured numbers: the fastest artifact within the
+    accuracy bound, the smallest within it, and the closest in accuracy to the baseline."""
+    bound = targets.get("max_accuracy_drop")
+    bound = DEFAULT_MAX_DROP_PT if bound is None else bound
+    ok = [a for a in artifacts if a.get("status") == "ok"]
+    within = [
+        a for a in ok if (a.get("metric_delta_pt") is not None and -a["metric_delta_pt"] <= bound)
+    ]
+    out: dict[str, dict[str, Any]] = {}
+    if within:
+        fastest = min(within, key=lambda a: (a["latency_ms"]["median"], a["size_bytes"]))
+        smallest = min(within, key=lambda a: (a["size_bytes"], a["latency_ms"]["median"]))
+        out["fastest"] = {
+            "artifact": fastest["name"],
+            "why": f"lowest latency within {bound} pt: {_describe(fastest)}",
+        }
+        out["smallest"] = {
+            "artifact": smallest["name"],
+            "why": f"smallest file within {bound} pt: {_describe(smallest)}",
+        }
+    scored = [a for a in ok if a.get("metric_delta_pt") is not None]
+    if scored:
+        closest = max(scored, key=lambda a: (a["metric_delta_pt"], -a["latency_ms"]["median"]))
+        out["closest_accuracy"] = {
+            "artifact": closest["name"],
+            "why": f"highest {closest.get('primary_metric')}: {_describe(closest)}",
+        }
+    return out

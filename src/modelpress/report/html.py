@@ -73,6 +73,9 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
         body.append(f'<div class="why"><p><b>{escape(rec[0])}</b></p><p>{escape(rec[1])}</p></div>')
     else:
         body.append("<p>No recommendation yet.</p>")
+    ship = sections.decisions(record)
+    if ship:
+        body += ["<h3>What to ship</h3>", table(ship)]
 
     for grid in (sections.metrics(record), sections.per_class(record)):
         if grid:

@@ -51,6 +51,9 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     rec = sections.recommendation(record)
     out += [f"**{rec[0]}**", "", rec[1]] if rec else ["No recommendation yet."]
     out.append("")
+    ship = sections.decisions(record)
+    if ship:
+        out += ["### What to ship", "", table(ship), ""]
 
     metrics = sections.metrics(record)
     if metrics:

@@ -211,6 +211,26 @@ def recommendation(record: dict[str, Any]) -> tuple[str, str] | None:
     return f"{fmt.text(rec.get('name'))}{where} — {verdict} {mark}", fmt.text(rec.get("why"))
 
 
+_AIMS = {
+    "fastest": "fastest on this CPU",
+    "smallest": "smallest file",
+    "closest_accuracy": "closest accuracy",
+}
+
+
+def decisions(record: dict[str, Any]) -> Grid | None:
+    """What to ship for each aim (fastest, smallest, most accurate), from the record."""
+    found = record.get("decisions") or {}
+    if not found:
+        return None
+    grid = Grid("What to ship", ["aim", "artifact", "why"])
+    for key, label in _AIMS.items():
+        choice = found.get(key)
+        if isinstance(choice, dict):
+            grid.rows.append([label, fmt.text(choice.get("artifact")), fmt.text(choice.get("why"))])
+    return grid
+
+
 def scalar_metrics(entry: Entry) -> dict[str, Any]:
     """Metrics that are one number each (per-class and the confusion matrix left out)."""
     metrics = metrics_of(entry)

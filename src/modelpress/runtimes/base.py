@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from modelpress.sources.inputs import InputSpec
+
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
 
@@ -26,6 +28,14 @@ class Runtime(ABC):
 
     def param_count(self) -> int | None:
         return None
+
+    def precision(self) -> str:
+        """What the loaded model computes in (deployed files say it themselves)."""
+        return self.artifact.precision
+
+    def input_specs(self) -> list[InputSpec]:
+        """The inputs the loaded model declares (batch first; a free batch dimension reads 1)."""
+        return list(self.artifact.input_specs)
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
         """A zero-argument call of one batch, for timing: inputs converted once, up front."""

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from modelpress.runtimes.base import Runtime
-from modelpress.sources.models import first_tensor
+from modelpress.sources.models import eval_mode, first_tensor
 
 
 class TorchRuntime(Runtime):
@@ -18,7 +18,7 @@ class TorchRuntime(Runtime):
         super().__init__(artifact, threads)
         if artifact.module is None:
             raise ValueError(f"{artifact.name}: a torch artifact needs its module")
-        self.module = artifact.module.eval()
+        self.module = eval_mode(artifact.module)
         torch.set_num_threads(threads)
 
     def _forward(self, tensors: list[torch.Tensor]) -> np.ndarray:

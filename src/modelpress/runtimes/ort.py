@@ -8,6 +8,7 @@ import numpy as np
 
 from modelpress.errors import ModelSourceError, RuntimeUnavailableError
 from modelpress.runtimes.base import Runtime
+from modelpress.sources.inputs import InputSpec
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -17,6 +18,17 @@ _ORT_TYPES = {
     "tensor(int8)": np.int8,
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
+}
+
+
+_SPEC_DTYPES = {
+    "float32": "tensor(float)",
+    "float16": "tensor(float16)",
+    "int64": "tensor(int64)",
+    "int32": "tensor(int32)",
+    "int8": "tensor(int8)",
+    "uint8": "tensor(uint8)",
+    "bool": "tensor(bool)",
 }
 
 
@@ -50,6 +62,30 @@ class OnnxRuntime(Runtime):
         self.output_name = self.session.get_outputs()[0].name
         batch = self.inputs[0].shape[0] if self.inputs[0].shape else None
         self.fixed_batch = batch if isinstance(batch, int) else None
+
+    def precision(self) -> str:
+        import onnx
+
+        graph = onnx.load(str(self.artifact.path), load_external_data=False).graph
+        ops = {n.op_type for n in graph.node}
+        if "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops or "ConvInteger" in ops:
+            return "int8-dynamic"
+        if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}:
+            return "int8"
+        if any(t.data_type == 10 for t in graph.initializer):  # FLOAT16
+            return "fp16"
+        return "fp32"
+
+    def input_specs(self) -> list[InputSpec]:
+        dtypes = {v: k for k, v in _SPEC_DTYPES.items()}
+        return [
+            InputSpec(
+                i.name,
+                tuple(d if isinstance(d, int) and d > 0 else 1 for d in i.shape),
+                dtypes.get(i.type),
+            )
+            for i in self.inputs
+        ]
 
     def _feed(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
         return {

@@ -6,6 +6,7 @@
 ``file.pt``                    a checkpoint written by ``modelpress train`` (rebuilds itself),
                                or a whole TorchScript module
 ``file.pt2``                   a ``torch.export`` ExportedProgram
+``file.onnx`` / ``file.tflite``  a deployed model, evaluated and benchmarked in its runtime
 Weights (``--weights``) may be a plain ``torch.save(model.state_dict())`` file, a
 ``modelpress train`` checkpoint, a dict holding ``state_dict``, or ``.safetensors``.
 """
@@ -109,10 +110,9 @@ def inspect_source(source: str, model_kwargs: dict[str, Any] | None = None) -> M
             source, "checkpoint", inner.kwargs, meta, inner.default_input_shape, inner.input_kind
         )
     if source.endswith((".onnx", ".tflite")):
-        raise ModelSourceError(
-            f"{source}: {path.suffix} files are evaluated with their runtime, not loaded as a "
-            "torch model (support arrives with the quantization formats)"
-        )
+        if not path.is_file():
+            raise ModelSourceError(f"{source}: model file not found")
+        return ModelSpec(source, path.suffix[1:], kwargs)
     if ":" in source:
         return ModelSpec(source, "factory", kwargs)
     raise ModelSourceError(
@@ -263,6 +263,15 @@ def check_forward(model: nn.Module, example: list[torch.Tensor], source: str) ->
             "set --input-shape / input_shape to what its forward expects"
         ) from None
     return first_tensor(out, source)
+
+
+def eval_mode(module: nn.Module) -> nn.Module:
+    """``module.eval()``; a module unpacked from a .pt2 ExportedProgram is already an inference
+    graph and refuses ``.eval()``, so it is returned as it is."""
+    try:
+        return module.eval()
+    except NotImplementedError:
+        return module
 
 
 def first_tensor(out: Any, source: str = "model") -> torch.Tensor:

@@ -19,7 +19,7 @@ from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.compare import compare_outputs
-from modelpress.sources.models import first_tensor
+from modelpress.sources.models import eval_mode, first_tensor
 
 
 class TorchScriptConfig(StepConfig):
@@ -44,9 +44,9 @@ def to_torchscript(
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream; we say so in docs
         try:
             if config.method == "trace":
-                scripted = torch.jit.trace(module.eval(), tuple(example), check_trace=False)
+                scripted = torch.jit.trace(eval_mode(module), tuple(example), check_trace=False)
             else:
-                scripted = torch.jit.script(module.eval())
+                scripted = torch.jit.script(eval_mode(module))
         except Exception as e:
             raise StepError(f"torch.jit.{config.method} failed: {first_line(e)}") from None
         scripted = scripted.eval()

@@ -44,13 +44,16 @@ class ExportConfig(StepConfig):
         return f"export-{self.format}{suffix}"
 
     def accepts(self, artifact: Artifact) -> bool:
-        if self.format == "onnx" and self.precision != "fp32":  # quantize an fp32 ONNX model
+        if artifact.format == "torch" and artifact.precision == self.precision:
+            # fp32, or a model the quantize step already made int8/fp16: exported as it is
+            return self.precision in ("fp32", "int8", "fp16")
+        if self.format == "onnx" and self.precision != "fp32":  # ONNX Runtime quantizes fp32
             return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
-        return artifact.format == "torch" and artifact.precision == "fp32"
+        return False
 
     def wants(self) -> str:
         if self.format == "onnx" and self.precision != "fp32":
-            return "an fp32 torch or ONNX model"
+            return f"an fp32 torch or ONNX model, or a {self.precision} torch model"
         return "an fp32 torch model"
 
 
@@ -63,7 +66,7 @@ def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
         out = ctx.artifact_path(config.display_name, stem, ".pt")
         return to_torchscript(artifact, TorchScriptConfig(name=config.display_name), ctx, out)
     out = ctx.artifact_path(config.display_name, stem, ".onnx")
-    if config.precision == "fp32":
+    if artifact.format == "torch" and artifact.precision == config.precision:
         from modelpress.steps.export.onnx import to_onnx
 
         return to_onnx(artifact, config, ctx, out)

@@ -6,6 +6,8 @@ A dynamic batch dimension where the model allows it (else the example's fixed ba
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -16,6 +18,7 @@ import torch
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import StepError, first_line
+from modelpress.sources.models import eval_mode
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
@@ -53,11 +56,11 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
     out.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed"...
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # and the exporter's progress lines
         dynamic = config.dynamic_batch
         try:
-            _export_onnx(module.eval(), example, names, out, config.opset, dynamic)
+            _export_onnx(eval_mode(module), example, names, out, config.opset, dynamic)
         except Exception as e:
             if not dynamic:
                 raise StepError(f"torch.onnx.export failed: {first_line(e)}") from None
@@ -65,7 +68,7 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
             dynamic = False
             example = tuple(ctx.example_inputs(1))
             try:
-                _export_onnx(module.eval(), example, names, out, config.opset, dynamic)
+                _export_onnx(eval_mode(module), example, names, out, config.opset, dynamic)
             except Exception as e2:
                 raise StepError(f"torch.onnx.export failed: {first_line(e2)}") from None
     try:
@@ -84,9 +87,9 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
         except Exception as e:
             notes.append(f"onnxslim skipped: {first_line(e)[:160]}")
     return Artifact(
-        name=f"onnx-{config.precision}",
+        name=f"onnx-{artifact.precision}",
         format="onnx",
-        precision=config.precision,
+        precision=artifact.precision,
         input_specs=artifact.input_specs,
         path=out,
         parent=artifact.name,

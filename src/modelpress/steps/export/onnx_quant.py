@@ -246,16 +246,20 @@ def _fallback(
     ctx: Context,
     details: dict[str, Any],
 ) -> Path:
-    """Keep the most sensitive layers FP32 until the primary metric drop is within the bound."""
+    """Keep the most sensitive layers FP32 until the primary metric drop is within the bound.
+
+    Sensitivity of a layer: how much the mean |Δ| between the int8 and FP32 outputs on the
+    calibration split shrinks when that one layer stays FP32 (continuous, needs no labels).
+    """
     bound = ctx.recipe.targets.max_accuracy_drop
     if bound is None or ctx.baseline is None:
         return path
     key = PRIMARY[ctx.task]
-    val, cal = ctx.data.validation, ctx.data.calibration
-    ref_val = _outputs(fp32, val, ctx)
     base_value = ctx.baseline["metrics"].get(key)
     if base_value is None:
         return path
+    val, cal = ctx.data.validation, ctx.data.calibration
+    ref_val = _outputs(fp32, val, ctx)
 
     def drop(p: Path) -> float:
         return 100.0 * (base_value - _score(p, val, ctx, ref_val))
@@ -271,35 +275,28 @@ def _fallback(
         record["needed"] = False
         return path
     record["needed"] = True
+    record["ranking"] = (
+        "layers ranked by how much keeping each one alone in FP32 reduces the "
+        "mean |Δ| to the FP32 outputs on the calibration split"
+    )
     candidates, _ = _node_names(static.src, [*exclude])
-    if not candidates:
-        record["met"], record["final_drop_pt"] = False, round(first, 4)
-        return path
-    cal_split = cal if ctx.task == "fidelity" or cal.labels is not None else val
-    ref_cal = _outputs(fp32, cal_split, ctx)
-    full = _score(path, cal_split, ctx, ref_cal)
+    ref_cal = _outputs(fp32, cal, ctx)
+
+    def error(p: Path) -> float:
+        return float(np.abs(_outputs(p, cal, ctx) - ref_cal).mean())
+
+    full = error(path)
     ranked = []
     with ctx.observer.progress("layer sensitivity", len(candidates)) as advance:
         for name, op in candidates:
-            gain = (
-                _score(static.build(activation, [*exclude, name]), cal_split, ctx, ref_cal) - full
-            )
-            ranked.append((gain, name, op))
+            ranked.append((full - error(static.build(activation, [*exclude, name])), name, op))
             advance()
     ranked.sort(key=lambda r: -r[0])
     kept: list[str] = []
     current, current_drop = path, first
-    for gain, name, op in ranked:
+    for reduction, name, op in ranked:
         kept.append(name)
-        record["kept_fp32"].append(
-            {
-                "node": name,
-                "op": op,
-                "sensitivity_pt": round(100 * gain, 4),
-                "why": "most sensitive remaining layer (accuracy regained on "
-                "the calibration split when it stays FP32)",
-            }
-        )
+        record["kept_fp32"].append({"node": name, "op": op, "error_reduction": round(reduction, 6)})
         current = static.build(activation, [*exclude, *kept])
         current_drop = drop(current)
         if current_drop <= bound:

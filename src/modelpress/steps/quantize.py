@@ -1,0 +1,183 @@
+"""``quantize``: torch-level quantization, the model stays a torch model.
+
+    method: static   PT2E static INT8 (torchao ``prepare_pt2e``/``convert_pt2e``) with the
+                     X86 Inductor quantizer: uint8 activations, int8 per-channel weights,
+                     calibrated on the calibration split. Exported to ONNX it becomes a QDQ
+                     graph that ONNX Runtime runs with int8 kernels.
+    method: dynamic  INT8 weights, activations quantized on the fly (torchao
+                     ``Int8DynamicActivationInt8WeightConfig``): for Linear-heavy models.
+    method: fp16     weights and compute in half precision (float I/O kept).
+In torch eager a static INT8 graph runs as a reference (quantize/dequantize around float ops):
+its latency there is not an INT8 kernel's; export it to ONNX for that, and the record shows both.
+The result is saved as a ``.pt2`` ExportedProgram (architecture and weights, no pickled code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.core.registry import StepConfig, register_step
+from modelpress.errors import StepError, first_line
+from modelpress.sources.models import eval_mode
+
+
+class QuantizeConfig(StepConfig):
+    type: Literal["quantize"] = "quantize"
+    method: Literal["static", "dynamic", "fp16"] = "static"
+    calibration_samples: int | None = Field(None, ge=1)  # None: the whole calibration split
+
+    def default_name(self) -> str:
+        return f"quantize-{self.method}"
+
+    def accepts(self, artifact: Artifact) -> bool:
+        return artifact.format == "torch" and artifact.precision == "fp32"
+
+    def wants(self) -> str:
+        return "an fp32 torch model"
+
+
+@contextlib.contextmanager
+def quiet_torchao():
+    """torchao logs missing CUDA kernels on import and the exporter prints progress."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def capture(module: nn.Module, ctx: Context, where: str) -> torch.fx.GraphModule:
+    """torch.export with a dynamic batch; a model it cannot capture fails with the reason."""
+    example = tuple(ctx.example_inputs(2))
+    batch = torch.export.Dim("batch")
+    try:
+        with quiet_torchao():
+            program = torch.export.export(
+                eval_mode(module), example, dynamic_shapes=tuple({0: batch} for _ in example)
+            )
+    except Exception as e:
+        raise StepError(
+            f"{where}: torch.export cannot capture the model: {first_line(e)}"
+        ) from None
+    return program.module()
+
+
+def calibrate(prepared: nn.Module, ctx: Context, samples: int | None, where: str) -> int:
+    from modelpress.steps.export.onnx_quant import calibration_split
+
+    class _Cfg:  # calibration_split reads these two fields
+        display_name, calibration_samples = where, samples
+
+    split = calibration_split(ctx, _Cfg())  # type: ignore[arg-type]
+    with torch.no_grad(), ctx.observer.progress(f"{where}: calibrate", len(split)) as advance:
+        for arrays, _ in split.batches(32):
+            prepared(*[torch.from_numpy(a) for a in arrays])
+            advance(len(arrays[0]))
+    return len(split)
+
+
+def pt2e_static(
+    module: nn.Module, ctx: Context, samples: int | None, where: str
+) -> tuple[nn.Module, int]:
+    with quiet_torchao():
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    graph = capture(module, ctx, where)
+    quantizer = xiq.X86InductorQuantizer().set_global(
+        xiq.get_default_x86_inductor_quantization_config()
+    )
+    prepared = prepare_pt2e(graph, quantizer)
+    n = calibrate(prepared, ctx, samples, where)
+    return convert_pt2e(prepared), n
+
+
+def to_half(module: nn.Module) -> nn.Module:
+    """Half-precision weights and compute behind float32 inputs and outputs (forward hooks keep
+    the model's own signature, so it exports like the original)."""
+
+    def inputs_to_half(_: nn.Module, args: tuple) -> tuple:
+        return tuple(a.half() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+    def output_to_float(_: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        return out.float() if torch.is_tensor(out) else out
+
+    module = module.half()
+    module.register_forward_pre_hook(inputs_to_half)
+    module.register_forward_hook(output_to_float)
+    return module
+
+
+def save_pt2(module: nn.Module, ctx: Context, where: str) -> tuple[torch.nn.Module, object]:
+    """Save as .pt2 in the step folder; return the reloaded module (what later steps use)."""
+    path = ctx.work_dir() / "model.pt2"
+    example = tuple(ctx.example_inputs(2))
+    batch = torch.export.Dim("batch")
+    try:
+        with quiet_torchao():
+            program = torch.export.export(
+                module, example, dynamic_shapes=tuple({0: batch} for _ in example)
+            )
+            torch.export.save(program, str(path))
+    except Exception as e:
+        raise StepError(f"{where}: saving the quantized model failed: {first_line(e)}") from None
+    return torch.export.load(str(path)).module(), path
+
+
+@register_step(QuantizeConfig)
+def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: Context) -> Artifact:
+    import copy
+
+    where = config.display_name
+    module = eval_mode(copy.deepcopy(artifact.module))  # the parent stays as it was
+    details: dict = {"method": config.method}
+    notes: list[str] = []
+    if config.method == "static":
+        quantized, n = pt2e_static(module, ctx, config.calibration_samples, where)
+        precision = "int8"
+        details |= {
+            "quantizer": "torchao X86InductorQuantizer (PT2E)",
+            "calibration_samples": n,
+            "activations": "uint8 (asymmetric)",
+            "weights": "int8 per-channel",
+        }
+        notes.append(
+            "torch runs this INT8 graph as a reference (quantize/dequantize around "
+            "float ops); export it to ONNX for INT8 kernels"
+        )
+    elif config.method == "dynamic":
+        with quiet_torchao():
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+            quantize_(module, Int8DynamicActivationInt8WeightConfig())
+        quantized, precision = module, "int8-dynamic"
+        details |= {
+            "quantizer": "torchao Int8DynamicActivationInt8WeightConfig",
+            "layers": "Linear",
+        }
+    else:
+        quantized, precision = to_half(module), "fp16"
+    loaded, path = save_pt2(quantized, ctx, where)
+    return Artifact(
+        name=f"torch-{precision}",
+        format="torch",
+        precision=precision,  # type: ignore[arg-type]
+        input_specs=artifact.input_specs,
+        path=path,  # type: ignore[arg-type]
+        parent=artifact.name,
+        step=where,
+        module=loaded,
+        notes=notes,
+        details=details,
+    )
