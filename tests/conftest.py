@@ -68,6 +68,20 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLP on the flat 8×8 digits with enough weights (~50K) for int8 to pay off in size."""
+    from modelpress.core.recipe import build_recipe
+    from modelpress.training import TrainConfig, train_and_save
+
+    out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
+    recipe = build_recipe(
+        {"model": "zoo:mlp", "model_kwargs": {"hidden": [256, 128]}, "data": "builtin:digits"}
+    )
+    train_and_save(recipe, TrainConfig(epochs=8, lr=3e-3, seed=0), out)
+    return out
+
+
 def tiny_recipe(model: str, **extra: object) -> dict:
     """A recipe dict that evaluates quickly (few repeats, small inputs)."""
     recipe = {
