@@ -24,6 +24,8 @@ def _num_params(model: nn.Module) -> int:
 def _input(entry: zoo.ZooEntry, batch: int, in_channels: int | None = None) -> torch.Tensor:
     """A random batch at the entry's default shape, optionally with other channels/features."""
     shape = list(entry.default_input_shape)
+    if entry.input_kind == "tokens":  # int64 token ids; no channels
+        return torch.randint(0, 1000, (batch, *shape))
     if in_channels is not None:
         shape[0] = in_channels
     return torch.randn(batch, *shape)
@@ -42,7 +44,7 @@ def test_list_models_is_sorted_and_matches_registry() -> None:
 
     names = [e.name for e in entries]
     assert names == sorted(names)
-    assert names == ["dscnn", "mlp", "mobilenetv3_small", "resnet18", "resnet_tiny"]
+    assert names == ["dscnn", "mlp", "mobilenetv3_small", "resnet18", "resnet_tiny", "text_encoder"]
     assert all(zoo.ZOO[e.name] is e for e in entries)
 
 
@@ -50,7 +52,7 @@ def test_list_models_is_sorted_and_matches_registry() -> None:
 def test_entry_metadata_is_consistent(name: str) -> None:
     entry = zoo.get(name)
 
-    expected_rank = 3 if entry.input_kind == "image" else 1
+    expected_rank = 3 if entry.input_kind == "image" else 1  # vector: (F,), tokens: (T,)
     assert len(entry.default_input_shape) == expected_rank
     assert entry.description and "\n" not in entry.description
 
@@ -267,3 +269,15 @@ def test_dscnn_can_fit_a_small_batch() -> None:
         losses.append(loss.item())
 
     assert losses[-1] <= 0.5 * losses[0]
+
+
+def test_text_encoder_takes_token_ids_and_exports() -> None:
+    model = zoo.create("text_encoder", num_classes=3, dim=32, heads=4, layers=1).eval()
+    ids = torch.randint(0, 1000, (2, 16))
+    out = model(ids)
+    assert out.shape == (2, 3)
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (ids,), dynamic_shapes=({0: batch},))
+    assert torch.allclose(program.module()(ids), out, atol=1e-5)
+    with pytest.raises(ModelSourceError, match=r"dim \(30\) must be divisible by heads \(4\)"):
+        zoo.create("text_encoder", dim=30, heads=4)

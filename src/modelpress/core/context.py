@@ -121,7 +121,9 @@ def _auto_kwargs(specs: list[InputSpec], data: Dataset, spec: models.ModelSpec) 
     if data.num_classes is not None:
         auto["num_classes"] = data.num_classes
     shape = specs[0].shape
-    if spec.input_kind == "vector":
+    if spec.input_kind == "tokens":
+        pass  # token ids have no channels
+    elif spec.input_kind == "vector":
         auto["in_channels"] = math.prod(shape[1:])
     elif len(shape) == 4:
         auto["in_channels"] = shape[1]

@@ -26,6 +26,7 @@ from modelpress.zoo.dscnn import dscnn
 from modelpress.zoo.mlp import mlp
 from modelpress.zoo.mobilenetv3 import mobilenetv3_small
 from modelpress.zoo.resnet import resnet18, resnet_tiny
+from modelpress.zoo.text_encoder import text_encoder
 
 __all__ = ["ZOO", "ZooEntry", "create", "get", "list_models"]
 
@@ -37,7 +38,8 @@ class ZooEntry:
     name: str
     factory: Callable[..., nn.Module]
     description: str  # one line, for `modelpress zoo`
-    input_kind: Literal["image", "vector"]  # image: (N, C, H, W); vector: (N, F), F = in_channels
+    # image: (N, C, H, W); vector: (N, F), F = in_channels; tokens: (N, T) int64 ids
+    input_kind: Literal["image", "vector", "tokens"]
     default_input_shape: tuple[int, ...]  # without the batch dimension, e.g. (3, 32, 32) or (30,)
 
 
@@ -71,6 +73,13 @@ ZOO: dict[str, ZooEntry] = {
             description="DS-CNN: depthwise-separable CNN for keyword spotting / small images",
             input_kind="image",
             default_input_shape=(1, 32, 32),
+        ),
+        ZooEntry(
+            name="text_encoder",
+            factory=text_encoder,
+            description="Transformer encoder over int64 token ids: attention, LayerNorm, GELU",
+            input_kind="tokens",
+            default_input_shape=(32,),
         ),
         ZooEntry(
             name="mlp",
