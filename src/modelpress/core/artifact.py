@@ -10,7 +10,7 @@ from torch import nn
 
 from modelpress.sources.inputs import InputSpec
 
-Format = Literal["torch", "torchscript", "onnx", "tflite"]
+Format = Literal["torch", "torchscript", "onnx", "tflite", "openvino"]
 Precision = Literal["fp32", "fp16", "int8-dynamic", "int8"]
 
 
@@ -25,8 +25,13 @@ class Artifact:
     step: str | None = None  # name of the step that made it
     module: nn.Module | None = None  # the live module, for format "torch"
     extra_files: list[Path] = field(default_factory=list)  # e.g. the lite-interpreter .ptl
+    companions: list[Path] = field(default_factory=list)  # part of the model: OpenVINO's .bin
     notes: list[str] = field(default_factory=list)  # what a user should know (skips, choices)
     details: dict[str, Any] = field(default_factory=dict)  # step facts for the record
 
     def files(self) -> list[Path]:
-        return [p for p in [self.path, *self.extra_files] if p is not None]
+        return [p for p in [self.path, *self.companions, *self.extra_files] if p is not None]
+
+    def model_files(self) -> list[Path]:
+        """What the model is made of on disk (its size): the file and its companions."""
+        return [p for p in [self.path, *self.companions] if p is not None]

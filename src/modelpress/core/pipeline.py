@@ -110,6 +110,7 @@ class Runner:
         if entry.get("path"):
             entry["path"] = self.rd.relative(entry["path"])
         entry["extra_files"] = [self.rd.relative(p) for p in entry.get("extra_files", [])]
+        entry["companions"] = [self.rd.relative(p) for p in entry.get("companions", [])]
         return entry
 
     def _unique(self, name: str, step: str) -> str:
@@ -120,7 +121,8 @@ class Runner:
         root = self.rd.root
         path = root / entry["path"] if entry.get("path") else None
         extra = [root / p for p in entry.get("extra_files", [])]
-        if path is None or not all(p.is_file() for p in [path, *extra]):
+        companions = [root / p for p in entry.get("companions", [])]
+        if path is None or not all(p.is_file() for p in [path, *extra, *companions]):
             return None
         module = None
         if entry["format"] == "torch":  # torch steps save .pt2 ExportedPrograms
@@ -138,6 +140,7 @@ class Runner:
             entry["step"],
             module,
             extra,
+            companions,
         )
 
     def _input_for(self, config: StepConfig, baseline: Artifact) -> Artifact | None:

@@ -59,12 +59,16 @@ def analyze(
     finally:
         runtime.close()
     if artifact.format == "torch" and artifact.module is not None:
-        size = files_size(artifact.files()) if artifact.path else torch_size_bytes(artifact.module)
+        size = (
+            files_size(artifact.model_files())
+            if artifact.path
+            else torch_size_bytes(artifact.module)
+        )
         macs = count_macs(artifact.module, ctx.example_inputs(1))
         if artifact.precision != "fp32" and parent_entry:  # q/dq ops are not multiply-adds
             macs = parent_entry.get("macs")
     else:
-        size = files_size(artifact.files()[:1])
+        size = files_size(artifact.model_files())
         macs = parent_entry.get("macs") if parent_entry else None  # same graph, other format
     if params is None and parent_entry and artifact.precision == parent_entry.get("precision"):
         params = parent_entry.get("params")
@@ -75,6 +79,7 @@ def analyze(
         "runtime": runtime.name,
         "path": str(artifact.path) if artifact.path else None,
         "extra_files": [str(p) for p in artifact.extra_files],
+        "companions": [str(p) for p in artifact.companions],
         "parent": artifact.parent,
         "step": artifact.step,
         "status": "ok",

@@ -18,6 +18,7 @@ _BACKENDS = {
     "torch": ("modelpress.runtimes.eager", "TorchRuntime"),
     "torchscript": ("modelpress.runtimes.torchscript", "TorchScriptRuntime"),
     "onnx": ("modelpress.runtimes.ort", "OnnxRuntime"),
+    "openvino": ("modelpress.runtimes.openvino", "OpenVinoRuntime"),
 }
 
 

@@ -1,6 +1,7 @@
 """``export``: write a deployable file for a runtime, at a precision.
 
     format: onnx        fp32 (torch.onnx dynamo), fp16, int8-dynamic, int8 (ORT QDQ, calibrated)
+    format: openvino    fp32, fp16, int8 (NNCF); the [openvino] extra
     format: torchscript fp32 (the ``torchscript`` step)
 Each artifact is then verified against its parent and measured in its own runtime by the runner.
 A quantized ONNX export starts from the newest ONNX fp32 artifact of the run when there is one
@@ -20,7 +21,7 @@ from modelpress.core.registry import StepConfig, register_step
 
 class ExportConfig(StepConfig):
     type: Literal["export"] = "export"
-    format: Literal["onnx", "torchscript"] = "onnx"
+    format: Literal["onnx", "torchscript", "openvino"] = "onnx"
     precision: Literal["fp32", "fp16", "int8-dynamic", "int8"] = "fp32"
     opset: int = Field(18, ge=13, le=23)
     dynamic_batch: bool = True
@@ -47,7 +48,9 @@ class ExportConfig(StepConfig):
         if artifact.format == "torch" and artifact.precision == self.precision:
             # fp32, or a model the quantize step already made int8/fp16: exported as it is
             return self.precision in ("fp32", "int8", "fp16")
-        if self.format == "onnx" and self.precision != "fp32":  # ONNX Runtime quantizes fp32
+        if self.format in ("onnx", "openvino") and self.precision != "fp32":  # quantize fp32
+            return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
+        if self.format == "openvino":  # converted from the fp32 ONNX graph
             return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
         return False
 
@@ -65,6 +68,12 @@ def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
 
         out = ctx.artifact_path(config.display_name, stem, ".pt")
         return to_torchscript(artifact, TorchScriptConfig(name=config.display_name), ctx, out)
+    if config.format == "openvino":
+        from modelpress.steps.export.openvino import to_openvino
+
+        return to_openvino(
+            artifact, config, ctx, ctx.artifact_path(config.display_name, stem, ".xml")
+        )
     out = ctx.artifact_path(config.display_name, stem, ".onnx")
     if artifact.format == "torch" and artifact.precision == config.precision:
         from modelpress.steps.export.onnx import to_onnx
