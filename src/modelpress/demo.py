@@ -35,10 +35,11 @@ def demo_recipe(checkpoint: Path, quick: bool, threads: int | None) -> dict[str,
         "model": str(checkpoint.resolve()),
         "data": {"source": "builtin:digits", "seed": 0},
         "task": "classification",
-        "targets": {"max_accuracy_drop": 0.5, "max_size_mb": 2.0, "min_speedup": 1.0},
+        "targets": {"max_accuracy_drop": 0.5, "max_size_mb": 0.5, "min_speedup": 2.0},
         "steps": [
             {"type": "torchscript", "optimize_for_mobile": True},
             {"type": "export", "format": "onnx"},
+            {"type": "export", "format": "onnx", "precision": "int8"},
         ],
         "evaluate": {
             "warmup": 5 if quick else 20,

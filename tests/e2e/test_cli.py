@@ -247,3 +247,38 @@ def test_demo_full(tmp_path: Path) -> None:
     assert record["baseline"]["metrics"]["top1"] >= 0.95
     for art in record["artifacts"]:
         assert art["verification"]["max_abs_diff"] <= 1e-4 and art["status"] == "ok"
+
+
+def test_quantize_command_with_save_recipe(trained_checkpoint: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "q.yaml"
+    result = cli(
+        "quantize",
+        str(trained_checkpoint),
+        "--data",
+        "builtin:digits",
+        "--method",
+        "static",
+        "--formats",
+        "onnx",
+        "--calibration",
+        "percentile",
+        "--out",
+        str(tmp_path / "q"),
+        "--save-recipe",
+        str(saved),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "export-onnx-int8" in result.stdout and "recommendation" in result.stdout
+    steps = yaml.safe_load(saved.read_text())["steps"]
+    assert [(s["format"], s["precision"]) for s in steps] == [("onnx", "fp32"), ("onnx", "int8")]
+    assert steps[1]["calibration"] == "percentile"
+    record = json.loads((tmp_path / "q/record.json").read_text())
+    assert record["artifacts"][1]["details"]["calibration"] == "percentile"
+
+
+def test_bench_a_corrupt_onnx_file(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"junk")
+    assert_one_line_error(
+        cli("bench", str(tmp_path / "m.onnx"), "--data", "builtin:digits"),
+        "onnxruntime cannot load it",
+    )

@@ -17,7 +17,12 @@ class OpenVinoRuntime(Runtime):
     def __init__(self, artifact, threads: int) -> None:
         super().__init__(artifact, threads)
         ov = require_openvino()
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        # f32: on CPUs with bf16 units the plugin would otherwise lower an fp32 model's precision
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
         try:
             self.compiled = ov.Core().compile_model(str(artifact.path), "CPU", config)
         except Exception as e:

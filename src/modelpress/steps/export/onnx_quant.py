@@ -165,9 +165,8 @@ class _Static:
 
         self.src, self.config, self.work = src, config, work
         names, batch = _input_names_and_batch(src)
-        self.reader = _Reader(
-            split, names, batch if config.calibration == "minmax" else min(batch, 8)
-        )
+        # Histogram calibrators stack per-batch arrays, so they need equal batches: use 1.
+        self.reader = _Reader(split, names, batch if config.calibration == "minmax" else 1)
         self.method = {
             "minmax": CalibrationMethod.MinMax,
             "entropy": CalibrationMethod.Entropy,
