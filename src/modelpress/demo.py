@@ -40,6 +40,8 @@ def demo_recipe(checkpoint: Path, quick: bool, threads: int | None) -> dict[str,
             {"type": "torchscript", "optimize_for_mobile": True},
             {"type": "export", "format": "onnx"},
             {"type": "export", "format": "onnx", "precision": "int8"},
+            {"type": "export", "format": "tflite"},
+            {"type": "export", "format": "tflite", "precision": "int8"},
         ],
         "evaluate": {
             "warmup": 5 if quick else 20,

@@ -19,6 +19,7 @@ _BACKENDS = {
     "torchscript": ("modelpress.runtimes.torchscript", "TorchScriptRuntime"),
     "onnx": ("modelpress.runtimes.ort", "OnnxRuntime"),
     "openvino": ("modelpress.runtimes.openvino", "OpenVinoRuntime"),
+    "tflite": ("modelpress.runtimes.litert", "LiteRTRuntime"),
 }
 
 

@@ -1,6 +1,7 @@
 """``export``: write a deployable file for a runtime, at a precision.
 
     format: onnx        fp32 (torch.onnx dynamo), fp16, int8-dynamic, int8 (ORT QDQ, calibrated)
+    format: tflite      fp32, fp16, int8-dynamic, int8 (litert-torch, PT2E); the [tflite] extra
     format: openvino    fp32, fp16, int8 (NNCF); the [openvino] extra
     format: torchscript fp32 (the ``torchscript`` step)
 Each artifact is then verified against its parent and measured in its own runtime by the runner.
@@ -21,7 +22,7 @@ from modelpress.core.registry import StepConfig, register_step
 
 class ExportConfig(StepConfig):
     type: Literal["export"] = "export"
-    format: Literal["onnx", "torchscript", "openvino"] = "onnx"
+    format: Literal["onnx", "tflite", "torchscript", "openvino"] = "onnx"
     precision: Literal["fp32", "fp16", "int8-dynamic", "int8"] = "fp32"
     opset: int = Field(18, ge=13, le=23)
     dynamic_batch: bool = True
@@ -33,11 +34,14 @@ class ExportConfig(StepConfig):
     activation_type: Literal["auto", "uint8", "int8"] = "auto"  # auto: measure both, keep faster
     keep_fp32: list[str] = Field(default_factory=list)  # node names or op types left in FP32
     fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
+    io: Literal["float", "int8", "uint8"] | None = None  # tflite: the I/O type to insist on
 
     @model_validator(mode="after")
     def _combination(self) -> ExportConfig:
         if self.format == "torchscript" and self.precision != "fp32":
             raise ValueError("torchscript exports fp32 only; quantize for onnx instead")
+        if self.io is not None and self.format != "tflite":
+            raise ValueError("io applies to format tflite")
         return self
 
     def default_name(self) -> str:
@@ -52,6 +56,8 @@ class ExportConfig(StepConfig):
             return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
         if self.format == "openvino":  # converted from the fp32 ONNX graph
             return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
+        if self.format == "tflite":  # litert-torch converts (and quantizes) fp32 torch models
+            return artifact.precision == "fp32" and artifact.format == "torch"
         return False
 
     def wants(self) -> str:
@@ -68,6 +74,12 @@ def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
 
         out = ctx.artifact_path(config.display_name, stem, ".pt")
         return to_torchscript(artifact, TorchScriptConfig(name=config.display_name), ctx, out)
+    if config.format == "tflite":
+        from modelpress.steps.export.tflite import to_tflite
+
+        return to_tflite(
+            artifact, config, ctx, ctx.artifact_path(config.display_name, stem, ".tflite")
+        )
     if config.format == "openvino":
         from modelpress.steps.export.openvino import to_openvino
 

@@ -1,0 +1,157 @@
+"""TFLite / LiteRT through litert-torch (no TensorFlow): fp32, fp16, int8-dynamic, int8.
+
+    fp32           litert_torch.convert
+    fp16           float16 weights (``quant_recipes.full_fp16_recipe``)
+    int8-dynamic   int8 per-channel weights, float activations (``full_dynamic_recipe``)
+    int8           full integer: PT2E static quantization with litert-torch's own quantizer
+                   (symmetric, per-channel), calibrated one sample at a time on the calibration
+                   split; the converter folds the boundary quantize/dequantize, so the model's
+                   inputs and outputs are int8 (the runtime quantizes inputs and dequantizes
+                   outputs with each tensor's scale and zero point)
+Models are converted at batch 1: litert-torch's lowering rejects a symbolic batch for common
+ops (``flatten``), and the LiteRT runtime resizes the input where the graph allows it.
+Needs the ``[tflite]`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.errors import RuntimeUnavailableError, StepError, first_line
+from modelpress.sources.models import eval_mode
+
+if TYPE_CHECKING:
+    from modelpress.steps.export import ExportConfig
+
+INSTALL = "pip install 'modelpress[tflite]'"
+
+
+@contextlib.contextmanager
+def quiet_litert():
+    """litert-torch draws a progress tree on stderr and warns at length; keep the CLI clean."""
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def require_litert_torch() -> Any:
+    try:
+        with quiet_litert():
+            import litert_torch
+    except ImportError:
+        raise RuntimeUnavailableError(
+            f"the tflite format needs the [tflite] extra: {INSTALL}"
+        ) from None
+    return litert_torch
+
+
+def _static_int8(
+    module: torch.nn.Module,
+    example: tuple,
+    ctx: Context,
+    config: ExportConfig,
+    details: dict[str, Any],
+) -> Any:
+    from litert_torch.quantize.pt2e_quantizer import (
+        PT2EQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from modelpress.steps.export.onnx_quant import calibration_split
+
+    quantizer = PT2EQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=config.per_channel, is_dynamic=False)
+    )
+    try:
+        graph = torch.export.export(module, example).module()
+    except Exception as e:
+        raise StepError(f"torch.export cannot capture the model: {first_line(e)}") from None
+    prepared = prepare_pt2e(graph, quantizer)
+    split = calibration_split(ctx, config)
+    with (
+        torch.no_grad(),
+        ctx.observer.progress(f"{config.display_name}: calibrate", len(split)) as advance,
+    ):
+        for arrays, _ in split.batches(1):  # the graph was captured at batch 1
+            prepared(*[torch.from_numpy(a) for a in arrays])
+            advance()
+    quantized = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
+    torch.nn.Module.train(quantized, False)  # GraphModule.eval() raises; the flag must be clear
+    details |= {
+        "method": "PT2E static (litert-torch PT2EQuantizer, symmetric)",
+        "calibration_samples": len(split),
+        "per_channel": config.per_channel,
+    }
+    return quantized, QuantConfig(pt2e_quantizer=quantizer)
+
+
+def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+    litert_torch = require_litert_torch()
+    module = eval_mode(artifact.module) if artifact.module is not None else None
+    if module is None:
+        raise StepError(f"{config.display_name}: needs a torch model as input")
+    example = tuple(ctx.example_inputs(1))
+    details: dict[str, Any] = {"converter": "litert-torch", "batch": 1}
+    notes: list[str] = []
+    with quiet_litert():
+        from litert_torch.generative.quantize import quant_recipes
+
+        quant_config = None
+        if config.precision == "fp16":
+            quant_config = quant_recipes.full_fp16_recipe()
+            details["method"] = "float16 weights (full_fp16_recipe)"
+        elif config.precision == "int8-dynamic":
+            quant_config = quant_recipes.full_dynamic_recipe()
+            details["method"] = "int8 weights, float activations (full_dynamic_recipe)"
+        elif config.precision == "int8":
+            module, quant_config = _static_int8(module, example, ctx, config, details)
+        try:
+            edge = litert_torch.convert(module, example, quant_config=quant_config)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            edge.export(str(out))
+        except Exception as e:
+            raise StepError(f"litert_torch.convert failed: {first_line(e)}") from None
+    from modelpress.runtimes.litert import describe_io
+
+    io_types = describe_io(out)
+    details["io"] = io_types
+    got = io_types["inputs"][0]
+    wanted = "float32" if config.io == "float" else config.io
+    if wanted is not None and got != wanted:
+        raise StepError(
+            f"{config.display_name}: io {config.io} asked, but litert-torch gives {got} inputs "
+            "at this precision (its converter folds the boundary quantize/dequantize and "
+            "TFLite's interface tool leaves it as is); drop io or ask for that"
+        )
+    if any(d == "int32" for d in io_types["inputs"]):
+        notes.append("int64 inputs became int32 (LiteRT's default); the runtime casts them")
+    return Artifact(
+        name=f"tflite-{config.precision}",
+        format="tflite",
+        precision=config.precision,
+        input_specs=artifact.input_specs,
+        path=out,
+        parent=artifact.name,
+        step=config.display_name,
+        notes=notes,
+        details=details,
+    )
