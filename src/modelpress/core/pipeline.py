@@ -141,6 +141,7 @@ class Runner:
             module,
             extra,
             companions,
+            details=dict(entry.get("details") or {}),
         )
 
     def _input_for(self, config: StepConfig, baseline: Artifact) -> Artifact | None:

@@ -63,6 +63,7 @@ _BUILTIN_STEP_MODULES = (
     "modelpress.steps.torchscript",
     "modelpress.steps.export",
     "modelpress.steps.quantize",
+    "modelpress.steps.qat",
 )
 
 

@@ -57,7 +57,8 @@ class ExportConfig(StepConfig):
         if self.format == "openvino":  # converted from the fp32 ONNX graph
             return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
         if self.format == "tflite":  # litert-torch converts (and quantizes) fp32 torch models
-            return artifact.precision == "fp32" and artifact.format == "torch"
+            qat = self.precision == "int8" and "qat_float_model" in artifact.details
+            return artifact.format == "torch" and (artifact.precision == "fp32" or qat)
         return False
 
     def wants(self) -> str:
@@ -87,7 +88,11 @@ def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
             artifact, config, ctx, ctx.artifact_path(config.display_name, stem, ".xml")
         )
     out = ctx.artifact_path(config.display_name, stem, ".onnx")
-    if artifact.format == "torch" and artifact.precision == config.precision:
+    if (
+        artifact.format == "torch"
+        and artifact.precision == config.precision
+        and config.format == "onnx"
+    ):
         from modelpress.steps.export.onnx import to_onnx
 
         return to_onnx(artifact, config, ctx, out)

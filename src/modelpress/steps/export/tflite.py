@@ -107,11 +107,19 @@ def _static_int8(
 def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
     litert_torch = require_litert_torch()
     module = eval_mode(artifact.module) if artifact.module is not None else None
+    details: dict[str, Any] = {"converter": "litert-torch", "batch": 1}
+    notes: list[str] = []
+    if "qat_float_model" in artifact.details:  # litert-torch cannot prepare QAT (#355, #801)
+        module = torch.export.load(artifact.details["qat_float_model"]).module()
+        notes.append(
+            "QAT model: its QAT-trained float weights were converted with litert-torch's "
+            "PTQ quantizer calibrated on the calibration split (litert-torch cannot "
+            "prepare QAT: upstream issues #355, #801)"
+        )
+        details["from_qat_weights"] = True
     if module is None:
         raise StepError(f"{config.display_name}: needs a torch model as input")
     example = tuple(ctx.example_inputs(1))
-    details: dict[str, Any] = {"converter": "litert-torch", "batch": 1}
-    notes: list[str] = []
     with quiet_litert():
         from litert_torch.generative.quantize import quant_recipes
 

@@ -1,0 +1,156 @@
+"""``qat``: quantization-aware training with torchao PT2E (``prepare_qat_pt2e``).
+
+The model is captured, fake-quantized with the X86 Inductor quantizer's QAT config, fine-tuned
+on the training split with the shared training loop (best validation epoch kept), then converted
+to INT8. The result exports to ONNX as QDQ like the ``quantize`` step's. The fine-tuned float
+weights are saved beside it: litert-torch cannot prepare QAT (upstream litert-torch #355, #801),
+so a TFLite INT8 export of a QAT model converts these QAT-trained weights with litert-torch's
+PTQ quantizer calibrated on the calibration split, and its record says so.
+``loss`` is the hook for a custom loss (distillation arrives as a teacher-guided loss).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.core.registry import StepConfig, register_step
+from modelpress.errors import StepError
+from modelpress.sources.models import eval_mode
+from modelpress.steps.quantize import capture, quiet_torchao, save_pt2
+from modelpress.training import LossFn, TrainConfig, fit
+
+# A custom loss for QAT, by name: each maps (ctx, config) to a LossFn. Empty here; distillation
+# registers "distill" (teacher-guided) in its own module.
+LOSSES: dict[str, Callable[[Context, Any], LossFn]] = {}
+
+
+class QATConfig(StepConfig):
+    type: Literal["qat"] = "qat"
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    loss: str | None = None  # a name in LOSSES; None: the task's own loss
+    seed: int = 0
+
+    def accepts(self, artifact: Artifact) -> bool:
+        return artifact.format == "torch" and artifact.precision == "fp32"
+
+    def wants(self) -> str:
+        return "an fp32 torch model"
+
+
+class _Trainable(nn.Module):
+    """Wraps an exported (fake-quantized) graph so the training loop's train()/eval() switch
+    it the way torchao says (``GraphModule.train()`` itself raises)."""
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.graph(*inputs)
+
+    def train(self, mode: bool = True) -> _Trainable:
+        from torchao.quantization.pt2e import (
+            move_exported_model_to_eval,
+            move_exported_model_to_train,
+        )
+
+        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
+        self.training = mode
+        return self
+
+
+def _float_weights(original: nn.Module, trained: nn.Module, where: str) -> nn.Module:
+    """The original architecture with the QAT-trained float weights (matched by name)."""
+    model = copy.deepcopy(original)
+    state, own = trained.state_dict(), model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise StepError(
+            f"{where}: QAT weights do not map back to the model ({len(missing)} "
+            f"missing, e.g. {missing[0]})"
+        )
+    model.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
+    return eval_mode(model)
+
+
+@register_step(QATConfig)
+def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
+    where = config.display_name
+    with quiet_torchao():
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+    original = eval_mode(copy.deepcopy(artifact.module))
+    quantizer = xiq.X86InductorQuantizer().set_global(
+        xiq.get_default_x86_inductor_quantization_config(is_qat=True)
+    )
+    prepared = prepare_qat_pt2e(capture(original, ctx, where), quantizer)
+    model = _Trainable(prepared)
+    if config.loss is not None and config.loss not in LOSSES:
+        raise StepError(
+            f"{where}: unknown loss '{config.loss}'; known: {', '.join(LOSSES) or 'none'}"
+        )
+    loss_fn = LOSSES[config.loss](ctx, config) if config.loss else None
+    train = TrainConfig(
+        epochs=config.epochs,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        optimizer=config.optimizer,
+        scheduler="cosine",
+        seed=config.seed,
+    )
+    result = fit(
+        model,
+        ctx.data,
+        ctx.task,
+        train,
+        observer=ctx.observer,
+        loss_fn=loss_fn,
+        threads=ctx.threads,
+        checkpoint_dir=ctx.work_dir() / "checkpoints",
+    )
+    model.train(False)
+    float_model = _float_weights(original, prepared, where)
+    float_path = ctx.work_dir() / "qat-float.pt2"
+    program = torch.export.export(
+        float_model,
+        tuple(ctx.example_inputs(2)),
+        dynamic_shapes=tuple({0: torch.export.Dim("batch")} for _ in ctx.input_specs),
+    )
+    torch.export.save(program, str(float_path))
+    with quiet_torchao():
+        quantized = convert_pt2e(prepared)
+    loaded, path = save_pt2(quantized, ctx, where)
+    return Artifact(
+        name="torch-int8-qat",
+        format="torch",
+        precision="int8",
+        input_specs=artifact.input_specs,
+        path=path,  # type: ignore[arg-type]
+        parent=artifact.name,
+        step=where,
+        module=loaded,
+        notes=[
+            "torch runs this INT8 graph as a reference (quantize/dequantize around float "
+            "ops); export it to ONNX for INT8 kernels"
+        ],
+        details={
+            "method": "torchao prepare_qat_pt2e + X86InductorQuantizer (is_qat)",
+            "epochs": len(result.history),
+            "best_epoch": result.best_epoch,
+            result.metric: result.best_metric,
+            "history": result.history,
+            "qat_float_model": str(float_path),
+        },
+    )
