@@ -98,6 +98,15 @@ def main() -> None:
         _train(args.checkpoint, console)
 
     try:
+        import litert_torch  # noqa: F401
+
+        tflite_steps = [
+            {"type": "export", "format": "tflite"},
+            {"type": "export", "format": "tflite", "precision": "int8"},
+        ]
+    except ImportError:
+        tflite_steps = []
+    try:
         import openvino  # noqa: F401
 
         ov_steps = [
@@ -124,6 +133,7 @@ def main() -> None:
                     "name": "export-onnx-pt2e",
                 },
                 *ov_steps,
+                *tflite_steps,
             ],
             "evaluate": {"threads": args.threads, "repeats": 50, "batch_sizes": [1]},
         }
@@ -238,6 +248,61 @@ def main() -> None:
     console.print(f"modelpress chose [bold]{rec_name}[/]: {record['recommendation']['why']}")
     for text, ok, value in checks:
         console.print(f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}  {text}: {value}")
+    fp16 = arts.get("onnx-fp16")
+    if fp16:
+        ratio = fp16["size_bytes"] / arts["onnx-fp32"]["size_bytes"]
+        ok = ratio <= 0.51 and -fp16["metric_delta_pt"] <= 0.2
+        console.print(
+            f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}  fp16 ≤ 51 % of FP32 size, "
+            f"drop ≤ 0.2 pt: {100 * ratio:.1f} %, {fp16['metric_delta_pt']:+.2f} pt"
+        )
+    _transformer(args, console)
+
+
+def _transformer(args: argparse.Namespace, console: Console) -> None:
+    """A transformer encoder over integer token ids: ONNX INT8 fidelity and speed vs ONNX FP32."""
+    tokens = args.out.parent / "tokens.npz"
+    rng = np.random.default_rng(0)
+    np.savez(tokens, x=rng.integers(0, 1000, (600, 32)).astype(np.int64))
+    recipe = build_recipe(
+        {
+            "name": "bench-transformer",
+            "model": "zoo:text_encoder",
+            "model_kwargs": {"dim": 128, "layers": 2, "heads": 4},
+            "data": f"npz:{tokens}",
+            "steps": [
+                {"type": "export", "format": "onnx"},
+                {"type": "export", "format": "onnx", "precision": "int8-dynamic"},
+                {"type": "export", "format": "onnx", "precision": "int8"},
+            ],
+            "evaluate": {"threads": args.threads, "repeats": 200, "batch_sizes": [1]},
+        }
+    )
+    record = pipeline.run(recipe, out=args.out.parent / "transformer", force=True)
+    arts = {a["name"]: a for a in record["artifacts"]}
+    fp32 = arts["onnx-fp32"]["latency_ms"]["median"]
+    table = Table(title="zoo:text_encoder (dim 128, 2 layers) over int64 tokens (1, 32), fidelity")
+    for col in ("artifact", "p50 ms", "× ONNX fp32", "cosine vs FP32", "size MB"):
+        table.add_column(col, justify="left" if col == "artifact" else "right")
+    for name, a in arts.items():
+        p50 = a["latency_ms"]["median"]
+        table.add_row(
+            name,
+            f"{p50:.3f}",
+            f"{fp32 / p50:.2f}×",
+            f"{a['metrics']['cosine']:.5f}",
+            f"{a['size_bytes'] / 1e6:.2f}",
+        )
+    console.print(table)
+    best = min(
+        (a for n, a in arts.items() if n != "onnx-fp32"), key=lambda a: a["latency_ms"]["median"]
+    )
+    ok = best["metrics"]["cosine"] >= 0.99 and best["latency_ms"]["median"] < fp32
+    console.print(
+        f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}  transformer INT8 ({best['name']}): "
+        f"cosine {best['metrics']['cosine']:.4f} ≥ 0.99 and faster than ONNX fp32 "
+        f"({best['latency_ms']['median']:.3f} vs {fp32:.3f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -315,8 +315,10 @@ def quantize_steps(
     """For each format: its fp32 export (the reference in that runtime), then the quantized one."""
     steps: list[dict[str, Any]] = []
     for fmt in formats:
-        steps.append({"type": "export", "format": fmt})
-        steps.append({"type": "export", "format": fmt, "precision": _PRECISION[method], **options})
+        quantized = {"type": "export", "format": fmt, "precision": _PRECISION[method], **options}
+        if fmt != "tflite":
+            quantized.pop("io", None)  # io applies to TFLite models only
+        steps += [{"type": "export", "format": fmt}, quantized]
     return steps
 
 
@@ -328,7 +330,9 @@ def quantize(
     method: Annotated[
         str, typer.Option("--method", help="static (INT8, calibrated) | dynamic | fp16")
     ] = "static",
-    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx")] = "onnx",
+    formats: Annotated[
+        str, typer.Option("--formats", help="Comma-separated: onnx, tflite, openvino")
+    ] = "onnx",
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/quantize"),
     calibration_samples: Annotated[int | None, typer.Option("--calibration-samples", min=1)] = None,
     per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor")] = True,
@@ -340,6 +344,10 @@ def quantize(
         typer.Option(
             "--max-accuracy-drop", help="Points; sensitive layers stay FP32 until it holds."
         ),
+    ] = None,
+    io: Annotated[
+        str | None,
+        typer.Option("--io", help="TFLite int8 model I/O to insist on: float | int8 | uint8"),
     ] = None,
     weights: Weights = None,
     model_kwargs: Kwargs = None,
@@ -362,6 +370,8 @@ def quantize(
         options = {"per_channel": per_channel, "calibration": calibration}
         if calibration_samples:
             options["calibration_samples"] = calibration_samples
+        if io:
+            options["io"] = io
     names = [f.strip() for f in formats.split(",") if f.strip()]
     extra: dict[str, Any] = {"steps": quantize_steps(method, names, options), "out": str(out)}
     if max_accuracy_drop is not None:

@@ -271,7 +271,7 @@ def _fallback(
     }
     details["fallback"] = record
     if first <= bound:
-        record["needed"] = False
+        record |= {"needed": False, "met": True, "final_drop_pt": round(first, 4)}
         return path
     record["needed"] = True
     record["ranking"] = (
