@@ -49,16 +49,18 @@ class ExportConfig(StepConfig):
         return f"export-{self.format}{suffix}"
 
     def accepts(self, artifact: Artifact) -> bool:
-        if artifact.format == "torch" and artifact.precision == self.precision:
-            # fp32, or a model the quantize step already made int8/fp16: exported as it is
-            return self.precision in ("fp32", "int8", "fp16")
-        if self.format in ("onnx", "openvino") and self.precision != "fp32":  # quantize fp32
-            return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
-        if self.format == "openvino":  # converted from the fp32 ONNX graph
-            return artifact.precision == "fp32" and artifact.format in ("torch", "onnx")
-        if self.format == "tflite":  # litert-torch converts (and quantizes) fp32 torch models
-            qat = self.precision == "int8" and "qat_float_model" in artifact.details
-            return artifact.format == "torch" and (artifact.precision == "fp32" or qat)
+        if artifact.format == "torch" and artifact.precision == "fp32":
+            return True  # every format converts (and, but for torchscript, quantizes) fp32
+        if self.format == "onnx" and artifact.format == "torch":
+            # a model the quantize/qat step already made int8 or fp16 is exported as it is
+            return artifact.precision == self.precision and self.precision in ("int8", "fp16")
+        if self.format in ("onnx", "openvino") and artifact.format == "onnx":
+            # ORT quantizes, and OpenVINO converts, an fp32 ONNX model
+            return artifact.precision == "fp32" and (
+                self.precision != "fp32" or self.format == "openvino"
+            )
+        if self.format == "tflite":  # a QAT model through its QAT-trained float weights
+            return self.precision == "int8" and "qat_float_model" in artifact.details
         return False
 
     def wants(self) -> str:
