@@ -91,9 +91,8 @@ def recommend(
         best = min(meeting, key=lambda c: (c["latency_ms"]["median"], c["size_bytes"]))
         res = check(best, targets)
         n = len(res)
-        why = (
-            f"fastest artifact that meets {'all ' + str(n) + ' targets' if n else 'no set targets'}"
-        )
+        meets = {0: "no set targets", 1: "the one target"}.get(n, f"all {n} targets")
+        why = f"fastest artifact that meets {meets}"
         if implicit:
             why += f" and loses ≤ {DEFAULT_MAX_DROP_PT} pt of accuracy (no accuracy target given)"
         rec = {

@@ -24,7 +24,8 @@ from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
-from modelpress.steps.quantize import capture, quiet_torchao, save_pt2
+from modelpress.steps.quantize import capture, save_pt2
+from modelpress.steps.quiet import quiet
 from modelpress.training import LossFn, TrainConfig, fit
 
 # A custom loss for QAT, by name: each maps (ctx, config) to a LossFn. Empty here; distillation
@@ -87,7 +88,7 @@ def _float_weights(original: nn.Module, trained: nn.Module, where: str) -> nn.Mo
 @register_step(QATConfig)
 def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
     where = config.display_name
-    with quiet_torchao():
+    with quiet():
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
@@ -129,7 +130,7 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
         dynamic_shapes=tuple({0: torch.export.Dim("batch")} for _ in ctx.input_specs),
     )
     torch.export.save(program, str(float_path))
-    with quiet_torchao():
+    with quiet():
         quantized = convert_pt2e(prepared)
     loaded, path = save_pt2(quantized, ctx, where)
     return Artifact(

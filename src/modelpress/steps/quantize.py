@@ -14,9 +14,6 @@ The result is saved as a ``.pt2`` ExportedProgram (architecture and weights, no 
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from typing import Literal
 
 import torch
@@ -28,6 +25,7 @@ from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError, first_line
 from modelpress.sources.models import eval_mode
+from modelpress.steps.quiet import quiet
 
 
 class QuantizeConfig(StepConfig):
@@ -45,24 +43,12 @@ class QuantizeConfig(StepConfig):
         return "an fp32 torch model"
 
 
-@contextlib.contextmanager
-def quiet_torchao():
-    """torchao logs missing CUDA kernels on import and the exporter prints progress."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logging.disable(previous)
-
-
 def capture(module: nn.Module, ctx: Context, where: str) -> torch.fx.GraphModule:
     """torch.export with a dynamic batch; a model it cannot capture fails with the reason."""
     example = tuple(ctx.example_inputs(2))
     batch = torch.export.Dim("batch")
     try:
-        with quiet_torchao():
+        with quiet():
             program = torch.export.export(
                 eval_mode(module), example, dynamic_shapes=tuple({0: batch} for _ in example)
             )
@@ -90,7 +76,7 @@ def calibrate(prepared: nn.Module, ctx: Context, samples: int | None, where: str
 def pt2e_static(
     module: nn.Module, ctx: Context, samples: int | None, where: str
 ) -> tuple[nn.Module, int]:
-    with quiet_torchao():
+    with quiet():
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
@@ -125,7 +111,7 @@ def save_pt2(module: nn.Module, ctx: Context, where: str) -> tuple[torch.nn.Modu
     example = tuple(ctx.example_inputs(2))
     batch = torch.export.Dim("batch")
     try:
-        with quiet_torchao():
+        with quiet():
             program = torch.export.export(
                 module, example, dynamic_shapes=tuple({0: batch} for _ in example)
             )
@@ -157,7 +143,7 @@ def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: Context) -> Artif
             "float ops); export it to ONNX for INT8 kernels"
         )
     elif config.method == "dynamic":
-        with quiet_torchao():
+        with quiet():
             from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
             quantize_(module, Int8DynamicActivationInt8WeightConfig())

@@ -6,10 +6,6 @@ A dynamic batch dimension where the model allows it (else the example's fixed ba
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +15,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.sources.models import eval_mode
+from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
@@ -55,9 +52,7 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
     names = [s.name for s in artifact.input_specs]
     out.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed"...
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")  # and the exporter's progress lines
+    with quiet():  # "torchvision is not installed", the exporter's progress lines
         dynamic = config.dynamic_batch
         try:
             _export_onnx(eval_mode(module), example, names, out, config.opset, dynamic)

@@ -11,9 +11,6 @@ FP32) and the most sensitive are kept FP32, one by one, until the bound holds on
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -27,24 +24,13 @@ from modelpress.evaluate.benchmark import latency
 from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
+from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
 DYNAMIC_OPS = ["MatMul", "Gemm"]  # ORT's dynamic ConvInteger is slower than FP32 conv on CPU
-
-
-@contextlib.contextmanager
-def _quiet():
-    """ORT's calibrators print progress to stdout and warn through logging: keep the CLI clean."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logging.disable(previous)
 
 
 def _fp32_source(artifact: Artifact, config: ExportConfig, ctx: Context) -> Path:
@@ -66,7 +52,7 @@ def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
 
     out = work / "model-fp32-pre.onnx"
     try:
-        with _quiet():
+        with quiet():
             quant_pre_process(str(src), str(out))
         return out
     except Exception as e:
@@ -181,7 +167,7 @@ class _Static:
         out = self.work / f"candidate-{self.count}.onnx"
         self.reader.rewind()
         try:
-            with _quiet():
+            with quiet():
                 quantize_static(
                     str(self.src),
                     str(out),
@@ -353,7 +339,7 @@ def _dynamic_int8(
     pre = _preprocess(_fp32_source(artifact, config, ctx), ctx.work_dir(), notes)
     _, exclude = _node_names(pre, config.keep_fp32)
     try:
-        with _quiet():
+        with quiet():
             quantize_dynamic(
                 str(pre),
                 str(out),
@@ -390,7 +376,7 @@ def _fp16(
 
     model = onnx.load(str(_fp32_source(artifact, config, ctx)))
     try:
-        with _quiet():
+        with quiet():
             half = convert_float_to_float16(
                 model, keep_io_types=True, op_block_list=config.keep_fp32 or None
             )

@@ -7,8 +7,6 @@ Needs the ``[openvino]`` extra.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import RuntimeUnavailableError, StepError, first_line
+from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
@@ -53,7 +52,7 @@ def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Pat
         ]
         nncf.set_log_level(logging.ERROR)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # nncf draws progress bars
+            with quiet():  # nncf draws progress bars
                 model = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples))
         except Exception as e:
             raise StepError(f"nncf.quantize failed: {first_line(e)}") from None

@@ -15,11 +15,6 @@ Needs the ``[tflite]`` extra.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +24,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import RuntimeUnavailableError, StepError, first_line
 from modelpress.sources.models import eval_mode
+from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
@@ -36,23 +32,9 @@ if TYPE_CHECKING:
 INSTALL = "pip install 'modelpress[tflite]'"
 
 
-@contextlib.contextmanager
-def quiet_litert():
-    """litert-torch draws a progress tree on stderr and warns at length; keep the CLI clean."""
-    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
-
-
 def require_litert_torch() -> Any:
     try:
-        with quiet_litert():
+        with quiet():
             import litert_torch
     except ImportError:
         raise RuntimeUnavailableError(
@@ -120,7 +102,7 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
     if module is None:
         raise StepError(f"{config.display_name}: needs a torch model as input")
     example = tuple(ctx.example_inputs(1))
-    with quiet_litert():
+    with quiet():
         from litert_torch.generative.quantize import quant_recipes
 
         quant_config = None
