@@ -130,6 +130,17 @@ def _finish(record: dict[str, Any], out: Path) -> None:
         raise typer.Exit(1)
 
 
+def _run_shortcut(recipe: Any, out: Path, force: bool, save_recipe: Path | None) -> None:
+    """A shortcut command's recipe: optionally written out (replayable), then run."""
+    from modelpress.core import pipeline
+    from modelpress.core.recipe import dump_recipe
+
+    if save_recipe:
+        dump_recipe(recipe, save_recipe)
+        console.print(f"wrote {save_recipe}")
+    _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
+
+
 def _user_errors(fn: Callable[..., None]) -> Callable[..., None]:
     """User errors print one line and exit 2 (traceback only with --debug); anything else is a
     bug in modelpress and says so."""
@@ -281,8 +292,7 @@ def export(
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Export one artifact; verify it, evaluate and benchmark it in its own runtime."""
-    from modelpress.core import pipeline
-    from modelpress.core.recipe import dump_recipe, load_recipe
+    from modelpress.core.recipe import load_recipe
 
     step: dict[str, Any] = {"type": "export", "format": format}
     if format == "onnx":
@@ -300,10 +310,7 @@ def export(
             out=str(out),
         )
     )
-    if save_recipe:
-        dump_recipe(recipe, save_recipe)
-        console.print(f"wrote {save_recipe}")
-    _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
+    _run_shortcut(recipe, out, force, save_recipe)
 
 
 _PRECISION = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}
@@ -360,8 +367,7 @@ def quantize(
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Quantize to every requested format; verify, evaluate and benchmark each in its runtime."""
-    from modelpress.core import pipeline
-    from modelpress.core.recipe import dump_recipe, load_recipe
+    from modelpress.core.recipe import load_recipe
 
     if method not in _PRECISION:
         raise ModelpressError(f"--method '{method}': use static, dynamic or fp16")
@@ -379,10 +385,7 @@ def quantize(
     recipe = load_recipe(
         _model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
     )
-    if save_recipe:
-        dump_recipe(recipe, save_recipe)
-        console.print(f"wrote {save_recipe}")
-    _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
+    _run_shortcut(recipe, out, force, save_recipe)
 
 
 @app.command()
