@@ -68,6 +68,15 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture
+def ctx_and_model(trained_checkpoint: Path) -> tuple:
+    """(Context, baseline Artifact) of the trained dscnn, fresh for each test."""
+    from modelpress.core.context import build_context
+    from modelpress.core.recipe import build_recipe
+
+    return build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
+
+
 @pytest.fixture(scope="session")
 def trained_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLP on the flat 8×8 digits with enough weights (~50K) for int8 to pay off in size."""

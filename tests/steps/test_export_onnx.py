@@ -5,18 +5,10 @@ import onnx
 import pytest
 import torch
 
-from conftest import tiny_recipe
-from modelpress.core.context import build_context
-from modelpress.core.recipe import build_recipe
 from modelpress.errors import StepError
 from modelpress.runtimes import runtime_for
 from modelpress.steps.export import ExportConfig
 from modelpress.steps.export.onnx import to_onnx
-
-
-@pytest.fixture
-def ctx_and_model(trained_checkpoint: Path):
-    return build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
 
 
 def test_onnx_export_checks_loads_in_ort_and_matches_torch(ctx_and_model, tmp_path: Path) -> None:

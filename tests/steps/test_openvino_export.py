@@ -6,7 +6,7 @@ import pytest
 from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
 from modelpress.errors import RuntimeUnavailableError
-from modelpress.steps.export.openvino import require_openvino
+from modelpress.extras import require
 
 
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -15,7 +15,7 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
         RuntimeUnavailableError,
         match=r"needs the \[openvino\] extra: pip install 'modelpress\[openvino\]'",
     ):
-        require_openvino()
+        require("openvino", "openvino", "the OpenVINO format")
 
 
 def test_openvino_fp32_and_int8(trained_mlp: Path, tmp_path: Path) -> None:

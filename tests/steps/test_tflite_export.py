@@ -11,8 +11,8 @@ from modelpress.core import pipeline
 from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
 from modelpress.errors import ModelSourceError, RuntimeUnavailableError
+from modelpress.extras import require
 from modelpress.runtimes.litert import dequantize, quantize
-from modelpress.steps.export.tflite import require_litert_torch
 
 litert = pytest.importorskip("litert_torch", reason="the [tflite] extra is not installed")
 
@@ -81,4 +81,4 @@ def test_corrupt_tflite_file(tmp_path: Path) -> None:
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "litert_torch", None)
     with pytest.raises(RuntimeUnavailableError, match=r"pip install 'modelpress\[tflite\]'"):
-        require_litert_torch()
+        require("litert_torch", "tflite", "the tflite format")

@@ -3,16 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_recipe
-from modelpress.core.context import build_context
-from modelpress.core.recipe import build_recipe
 from modelpress.errors import StepError
 from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
-
-
-@pytest.fixture
-def ctx_and_model(trained_checkpoint: Path):
-    return build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
 
 
 def test_torchscript_writes_pt_and_ptl_that_load_and_match(ctx_and_model, tmp_path: Path) -> None:

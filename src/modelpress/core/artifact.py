@@ -29,6 +29,28 @@ class Artifact:
     notes: list[str] = field(default_factory=list)  # what a user should know (skips, choices)
     details: dict[str, Any] = field(default_factory=dict)  # step facts for the record
 
+    def child(
+        self,
+        format: Format,
+        precision: Precision,
+        path: Path | None,
+        step: str,
+        *,
+        name: str | None = None,
+        **fields: Any,
+    ) -> Artifact:
+        """An artifact made from this one by ``step``: it takes this one's inputs and lineage."""
+        return Artifact(
+            name=name or f"{format}-{precision}",
+            format=format,
+            input_specs=self.input_specs,
+            precision=precision,
+            path=path,
+            parent=self.name,
+            step=step,
+            **fields,
+        )
+
     def files(self) -> list[Path]:
         return [p for p in [self.path, *self.companions, *self.extra_files] if p is not None]
 

@@ -18,9 +18,9 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe
 from modelpress.core.rundir import RunDir
-from modelpress.errors import DataSourceError, ModelSourceError, first_line
+from modelpress.errors import DataSourceError, ModelSourceError, StepError, first_line
 from modelpress.sources import models
-from modelpress.sources.data import Dataset, load_data
+from modelpress.sources.data import Dataset, Split, load_data
 from modelpress.sources.inputs import InputSpec, parse_input_shape
 
 
@@ -50,6 +50,20 @@ class Context:
 
             self.step_dir = Path(tempfile.mkdtemp(prefix="modelpress-"))
         return self.step_dir
+
+    def calibration(self, samples: int | None, where: str) -> Split:
+        """The calibration split, or its first ``samples``; a clear error when it cannot serve."""
+        split = self.data.calibration
+        if len(split) == 0:
+            raise StepError(
+                f"{where}: the calibration split is empty; set data.splits.calibration (e.g. 0.1)"
+            )
+        if samples is not None and samples > len(split):
+            raise StepError(
+                f"{where}: calibration_samples is {samples} but the calibration split has "
+                f"{len(split)}; lower calibration_samples or raise data.splits.calibration"
+            )
+        return split.head(samples) if samples else split
 
     def claim(self, path: Path, step: str) -> None:
         self._owners.setdefault(path, step)

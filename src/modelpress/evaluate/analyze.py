@@ -64,12 +64,14 @@ def analyze(
             if artifact.path
             else torch_size_bytes(artifact.module)
         )
-        macs = count_macs(artifact.module, ctx.example_inputs(1))
-        if artifact.precision != "fp32" and parent_entry:  # q/dq ops are not multiply-adds
-            macs = parent_entry.get("macs")
     else:
         size = files_size(artifact.model_files())
-        macs = parent_entry.get("macs") if parent_entry else None  # same graph, other format
+    # MACs are counted on fp32 torch graphs; another format or precision of the same graph has
+    # its parent's (q/dq ops are not multiply-adds, and counting would run the slow reference)
+    if artifact.format == "torch" and artifact.precision == "fp32" and artifact.module is not None:
+        macs = count_macs(artifact.module, ctx.example_inputs(1))
+    else:
+        macs = parent_entry.get("macs") if parent_entry else None
     if params is None and parent_entry and artifact.precision == parent_entry.get("precision"):
         params = parent_entry.get("params")
     entry: dict[str, Any] = {

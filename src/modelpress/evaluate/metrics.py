@@ -104,11 +104,3 @@ def compute_metrics(
     if task == "binary":
         return out | binary_metrics(o, y, threshold)
     return out | classification_metrics(o, y)
-
-
-def metric_delta(task: str, value: dict, baseline: dict) -> float | None:
-    """Primary-metric change in percentage points (negative: worse, for higher-is-better)."""
-    key = PRIMARY[task]
-    if key not in value or key not in baseline:
-        return None
-    return 100.0 * (value[key] - baseline[key])

@@ -13,18 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from modelpress.errors import ModelSourceError, RuntimeUnavailableError, first_line
+from modelpress.errors import ModelSourceError, first_line
+from modelpress.extras import require
 from modelpress.runtimes.base import Runtime
 from modelpress.sources.inputs import InputSpec
 
 
 def _interpreter(path: Path, threads: int) -> object:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise RuntimeUnavailableError(
-            "the tflite format needs the [tflite] extra: pip install 'modelpress[tflite]'"
-        ) from None
+    Interpreter = require("ai_edge_litert.interpreter", "tflite", "the tflite format").Interpreter
     try:
         return Interpreter(model_path=str(path), num_threads=threads)
     except Exception as e:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from modelpress.errors import ModelSourceError, first_line
+from modelpress.extras import require
 from modelpress.runtimes.base import Runtime
-from modelpress.steps.export.openvino import require_openvino
 
 
 class OpenVinoRuntime(Runtime):
@@ -16,7 +16,7 @@ class OpenVinoRuntime(Runtime):
 
     def __init__(self, artifact, threads: int) -> None:
         super().__init__(artifact, threads)
-        ov = require_openvino()
+        ov = require("openvino", "openvino", "the OpenVINO format")
         # f32: on CPUs with bf16 units the plugin would otherwise lower an fp32 model's precision
         config = {
             "INFERENCE_NUM_THREADS": threads,

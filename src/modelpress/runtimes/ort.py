@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -64,9 +65,7 @@ class OnnxRuntime(Runtime):
         self.fixed_batch = batch if isinstance(batch, int) else None
 
     def precision(self) -> str:
-        import onnx
-
-        graph = onnx.load(str(self.artifact.path), load_external_data=False).graph
+        graph = self.graph
         ops = {n.op_type for n in graph.node}
         if "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops or "ConvInteger" in ops:
             return "int8-dynamic"
@@ -102,12 +101,17 @@ class OnnxRuntime(Runtime):
         feed = self._feed(inputs)
         return lambda: self.session.run([self.output_name], feed)
 
+    @functools.cached_property
+    def graph(self):
+        """The model's graph, read once (structure only, for counting and classifying)."""
+        import onnx
+
+        return onnx.load(str(self.artifact.path), load_external_data=False).graph
+
     def param_count(self) -> int:
         """Weights and biases in any precision; quantization scales, zero points and shape
         constants are not parameters."""
-        import onnx
-
-        graph = onnx.load(str(self.artifact.path), load_external_data=False).graph
+        graph = self.graph
         qparams = {
             name
             for node in graph.node

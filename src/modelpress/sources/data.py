@@ -62,10 +62,6 @@ class Dataset:
     suggested_task: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def sample_shapes(self) -> list[tuple[int, ...]]:
-        return [tuple(a.shape[1:]) for a in self.validation.inputs]
-
     def input_specs(self, batch: int = 1) -> list[InputSpec]:
         return [
             InputSpec(name, (batch, *a.shape[1:]), str(a.dtype))

@@ -10,7 +10,7 @@ A dtype left out follows the data, so integer token ids stay integers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from modelpress.errors import RecipeError
@@ -24,9 +24,6 @@ class InputSpec:
     name: str
     shape: tuple[int, ...]  # batch first
     dtype: str | None = None  # None: follow the data
-
-    def with_batch(self, batch: int) -> InputSpec:
-        return replace(self, shape=(batch, *self.shape[1:]))
 
     def describe(self) -> str:
         dims = ",".join(str(d) for d in self.shape)

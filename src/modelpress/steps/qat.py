@@ -24,7 +24,7 @@ from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
-from modelpress.steps.quantize import capture, save_pt2
+from modelpress.steps.quantize import REFERENCE_INT8, capture, save_pt2
 from modelpress.steps.quiet import quiet
 from modelpress.training import LossFn, TrainConfig, fit
 
@@ -123,29 +123,18 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
     )
     model.train(False)
     float_model = _float_weights(original, prepared, where)
-    float_path = ctx.work_dir() / "qat-float.pt2"
-    program = torch.export.export(
-        float_model,
-        tuple(ctx.example_inputs(2)),
-        dynamic_shapes=tuple({0: torch.export.Dim("batch")} for _ in ctx.input_specs),
-    )
-    torch.export.save(program, str(float_path))
+    _, float_path = save_pt2(float_model, ctx, where, "qat-float.pt2")
     with quiet():
         quantized = convert_pt2e(prepared)
     loaded, path = save_pt2(quantized, ctx, where)
-    return Artifact(
+    return artifact.child(
+        "torch",
+        "int8",
+        path,
+        where,
         name="torch-int8-qat",
-        format="torch",
-        precision="int8",
-        input_specs=artifact.input_specs,
-        path=path,  # type: ignore[arg-type]
-        parent=artifact.name,
-        step=where,
         module=loaded,
-        notes=[
-            "torch runs this INT8 graph as a reference (quantize/dequantize around float "
-            "ops); export it to ONNX for INT8 kernels"
-        ],
+        notes=[REFERENCE_INT8],
         details={
             "method": "torchao prepare_qat_pt2e + X86InductorQuantizer (is_qat)",
             "epochs": len(result.history),

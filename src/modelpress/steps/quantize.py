@@ -14,6 +14,7 @@ The result is saved as a ``.pt2`` ExportedProgram (architecture and weights, no 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -24,6 +25,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError, first_line
+from modelpress.sources.data import Split
 from modelpress.sources.models import eval_mode
 from modelpress.steps.quiet import quiet
 
@@ -43,34 +45,39 @@ class QuantizeConfig(StepConfig):
         return "an fp32 torch model"
 
 
-def capture(module: nn.Module, ctx: Context, where: str) -> torch.fx.GraphModule:
-    """torch.export with a dynamic batch; a model it cannot capture fails with the reason."""
+# Said of every torch INT8 (PT2E) artifact, whose eager latency is not an INT8 kernel's.
+REFERENCE_INT8 = (
+    "torch runs this INT8 graph as a reference (quantize/dequantize around float ops); "
+    "export it to ONNX for INT8 kernels"
+)
+
+
+def export_program(module: nn.Module, ctx: Context, where: str) -> torch.export.ExportedProgram:
+    """torch.export at batch 2 with a dynamic batch dimension (batch 1 would be specialised
+    away); a model it cannot capture fails with the exporter's reason."""
     example = tuple(ctx.example_inputs(2))
     batch = torch.export.Dim("batch")
     try:
         with quiet():
-            program = torch.export.export(
+            return torch.export.export(
                 eval_mode(module), example, dynamic_shapes=tuple({0: batch} for _ in example)
             )
     except Exception as e:
         raise StepError(
             f"{where}: torch.export cannot capture the model: {first_line(e)}"
         ) from None
-    return program.module()
 
 
-def calibrate(prepared: nn.Module, ctx: Context, samples: int | None, where: str) -> int:
-    from modelpress.steps.export.onnx_quant import calibration_split
+def capture(module: nn.Module, ctx: Context, where: str) -> torch.fx.GraphModule:
+    return export_program(module, ctx, where).module()
 
-    class _Cfg:  # calibration_split reads these two fields
-        display_name, calibration_samples = where, samples
 
-    split = calibration_split(ctx, _Cfg())  # type: ignore[arg-type]
+def calibrate(prepared: nn.Module, split: Split, batch: int, ctx: Context, where: str) -> None:
+    """Run the calibration samples through a PT2E-prepared graph (its observers record ranges)."""
     with torch.no_grad(), ctx.observer.progress(f"{where}: calibrate", len(split)) as advance:
-        for arrays, _ in split.batches(32):
+        for arrays, _ in split.batches(batch):
             prepared(*[torch.from_numpy(a) for a in arrays])
             advance(len(arrays[0]))
-    return len(split)
 
 
 def pt2e_static(
@@ -85,8 +92,9 @@ def pt2e_static(
         xiq.get_default_x86_inductor_quantization_config()
     )
     prepared = prepare_pt2e(graph, quantizer)
-    n = calibrate(prepared, ctx, samples, where)
-    return convert_pt2e(prepared), n
+    split = ctx.calibration(samples, where)
+    calibrate(prepared, split, 32, ctx, where)
+    return convert_pt2e(prepared), len(split)
 
 
 def to_half(module: nn.Module) -> nn.Module:
@@ -105,19 +113,12 @@ def to_half(module: nn.Module) -> nn.Module:
     return module
 
 
-def save_pt2(module: nn.Module, ctx: Context, where: str) -> tuple[torch.nn.Module, object]:
+def save_pt2(
+    module: nn.Module, ctx: Context, where: str, name: str = "model.pt2"
+) -> tuple[nn.Module, Path]:
     """Save as .pt2 in the step folder; return the reloaded module (what later steps use)."""
-    path = ctx.work_dir() / "model.pt2"
-    example = tuple(ctx.example_inputs(2))
-    batch = torch.export.Dim("batch")
-    try:
-        with quiet():
-            program = torch.export.export(
-                module, example, dynamic_shapes=tuple({0: batch} for _ in example)
-            )
-            torch.export.save(program, str(path))
-    except Exception as e:
-        raise StepError(f"{where}: saving the quantized model failed: {first_line(e)}") from None
+    path = ctx.work_dir() / name
+    torch.export.save(export_program(module, ctx, where), str(path))
     return torch.export.load(str(path)).module(), path
 
 
@@ -138,10 +139,7 @@ def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: Context) -> Artif
             "activations": "uint8 (asymmetric)",
             "weights": "int8 per-channel",
         }
-        notes.append(
-            "torch runs this INT8 graph as a reference (quantize/dequantize around "
-            "float ops); export it to ONNX for INT8 kernels"
-        )
+        notes.append(REFERENCE_INT8)
     elif config.method == "dynamic":
         with quiet():
             from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
@@ -155,14 +153,11 @@ def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: Context) -> Artif
     else:
         quantized, precision = to_half(module), "fp16"
     loaded, path = save_pt2(quantized, ctx, where)
-    return Artifact(
-        name=f"torch-{precision}",
-        format="torch",
-        precision=precision,  # type: ignore[arg-type]
-        input_specs=artifact.input_specs,
-        path=path,  # type: ignore[arg-type]
-        parent=artifact.name,
-        step=where,
+    return artifact.child(
+        "torch",
+        precision,  # type: ignore[arg-type]
+        path,
+        where,
         module=loaded,
         notes=notes,
         details=details,

@@ -79,14 +79,11 @@ def to_torchscript(
             f"TorchScript output differs from eager: max |Δ| {check['max_abs_diff']:.3g} "
             f"(rtol {config.rtol}, atol {config.atol})"
         )
-    return Artifact(
-        name=f"torchscript-{artifact.precision}",
-        format="torchscript",
-        precision=artifact.precision,
-        input_specs=artifact.input_specs,
-        path=out,
-        parent=artifact.name,
-        step=config.display_name,
+    return artifact.child(
+        "torchscript",
+        artifact.precision,
+        out,
+        config.display_name,
         extra_files=extra,
         notes=notes,
         details={

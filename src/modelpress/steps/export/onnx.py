@@ -7,7 +7,7 @@ A dynamic batch dimension where the model allows it (else the example's fixed ba
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -81,14 +81,11 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
             slimmed = True
         except Exception as e:
             notes.append(f"onnxslim skipped: {first_line(e)[:160]}")
-    return Artifact(
-        name=f"onnx-{artifact.precision}",
-        format="onnx",
-        precision=artifact.precision,
-        input_specs=artifact.input_specs,
-        path=out,
-        parent=artifact.name,
-        step=config.display_name,
+    return artifact.child(
+        "onnx",
+        artifact.precision,
+        out,
+        config.display_name,
         notes=notes,
         details={
             "opset": config.opset,
@@ -97,3 +94,13 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
             "exporter": "torch.onnx (dynamo)",
         },
     )
+
+
+def fp32_onnx(artifact: Artifact, config: ExportConfig, ctx: Context) -> Path:
+    """The FP32 ONNX file to quantize or convert: the input artifact's own, or one exported
+    into the step's folder for the purpose."""
+    if artifact.format == "onnx":
+        if artifact.precision != "fp32" or artifact.path is None:
+            raise StepError(f"{config.display_name}: needs an fp32 ONNX model, got {artifact.name}")
+        return artifact.path
+    return cast(Path, to_onnx(artifact, config, ctx, ctx.work_dir() / "model-fp32.onnx").path)

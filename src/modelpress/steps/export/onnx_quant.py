@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from modelpress.evaluate.benchmark import latency
 from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
+from modelpress.steps.export.onnx import fp32_onnx
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
@@ -31,19 +32,6 @@ if TYPE_CHECKING:
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
 DYNAMIC_OPS = ["MatMul", "Gemm"]  # ORT's dynamic ConvInteger is slower than FP32 conv on CPU
-
-
-def _fp32_source(artifact: Artifact, config: ExportConfig, ctx: Context) -> Path:
-    """The FP32 ONNX file to quantize: the input artifact's, or one exported for the purpose."""
-    if artifact.format == "onnx":
-        if artifact.precision != "fp32" or artifact.path is None:
-            raise StepError(
-                f"{config.display_name}: quantizes an fp32 ONNX model, got {artifact.name}"
-            )
-        return artifact.path
-    from modelpress.steps.export.onnx import to_onnx
-
-    return cast(Path, to_onnx(artifact, config, ctx, ctx.work_dir() / "model-fp32.onnx").path)
 
 
 def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
@@ -58,22 +46,6 @@ def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
     except Exception as e:
         notes.append(f"quant_pre_process skipped: {first_line(e, 160)}")
         return src
-
-
-def calibration_split(ctx: Context, config: ExportConfig) -> Split:
-    split = ctx.data.calibration
-    asked = config.calibration_samples
-    if len(split) == 0:
-        raise StepError(
-            f"{config.display_name}: the calibration split is empty; "
-            "set data.splits.calibration (e.g. 0.1)"
-        )
-    if asked is not None and asked > len(split):
-        raise StepError(
-            f"{config.display_name}: calibration_samples is {asked} but the calibration split "
-            f"has {len(split)}; lower calibration_samples or raise data.splits.calibration"
-        )
-    return split.head(asked) if asked else split
 
 
 def _check_calibration(split: Split, model_path: Path, where: str) -> None:
@@ -301,9 +273,9 @@ def _static_int8(
     details: dict[str, Any],
 ) -> None:
     work = ctx.work_dir()
-    fp32 = _fp32_source(artifact, config, ctx)
+    fp32 = fp32_onnx(artifact, config, ctx)
     pre = _preprocess(fp32, work, notes)
-    split = calibration_split(ctx, config)
+    split = ctx.calibration(config.calibration_samples, config.display_name)
     _check_calibration(split, pre, config.display_name)
     _, exclude = _node_names(pre, config.keep_fp32)
     static = _Static(pre, split, config, work)
@@ -336,7 +308,7 @@ def _dynamic_int8(
 ) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    pre = _preprocess(_fp32_source(artifact, config, ctx), ctx.work_dir(), notes)
+    pre = _preprocess(fp32_onnx(artifact, config, ctx), ctx.work_dir(), notes)
     _, exclude = _node_names(pre, config.keep_fp32)
     try:
         with quiet():
@@ -374,7 +346,7 @@ def _fp16(
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = onnx.load(str(_fp32_source(artifact, config, ctx)))
+    model = onnx.load(str(fp32_onnx(artifact, config, ctx)))
     try:
         with quiet():
             half = convert_float_to_float16(
@@ -392,14 +364,11 @@ def quantize_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: P
     build = {"int8": _static_int8, "int8-dynamic": _dynamic_int8, "fp16": _fp16}[config.precision]
     out.parent.mkdir(parents=True, exist_ok=True)
     build(artifact, config, ctx, out, notes, details)
-    return Artifact(
-        name=f"onnx-{config.precision}",
-        format="onnx",
-        precision=config.precision,
-        input_specs=artifact.input_specs,
-        path=out,
-        parent=artifact.name,
-        step=config.display_name,
+    return artifact.child(
+        "onnx",
+        config.precision,
+        out,
+        config.display_name,
         notes=notes,
         details=details,
     )

@@ -13,40 +13,26 @@ from typing import TYPE_CHECKING, Any
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
-from modelpress.errors import RuntimeUnavailableError, StepError, first_line
+from modelpress.errors import StepError, first_line
+from modelpress.extras import require
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
 
-INSTALL = "pip install 'modelpress[openvino]'"
-
-
-def require_openvino() -> Any:
-    try:
-        import openvino
-    except ImportError:
-        raise RuntimeUnavailableError(
-            f"the OpenVINO format needs the [openvino] extra: {INSTALL}"
-        ) from None
-    return openvino
-
 
 def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
-    ov = require_openvino()
-    from modelpress.steps.export.onnx_quant import _fp32_source, calibration_split
+    ov = require("openvino", "openvino", "the OpenVINO format")
+    from modelpress.steps.export.onnx import fp32_onnx
 
     details: dict[str, Any] = {"converted_from": "onnx fp32"}
     try:
-        model = ov.convert_model(str(_fp32_source(artifact, config, ctx)))
+        model = ov.convert_model(str(fp32_onnx(artifact, config, ctx)))
     except Exception as e:
         raise StepError(f"openvino.convert_model failed: {first_line(e)}") from None
     if config.precision == "int8":
-        try:
-            import nncf
-        except ImportError:
-            raise RuntimeUnavailableError(f"OpenVINO int8 needs nncf: {INSTALL}") from None
-        split = calibration_split(ctx, config)
+        nncf = require("nncf", "openvino", "OpenVINO int8")
+        split = ctx.calibration(config.calibration_samples, config.display_name)
         samples = [
             arrays[0] if len(arrays) == 1 else tuple(arrays) for arrays, _ in split.batches(1)
         ]
@@ -61,14 +47,11 @@ def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Pat
         raise StepError("openvino exports fp32, fp16 or int8; int8-dynamic is an ONNX precision")
     out.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, str(out), compress_to_fp16=config.precision == "fp16")
-    return Artifact(
-        name=f"openvino-{config.precision}",
-        format="openvino",
-        precision=config.precision,
-        input_specs=artifact.input_specs,
-        path=out,
-        parent=artifact.name,
-        step=config.display_name,
+    return artifact.child(
+        "openvino",
+        config.precision,
+        out,
+        config.display_name,
         companions=[out.with_suffix(".bin")],
         details=details,
     )

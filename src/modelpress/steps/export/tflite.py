@@ -22,25 +22,13 @@ import torch
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
-from modelpress.errors import RuntimeUnavailableError, StepError, first_line
+from modelpress.errors import StepError, first_line
+from modelpress.extras import require
 from modelpress.sources.models import eval_mode
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
-
-INSTALL = "pip install 'modelpress[tflite]'"
-
-
-def require_litert_torch() -> Any:
-    try:
-        with quiet():
-            import litert_torch
-    except ImportError:
-        raise RuntimeUnavailableError(
-            f"the tflite format needs the [tflite] extra: {INSTALL}"
-        ) from None
-    return litert_torch
 
 
 def _static_int8(
@@ -58,7 +46,7 @@ def _static_int8(
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from modelpress.steps.export.onnx_quant import calibration_split
+    from modelpress.steps.quantize import calibrate
 
     quantizer = PT2EQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=config.per_channel, is_dynamic=False)
@@ -68,14 +56,8 @@ def _static_int8(
     except Exception as e:
         raise StepError(f"torch.export cannot capture the model: {first_line(e)}") from None
     prepared = prepare_pt2e(graph, quantizer)
-    split = calibration_split(ctx, config)
-    with (
-        torch.no_grad(),
-        ctx.observer.progress(f"{config.display_name}: calibrate", len(split)) as advance,
-    ):
-        for arrays, _ in split.batches(1):  # the graph was captured at batch 1
-            prepared(*[torch.from_numpy(a) for a in arrays])
-            advance()
+    split = ctx.calibration(config.calibration_samples, config.display_name)
+    calibrate(prepared, split, 1, ctx, config.display_name)  # the graph was captured at batch 1
     quantized = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
     torch.nn.Module.train(quantized, False)  # GraphModule.eval() raises; the flag must be clear
     details |= {
@@ -87,7 +69,8 @@ def _static_int8(
 
 
 def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
-    litert_torch = require_litert_torch()
+    with quiet():  # its import alone logs at length
+        litert_torch = require("litert_torch", "tflite", "the tflite format")
     module = eval_mode(artifact.module) if artifact.module is not None else None
     details: dict[str, Any] = {"converter": "litert-torch", "batch": 1}
     notes: list[str] = []
@@ -134,14 +117,11 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
         )
     if any(d == "int32" for d in io_types["inputs"]):
         notes.append("int64 inputs became int32 (LiteRT's default); the runtime casts them")
-    return Artifact(
-        name=f"tflite-{config.precision}",
-        format="tflite",
-        precision=config.precision,
-        input_specs=artifact.input_specs,
-        path=out,
-        parent=artifact.name,
-        step=config.display_name,
+    return artifact.child(
+        "tflite",
+        config.precision,
+        out,
+        config.display_name,
         notes=notes,
         details=details,
     )
