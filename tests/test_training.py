@@ -6,8 +6,7 @@ import torch
 from conftest import tiny_recipe
 from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
-from modelpress.errors import ModelpressError
-from modelpress.training import TrainConfig, evaluate_module, fit
+from modelpress.training import Callback, TrainConfig, TrainingDiverged, evaluate_module, fit
 
 
 def _setup(model: str = "zoo:dscnn", **kw: object):
@@ -49,16 +48,83 @@ def test_early_stopping_stops_after_patience() -> None:
     assert result.stopped_early and len(result.history) == 3
 
 
-def test_divergence_stops_with_a_clear_message() -> None:
+def test_divergence_stops_with_a_clear_message_and_leaves_finite_weights() -> None:
     ctx, model = _setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
 
     def nan_loss(outputs: torch.Tensor, labels: torch.Tensor, inputs: list) -> torch.Tensor:
         return outputs.sum() * float("nan")
 
+    cfg = TrainConfig(epochs=1, max_bad_batches=3)
     with pytest.raises(
-        ModelpressError, match=r"training diverged at epoch 1.*lower the learning rate"
+        TrainingDiverged, match=r"training diverged: 3 non-finite batches.*lower lr"
     ):
-        fit(model, ctx.data, ctx.task, TrainConfig(epochs=1), loss_fn=nan_loss, threads=2)
+        fit(model, ctx.data, ctx.task, cfg, loss_fn=nan_loss, threads=2)
+    for k, v in model.state_dict().items():  # never a NaN model: the last finite weights
+        assert torch.equal(v, before[k]), k
+
+
+def test_a_few_bad_batches_are_skipped_and_lower_the_learning_rate() -> None:
+    ctx, model = _setup()
+    calls = {"n": 0}
+    ce = torch.nn.CrossEntropyLoss()
+
+    def flaky(outputs: torch.Tensor, labels: torch.Tensor, inputs: list) -> torch.Tensor:
+        calls["n"] += 1
+        loss = ce(outputs, labels)
+        return loss * float("inf") if calls["n"] in (3, 5) else loss  # two poisoned batches
+
+    cfg = TrainConfig(epochs=4, lr=5e-3, scheduler="none", nan_lr_factor=0.9)
+    result = fit(model, ctx.data, ctx.task, cfg, loss_fn=flaky, threads=2)
+    assert result.bad_batches == 2
+    assert [h["lr"] for h in result.history] == pytest.approx([5e-3 * 0.81] * 4)
+    assert all(
+        torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()
+    )
+    assert result.best_metric >= 0.8
+
+
+def test_sam_trains_to_the_same_accuracy_band() -> None:
+    ctx, model = _setup()
+    result = fit(model, ctx.data, ctx.task, TrainConfig(epochs=4, lr=5e-3, sam=True), threads=2)
+    assert result.best_metric >= 0.85
+
+
+def test_callbacks_see_every_epoch_and_step_and_their_facts_join_the_history() -> None:
+    ctx, model = _setup()
+    seen: dict[str, list] = {"epochs": [], "steps": []}
+
+    class Probe(Callback):
+        def on_epoch_start(self, epoch: int, model: torch.nn.Module) -> dict:
+            seen["epochs"].append(epoch)
+            return {"probe": epoch * 10}
+
+        def on_step_end(self, model: torch.nn.Module) -> None:
+            seen["steps"].append(1)
+
+    cfg = TrainConfig(epochs=2, batch_size=128)
+    result = fit(model, ctx.data, ctx.task, cfg, callbacks=[Probe()], threads=2)
+    batches = -(-len(ctx.data.train) // 128)
+    assert seen["epochs"] == [0, 1] and len(seen["steps"]) == 2 * batches
+    assert [h["probe"] for h in result.history] == [0, 10]
+
+
+def test_a_loss_with_parameters_trains_them_too() -> None:
+    ctx, model = _setup()
+
+    class Scaled(torch.nn.Module):  # a learnable logit scale, as feature projections are
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(
+            self, outputs: torch.Tensor, labels: torch.Tensor, inputs: list
+        ) -> torch.Tensor:
+            return torch.nn.functional.cross_entropy(outputs * self.scale, labels)
+
+    loss = Scaled()
+    fit(model, ctx.data, ctx.task, TrainConfig(epochs=1, lr=5e-2), loss_fn=loss, threads=2)
+    assert loss.scale.item() != 1.0
 
 
 def test_binary_training_with_one_logit_head() -> None:

@@ -1,9 +1,15 @@
-"""The training loop every technique shares: the demo's baseline now; distillation, pruning
-fine-tunes and QAT later, through ``loss_fn`` (a custom loss gets outputs, labels and inputs).
+"""The training loop every technique shares: the demo's baseline, distillation, pruning
+fine-tunes and QAT. A custom ``loss_fn`` gets outputs, labels and inputs; a loss that is an
+``nn.Module`` with parameters (distillation's feature projections) trains alongside the model.
+``callbacks`` hook into each epoch's start and each optimizer step (pruning schedules, masks).
 
 Per epoch: shuffled mini-batches (seeded), validation metric, scheduler step, a checkpoint that
 a rerun with the same config resumes from, early stopping on the validation metric, and the best
 weights restored at the end. Model selection uses the validation split, as early stopping does.
+
+A non-finite loss or gradient never reaches the weights: the batch is skipped, the weights go
+back to the last finite state, the learning rate is lowered, and after ``max_bad_batches`` such
+batches training stops with :class:`TrainingDiverged` instead of writing a NaN model.
 """
 
 from __future__ import annotations
@@ -48,7 +54,26 @@ class TrainConfig(BaseModel):
     early_stopping: int | None = Field(None, ge=1)  # patience in epochs without improvement
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
+    sam: bool = False  # sharpness-aware minimization (two forward/backward passes per batch)
+    sam_rho: float = Field(0.05, gt=0)
+    max_bad_batches: int = Field(5, ge=1)  # non-finite batches tolerated before stopping
+    nan_lr_factor: float = Field(0.5, gt=0, lt=1)  # lr multiplier after a non-finite batch
     seed: int = 0
+
+
+class TrainingDiverged(ModelpressError):
+    """Training produced non-finite losses or gradients too often to go on."""
+
+
+class Callback:
+    """Hooks into :func:`fit`; the defaults do nothing."""
+
+    def on_epoch_start(self, epoch: int, model: nn.Module) -> dict[str, Any]:
+        """Called before epoch ``epoch`` (0-based); what it returns joins that epoch's history."""
+        return {}
+
+    def on_step_end(self, model: nn.Module) -> None:
+        """Called after every optimizer step."""
 
 
 @dataclass
@@ -59,6 +84,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
     resumed_from: int | None = None
+    bad_batches: int = 0  # non-finite batches skipped
 
 
 def default_loss(task: str, label_smoothing: float = 0.0) -> LossFn:
@@ -76,8 +102,10 @@ def default_loss(task: str, label_smoothing: float = 0.0) -> LossFn:
     return loss
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(
+    model: nn.Module, cfg: TrainConfig, extra: list[nn.Parameter]
+) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad] + extra
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -111,6 +139,38 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
+def _finite_grads(params: list[nn.Parameter]) -> bool:
+    grads = [p.grad for p in params if p.grad is not None]
+    return all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+def _sam_step(
+    params: list[nn.Parameter], rho: float, closure: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """SAM (Foret et al. 2021): climb to w + ρ·g/‖g‖, take the gradient there, come back.
+
+    Leaves that gradient in ``.grad`` for the base optimizer's step; returns the second loss."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.norm(torch.stack([g.norm(2) for g in grads]), 2) if grads else torch.tensor(0.0)
+    scale = rho / (norm + 1e-12)
+    shifts = []
+    with torch.no_grad():
+        for p in params:
+            e = p.grad * scale if p.grad is not None else None
+            if e is not None:
+                p.add_(e)
+            shifts.append(e)
+    for p in params:
+        p.grad = None
+    loss = closure()
+    loss.backward()
+    with torch.no_grad():
+        for p, e in zip(params, shifts, strict=True):
+            if e is not None:
+                p.sub_(e)
+    return loss
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -120,44 +180,58 @@ def fit(
     observer: Observer | None = None,
     checkpoint_dir: Path | None = None,
     loss_fn: LossFn | None = None,
+    callbacks: list[Callback] | None = None,
+    select_from: int = 0,
     threads: int | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data.train``; keep the weights of the best validation epoch."""
+    """Train ``model`` in place on ``data.train``; keep the weights of the best validation epoch
+    from epoch ``select_from`` (0-based) on (a gradual pruning schedule's full-sparsity epochs)."""
     if task == "fidelity" or data.train.labels is None:
         raise ModelpressError(f"{data.source}: training needs labelled data (task {task})")
     observer = observer or Observer()
     threads = threads or torch.get_num_threads()
     loss_fn = loss_fn or default_loss(task, cfg.label_smoothing)
+    callbacks = callbacks or []
+    # a loss with parameters (feature projections) trains with the model and resumes with it
+    loss_module = loss_fn if isinstance(loss_fn, nn.Module) else None
+    extra = [p for p in loss_module.parameters() if p.requires_grad] if loss_module else []
     metric = PRIMARY[task]
     torch.manual_seed(cfg.seed)
     x = [torch.from_numpy(a) for a in data.train.inputs]
     y = torch.from_numpy(data.train.labels)
-    opt, sched = _optimizer(model, cfg), None
+    opt = _optimizer(model, cfg, extra)
+    params = [p for group in opt.param_groups for p in group["params"]]
     sched = _scheduler(opt, cfg)
     result = TrainResult(metric, -math.inf, 0)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    start_epoch, since_best = 0, 0
+    start_epoch, since_best, bad = 0, 0, 0
     ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
     cfg_hash = stable_hash(cfg.model_dump())
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own file
         if state.get("config_hash") == cfg_hash:
             model.load_state_dict(state["model"])
+            if loss_module is not None and state.get("loss"):
+                loss_module.load_state_dict(state["loss"])
             opt.load_state_dict(state["optimizer"])
             if sched is not None and state.get("scheduler"):
                 sched.load_state_dict(state["scheduler"])
             best_state, since_best = state["best_state"], state["since_best"]
             result.history, result.best_metric = state["history"], state["best_metric"]
-            result.best_epoch = state["best_epoch"]
+            result.best_epoch, bad = state["best_epoch"], state.get("bad_batches", 0)
             start_epoch = result.resumed_from = state["epoch"]
             observer.event("resume", f"training resumed after epoch {start_epoch}")
     n = len(y)
     steps = math.ceil(n / cfg.batch_size)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
+        facts: dict[str, Any] = {}
+        for cb in callbacks:
+            facts |= cb.on_epoch_start(epoch, model)
         model.train()
+        good = _snapshot(model, loss_module)  # the last finite weights (a bad batch returns here)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        total = 0.0
+        total, seen = 0.0, 0
         with observer.progress(f"epoch {epoch + 1}/{cfg.epochs}", steps) as advance:
             for i in range(steps):
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
@@ -165,18 +239,32 @@ def fit(
                     advance()
                     continue
                 inputs = [a[idx] for a in x]
-                loss = loss_fn(first_tensor(model(*inputs)), y[idx], inputs)
-                if not torch.isfinite(loss):
-                    raise ModelpressError(
-                        f"training diverged at epoch {epoch + 1} (loss {loss.item()}); "
-                        f"lower the learning rate (now {cfg.lr})"
-                    )
+
+                def closure(inputs: list[torch.Tensor] = inputs, idx: torch.Tensor = idx) -> Any:
+                    return loss_fn(first_tensor(model(*inputs)), y[idx], inputs)
+
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = closure()
+                finite = bool(torch.isfinite(loss))
+                if finite:
+                    loss.backward()
+                    if cfg.sam and _finite_grads(params):
+                        loss = _sam_step(params, cfg.sam_rho, closure)
+                    finite = bool(torch.isfinite(loss)) and _finite_grads(params)
+                if not finite:
+                    bad += 1
+                    _recover(model, loss_module, good, opt, cfg, bad, epoch, i, loss, observer)
+                    advance()
+                    continue
                 if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
+                for cb in callbacks:
+                    cb.on_step_end(model)
+                if (i + 1) % 8 == 0:  # refresh the finite snapshot now and then (cheap enough)
+                    good = _snapshot(model, loss_module)
                 total += loss.item() * len(idx)
+                seen += len(idx)
                 advance(loss=loss.item())
         model.eval()
         value = float(evaluate_module(model, data, task, threads)[metric])
@@ -185,7 +273,7 @@ def fit(
             sched.step(value)
         elif sched is not None:
             sched.step()
-        improved = value > result.best_metric
+        improved = value > result.best_metric and epoch >= select_from
         if improved:
             result.best_metric, result.best_epoch, since_best = value, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -194,15 +282,16 @@ def fit(
         result.history.append(
             {
                 "epoch": epoch + 1,
-                "loss": total / n,
+                "loss": total / max(seen, 1),
                 metric: value,
                 "lr": lr,
+                **facts,
                 "seconds": round(time.perf_counter() - t0, 3),
             }
         )
         observer.event(
             "epoch",
-            f"epoch {epoch + 1}: loss {total / n:.4f}, {metric} {value:.4f}",
+            f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}, {metric} {value:.4f}",
             **result.history[-1],
         )
         if ckpt is not None:
@@ -212,6 +301,7 @@ def fit(
                     "config_hash": cfg_hash,
                     "epoch": epoch + 1,
                     "model": model.state_dict(),
+                    "loss": loss_module.state_dict() if loss_module is not None else None,
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict() if sched is not None else None,
                     "best_state": best_state,
@@ -219,6 +309,7 @@ def fit(
                     "history": result.history,
                     "best_metric": result.best_metric,
                     "best_epoch": result.best_epoch,
+                    "bad_batches": bad,
                 },
             )
         if cfg.early_stopping and since_best >= cfg.early_stopping:
@@ -226,7 +317,51 @@ def fit(
             break
     model.load_state_dict(best_state)
     model.eval()
+    result.bad_batches = bad
     return result
+
+
+def _snapshot(model: nn.Module, loss_module: nn.Module | None) -> list[dict[str, torch.Tensor]]:
+    mods = [model] + ([loss_module] if loss_module is not None else [])
+    return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in mods]
+
+
+def _recover(
+    model: nn.Module,
+    loss_module: nn.Module | None,
+    good: list[dict[str, torch.Tensor]],
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    bad: int,
+    epoch: int,
+    batch: int,
+    loss: torch.Tensor,
+    observer: Observer,
+) -> None:
+    """After a non-finite batch: back to the last finite weights, lower lr, or stop."""
+    opt.zero_grad(set_to_none=True)
+    what = f"loss {loss.item():.4g}" if not torch.isfinite(loss) else "non-finite gradients"
+    lr = opt.param_groups[0]["lr"]
+    mods = [model] + ([loss_module] if loss_module is not None else [])
+    for m, state in zip(mods, good, strict=True):  # BatchNorm statistics saw the batch too
+        m.load_state_dict(state)
+    if bad >= cfg.max_bad_batches:
+        raise TrainingDiverged(
+            f"training diverged: {bad} non-finite batches (last: epoch {epoch + 1}, batch "
+            f"{batch + 1}, {what}) even after lowering the learning rate to {lr:.3g}; start "
+            f"from a lower lr (now {cfg.lr}), set grad_clip, or check the data for NaN/Inf"
+        )
+    for group in opt.param_groups:
+        group["lr"] *= cfg.nan_lr_factor
+    for state in opt.state.values():  # Adam moments may hold the poison too
+        for v in state.values():
+            if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all()):
+                v.zero_()
+    observer.event(
+        "warning",
+        f"epoch {epoch + 1}, batch {batch + 1}: {what}; batch skipped, weights restored, "
+        f"lr lowered to {lr * cfg.nan_lr_factor:.3g} ({bad}/{cfg.max_bad_batches})",
+    )
 
 
 def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
@@ -261,7 +396,6 @@ def train_and_save(
     Per-epoch checkpoints go to ``OUT_STEM.checkpoints/``; a rerun with the same config resumes.
     """
     from modelpress.core.context import build_context
-    from modelpress.sources.inputs import InputSpec, format_input_shape
 
     ctx, baseline = build_context(recipe, observer)
     torch.set_num_threads(ctx.threads)
@@ -277,19 +411,30 @@ def train_and_save(
     )
     metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
     spec = ctx.model_spec
-    meta = {
+    meta = checkpoint_metadata(
+        ctx,
+        {"model": spec.architecture, "model_kwargs": spec.kwargs},
+        data=recipe.data.model_dump(mode="json"),
+        train=cfg.model_dump(),
+        train_hash=stable_hash({"train": cfg.model_dump(), "identity": recipe.identity()}),
+        metrics={k: v for k, v in metrics.items() if isinstance(v, float | int)},
+        history=result.history,
+    )
+    save_checkpoint(out, module, meta)
+    return result, metrics
+
+
+def checkpoint_metadata(ctx: Any, rebuild: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a modelpress checkpoint records beside the weights: how to rebuild the model
+    (``Artifact.rebuild``: source, kwargs, pruning structure) and what it was trained for."""
+    from modelpress.sources.inputs import InputSpec, format_input_shape
+
+    return {
         "format": 1,
-        "model": spec.architecture,
-        "model_kwargs": spec.kwargs,
+        **rebuild,
         "input_shape": format_input_shape([InputSpec(s.name, s.shape) for s in ctx.input_specs]),
         "task": ctx.task,
         "num_classes": ctx.data.num_classes,
         "class_names": ctx.data.class_names,
-        "data": recipe.data.model_dump(mode="json"),
-        "train": cfg.model_dump(),
-        "train_hash": stable_hash({"train": cfg.model_dump(), "identity": recipe.identity()}),
-        "metrics": {k: v for k, v in metrics.items() if isinstance(v, float | int)},
-        "history": result.history,
+        **extra,
     }
-    save_checkpoint(out, module, meta)
-    return result, metrics

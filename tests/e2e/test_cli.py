@@ -35,7 +35,17 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 def test_help_lists_every_command() -> None:
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("run", "demo", "bench", "export", "train", "zoo"):
+    for command in (
+        "run",
+        "demo",
+        "bench",
+        "export",
+        "quantize",
+        "train",
+        "zoo",
+        "distill",
+        "prune",
+    ):
         assert command in result.stdout
     assert "--input-shape" in cli("bench", "--help").stdout
 
@@ -250,8 +260,10 @@ def test_demo_full(tmp_path: Path) -> None:
         if art["precision"] == "fp32":
             assert art["verification"]["max_abs_diff"] <= 1e-4, art["name"]
         else:
-            assert art["verification"]["agreement"] >= 0.99, art["name"]
-            assert art["metrics"]["top1"] >= base - 0.005, art["name"]
+            # INT8 may flip a sample or two of the 180 validation images (0.56 pt each);
+            # machines differ in which (CI lost one where this one lost none)
+            assert art["verification"]["agreement"] >= 0.98, art["name"]
+            assert art["metrics"]["top1"] >= base - 0.012, art["name"]
     assert {("onnx", "fp32"), ("onnx", "int8"), ("torchscript", "fp32")} <= formats
     assert record["recommendation"]["met"] is True
 

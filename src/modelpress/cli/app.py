@@ -2,174 +2,31 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from modelpress.errors import ModelpressError, first_line
-
-app = typer.Typer(
-    name="modelpress",
-    help="Turn a PyTorch model and its data into small, fast, verified artifacts, "
-    "every number measured on this machine.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from modelpress.cli import compress
+from modelpress.cli.common import (
+    Data,
+    Kwargs,
+    Model,
+    SaveRecipe,
+    Shape,
+    Task,
+    Threads,
+    Weights,
+    app,
+    console,
+    finish,
+    model_recipe,
+    rich_observer,
+    run_shortcut,
+    state,
+    user_errors,
 )
-# Logs and CI are not terminals: give tables room instead of rich's 80-column default.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-_state = {"debug": False}
-
-# ---------------------------------------------------------------- shared options
-Model = Annotated[
-    str,
-    typer.Argument(
-        help="zoo:NAME, package.module:factory, file.py:factory, "
-        "a .pt checkpoint/TorchScript file or a .pt2 ExportedProgram."
-    ),
-]
-Data = Annotated[
-    str,
-    typer.Option("--data", help="builtin:digits, builtin:breast_cancer, folder:PATH or npz:PATH."),
-]
-Weights = Annotated[
-    Path | None, typer.Option("--weights", help="State dict (.pt/.safetensors) for the model.")
-]
-Kwargs = Annotated[
-    str | None,
-    typer.Option("--model-kwargs", help="Factory arguments as JSON, e.g. '{\"width_mult\": 0.5}'."),
-]
-Shape = Annotated[
-    str | None,
-    typer.Option("--input-shape", help="N,C,H,W, or name:dims[:dtype];... for several inputs."),
-]
-Task = Annotated[
-    str | None,
-    typer.Option("--task", help="classification | binary | fidelity (default: from the data)."),
-]
-Threads = Annotated[
-    int | None, typer.Option("--threads", min=1, help="Inference threads (default: all cores).")
-]
-SaveRecipe = Annotated[
-    Path | None, typer.Option("--save-recipe", help="Write the equivalent recipe here.")
-]
-
-
-def _kwargs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ModelpressError(
-            f"--model-kwargs: not valid JSON ({e.msg}); e.g. '{{\"width_mult\": 0.5}}'"
-        ) from None
-    if not isinstance(value, dict):
-        raise ModelpressError("--model-kwargs: must be a JSON object of argument names to values")
-    return value
-
-
-def _model_recipe(
-    model: str,
-    data: str,
-    weights: Path | None,
-    model_kwargs: str | None,
-    input_shape: str | None,
-    task: str | None,
-    threads: int | None,
-    **extra: Any,
-) -> dict[str, Any]:
-    recipe: dict[str, Any] = {"model": model, "data": data, "model_kwargs": _kwargs(model_kwargs)}
-    if weights:
-        recipe["weights"] = str(weights)
-    if input_shape:
-        recipe["input_shape"] = input_shape
-    if task:
-        recipe["task"] = task
-    evaluate = dict(extra.pop("evaluate", {}))
-    if threads:
-        evaluate["threads"] = threads
-    if evaluate:
-        recipe["evaluate"] = evaluate
-    recipe.update(extra)
-    return recipe
-
-
-def _observer() -> Any:
-    from modelpress.cli.observer import RichObserver
-
-    return RichObserver(console)
-
-
-def _show_run(record: dict[str, Any], out: Path) -> None:
-    from modelpress.report.terminal import progression_table, targets_table
-
-    console.print(progression_table(record))
-    table = targets_table(record)
-    if table is not None:
-        console.print(table)
-    rec = record.get("recommendation") or {}
-    if rec:
-        mark = "[green]✔[/]" if rec.get("met") else "[red]✘[/]"
-        console.print(f"{mark} recommendation: [bold]{rec.get('name')}[/] — {rec.get('why')}")
-    console.print(f"run directory: {out}  (report.md, report.html, record.json)")
-
-
-def _finish(record: dict[str, Any], out: Path) -> None:
-    """Print the run's tables; a failed step makes the exit code 1 (the run itself finished)."""
-    _show_run(record, out)
-    if any(s.get("status") == "failed" for s in record.get("steps", [])):
-        raise typer.Exit(1)
-
-
-def _run_shortcut(recipe: Any, out: Path, force: bool, save_recipe: Path | None) -> None:
-    """A shortcut command's recipe: optionally written out (replayable), then run."""
-    from modelpress.core import pipeline
-    from modelpress.core.recipe import dump_recipe
-
-    if save_recipe:
-        dump_recipe(recipe, save_recipe)
-        console.print(f"wrote {save_recipe}")
-    _finish(pipeline.run(recipe, out=out, force=force, observer=_observer()), out)
-
-
-def _user_errors(fn: Callable[..., None]) -> Callable[..., None]:
-    """User errors print one line and exit 2 (traceback only with --debug); anything else is a
-    bug in modelpress and says so."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except ModelpressError as e:
-            if _state["debug"]:
-                traceback.print_exc()
-            err_console.print(f"[red]error:[/] {e}", soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted; finished steps are kept (--resume continues)")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as e:
-            if _state["debug"]:
-                raise
-            err_console.print(
-                f"[red]internal error:[/] {first_line(e)} "
-                "(a bug in modelpress: rerun with --debug for the traceback and report it)",
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper
+from modelpress.errors import ModelpressError
 
 
 # ---------------------------------------------------------------- commands
@@ -177,11 +34,11 @@ def _user_errors(fn: Callable[..., None]) -> Callable[..., None]:
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
-    _state["debug"] = debug
+    state["debug"] = debug
 
 
 @app.command()
-@_user_errors
+@user_errors
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe file (.yaml or .json).")],
     out: Annotated[
@@ -205,11 +62,13 @@ def run(
 
     parsed = load_recipe(recipe, set_ or [])
     root = out or pipeline.default_out(parsed)
-    _finish(pipeline.run(parsed, out=root, resume=resume, force=force, observer=_observer()), root)
+    finish(
+        pipeline.run(parsed, out=root, resume=resume, force=force, observer=rich_observer()), root
+    )
 
 
 @app.command()
-@_user_errors
+@user_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/demo"),
     quick: Annotated[
@@ -220,13 +79,13 @@ def demo(
     """Train a zoo CNN on the built-in digits and run the demo recipe (TorchScript + ONNX)."""
     from modelpress.demo import run_demo
 
-    record = run_demo(out, quick=quick, threads=threads, observer=_observer())
+    record = run_demo(out, quick=quick, threads=threads, observer=rich_observer())
     console.print(f"replay with: modelpress run {out / 'recipe.yaml'} --out {out} --resume")
-    _finish(record, out)
+    finish(record, out)
 
 
 @app.command()
-@_user_errors
+@user_errors
 def bench(
     model: Model,
     data: Data,
@@ -259,11 +118,11 @@ def bench(
         ) from None
     evaluate = {"batch_sizes": sizes, "repeats": repeats, "warmup": warmup}
     recipe = load_recipe(
-        _model_recipe(
+        model_recipe(
             model, data, weights, model_kwargs, input_shape, task, threads, evaluate=evaluate
         )
     )
-    observer = _observer()
+    observer = rich_observer()
     ctx, baseline = build_context(recipe, observer)
     entry, _ = analyze(baseline, ctx)
     entry["task"], entry["source"] = ctx.task, model
@@ -274,7 +133,7 @@ def bench(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def export(
     model: Model,
     data: Data,
@@ -298,7 +157,7 @@ def export(
     if format == "onnx":
         step["opset"] = opset
     recipe = load_recipe(
-        _model_recipe(
+        model_recipe(
             model,
             data,
             weights,
@@ -310,7 +169,7 @@ def export(
             out=str(out),
         )
     )
-    _run_shortcut(recipe, out, force, save_recipe)
+    run_shortcut(recipe, out, force, save_recipe)
 
 
 _PRECISION = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}
@@ -330,7 +189,7 @@ def quantize_steps(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def quantize(
     model: Model,
     data: Data,
@@ -383,13 +242,13 @@ def quantize(
     if max_accuracy_drop is not None:
         extra["targets"] = {"max_accuracy_drop": max_accuracy_drop}
     recipe = load_recipe(
-        _model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
+        model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
     )
-    _run_shortcut(recipe, out, force, save_recipe)
+    run_shortcut(recipe, out, force, save_recipe)
 
 
 @app.command()
-@_user_errors
+@user_errors
 def train(
     model: Model,
     data: Data,
@@ -431,9 +290,9 @@ def train(
         err = e.errors()[0]
         raise ModelpressError(f"--{err['loc'][0]}: {err['msg']}") from None
     recipe = load_recipe(
-        _model_recipe(model, data, weights, model_kwargs, input_shape, task, threads)
+        model_recipe(model, data, weights, model_kwargs, input_shape, task, threads)
     )
-    result, metrics = train_and_save(recipe, cfg, out, _observer())
+    result, metrics = train_and_save(recipe, cfg, out, rich_observer())
     key = result.metric
     console.print(
         f"best {key} {result.best_metric:.4f} at epoch {result.best_epoch}"
@@ -444,7 +303,7 @@ def train(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def zoo() -> None:
     """List the reference architectures (our own code; no downloads)."""
     from rich.table import Table
@@ -462,6 +321,9 @@ def zoo() -> None:
             entry.description,
         )
     console.print(table)
+
+
+compress.register()  # distill, prune: listed after the commands above
 
 
 def main() -> None:

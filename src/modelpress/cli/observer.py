@@ -36,6 +36,8 @@ class RichObserver(Observer):
             self.console.print(line, highlight=False)
         elif kind == "step":
             self.console.print(f"[bold]▶ {message}[/]", highlight=False)
+        elif kind == "warning":
+            self.console.print(f"  [yellow]![/] {message}", highlight=False)
         elif kind == "epoch":
             self.console.print(f"  {message}", highlight=False)
         else:

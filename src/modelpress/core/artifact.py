@@ -28,6 +28,13 @@ class Artifact:
     companions: list[Path] = field(default_factory=list)  # part of the model: OpenVINO's .bin
     notes: list[str] = field(default_factory=list)  # what a user should know (skips, choices)
     details: dict[str, Any] = field(default_factory=dict)  # step facts for the record
+    # How to rebuild a torch model from code: {"model": source, "model_kwargs": {...}, and for
+    # a structurally pruned one "structure": {...}}; None where only the file can rebuild it.
+    rebuild: dict[str, Any] | None = None
+    step_facts: dict[str, Any] = field(default_factory=dict)  # joins the step's record entry
+    # A new model trained from its parent (a distilled student, a fine-tuned pruned model): its
+    # outputs are meant to differ, so agreement with the parent is reported, not judged.
+    retrained: bool = False
 
     def child(
         self,

@@ -65,6 +65,26 @@ class Context:
             )
         return split.head(samples) if samples else split
 
+    def load_model(
+        self,
+        source: str,
+        kwargs: dict | None = None,
+        weights: str | None = None,
+        where: str = "model",
+    ) -> tuple[torch.nn.Module, models.ModelSpec]:
+        """Another torch model for this data (a teacher, a student): built like the baseline
+        (zoo arguments filled from the data), weights loaded, one forward checked."""
+        spec = models.inspect_source(source, kwargs)
+        if spec.kind in ("onnx", "tflite"):
+            raise ModelSourceError(f"{where}: {source} is a deployed file; it needs a torch model")
+        module = models.build(spec, _auto_kwargs(self.input_specs, self.data, spec))
+        if weights:
+            models.load_weights(module, Path(weights), source)
+        example = self.example_inputs(2 if _has_batchnorm(module) else 1)
+        out = models.check_forward(module, example, source)
+        _check_output(out, self.task, self.data, source)
+        return module, spec
+
     def claim(self, path: Path, step: str) -> None:
         self._owners.setdefault(path, step)
 
@@ -186,8 +206,25 @@ def build_context(
         module, ctx.example_inputs(2 if _has_batchnorm(module) else 1), recipe.model
     )
     _check_output(out, task, data, recipe.model)
-    baseline = Artifact("baseline", "torch", specs, module=module, details={"source": recipe.model})
+    baseline = Artifact(
+        "baseline",
+        "torch",
+        specs,
+        module=module,
+        details={"source": recipe.model},
+        rebuild=rebuild_info(spec),
+    )
     return ctx, baseline
+
+
+def rebuild_info(spec: models.ModelSpec) -> dict | None:
+    """What rebuilds a torch model from code (``Artifact.rebuild``); None for a file-only one."""
+    if spec.kind not in ("zoo", "factory", "checkpoint"):
+        return None
+    info = {"model": spec.architecture, "model_kwargs": dict(spec.kwargs)}
+    if spec.metadata.get("structure"):
+        info["structure"] = spec.metadata["structure"]
+    return info
 
 
 def _deployed(recipe: Recipe, spec: models.ModelSpec) -> Artifact | None:

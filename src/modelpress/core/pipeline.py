@@ -124,11 +124,17 @@ class Runner:
         companions = [root / p for p in entry.get("companions", [])]
         if path is None or not all(p.is_file() for p in [path, *extra, *companions]):
             return None
-        module = None
-        if entry["format"] == "torch":  # torch steps save .pt2 ExportedPrograms
+        module, rebuild = None, None
+        if entry["format"] == "torch" and path.suffix == ".pt2":  # quantized torch graphs
             import torch
 
             module = torch.export.load(str(path)).module()
+        elif entry["format"] == "torch":  # a modelpress checkpoint (distilled, pruned)
+            from modelpress.core.context import rebuild_info
+            from modelpress.sources import models
+
+            spec = models.inspect_source(str(path))
+            module, rebuild = models.build(spec), rebuild_info(spec)
         ctx.claim(path, entry["step"])
         return Artifact(
             entry["name"],
@@ -142,6 +148,7 @@ class Runner:
             extra,
             companions,
             details=dict(entry.get("details") or {}),
+            rebuild=rebuild,
         )
 
     def _input_for(self, config: StepConfig, baseline: Artifact) -> Artifact | None:
@@ -258,6 +265,7 @@ class Runner:
             self.entries[art.name] = self._relative(art_entry)
             self.produced.append(art)
             entry["artifact"], entry["status"] = art_entry, art_entry["status"]
+            entry.update(art.step_facts)  # e.g. distill's `scratch` comparison
         except ModelpressError as e:
             entry["error"] = str(e)
         except Exception as e:  # a step's library failed: record the reason, keep going

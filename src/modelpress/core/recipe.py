@@ -215,6 +215,11 @@ def build_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     return recipe.model_copy(update={"steps": [s for s in steps if s is not None]})
 
 
+# Step fields that name a model source or a weights file (teachers, students).
+_STEP_MODELS = ("teacher", "student")
+_STEP_WEIGHTS = ("teacher_weights", "student_weights")
+
+
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make relative file paths absolute against the recipe's folder."""
 
@@ -222,16 +227,34 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         p = Path(path).expanduser()
         return str(p if p.is_absolute() else (base / p).resolve())
 
+    def fix_model(model: Any) -> Any:
+        if not isinstance(model, str) or model.startswith("zoo:") or model == "input":
+            return model
+        head, sep, tail = model.rpartition(":")
+        if sep and head.endswith(".py"):
+            return f"{fix(head)}:{tail}"
+        if model.endswith((".pt", ".pth", ".pt2", ".ts", ".onnx", ".tflite")):
+            return fix(model)
+        return model
+
     out = dict(data)
     if isinstance(out.get("weights"), str):
         out["weights"] = fix(out["weights"])
-    model = out.get("model")
-    if isinstance(model, str) and not model.startswith("zoo:"):
-        head, sep, tail = model.rpartition(":")
-        if sep and head.endswith(".py"):
-            out["model"] = f"{fix(head)}:{tail}"
-        elif model.endswith((".pt", ".pth", ".pt2", ".ts", ".onnx", ".tflite")):
-            out["model"] = fix(model)
+    if "model" in out:
+        out["model"] = fix_model(out["model"])
+    if isinstance(out.get("steps"), list):
+        steps = []
+        for step in out["steps"]:
+            if isinstance(step, dict):
+                step = dict(step)
+                for key in _STEP_MODELS:
+                    if key in step:
+                        step[key] = fix_model(step[key])
+                for key in _STEP_WEIGHTS:
+                    if isinstance(step.get(key), str):
+                        step[key] = fix(step[key])
+            steps.append(step)
+        out["steps"] = steps
     data_cfg = out.get("data")
     source = data_cfg if isinstance(data_cfg, str) else (data_cfg or {}).get("source")
     if isinstance(source, str) and source.startswith(("folder:", "npz:")):

@@ -64,6 +64,8 @@ _BUILTIN_STEP_MODULES = (
     "modelpress.steps.export",
     "modelpress.steps.quantize",
     "modelpress.steps.qat",
+    "modelpress.steps.distill",
+    "modelpress.steps.prune",
 )
 
 

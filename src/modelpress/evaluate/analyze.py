@@ -98,7 +98,8 @@ def analyze(
         verification = compare_outputs(outputs, parent_outputs)
         verification["reference"] = artifact.parent
         entry["verification"] = verification
-        if verification["agreement"] < DEGRADED_AGREEMENT or verification["nonfinite_samples"]:
+        low = verification["agreement"] < DEGRADED_AGREEMENT and not artifact.retrained
+        if low or verification["nonfinite_samples"]:
             entry["status"] = "degraded"
             entry["notes"].append(
                 f"degraded: top-1 agreement with {artifact.parent} is "

@@ -204,6 +204,12 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
     else:
         model = _call(_resolve_factory(source), spec.kwargs, source)
     if spec.kind == "checkpoint":
+        if spec.metadata.get("structure"):  # structurally pruned: reshape before loading
+            from modelpress.sources.structure import apply_structure
+
+            path = Path(spec.source)
+            state = _extract_state_dict(read_checkpoint(path), path)
+            apply_structure(model, spec.metadata["structure"], state)
         load_weights(model, Path(spec.source), source)
     return model.eval()
 

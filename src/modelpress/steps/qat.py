@@ -6,7 +6,9 @@ to INT8. The result exports to ONNX as QDQ like the ``quantize`` step's. The fin
 weights are saved beside it: litert-torch cannot prepare QAT (upstream litert-torch #355, #801),
 so a TFLite INT8 export of a QAT model converts these QAT-trained weights with litert-torch's
 PTQ quantizer calibrated on the calibration split, and its record says so.
-``loss`` is the hook for a custom loss (distillation arrives as a teacher-guided loss).
+With ``teacher`` set (QAT + KD) the fake-quantized student learns from an FP32 teacher:
+``α_hard · hard + α_soft · T² · KL`` (defaults 0.3, 0.7, T 4, lr 1e-5). ``loss`` names another
+custom loss from ``LOSSES``.
 """
 
 from __future__ import annotations
@@ -21,22 +23,25 @@ from torch import nn
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
-from modelpress.core.registry import StepConfig, register_step
+from modelpress.core.registry import register_step
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
+from modelpress.steps.distill import TeacherFields, resolve_teacher, teacher_loss
 from modelpress.steps.quantize import REFERENCE_INT8, capture, save_pt2
 from modelpress.steps.quiet import quiet
 from modelpress.training import LossFn, TrainConfig, fit
 
-# A custom loss for QAT, by name: each maps (ctx, config) to a LossFn. Empty here; distillation
-# registers "distill" (teacher-guided) in its own module.
+# A custom loss for QAT, by name: each maps (ctx, config) to a LossFn (a teacher is set apart,
+# in the config's ``teacher`` fields).
 LOSSES: dict[str, Callable[[Context, Any], LossFn]] = {}
 
 
-class QATConfig(StepConfig):
+class QATConfig(TeacherFields):
     type: Literal["qat"] = "qat"
     epochs: int = Field(3, ge=1)
-    lr: float = Field(1e-4, gt=0)
+    lr: float | None = Field(None, gt=0)  # default 1e-4; 1e-5 with a teacher (QAT + KD)
+    alpha_hard: float = Field(0.3, ge=0)
+    alpha_soft: float = Field(0.7, ge=0)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     loss: str | None = None  # a name in LOSSES; None: the task's own loss
@@ -102,10 +107,30 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
         raise StepError(
             f"{where}: unknown loss '{config.loss}'; known: {', '.join(LOSSES) or 'none'}"
         )
+    if config.loss and config.teacher:
+        raise StepError(f"{where}: set either loss or teacher, not both")
     loss_fn = LOSSES[config.loss](ctx, config) if config.loss else None
+    details: dict[str, Any] = {}
+    if config.teacher:
+        loss_fn = teacher_loss(
+            resolve_teacher(config, artifact, ctx, where),
+            model,
+            ctx,
+            where,
+            temperature=config.temperature,
+            hard_weight=config.alpha_hard,
+            soft_weight=config.alpha_soft,
+        )
+        details["teacher"] = {
+            "model": artifact.name if config.teacher == "input" else config.teacher,
+            "temperature": config.temperature,
+            "alpha_hard": config.alpha_hard,
+            "alpha_soft": config.alpha_soft,
+        }
+    lr = config.lr or (1e-5 if config.teacher else 1e-4)
     train = TrainConfig(
         epochs=config.epochs,
-        lr=config.lr,
+        lr=lr,
         batch_size=config.batch_size,
         optimizer=config.optimizer,
         scheduler="cosine",
@@ -137,6 +162,8 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
         notes=[REFERENCE_INT8],
         details={
             "method": "torchao prepare_qat_pt2e + X86InductorQuantizer (is_qat)",
+            **details,
+            "lr": lr,
             "epochs": len(result.history),
             "best_epoch": result.best_epoch,
             result.metric: result.best_metric,

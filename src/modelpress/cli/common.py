@@ -1,0 +1,176 @@
+"""What every command shares: the app, consoles, option types, recipe building, error handling."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from modelpress.errors import ModelpressError, first_line
+
+app = typer.Typer(
+    name="modelpress",
+    help="Turn a PyTorch model and its data into small, fast, verified artifacts, "
+    "every number measured on this machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Logs and CI are not terminals: give tables room instead of rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+state = {"debug": False}
+
+# ---------------------------------------------------------------- shared options
+Model = Annotated[
+    str,
+    typer.Argument(
+        help="zoo:NAME, package.module:factory, file.py:factory, "
+        "a .pt checkpoint/TorchScript file or a .pt2 ExportedProgram."
+    ),
+]
+Data = Annotated[
+    str,
+    typer.Option("--data", help="builtin:digits, builtin:breast_cancer, folder:PATH or npz:PATH."),
+]
+Weights = Annotated[
+    Path | None, typer.Option("--weights", help="State dict (.pt/.safetensors) for the model.")
+]
+Kwargs = Annotated[
+    str | None,
+    typer.Option("--model-kwargs", help="Factory arguments as JSON, e.g. '{\"width_mult\": 0.5}'."),
+]
+Shape = Annotated[
+    str | None,
+    typer.Option("--input-shape", help="N,C,H,W, or name:dims[:dtype];... for several inputs."),
+]
+Task = Annotated[
+    str | None,
+    typer.Option("--task", help="classification | binary | fidelity (default: from the data)."),
+]
+Threads = Annotated[
+    int | None, typer.Option("--threads", min=1, help="Inference threads (default: all cores).")
+]
+SaveRecipe = Annotated[
+    Path | None, typer.Option("--save-recipe", help="Write the equivalent recipe here.")
+]
+
+
+def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ModelpressError(
+            f"{option}: not valid JSON ({e.msg}); e.g. '{{\"width_mult\": 0.5}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise ModelpressError(f"{option}: must be a JSON object of argument names to values")
+    return value
+
+
+def model_recipe(
+    model: str,
+    data: str,
+    weights: Path | None,
+    model_kwargs: str | None,
+    input_shape: str | None,
+    task: str | None,
+    threads: int | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    recipe: dict[str, Any] = {
+        "model": model,
+        "data": data,
+        "model_kwargs": parse_kwargs(model_kwargs),
+    }
+    if weights:
+        recipe["weights"] = str(weights)
+    if input_shape:
+        recipe["input_shape"] = input_shape
+    if task:
+        recipe["task"] = task
+    evaluate = dict(extra.pop("evaluate", {}))
+    if threads:
+        evaluate["threads"] = threads
+    if evaluate:
+        recipe["evaluate"] = evaluate
+    recipe.update(extra)
+    return recipe
+
+
+def rich_observer() -> Any:
+    from modelpress.cli.observer import RichObserver
+
+    return RichObserver(console)
+
+
+def show_run(record: dict[str, Any], out: Path) -> None:
+    from modelpress.report.terminal import progression_table, targets_table
+
+    console.print(progression_table(record))
+    table = targets_table(record)
+    if table is not None:
+        console.print(table)
+    rec = record.get("recommendation") or {}
+    if rec:
+        mark = "[green]✔[/]" if rec.get("met") else "[red]✘[/]"
+        console.print(f"{mark} recommendation: [bold]{rec.get('name')}[/] — {rec.get('why')}")
+    console.print(f"run directory: {out}  (report.md, report.html, record.json)")
+
+
+def finish(record: dict[str, Any], out: Path) -> None:
+    """Print the run's tables; a failed step makes the exit code 1 (the run itself finished)."""
+    show_run(record, out)
+    if any(s.get("status") == "failed" for s in record.get("steps", [])):
+        raise typer.Exit(1)
+
+
+def run_shortcut(recipe: Any, out: Path, force: bool, save_recipe: Path | None) -> None:
+    """A shortcut command's recipe: optionally written out (replayable), then run."""
+    from modelpress.core import pipeline
+    from modelpress.core.recipe import dump_recipe
+
+    if save_recipe:
+        dump_recipe(recipe, save_recipe)
+        console.print(f"wrote {save_recipe}")
+    finish(pipeline.run(recipe, out=out, force=force, observer=rich_observer()), out)
+
+
+def user_errors(fn: Callable[..., None]) -> Callable[..., None]:
+    """User errors print one line and exit 2 (traceback only with --debug); anything else is a
+    bug in modelpress and says so."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except ModelpressError as e:
+            if state["debug"]:
+                traceback.print_exc()
+            err_console.print(f"[red]error:[/] {e}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; finished steps are kept (--resume continues)")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:
+            if state["debug"]:
+                raise
+            err_console.print(
+                f"[red]internal error:[/] {first_line(e)} "
+                "(a bug in modelpress: rerun with --debug for the traceback and report it)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper

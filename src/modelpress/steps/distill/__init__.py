@@ -1,0 +1,269 @@
+"""``distill``: train a small student from a teacher (Hinton KD, progressive α, two-stage,
+feature distillation, SAM).
+
+The teacher is the step's input model unless ``teacher`` names another; the student is any model
+source (a zoo entry with its width multiplier, a user factory, a checkpoint). The result is the
+student as a self-describing checkpoint (``model.pt``: weights + how to rebuild it), so it
+reloads without pickled code and feeds the next steps (prune, quantize, export).
+``compare_scratch`` also trains the same student on hard labels alone (same epochs, seed and
+data) and records it under the step's ``scratch``: what the teacher added, measured.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.core.registry import StepConfig, register_step
+from modelpress.errors import StepError
+from modelpress.sources.models import eval_mode
+from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
+from modelpress.steps.distill.losses import AlphaSchedule, DistillLoss
+from modelpress.training import (
+    TrainConfig,
+    TrainResult,
+    checkpoint_metadata,
+    evaluate_module,
+    fit,
+    save_checkpoint,
+)
+
+__all__ = ["DistillConfig", "TeacherFields", "resolve_teacher", "teacher_loss"]
+
+
+class TeacherFields(StepConfig):
+    """Naming a teacher: ``input`` (the step's input model) or any model source."""
+
+    teacher: str | None = None
+    teacher_kwargs: dict[str, Any] = Field(default_factory=dict)
+    teacher_weights: str | None = None
+    temperature: float = Field(4.0, gt=0)
+
+
+class DistillConfig(TeacherFields):
+    type: Literal["distill"] = "distill"
+    student: str
+    student_kwargs: dict[str, Any] = Field(default_factory=dict)
+    student_weights: str | None = None
+    teacher: str = "input"
+    alpha: float = Field(0.5, ge=0, le=1)  # weight of the hard-label loss; 1 − α on the teacher
+    alpha_start: float | None = Field(None, ge=0, le=1)  # progressive α: start → end
+    alpha_end: float | None = Field(None, ge=0, le=1)
+    progressive_epochs: int | None = Field(None, ge=1)  # default: all distillation epochs
+    pretrain_epochs: int = Field(0, ge=0)  # two-stage: hard labels first, distil from the best
+    feature_layers: list[str] = Field(default_factory=list)  # "teacher_layer:student_layer"
+    feature_weight: float = Field(1.0, ge=0)  # γ
+    sam: bool = False
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    scheduler: Literal["cosine", "plateau", "step", "none"] = "cosine"
+    early_stopping: int | None = Field(None, ge=1)
+    compare_scratch: bool = False
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _progressive_pair(self) -> DistillConfig:
+        if (self.alpha_start is None) != (self.alpha_end is None):
+            raise ValueError("alpha_start and alpha_end go together (progressive α)")
+        if self.progressive_epochs is not None and self.alpha_start is None:
+            raise ValueError("progressive_epochs needs alpha_start and alpha_end")
+        return self
+
+    def accepts(self, artifact: Artifact) -> bool:
+        return artifact.format == "torch" and artifact.precision == "fp32"
+
+    def wants(self) -> str:
+        return "an fp32 torch model (the teacher)"
+
+    def train_config(self, epochs: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            early_stopping=self.early_stopping,
+            sam=self.sam,
+            seed=self.seed,
+        )
+
+
+def resolve_teacher(
+    config: TeacherFields, artifact: Artifact, ctx: Context, where: str
+) -> nn.Module:
+    """The teacher a config names (``config.teacher`` is set), in eval mode and frozen."""
+    if config.teacher is None or config.teacher == "input":
+        teacher = copy.deepcopy(artifact.module)
+    else:
+        teacher, _ = ctx.load_model(
+            config.teacher, config.teacher_kwargs, config.teacher_weights, f"{where} (teacher)"
+        )
+    if teacher is None:
+        raise StepError(f"{where}: the teacher has no torch module to run")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return eval_mode(teacher)
+
+
+def _check_widths(teacher: nn.Module, student: nn.Module, ctx: Context, where: str) -> None:
+    example = ctx.example_inputs(2)
+    with torch.no_grad():
+        t = _width(teacher(*example))
+        was = student.training
+        student.eval()
+        s = _width(student(*example))
+        student.train(was)
+    if t != s:
+        raise StepError(
+            f"{where}: the teacher outputs {t} values per sample but the student {s}; "
+            "give the student the teacher's number of classes (student_kwargs: num_classes)"
+        )
+
+
+def _width(out: Any) -> int:
+    from modelpress.sources.models import first_tensor
+
+    tensor = first_tensor(out)
+    return int(tensor[0].numel())
+
+
+def teacher_loss(
+    teacher: nn.Module,
+    student: nn.Module,
+    ctx: Context,
+    where: str,
+    *,
+    temperature: float,
+    hard_weight: float,
+    soft_weight: float,
+) -> DistillLoss:
+    """The KD loss of ``student`` against ``teacher`` (used by distill, prune, qat)."""
+    _check_widths(teacher, student, ctx, where)
+    return DistillLoss(teacher, ctx.task, temperature, hard_weight, soft_weight)
+
+
+def _train(
+    student: nn.Module,
+    cfg: TrainConfig,
+    ctx: Context,
+    folder: str,
+    loss: nn.Module | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    return fit(
+        student,
+        ctx.data,
+        ctx.task,
+        cfg,
+        observer=ctx.observer,
+        checkpoint_dir=ctx.work_dir() / folder,
+        loss_fn=loss,
+        callbacks=callbacks,
+        threads=ctx.threads,
+    )
+
+
+def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
+    metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
+    return {k: v for k, v in metrics.items() if isinstance(v, float | int)}
+
+
+@register_step(DistillConfig)
+def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifact:
+    where = config.display_name
+    teacher = resolve_teacher(config, artifact, ctx, where)
+    torch.manual_seed(config.seed)
+    student, spec = ctx.load_model(
+        config.student, config.student_kwargs, config.student_weights, f"{where} (student)"
+    )
+    initial = copy.deepcopy(student.state_dict())  # the scratch twin starts from the same weights
+    details: dict[str, Any] = {
+        "teacher": config.teacher if config.teacher != "input" else artifact.name,
+        "student": spec.architecture,
+        "student_kwargs": spec.kwargs,
+        "temperature": config.temperature,
+    }
+    if config.pretrain_epochs:  # two-stage: hard labels first; fit keeps the best epoch
+        pre = _train(student, config.train_config(config.pretrain_epochs), ctx, "pretrain")
+        details["pretrain"] = {
+            "epochs": len(pre.history),
+            "best_epoch": pre.best_epoch,
+            pre.metric: pre.best_metric,
+        }
+    loss = teacher_loss(
+        teacher,
+        student,
+        ctx,
+        where,
+        temperature=config.temperature,
+        hard_weight=config.alpha,
+        soft_weight=1 - config.alpha,
+    )
+    features = None
+    if config.feature_layers:
+        pairs = parse_pairs(config.feature_layers, where)
+        features = FeatureDistiller(
+            teacher, student, pairs, ctx.example_inputs(2), config.feature_weight, where
+        )
+        loss.features = features
+        details["feature_layers"] = [
+            {"teacher": t, "student": s, "student_shape": list(ss), "teacher_shape": list(ts)}
+            for (t, s), (ss, ts) in zip(pairs, features.shapes, strict=True)
+        ]
+    callbacks = []
+    if config.alpha_start is not None and config.alpha_end is not None:
+        epochs = config.progressive_epochs or config.epochs
+        callbacks.append(AlphaSchedule(loss, config.alpha_start, config.alpha_end, epochs))
+        details["alpha"] = {"start": config.alpha_start, "end": config.alpha_end, "epochs": epochs}
+    else:
+        details["alpha"] = config.alpha
+    try:
+        result = _train(
+            student, config.train_config(config.epochs), ctx, "distill", loss, callbacks
+        )
+    finally:
+        if features is not None:
+            features.remove()
+    details |= {
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        result.metric: result.best_metric,
+        "history": result.history,
+        "sam": config.sam,
+    }
+    step_facts: dict[str, Any] = {}
+    if config.compare_scratch:
+        scratch = copy.deepcopy(student)
+        scratch.load_state_dict(initial)
+        total = config.pretrain_epochs + config.epochs
+        ctx.observer.event("step", f"{where}: the same student without a teacher ({total} epochs)")
+        run = _train(scratch, config.train_config(total), ctx, "scratch")
+        step_facts["scratch"] = {
+            "epochs": len(run.history),
+            "best_epoch": run.best_epoch,
+            "history": run.history,
+            "metrics": _metrics(scratch, ctx),
+        }
+    rebuild = {"model": spec.architecture, "model_kwargs": spec.kwargs}
+    path = ctx.work_dir() / "model.pt"
+    save_checkpoint(path, student, checkpoint_metadata(ctx, rebuild, distilled=details))
+    return artifact.child(
+        "torch",
+        "fp32",
+        path,
+        where,
+        name="student",
+        module=eval_mode(student),
+        details=details,
+        rebuild=rebuild,
+        step_facts=step_facts,
+        retrained=True,
+    )

@@ -1,0 +1,232 @@
+"""``prune``: magnitude (L1) unstructured, gradual, or structured channel pruning, then a
+fine-tune (optionally with a teacher, e.g. the unpruned model: ``teacher: input``).
+
+- ``l1-unstructured``: zero the ``ratio`` smallest weights globally, fine-tune with the zeros
+  held. Dense kernels do not skip zeros, so the latency stays what it was; the record says so.
+- ``gradual``: the same, with sparsity raised from ``sparsity_init`` to ``ratio`` over the first
+  epochs on a ``polynomial`` (Zhu & Gupta) or ``exponential`` schedule, then held while the
+  model recovers; the best epoch is chosen among those at full sparsity.
+- ``structured``: remove ``ratio`` of the channels of every prunable layer group through
+  Torch-Pruning's dependency graph (importance magnitude / bn-scale / taylor, ``round_to``
+  widths, classifier kept). The model really shrinks: fewer MACs, lower latency.
+
+The result is a self-describing checkpoint (``model.pt``: weights, the architecture and the
+pruned layers' new widths), which rebuilds from code without pickled modules.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from modelpress.core.artifact import Artifact
+from modelpress.core.context import Context
+from modelpress.core.registry import register_step
+from modelpress.errors import StepError
+from modelpress.sources.models import eval_mode
+from modelpress.sources.structure import snapshot, structure_changes
+from modelpress.steps.distill import TeacherFields, resolve_teacher, teacher_loss
+from modelpress.steps.prune.structured import prune_channels
+from modelpress.steps.prune.unstructured import GradualMagnitude, OneShot, sparsity_of
+from modelpress.training import (
+    Callback,
+    TrainConfig,
+    checkpoint_metadata,
+    default_loss,
+    fit,
+    save_checkpoint,
+)
+
+__all__ = ["PruneConfig"]
+
+UNSTRUCTURED_NOTE = (
+    "unstructured sparsity ({:.0%} zeros) does not speed up dense kernels: the latency shown "
+    "is measured as-is; use method: structured for speed, or compress the zeros for size"
+)
+
+
+class PruneConfig(TeacherFields):
+    type: Literal["prune"] = "prune"
+    method: Literal["l1-unstructured", "gradual", "structured"] = "structured"
+    # structured: fraction of channels removed per layer; otherwise: fraction of weights zeroed
+    ratio: float = 0.5
+    sparsity_init: float = Field(0.0, ge=0, lt=1)  # gradual
+    schedule: Literal["polynomial", "exponential"] = "polynomial"  # gradual
+    ramp_epochs: int | None = Field(None, ge=1)  # gradual: epochs to reach `ratio` (default ⅔)
+    importance: Literal["magnitude", "bn-scale", "taylor"] = "magnitude"  # structured
+    round_to: int | None = Field(None, ge=1)  # structured: widths a multiple of this
+    keep: list[str] = Field(default_factory=list)  # structured: modules never pruned
+    finetune_epochs: int = Field(3, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    scheduler: Literal["cosine", "plateau", "step", "none"] = "cosine"
+    alpha: float = Field(0.5, ge=0, le=1)  # with a teacher: weight of the hard-label loss
+    seed: int = 0
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_open_interval(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"ratio must be between 0 and 1 (exclusive), got {value}")
+        return value
+
+    def accepts(self, artifact: Artifact) -> bool:
+        return artifact.format == "torch" and artifact.precision == "fp32"
+
+    def wants(self) -> str:
+        return "an fp32 torch model"
+
+    def default_name(self) -> str:
+        return "prune" if self.method == "structured" else f"prune-{self.method}"
+
+
+def _gradient_batches(ctx: Context, n: int = 4, batch: int = 32) -> list[tuple[list, Any]]:
+    """A few labelled training batches (Taylor importance)."""
+    out = []
+    for i, (inputs, labels) in enumerate(ctx.data.train.batches(batch)):
+        if i == n or labels is None:
+            break
+        out.append(([torch.from_numpy(a) for a in inputs], torch.from_numpy(labels)))
+    return out
+
+
+def _callbacks(config: PruneConfig, where: str) -> tuple[list[Callback], int]:
+    """The sparsity callback and the first epoch (0-based) eligible as the best one."""
+    if config.method == "structured":
+        return [], 0
+    if config.method == "l1-unstructured":
+        return [OneShot(config.ratio)], 0
+    if config.finetune_epochs < 1:
+        raise StepError(f"{where}: method gradual prunes while training; set finetune_epochs ≥ 1")
+    if config.sparsity_init >= config.ratio:
+        raise StepError(
+            f"{where}: sparsity_init ({config.sparsity_init}) must be below ratio ({config.ratio})"
+        )
+    ramp = config.ramp_epochs or max(1, math.ceil(config.finetune_epochs * 2 / 3))
+    ramp = min(ramp, config.finetune_epochs)
+    pruner = GradualMagnitude(config.sparsity_init, config.ratio, ramp, config.schedule)
+    return [pruner], ramp - 1
+
+
+@register_step(PruneConfig)
+def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
+    where = config.display_name
+    if artifact.module is None:
+        raise StepError(f"{where}: the input has no torch module to prune")
+    original = artifact.module
+    model = copy.deepcopy(original)
+    before = snapshot(model)
+    details: dict[str, Any] = {"method": config.method, "ratio": config.ratio}
+    notes: list[str] = []
+    if config.method == "structured":
+        facts = prune_channels(
+            model,
+            ctx.example_inputs(2),
+            config.ratio,
+            importance=config.importance,
+            round_to=config.round_to,
+            keep=config.keep,
+            num_classes=ctx.data.num_classes,
+            gradient_batches=_gradient_batches(ctx) if config.importance == "taylor" else None,
+            loss_fn=_plain_loss(ctx) if config.importance == "taylor" else None,
+            where=where,
+        )
+        notes += facts.pop("notes", [])
+        details |= facts
+    callbacks, select_from = _callbacks(config, where)
+    if config.method == "gradual":
+        details |= {"sparsity_init": config.sparsity_init, "schedule": config.schedule}
+    if config.finetune_epochs:
+        loss = None
+        if config.teacher:
+            teacher = resolve_teacher(config, artifact, ctx, where)
+            loss = teacher_loss(
+                teacher,
+                model,
+                ctx,
+                where,
+                temperature=config.temperature,
+                hard_weight=config.alpha,
+                soft_weight=1 - config.alpha,
+            )
+            details["teacher"] = artifact.name if config.teacher == "input" else config.teacher
+        result = fit(
+            model,
+            ctx.data,
+            ctx.task,
+            TrainConfig(
+                epochs=config.finetune_epochs,
+                lr=config.lr,
+                batch_size=config.batch_size,
+                optimizer=config.optimizer,
+                scheduler=config.scheduler,
+                seed=config.seed,
+            ),
+            observer=ctx.observer,
+            checkpoint_dir=ctx.work_dir() / "finetune",
+            loss_fn=loss,
+            callbacks=callbacks,
+            select_from=select_from,
+            threads=ctx.threads,
+        )
+        details["finetune"] = {
+            "epochs": len(result.history),
+            "best_epoch": result.best_epoch,
+            result.metric: result.best_metric,
+            "history": result.history,
+        }
+    else:
+        for cb in callbacks:  # one-shot pruning, no fine-tune
+            cb.on_epoch_start(0, model)
+    model = eval_mode(model)
+    if config.method != "structured":
+        details["sparsity"] = round(sparsity_of(model), 6)
+        notes.append(UNSTRUCTURED_NOTE.format(details["sparsity"]))
+    path, rebuild = _save(model, artifact, before, ctx, where, details)
+    return artifact.child(
+        "torch",
+        "fp32",
+        path,
+        where,
+        name="pruned" if config.method == "structured" else "sparse",
+        module=model,
+        notes=notes,
+        details=details,
+        rebuild=rebuild,
+        retrained=bool(config.finetune_epochs),
+    )
+
+
+def _plain_loss(ctx: Context) -> Any:
+    loss = default_loss(ctx.task)
+    return lambda outputs, labels: loss(outputs, labels, [])
+
+
+def _save(
+    model: nn.Module,
+    artifact: Artifact,
+    before: dict,
+    ctx: Context,
+    where: str,
+    details: dict[str, Any],
+) -> tuple[Any, dict[str, Any] | None]:
+    """A checkpoint that rebuilds from code (with the new widths), or a .pt2 when the input
+    model has no code to rebuild it from."""
+    if artifact.rebuild is None:
+        from modelpress.steps.quantize import save_pt2
+
+        _, path = save_pt2(model, ctx, where)
+        return path, None
+    structure = {k: dict(v) for k, v in (artifact.rebuild.get("structure") or {}).items()}
+    for name, attrs in structure_changes(before, model).items():
+        structure.setdefault(name, {}).update(attrs)
+    rebuild = {**artifact.rebuild, **({"structure": structure} if structure else {})}
+    path = ctx.work_dir() / "model.pt"
+    save_checkpoint(path, model, checkpoint_metadata(ctx, rebuild, pruned=details))
+    return path, rebuild

@@ -1,0 +1,109 @@
+"""The distill step end to end on real digits: student checkpoint, scratch comparison, resume."""
+
+from pathlib import Path
+
+import torch
+
+from conftest import tiny_recipe
+from modelpress.core import pipeline
+from modelpress.core.recipe import build_recipe
+from modelpress.sources import models
+
+STUDENT = {"student": "zoo:dscnn", "student_kwargs": {"width_mult": 0.25}}
+
+
+def _run(teacher: Path, out: Path, *steps: dict, resume: bool = False, samples: int = 900) -> dict:
+    data = {"source": "builtin:digits", "max_samples": samples}  # half the digits: fast epochs
+    recipe = build_recipe(tiny_recipe(str(teacher), data=data, steps=list(steps)))
+    return pipeline.run(recipe, out=out, resume=resume, force=not resume)
+
+
+def test_distilled_student_is_smaller_records_scratch_and_reloads(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    step = {
+        "type": "distill",
+        **STUDENT,
+        "epochs": 6,
+        "lr": 2e-2,
+        "compare_scratch": True,
+        "feature_layers": ["blocks.1:blocks.1"],
+        "feature_weight": 0.1,
+    }
+    record = _run(trained_checkpoint, tmp_path / "run", step)
+    entry = record["steps"][0]
+    assert entry["status"] == "ok", entry["error"]
+    art, base = entry["artifact"], record["baseline"]
+    assert art["params"] < base["params"] / 2
+    assert art["metrics"]["top1"] >= 0.5  # 5× chance: a quarter-width student, 6 short epochs
+    assert entry["scratch"]["metrics"]["top1"] > 0.1 and len(entry["scratch"]["history"]) == 6
+    assert art["details"]["feature_layers"][0]["student"] == "blocks.1"
+    path = tmp_path / "run" / art["path"]
+    spec = models.inspect_source(str(path))
+    assert spec.metadata["model"] == "zoo:dscnn" and spec.kwargs["width_mult"] == 0.25
+    reloaded = models.build(spec)
+    x = torch.randn(3, 1, 16, 16)
+    again = _run(trained_checkpoint, tmp_path / "run", step, resume=True)
+    assert again["steps"][0]["artifact"]["metrics"] == art["metrics"]  # reused, not retrained
+    with torch.no_grad():
+        assert reloaded(x).shape == (3, 10)
+
+
+def test_progressive_alpha_and_two_stage_are_recorded(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    step = {
+        "type": "distill",
+        **STUDENT,
+        "epochs": 3,
+        "pretrain_epochs": 1,
+        "lr": 1e-2,
+        "alpha_start": 0.9,
+        "alpha_end": 0.1,
+    }
+    record = _run(trained_checkpoint, tmp_path / "run", step)
+    details = record["steps"][0]["artifact"]["details"]
+    assert [h["alpha"] for h in details["history"]] == [0.9, 0.5, 0.1]
+    assert details["pretrain"]["epochs"] == 1
+
+
+def test_teacher_and_student_with_different_output_sizes(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    step = {
+        "type": "distill",
+        "student": "zoo:dscnn",
+        "student_kwargs": {"width_mult": 0.25, "num_classes": 12},
+        "epochs": 1,
+    }
+    entry = _run(trained_checkpoint, tmp_path / "run", step)["steps"][0]
+    assert entry["status"] == "failed"
+    assert "the teacher outputs 10 values per sample but the student 12" in entry["error"]
+
+
+def test_unknown_feature_layer_fails_the_step_with_close_names(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    step = {"type": "distill", **STUDENT, "epochs": 1, "feature_layers": ["blocks.1:blokcs.1"]}
+    entry = _run(trained_checkpoint, tmp_path / "run", step)["steps"][0]
+    assert entry["status"] == "failed"
+    assert "the student has no layer 'blokcs.1'; close names: blocks.1" in entry["error"]
+
+
+def test_qat_with_a_teacher_uses_the_kd_defaults(trained_checkpoint: Path, tmp_path: Path) -> None:
+    steps = [
+        {"type": "qat", "teacher": "input", "epochs": 1},
+        {"type": "export", "format": "onnx", "precision": "int8"},
+    ]
+    record = _run(trained_checkpoint, tmp_path / "run", *steps)
+    assert record["steps"][0]["status"] == "ok", record["steps"][0]["error"]
+    details = record["steps"][0]["artifact"]["details"]
+    assert details["teacher"] == {
+        "model": "baseline",
+        "temperature": 4.0,
+        "alpha_hard": 0.3,
+        "alpha_soft": 0.7,
+    }
+    assert details["lr"] == 1e-5
+    base = record["baseline"]["metrics"]["top1"]
+    assert record["steps"][0]["artifact"]["metrics"]["top1"] >= base - 0.03
