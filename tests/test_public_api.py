@@ -7,7 +7,7 @@ import modelpress
 def test_import_stays_light() -> None:
     code = (
         "import sys, modelpress; modelpress.load_recipe; modelpress.run; "
-        "heavy = ('onnx', 'onnxruntime', 'onnxscript', 'torchao', 'matplotlib', 'ai_edge_litert');"
+        "heavy = ('onnx', 'onnxruntime', 'onnxscript', 'torchao', 'matplotlib', 'ai_edge_litert', 'torch_pruning');"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,6 +25,10 @@ _EXPORTS = {
     "register_step": "modelpress.core.registry",
     "TorchScriptConfig": "modelpress.steps.torchscript",
     "ExportConfig": "modelpress.steps.export",
+    "QuantizeConfig": "modelpress.steps.quantize",
+    "QATConfig": "modelpress.steps.qat",
+    "DistillConfig": "modelpress.steps.distill",
+    "PruneConfig": "modelpress.steps.prune",
     "TrainConfig": "modelpress.training",
     "ModelpressError": "modelpress.errors",
 }

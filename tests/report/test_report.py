@@ -277,3 +277,29 @@ def test_importing_report_does_not_import_matplotlib() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert out.stdout.strip() == "False"
+
+
+def test_training_steps_show_what_the_teacher_added(record: dict) -> None:
+    record = copy.deepcopy(record)
+    art = copy.deepcopy(record["baseline"])
+    art |= {
+        "name": "student",
+        "metrics": {"top1": 0.95},
+        "details": {"student": "zoo:dscnn", "epochs": 6, "best_epoch": 5},
+    }
+    record["steps"].append(
+        {
+            "index": 9,
+            "name": "distill",
+            "type": "distill",
+            "status": "ok",
+            "artifact": art,
+            "scratch": {"metrics": {"top1": 0.91}},
+        }
+    )
+    text = markdown.render(record)
+    assert "## Training steps" in text
+    section = text.split("## Training steps", 1)[1]
+    row = next(line for line in section.splitlines() if line.startswith("| 9. distill"))
+    assert "student zoo:dscnn" in row and "0.9100" in row and "+4.00 pt" in row
+    assert terminal.training_table(record) is not None

@@ -114,12 +114,12 @@ def rich_observer() -> Any:
 
 
 def show_run(record: dict[str, Any], out: Path) -> None:
-    from modelpress.report.terminal import progression_table, targets_table
+    from modelpress.report.terminal import progression_table, targets_table, training_table
 
     console.print(progression_table(record))
-    table = targets_table(record)
-    if table is not None:
-        console.print(table)
+    for table in (training_table(record), targets_table(record)):
+        if table is not None:
+            console.print(table)
     rec = record.get("recommendation") or {}
     if rec:
         mark = "[green]✔[/]" if rec.get("met") else "[red]✘[/]"

@@ -114,7 +114,11 @@ class Runner:
         return entry
 
     def _unique(self, name: str, step: str) -> str:
-        return name if name not in self.entries else f"{name}-{step}"
+        """The artifact's own name; when taken, its step's (a named step), else both."""
+        for candidate in (name, step, f"{name}-{step}"):
+            if candidate not in self.entries:
+                return candidate
+        return f"{name}-{step}-{len(self.entries)}"
 
     def _restore(self, entry: dict[str, Any], ctx: Context) -> Artifact | None:
         """Rebuild a finished step's artifact from its files (for --resume)."""

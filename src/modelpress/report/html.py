@@ -77,7 +77,7 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
     if ship:
         body += ["<h3>What to ship</h3>", table(ship)]
 
-    for grid in (sections.metrics(record), sections.per_class(record)):
+    for grid in (sections.training(record), sections.metrics(record), sections.per_class(record)):
         if grid:
             body += [f"<h2>{escape(grid.title)}</h2>", table(grid)]
 

@@ -44,6 +44,10 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
         "",
     ]
 
+    trained = sections.training(record)
+    if trained:
+        out += ["## Training steps", "", table(trained), ""]
+
     targets = sections.targets(record)
     out += ["## Targets", "", table(targets) if targets else "No targets set.", ""]
 

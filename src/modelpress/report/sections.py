@@ -185,6 +185,62 @@ def progression(record: dict[str, Any]) -> Grid:
     return grid
 
 
+_TRAINED = ("distill", "prune", "qat")
+
+
+def _training_row(step: dict[str, Any], key: str, teacher: Any) -> list[str]:
+    art = step.get("artifact") or {}
+    details = art.get("details") or {}
+    run = details.get("finetune") or details  # prune nests its fine-tune
+    what = {
+        "distill": f"student {fmt.text(details.get('student'))}",
+        "prune": f"{fmt.text(details.get('method'))} {fmt.text(details.get('ratio'))}",
+        "qat": "with teacher" if details.get("teacher") else "hard labels",
+    }.get(str(step.get("type")), "")
+    value = metrics_of(art).get(key)
+    scratch = metrics_of(step.get("scratch") or {}).get(key)
+    added = (
+        (value - scratch) * 100 if isinstance(value, float | int) and scratch is not None else None
+    )
+    return [
+        f"{step.get('index', '?')}. {fmt.text(step.get('name'))}",
+        what,
+        fmt.text(run.get("epochs")),
+        fmt.text(run.get("best_epoch")),
+        fmt.metric(value),
+        fmt.metric(scratch),
+        fmt.delta_pt(added),
+        fmt.metric(teacher),
+    ]
+
+
+def training(record: dict[str, Any]) -> Grid | None:
+    """Steps that train (distill, prune, qat): epochs, result, and for a distillation with
+    ``compare_scratch`` the same student trained without a teacher — what the teacher added."""
+    trained = [s for s in steps(record) if s.get("type") in _TRAINED and s.get("artifact")]
+    if not trained:
+        return None
+    key = primary_key(record)
+    label = metric_label(key)
+    grid = Grid(
+        "Training steps",
+        [
+            "step",
+            "what",
+            "epochs",
+            "best epoch",
+            label,
+            f"scratch {label}",
+            "teacher added",
+            f"baseline {label}",
+        ],
+        numeric={2, 3, 4, 5, 6, 7},
+    )
+    teacher = metrics_of(record.get("baseline") or {}).get(key)
+    grid.rows += [_training_row(s, key, teacher) for s in trained]
+    return grid
+
+
 def targets(record: dict[str, Any]) -> Grid | None:
     """Each target set for the recommended artifact, or None when the recipe set none."""
     results = record.get("targets") or {}

@@ -71,6 +71,12 @@ def progression_table(record: dict[str, Any]) -> Table:
     return table
 
 
+def training_table(record: dict[str, Any]) -> Table | None:
+    """Distill / prune / QAT steps with the scratch comparison, or None when none trained."""
+    grid = sections.training(record)
+    return _table(grid) if grid else None
+
+
 def targets_table(record: dict[str, Any]) -> Table | None:
     """Targets of the recommended artifact, or None when the recipe set none."""
     grid = sections.targets(record)
