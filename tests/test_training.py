@@ -133,3 +133,14 @@ def test_binary_training_with_one_logit_head() -> None:
     )
     result = fit(model, ctx.data, "binary", TrainConfig(epochs=5, lr=3e-3), threads=2)
     assert result.metric == "auc" and result.best_metric >= 0.95
+
+
+def test_a_checkpoint_resumes_only_under_the_same_resume_key(tmp_path: Path) -> None:
+    ctx, model = _setup()
+    cfg = TrainConfig(epochs=1, lr=5e-3)
+    fit(model, ctx.data, ctx.task, cfg, checkpoint_dir=tmp_path, resume_key={"T": 4}, threads=2)
+    _, same = _setup()
+    kept = fit(same, ctx.data, ctx.task, cfg, checkpoint_dir=tmp_path, resume_key={"T": 4})
+    _, other = _setup()
+    fresh = fit(other, ctx.data, ctx.task, cfg, checkpoint_dir=tmp_path, resume_key={"T": 2})
+    assert kept.resumed_from == 1 and fresh.resumed_from is None

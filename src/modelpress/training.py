@@ -182,10 +182,14 @@ def fit(
     loss_fn: LossFn | None = None,
     callbacks: list[Callback] | None = None,
     select_from: int = 0,
+    resume_key: Any = None,
     threads: int | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data.train``; keep the weights of the best validation epoch
-    from epoch ``select_from`` (0-based) on (a gradual pruning schedule's full-sparsity epochs)."""
+    from epoch ``select_from`` (0-based) on (a gradual pruning schedule's full-sparsity epochs).
+
+    A checkpoint in ``checkpoint_dir`` is resumed only when it was written with the same
+    config and ``resume_key`` (what else shapes the run: a step's whole config, say)."""
     if task == "fidelity" or data.train.labels is None:
         raise ModelpressError(f"{data.source}: training needs labelled data (task {task})")
     observer = observer or Observer()
@@ -206,7 +210,9 @@ def fit(
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     start_epoch, since_best, bad = 0, 0, 0
     ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
-    cfg_hash = stable_hash(cfg.model_dump())
+    cfg_hash = stable_hash(
+        cfg.model_dump() if resume_key is None else [cfg.model_dump(), resume_key]
+    )
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own file
         if state.get("config_hash") == cfg_hash:

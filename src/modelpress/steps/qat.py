@@ -145,6 +145,7 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
         loss_fn=loss_fn,
         threads=ctx.threads,
         checkpoint_dir=ctx.work_dir() / "checkpoints",
+        resume_key=config.to_dict(),
     )
     model.train(False)
     float_model = _float_weights(original, prepared, where)

@@ -157,6 +157,7 @@ def _train(
     folder: str,
     loss: nn.Module | None = None,
     callbacks: list | None = None,
+    resume_key: Any = None,
 ) -> TrainResult:
     return fit(
         student,
@@ -167,6 +168,7 @@ def _train(
         checkpoint_dir=ctx.work_dir() / folder,
         loss_fn=loss,
         callbacks=callbacks,
+        resume_key=resume_key,
         threads=ctx.threads,
     )
 
@@ -192,7 +194,13 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         "temperature": config.temperature,
     }
     if config.pretrain_epochs:  # two-stage: hard labels first; fit keeps the best epoch
-        pre = _train(student, config.train_config(config.pretrain_epochs), ctx, "pretrain")
+        pre = _train(
+            student,
+            config.train_config(config.pretrain_epochs),
+            ctx,
+            "pretrain",
+            resume_key=config.to_dict(),
+        )
         details["pretrain"] = {
             "epochs": len(pre.history),
             "best_epoch": pre.best_epoch,
@@ -227,7 +235,13 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         details["alpha"] = config.alpha
     try:
         result = _train(
-            student, config.train_config(config.epochs), ctx, "distill", loss, callbacks
+            student,
+            config.train_config(config.epochs),
+            ctx,
+            "distill",
+            loss,
+            callbacks,
+            resume_key=config.to_dict(),
         )
     finally:
         if features is not None:
@@ -245,7 +259,9 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         scratch.load_state_dict(initial)
         total = config.pretrain_epochs + config.epochs
         ctx.observer.event("step", f"{where}: the same student without a teacher ({total} epochs)")
-        run = _train(scratch, config.train_config(total), ctx, "scratch")
+        run = _train(
+            scratch, config.train_config(total), ctx, "scratch", resume_key=config.to_dict()
+        )
         step_facts["scratch"] = {
             "epochs": len(run.history),
             "best_epoch": run.best_epoch,

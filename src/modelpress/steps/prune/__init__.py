@@ -173,6 +173,7 @@ def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
             loss_fn=loss,
             callbacks=callbacks,
             select_from=select_from,
+            resume_key=config.to_dict(),
             threads=ctx.threads,
         )
         details["finetune"] = {
