@@ -3,20 +3,20 @@
     python benchmarks/bench_compression.py [--fresh] [--threads 2]
 
 The teacher is ``zoo:resnet18`` trained on the built-in digits at 64×64×3 (trained on first use
-and cached, as in bench_quantization.py). Four modelpress runs, each a plain recipe, cached
-under ``--out`` and reused while their recipe and input model are unchanged (``--fresh`` redoes
-them):
+and cached, as in bench_quantization.py). Four modelpress runs, each a plain recipe:
 
-    chain    teacher → distill (student vs the same student from scratch) → structured prune
-             (KD from the teacher) → ONNX INT8                          sections 2 and 6
-    modes    teacher → progressive-α distill, two-stage distill        section 3
-    prune    teacher → ONNX fp32 → structured prune 0.5 (KD) → ONNX    section 4
-    qat      distilled student → ONNX INT8 (PTQ); → QAT + KD → ONNX INT8  section 5
+    chain   teacher → distill (+ the same student from scratch) → structured prune (KD from
+            the teacher) → ONNX INT8                                         sections 2, 6
+    modes   teacher → progressive-α distill, two-stage distill               section 3
+    prune   teacher → ONNX fp32 → structured prune 0.5 (KD) → ONNX fp32      section 4
+    qat     distilled student → ONNX INT8 (PTQ); → QAT + KD → ONNX INT8      section 5
 
-Accuracy is each run's validation top-1 (360 samples: one sample is 0.28 pt). Every latency
-that a check compares is timed again here, batch 1, ``--threads``, in interleaved rounds with
-the same loop, so cached runs and a busy machine still compare like with like. Each section
-prints a table; a summary prints every check as PASS/FAIL and the script exits 1 on a FAIL.
+A run is cached under ``--out`` and reused while its recipe and input model file are unchanged;
+``--fresh`` redoes them all (do so after changing modelpress itself). Accuracy is the runs'
+validation top-1: 360 samples, so one sample is 0.28 pt. Every latency a check compares is
+timed again here at batch 1 with ``--threads``, in interleaved rounds through one loop, so a
+cached run or a busy machine still compares like with like. Each section prints a table, the
+summary every check as PASS/FAIL; the script exits 1 on a FAIL.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -44,15 +44,29 @@ from modelpress.training import TrainConfig, train_and_save
 
 MODEL, DATA, SHAPE = "zoo:resnet18", "builtin:digits", "1,3,64,64"
 STUDENT = {"student": "zoo:mobilenetv3_small", "student_kwargs": {"width_mult": 0.5}}
-# One student schedule for every distillation (and its scratch twin): batch 16 gives ~80 steps
-# an epoch, which MobileNetV3's slow BatchNorm statistics (momentum 0.01) need to settle.
+# One schedule for every student and its scratch twin; batch 16: ~80 steps an epoch on the
+# ~1250 training images.
 SCHEDULE = {"epochs": 15, "lr": 3e-3, "batch_size": 16, "seed": 0}
-KD = {"temperature": 4.0, "alpha": 0.5}  # Hinton's defaults, the step's own
-PROGRESSIVE = {"alpha_start": 0.9, "alpha_end": 0.1}  # labels first, the teacher more and more
-TWO_STAGE = 5  # pretrain epochs on hard labels, out of the same 15 in all
-PRUNE_RATIO, PRUNE_EPOCHS = 0.5, 3  # resnet18, KD from the unpruned model
-CHAIN_PRUNE = {"ratio": 0.5, "finetune_epochs": 8, "batch_size": 16}  # the student, KD from resnet18
-QAT_EPOCHS = 3
+KD = {"temperature": 4.0, "alpha": 0.5}  # Hinton's T and α, the step's defaults
+PROGRESSIVE = {"alpha_start": 0.9, "alpha_end": 0.1}  # labels first, then more and more teacher
+PRETRAIN = 5  # two-stage: hard-label epochs, then SCHEDULE epochs − PRETRAIN distilling
+PRUNE = {"ratio": 0.5, "finetune_epochs": 3}  # resnet18, KD from the unpruned model
+# The student has 77× fewer MACs than the teacher already and its latency is bound by the number
+# of ops, not MACs: prune it for size at a milder ratio (0.5 cost 1.4 pt at the default lr).
+CHAIN_PRUNE = {"ratio": 0.3, "finetune_epochs": 8, "batch_size": 16}  # KD from resnet18
+QAT = {"epochs": 3}  # the step's QAT + KD defaults: lr 1e-5, 0.3 hard + 0.7 soft, T 4
+NAN = float("nan")
+
+
+class Check(NamedTuple):
+    section: str
+    text: str
+    measured: str
+    target: str
+    ok: bool
+
+
+# ---------------------------------------------------------------------- runs and their records
 
 
 def _train(path: Path, console: Console) -> None:
@@ -61,23 +75,17 @@ def _train(path: Path, console: Console) -> None:
     train_and_save(recipe, TrainConfig(epochs=4, lr=1e-3, seed=0), path)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _run(name: str, recipe: dict[str, Any], out: Path, fresh: bool, console: Console) -> dict:
-    """The record of ``recipe`` run into ``out``; the cached one while recipe and model file are
-    unchanged and every step finished."""
+    """The record of ``recipe`` run into ``out``, or the cached one while the recipe and its
+    model file are unchanged and every step of it finished."""
     model = Path(recipe["model"])
+    model_sha = hashlib.sha256(model.read_bytes()).hexdigest() if model.is_file() else None
     key = hashlib.sha256(
-        json.dumps(
-            {"recipe": recipe, "model_sha256": _sha256(model) if model.is_file() else None},
-            sort_keys=True,
-        ).encode()
+        json.dumps({"recipe": recipe, "model_sha256": model_sha}, sort_keys=True).encode()
     ).hexdigest()
     key_file, record_file = out / "bench-key.txt", out / "record.json"
     if not fresh and key_file.is_file() and key_file.read_text() == key and record_file.is_file():
-        console.print(f"[dim]{name}: cached in {out} (--fresh to redo)[/]")
+        console.print(f"[dim]{name}: cached in {out} (--fresh redoes it)[/]")
         return json.loads(record_file.read_text())
     console.print(f"{name}: running {len(recipe['steps'])} steps into {out} …")
     start = time.perf_counter()
@@ -97,41 +105,75 @@ def _step(record: dict, name: str) -> dict:
 
 
 def _art(record: dict, name: str) -> dict:
-    """The artifact entry of step ``name``, or a stand-in with no numbers when the step failed."""
-    return _step(record, name)["artifact"] or {"metrics": {}, "latency_ms": {}}
+    """The artifact entry of step ``name``; an empty one when the step failed."""
+    return _step(record, name)["artifact"] or {"metrics": {}}
 
 
 def _top1(entry: dict) -> float:
-    return float(entry.get("metrics", {}).get("top1", float("nan")))
+    return float(entry.get("metrics", {}).get("top1", NAN))
 
 
-def _seconds(step: dict) -> float:
+def _scratch_top1(chain: dict) -> float:
+    """Top-1 of the distilled student's twin trained without a teacher (``compare_scratch``)."""
+    scratch = _step(chain, "distill").get("scratch") or {}
+    return float(scratch.get("metrics", {}).get("top1", NAN))
+
+
+def _train_seconds(step: dict) -> float:
     """The step's seconds less its scratch twin's training (a distill with compare_scratch)."""
     scratch = step.get("scratch") or {}
     return step["seconds"] - sum(h["seconds"] for h in scratch.get("history", []))
+
+
+# ---------------------------------------------------------------------- side-by-side timing
 
 
 def _artifact(entry: dict, run: Path, specs: list, threads: int) -> Artifact:
     """A runnable Artifact for a record entry (a torch checkpoint is rebuilt from its file)."""
     path = run / entry["path"]
     if entry["format"] == "torch":
-        recipe = build_recipe(
-            {"model": str(path), "data": DATA, "input_shape": SHAPE, "evaluate": {"threads": threads}}
-        )
-        return build_context(recipe)[1]
+        recipe = {"model": str(path), "data": DATA, "input_shape": SHAPE}
+        return build_context(build_recipe(recipe | {"evaluate": {"threads": threads}}))[1]
     return Artifact(entry["name"], entry["format"], specs, entry["precision"], path)
 
 
-def _interleaved(
-    arts: dict[str, Artifact], sample: list[np.ndarray], threads: int, rounds: int, repeats: int
+def _time_side_by_side(
+    runs: dict[str, tuple[dict, Path]], teacher: str, args: argparse.Namespace, console: Console
 ) -> dict[str, float]:
-    """Batch-1 median milliseconds of each artifact, timed round-robin with one loop."""
-    calls = {label: runtime_for(art, threads).prepare(sample) for label, art in arts.items()}
+    """Batch-1 median milliseconds of every artifact a check compares, timed round-robin."""
+    wanted = {  # label: (run, step); step None: the teacher module itself
+        "teacher eager": ("prune", None),
+        "teacher ORT": ("prune", "onnx-fp32"),
+        "pruned eager": ("prune", "prune"),
+        "pruned ORT": ("prune", "onnx-fp32-pruned"),
+        "student eager": ("chain", "distill"),
+        "pruned student eager": ("chain", "prune-student"),
+        "chain INT8 ORT": ("chain", "onnx-int8"),
+        "PTQ INT8 ORT": ("qat", "ptq-int8"),
+        "QAT+KD INT8 ORT": ("qat", "qat-int8"),
+    }
+    recipe = {"model": teacher, "data": DATA, "input_shape": SHAPE}
+    ctx, teacher_art = build_context(build_recipe(recipe | {"evaluate": {"threads": args.threads}}))
+    arts = {}
+    for label, (run, step) in wanted.items():
+        if step is None:
+            arts[label] = teacher_art
+        elif run in runs and (entry := _step(runs[run][0], step)["artifact"]):
+            arts[label] = _artifact(entry, runs[run][1], ctx.input_specs, args.threads)
+    console.print(
+        f"timing {len(arts)} artifacts side by side: batch 1, {args.threads} threads, "
+        f"{args.rounds}×{args.repeats} calls each, interleaved …"
+    )
+    sample = ctx.data.validation.sample_batch(1)
+    calls = {label: runtime_for(a, args.threads).prepare(sample) for label, a in arts.items()}
     times: dict[str, list[np.ndarray]] = {k: [] for k in calls}
-    for _ in range(rounds):
+    for _ in range(args.rounds):
         for label, fn in calls.items():
-            times[label].append(time_callable(fn, warmup=10, repeats=repeats))
+            times[label].append(time_callable(fn, warmup=10, repeats=args.repeats))
     return {k: float(np.median(np.concatenate(v))) for k, v in times.items()}
+
+
+# ---------------------------------------------------------------------- tables
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
@@ -143,16 +185,278 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
 def _pt(x: float) -> str:
     return f"{100 * x:+.2f} pt"
 
 
 def _mb(n: float | None) -> str:
-    return f"{n / 1e6:.3f}" if n else "–"
+    return f"{n / 1e6:.3f}" if n else ""
 
 
-def _m(n: float | None) -> str:
-    return f"{n / 1e6:.2f} M" if n else "–"
+def _millions(n: float | None) -> str:
+    return f"{n / 1e6:.2f} M" if n else ""
+
+
+def _ms(x: float) -> str:
+    return "" if np.isnan(x) else f"{x:.3f}"
+
+
+def _drop_check(section: str, text: str, top1: float, teacher: float) -> Check:
+    return Check(section, text, _pt(top1 - teacher), "≥ −1.50 pt", teacher - top1 <= 0.015)
+
+
+# ---------------------------------------------------------------------- sections
+
+
+def _teacher(teacher: dict, p50: dict[str, float], console: Console) -> list[Check]:
+    console.print(
+        _table(
+            f"1. Teacher: {MODEL} trained on {DATA} at {SHAPE}",
+            ["model", "top-1", "params", "MACs", "size MB", "eager p50 ms", "ORT p50 ms"],
+            [
+                [
+                    MODEL,
+                    _pct(_top1(teacher)),
+                    _millions(teacher["params"]),
+                    _millions(teacher["macs"]),
+                    _mb(teacher["size_bytes"]),
+                    _ms(p50.get("teacher eager", NAN)),
+                    _ms(p50.get("teacher ORT", NAN)),
+                ]
+            ],
+        )
+    )
+    return []
+
+
+def _distillation(chain: dict, p50: dict[str, float], console: Console) -> list[Check]:
+    teacher, student = chain["baseline"], _art(chain, "distill")
+    t, d = _top1(teacher), _top1(student)
+    s = _scratch_top1(chain)
+    name = f"{STUDENT['student']} ×{STUDENT['student_kwargs']['width_mult']}"
+    rows = [
+        (f"teacher {MODEL}", t, teacher, p50.get("teacher eager", NAN)),
+        (f"{name} from scratch", s, student, NAN),
+        (f"{name} distilled", d, student, p50.get("student eager", NAN)),
+    ]
+    console.print(
+        _table(
+            f"2. Distillation: {name}, {SCHEDULE['epochs']} epochs, lr {SCHEDULE['lr']}, batch "
+            f"{SCHEDULE['batch_size']}, T {KD['temperature']}, α {KD['alpha']}, seed "
+            f"{SCHEDULE['seed']}; the scratch twin: same epochs, seed and initial weights",
+            ["model", "top-1", "vs teacher", "params", "MACs", "eager p50 ms"],
+            [
+                [label, _pct(top1), _pt(top1 - t), _millions(e.get("params")),
+                 _millions(e.get("macs")), _ms(ms)]
+                for label, top1, e, ms in rows
+            ],
+        )
+    )  # fmt: skip
+    return [
+        Check(
+            "2 distill",
+            "distilled top-1 > scratch top-1 (same epochs, seed)",
+            f"{_pct(d)} vs {_pct(s)} ({_pt(d - s)})",
+            "> 0 pt",
+            d > s,
+        ),
+        _drop_check("2 distill", "distilled within 1.5 pt of the teacher", d, t),
+    ]
+
+
+def _modes(chain: dict, modes: dict, console: Console) -> list[Check]:
+    t = _top1(chain["baseline"])
+    s = _scratch_top1(chain)
+    progressive = f"progressive α {PROGRESSIVE['alpha_start']} → {PROGRESSIVE['alpha_end']}"
+    two_stage = f"two-stage: {PRETRAIN} hard-label + {SCHEDULE['epochs'] - PRETRAIN} KD epochs"
+    rows, checks = [], []
+    for label, record, name in (
+        (f"plain α {KD['alpha']}", chain, "distill"),
+        (progressive, modes, "distill-progressive"),
+        (two_stage, modes, "distill-two-stage"),
+    ):
+        step, top1 = _step(record, name), _top1(_art(record, name))
+        row = [_pct(top1), _pt(top1 - s), _pt(top1 - t), f"{_train_seconds(step):.0f}"]
+        rows.append([label, step["status"], *row])
+        ok = step["status"] == "ok"
+        checks.append(
+            Check("3 modes", f"{label.split(':')[0]} runs", step["error"] or "ok", "ok", ok)
+        )
+    console.print(
+        _table(
+            f"3. Distillation modes: {SCHEDULE['epochs']} epochs in all, same student, seed and "
+            f"T; scratch {_pct(s)}, teacher {_pct(t)}",
+            ["mode", "status", "top-1", "vs scratch", "vs teacher", "seconds"],
+            rows,
+        )
+    )
+    return checks
+
+
+def _pruning(prune: dict, p50: dict[str, float], console: Console) -> list[Check]:
+    teacher, pruned = prune["baseline"], _art(prune, "prune")
+    t = _top1(teacher)
+    entries = {
+        "teacher eager": teacher,
+        "pruned eager": pruned,
+        "teacher ORT": _art(prune, "onnx-fp32"),
+        "pruned ORT": _art(prune, "onnx-fp32-pruned"),
+    }
+    lat = {k: p50.get(k, NAN) for k in entries}
+    console.print(
+        _table(
+            f"4. Structured pruning of {MODEL}: ratio {PRUNE['ratio']}, "
+            f"{PRUNE['finetune_epochs']} fine-tune epochs with KD from the unpruned model",
+            ["artifact", "top-1", "vs teacher", "params", "MACs", "size MB", "p50 ms", "speed-up"],
+            [
+                [label, _pct(_top1(e)), _pt(_top1(e) - t), _millions(e.get("params")),
+                 _millions(e.get("macs")), _mb(e.get("size_bytes")), _ms(lat[label]),
+                 f"{lat[label.replace('pruned', 'teacher')] / lat[label]:.2f}×"]
+                for label, e in entries.items()
+            ],
+        )
+    )  # fmt: skip
+    macs_x = teacher["macs"] / pruned["macs"] if pruned.get("macs") else NAN
+    checks = [Check("4 prune", "MACs ≥ 2× lower", f"{macs_x:.2f}×", "≥ 2.00×", macs_x >= 2)]
+    for runtime, text in (("eager", "torch eager"), ("ORT", "ONNX Runtime")):
+        before, after = lat[f"teacher {runtime}"], lat[f"pruned {runtime}"]
+        checks.append(
+            Check(
+                "4 prune",
+                f"batch-1 latency ≥ 1.6× lower, {text}",
+                f"{before / after:.2f}× ({before:.2f} → {after:.2f} ms)",
+                "≥ 1.60×",
+                before / after >= 1.6,
+            )
+        )
+    checks.append(_drop_check("4 prune", "top-1 drop ≤ 1.5 pt after fine-tuning", _top1(pruned), t))
+    return checks
+
+
+def _qat(qat: dict | None, p50: dict[str, float], console: Console) -> list[Check]:
+    text = "QAT+KD INT8 top-1 ≥ PTQ INT8 top-1"
+    if qat is None:
+        return [Check("5 QAT", text, "no distilled student", "≥ 0 pt", False)]
+    fp32, ptq, qat_int8 = qat["baseline"], _art(qat, "ptq-int8"), _art(qat, "qat-int8")
+    rows = [
+        ("distilled student fp32 (eager)", fp32, "student eager", None),
+        ("PTQ INT8 (ONNX static, ORT)", ptq, "PTQ INT8 ORT", "ptq-int8"),
+        ("QAT + KD INT8 (torch reference)", _art(qat, "qat"), "", "qat"),
+        ("QAT + KD INT8 (ONNX, ORT)", qat_int8, "QAT+KD INT8 ORT", "qat-int8"),
+    ]
+    console.print(
+        _table(
+            f"5. QAT + KD vs PTQ on the distilled student: {QAT['epochs']} epochs, KD from "
+            f"{MODEL} (the step's defaults: lr 1e-5, 0.3 hard + 0.7 soft, T 4)",
+            ["artifact", "top-1", "vs fp32", "size MB", "p50 ms", "seconds"],
+            [
+                [label, _pct(_top1(e)), _pt(_top1(e) - _top1(fp32)), _mb(e.get("size_bytes")),
+                 _ms(p50.get(key, NAN)), f"{_step(qat, step)['seconds']:.0f}" if step else ""]
+                for label, e, key, step in rows
+            ],
+        )
+    )  # fmt: skip
+    q, p = _top1(qat_int8), _top1(ptq)
+    return [Check("5 QAT", text, f"{_pct(q)} vs {_pct(p)} ({_pt(q - p)})", "≥ 0 pt", q >= p)]
+
+
+def _chain(chain: dict, p50: dict[str, float], console: Console) -> list[Check]:
+    teacher, final = chain["baseline"], _art(chain, "onnx-int8")
+    t, size, ms = _top1(teacher), teacher["size_bytes"], p50.get("teacher eager", NAN)
+    rows = [
+        (f"teacher {MODEL} fp32 (eager)", teacher, "teacher eager"),
+        ("distilled student fp32 (eager)", _art(chain, "distill"), "student eager"),
+        (f"+ pruned {CHAIN_PRUNE['ratio']} fp32 (eager)", _art(chain, "prune-student"),
+         "pruned student eager"),
+        ("+ INT8 (ONNX Runtime)", final, "chain INT8 ORT"),
+    ]  # fmt: skip
+    console.print(
+        _table(
+            f"6. Full chain: distill → structured prune → INT8, against the FP32 teacher in "
+            f"torch eager (prune: {CHAIN_PRUNE['finetune_epochs']} fine-tune epochs, KD)",
+            ["artifact", "top-1", "vs teacher", "MACs", "size MB", "smaller", "p50 ms", "faster"],
+            [
+                [label, _pct(_top1(e)), _pt(_top1(e) - t), _millions(e.get("macs")),
+                 _mb(e.get("size_bytes")),
+                 f"{100 * (1 - e['size_bytes'] / size):.1f} %" if e.get("size_bytes") else "",
+                 _ms(p50.get(key, NAN)), f"{ms / p50.get(key, NAN):.1f}×"]
+                for label, e, key in rows
+            ],
+        )
+    )  # fmt: skip
+    final_size, final_ms = final.get("size_bytes"), p50.get("chain INT8 ORT", NAN)
+    smaller = 1 - final_size / size if final_size else NAN
+    return [
+        Check(
+            "6 chain",
+            "size ≥ 95 % smaller than the FP32 teacher",
+            f"{100 * smaller:.2f} % ({_mb(size)} → {_mb(final_size)} MB)",
+            "≥ 95.00 %",
+            smaller >= 0.95,
+        ),
+        Check(
+            "6 chain",
+            "batch-1 latency ≥ 20× lower than the teacher in eager",
+            f"{ms / final_ms:.1f}× ({ms:.2f} → {final_ms:.3f} ms)",
+            "≥ 20.0×",
+            ms / final_ms >= 20,
+        ),
+        _drop_check("6 chain", "top-1 drop ≤ 1.5 pt vs the teacher", _top1(final), t),
+    ]
+
+
+# ---------------------------------------------------------------------- main
+
+
+def _recipes(teacher: str, threads: int) -> dict[str, dict[str, Any]]:
+    """The runs that start from the teacher (the QAT run starts from the chain's student)."""
+    base = {
+        "model": teacher,
+        "data": DATA,
+        "input_shape": SHAPE,
+        "evaluate": {"warmup": 10, "repeats": 50, "batch_sizes": [1], "threads": threads},
+    }
+    distill = {"type": "distill", **STUDENT, **SCHEDULE, **KD}
+    return {
+        "chain": base
+        | {
+            "steps": [
+                distill | {"name": "distill", "compare_scratch": True},
+                {"type": "prune", "name": "prune-student", "method": "structured"}
+                | {"teacher": teacher, **KD, **CHAIN_PRUNE},
+                {"type": "export", "format": "onnx", "precision": "int8", "name": "onnx-int8"},
+            ]
+        },
+        "modes": base
+        | {
+            "steps": [  # the teacher named: the second step's input is the first one's student
+                distill | {"name": "distill-progressive", "teacher": teacher, **PROGRESSIVE},
+                distill
+                | {"name": "distill-two-stage", "teacher": teacher, "pretrain_epochs": PRETRAIN}
+                | {"epochs": SCHEDULE["epochs"] - PRETRAIN},
+            ]
+        },
+        "prune": base
+        | {
+            "steps": [  # each step gets the newest artifact it accepts: ONNX before pruning
+                {"type": "export", "format": "onnx", "name": "onnx-fp32"},
+                {"type": "prune", "method": "structured", "teacher": "input", **PRUNE},
+                {"type": "export", "format": "onnx", "name": "onnx-fp32-pruned"},
+            ]
+        },
+        "qat": base
+        | {
+            "steps": [
+                {"type": "export", "format": "onnx", "precision": "int8", "name": "ptq-int8"},
+                {"type": "qat", "teacher": teacher, **QAT},
+                {"type": "export", "format": "onnx", "precision": "int8", "name": "qat-int8"},
+            ]
+        },
+    }
 
 
 def main() -> None:
@@ -170,360 +474,45 @@ def main() -> None:
         args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         _train(args.checkpoint, console)
     teacher = str(args.checkpoint)
-    base = {
-        "data": DATA,
-        "input_shape": SHAPE,
-        "evaluate": {"warmup": 10, "repeats": 50, "batch_sizes": [1], "threads": args.threads},
-    }
-    distill = {"type": "distill", **STUDENT, **SCHEDULE, **KD}
 
-    # ------------------------------------------------------------------ the runs
-    chain_dir = args.out / "chain"
-    chain = _run(
-        "chain",
-        {
-            **base,
-            "name": "bench-compression-chain",
-            "model": teacher,
-            "steps": [
-                {**distill, "name": "distill", "compare_scratch": True},
-                {
-                    "type": "prune",
-                    "name": "prune-student",
-                    "method": "structured",
-                    "teacher": teacher,
-                    **KD,
-                    **CHAIN_PRUNE,
-                },
-                {"type": "export", "format": "onnx", "precision": "int8", "name": "onnx-int8"},
-            ],
-        },
-        chain_dir,
-        args.fresh,
-        console,
-    )
-    modes = _run(
-        "modes",
-        {
-            **base,
-            "name": "bench-compression-modes",
-            "model": teacher,
-            "steps": [  # the teacher named: the second step's input is the first one's student
-                {**distill, "name": "distill-progressive", "teacher": teacher, **PROGRESSIVE},
-                {
-                    **distill,
-                    "name": "distill-two-stage",
-                    "teacher": teacher,
-                    "pretrain_epochs": TWO_STAGE,
-                    "epochs": SCHEDULE["epochs"] - TWO_STAGE,
-                },
-            ],
-        },
-        args.out / "modes",
-        args.fresh,
-        console,
-    )
-    prune_dir = args.out / "prune"
-    prune = _run(
-        "prune",
-        {
-            **base,
-            "name": "bench-compression-prune",
-            "model": teacher,
-            "steps": [  # the runner feeds each step the newest artifact it accepts: ONNX first
-                {"type": "export", "format": "onnx", "name": "onnx-fp32"},
-                {
-                    "type": "prune",
-                    "method": "structured",
-                    "ratio": PRUNE_RATIO,
-                    "finetune_epochs": PRUNE_EPOCHS,
-                    "teacher": "input",
-                },
-                {"type": "export", "format": "onnx", "name": "onnx-fp32-pruned"},
-            ],
-        },
-        prune_dir,
-        args.fresh,
-        console,
-    )
-    student_entry = _art(chain, "distill")
-    qat_dir = args.out / "qat"
-    qat = (
-        _run(
-            "qat",
-            {
-                **base,
-                "name": "bench-compression-qat",
-                "model": str(chain_dir / student_entry["path"]),
-                "steps": [
-                    {"type": "export", "format": "onnx", "precision": "int8", "name": "ptq-int8"},
-                    {"type": "qat", "teacher": teacher, "epochs": QAT_EPOCHS},
-                    {"type": "export", "format": "onnx", "precision": "int8", "name": "qat-int8"},
-                ],
-            },
-            qat_dir,
-            args.fresh,
-            console,
-        )
-        if student_entry.get("path")
-        else None
-    )
+    recipes = _recipes(teacher, args.threads)
+    runs: dict[str, tuple[dict, Path]] = {}
+    for name in ("chain", "modes", "prune"):
+        out = args.out / name
+        recipe = recipes[name] | {"name": f"bench-compression-{name}"}
+        runs[name] = (_run(name, recipe, out, args.fresh, console), out)
+    student = _art(runs["chain"][0], "distill")
+    if student.get("path"):  # the distilled student's checkpoint is the QAT run's model
+        out = args.out / "qat"
+        recipe = recipes["qat"] | {
+            "name": "bench-compression-qat",
+            "model": str(runs["chain"][1] / student["path"]),
+        }
+        runs["qat"] = (_run("qat", recipe, out, args.fresh, console), out)
 
-    # ------------------------------------------------------------------ side-by-side timing
-    pruned_entry, final_entry = _art(prune, "prune"), _art(chain, "onnx-int8")
-    contenders = {
-        "teacher eager": (prune, prune_dir, None),
-        "teacher ORT": (prune, prune_dir, "onnx-fp32"),
-        "pruned eager": (prune, prune_dir, "prune"),
-        "pruned ORT": (prune, prune_dir, "onnx-fp32-pruned"),
-        "student eager": (chain, chain_dir, "distill"),
-        "pruned student eager": (chain, chain_dir, "prune-student"),
-        "chain INT8 ORT": (chain, chain_dir, "onnx-int8"),
-    }
-    if qat is not None:
-        contenders |= {"PTQ INT8 ORT": (qat, qat_dir, "ptq-int8")}
-        contenders |= {"QAT+KD INT8 ORT": (qat, qat_dir, "qat-int8")}
-    ctx, teacher_art = build_context(build_recipe({**base, "model": teacher}))
-    arts = {}
-    for label, (record, run, step) in contenders.items():
-        if step is None:
-            arts[label] = teacher_art
-        elif _step(record, step)["artifact"]:
-            entry = _step(record, step)["artifact"]
-            arts[label] = _artifact(entry, run, ctx.input_specs, args.threads)
-    console.print(
-        f"timing {len(arts)} artifacts side by side: batch 1, {args.threads} threads, "
-        f"{args.rounds}×{args.repeats} calls each, interleaved …"
-    )
-    sample = ctx.data.validation.sample_batch(1)
-    p50 = _interleaved(arts, sample, args.threads, args.rounds, args.repeats)
-    nan = float("nan")
+    p50 = _time_side_by_side(runs, teacher, args, console)
+    chain, prune = runs["chain"][0], runs["prune"][0]
+    checks = [
+        *_teacher(prune["baseline"], p50, console),
+        *_distillation(chain, p50, console),
+        *_modes(chain, runs["modes"][0], console),
+        *_pruning(prune, p50, console),
+        *_qat(runs["qat"][0] if "qat" in runs else None, p50, console),
+        *_chain(chain, p50, console),
+    ]
 
-    def lat(label: str) -> float:
-        return p50.get(label, nan)
-
-    checks: list[tuple[str, str, str, str, bool]] = []  # section, check, measured, target, ok
-
-    # ------------------------------------------------------------------ 1. teacher
-    teacher_entry = prune["baseline"]
-    t_top1 = _top1(teacher_entry)
-    console.print(
-        _table(
-            f"1. Teacher: {MODEL} trained on {DATA} at {SHAPE} ({args.checkpoint})",
-            ["model", "top-1", "params", "MACs", "size MB", "eager p50 ms", "ORT p50 ms"],
-            [
-                [
-                    MODEL,
-                    f"{100 * t_top1:.2f} %",
-                    _m(teacher_entry["params"]),
-                    _m(teacher_entry["macs"]),
-                    _mb(teacher_entry["size_bytes"]),
-                    f"{lat('teacher eager'):.3f}",
-                    f"{lat('teacher ORT'):.3f}",
-                ]
-            ],
-        )
-    )
-
-    # ------------------------------------------------------------------ 2. distillation
-    d_step = _step(chain, "distill")
-    d_top1 = _top1(student_entry)
-    scratch = (d_step.get("scratch") or {}).get("metrics", {})
-    s_top1 = float(scratch.get("top1", nan))
-    student_name = f"{STUDENT['student']} ×{STUDENT['student_kwargs']['width_mult']}"
-    console.print(
-        _table(
-            f"2. Distillation: {student_name}, {SCHEDULE['epochs']} epochs, lr {SCHEDULE['lr']}, "
-            f"batch {SCHEDULE['batch_size']}, T {KD['temperature']}, α {KD['alpha']}, "
-            f"seed {SCHEDULE['seed']}",
-            ["model", "top-1", "vs teacher", "params", "MACs", "size MB", "eager p50 ms"],
-            [
-                [f"teacher {MODEL}", f"{100 * t_top1:.2f} %", "", _m(teacher_entry["params"]),
-                 _m(teacher_entry["macs"]), _mb(teacher_entry["size_bytes"]),
-                 f"{lat('teacher eager'):.3f}"],
-                [f"{student_name} from scratch", f"{100 * s_top1:.2f} %", _pt(s_top1 - t_top1),
-                 _m(student_entry.get("params")), _m(student_entry.get("macs")), "", ""],
-                [f"{student_name} distilled", f"{100 * d_top1:.2f} %", _pt(d_top1 - t_top1),
-                 _m(student_entry.get("params")), _m(student_entry.get("macs")),
-                 _mb(student_entry.get("size_bytes")), f"{lat('student eager'):.3f}"],
-            ],
-        )
-    )  # fmt: skip
-    checks += [
-        ("2 distill", "distilled top-1 > scratch top-1 (same epochs, seed)",
-         f"{100 * d_top1:.2f} vs {100 * s_top1:.2f} % ({_pt(d_top1 - s_top1)})", "> 0 pt",
-         d_top1 > s_top1),
-        ("2 distill", "distilled within 1.5 pt of the teacher",
-         _pt(d_top1 - t_top1), "≥ −1.50 pt", t_top1 - d_top1 <= 0.015),
-    ]  # fmt: skip
-
-    # ------------------------------------------------------------------ 3. modes
-    mode_rows, mode_ok = [], []
-    for label, record, name in (
-        (f"plain (α {KD['alpha']})", chain, "distill"),
-        (f"progressive α {PROGRESSIVE['alpha_start']} → {PROGRESSIVE['alpha_end']}", modes,
-         "distill-progressive"),
-        (f"two-stage ({TWO_STAGE} hard-label + {SCHEDULE['epochs'] - TWO_STAGE} KD epochs)",
-         modes, "distill-two-stage"),
-    ):  # fmt: skip
-        step = _step(record, name)
-        top1 = _top1(_art(record, name))
-        mode_ok.append((label, step["status"] == "ok", step["error"]))
-        mode_rows.append(
-            [
-                label,
-                step["status"],
-                f"{100 * top1:.2f} %",
-                _pt(top1 - s_top1),
-                _pt(top1 - t_top1),
-                f"{_seconds(step):.0f}",
-            ]
-        )
-    console.print(
-        _table(
-            f"3. Distillation modes ({SCHEDULE['epochs']} epochs in all, same student and seed; "
-            f"scratch {100 * s_top1:.2f} %, teacher {100 * t_top1:.2f} %)",
-            ["mode", "status", "top-1", "vs scratch", "vs teacher", "seconds"],
-            mode_rows,
-        )
-    )
-    for label, ok, error in mode_ok:
-        checks.append(("3 modes", f"{label.split(' (')[0]} runs", error or "ok", "ok", ok))
-
-    # ------------------------------------------------------------------ 4. pruning
-    p_top1 = _top1(pruned_entry)
-    macs_x = teacher_entry["macs"] / pruned_entry["macs"] if pruned_entry.get("macs") else nan
-    eager_x = lat("teacher eager") / lat("pruned eager")
-    ort_x = lat("teacher ORT") / lat("pruned ORT")
-    prune_entries = {
-        "teacher eager": teacher_entry,
-        "pruned eager": pruned_entry,
-        "teacher ORT": _art(prune, "onnx-fp32"),
-        "pruned ORT": _art(prune, "onnx-fp32-pruned"),
-    }
-    console.print(
-        _table(
-            f"4. Structured pruning of {MODEL}: ratio {PRUNE_RATIO}, {PRUNE_EPOCHS} fine-tune "
-            "epochs with KD from the unpruned model",
-            ["artifact", "top-1", "vs teacher", "params", "MACs", "size MB", "p50 ms", "speed-up"],
-            [
-                [
-                    label,
-                    f"{100 * _top1(e):.2f} %",
-                    _pt(_top1(e) - t_top1),
-                    _m(e.get("params")),
-                    _m(e.get("macs")),
-                    _mb(e.get("size_bytes")),
-                    f"{lat(label):.3f}",
-                    f"{lat(label.replace('pruned', 'teacher')) / lat(label):.2f}×",
-                ]
-                for label, e in prune_entries.items()
-            ],
-        )
-    )
-    checks += [
-        ("4 prune", "MACs ≥ 2× lower", f"{macs_x:.2f}×", "≥ 2.00×", macs_x >= 2),
-        ("4 prune", "latency ≥ 1.6× lower, torch eager",
-         f"{eager_x:.2f}× ({lat('teacher eager'):.2f} → {lat('pruned eager'):.2f} ms)",
-         "≥ 1.60×", eager_x >= 1.6),
-        ("4 prune", "latency ≥ 1.6× lower, ONNX Runtime",
-         f"{ort_x:.2f}× ({lat('teacher ORT'):.2f} → {lat('pruned ORT'):.2f} ms)",
-         "≥ 1.60×", ort_x >= 1.6),
-        ("4 prune", "top-1 drop ≤ 1.5 pt after fine-tuning", _pt(p_top1 - t_top1),
-         "≥ −1.50 pt", t_top1 - p_top1 <= 0.015),
-    ]  # fmt: skip
-
-    # ------------------------------------------------------------------ 5. QAT + KD vs PTQ
-    if qat is not None:
-        ptq, qat_int8 = _art(qat, "ptq-int8"), _art(qat, "qat-int8")
-        qat_step = _step(qat, "qat")
-        rows = [
-            ["distilled student fp32 (eager)", qat["baseline"], "student eager", ""],
-            ["PTQ INT8 (ONNX static)", ptq, "PTQ INT8 ORT", f"{_step(qat, 'ptq-int8')['seconds']:.0f}"],
-            [f"QAT + KD INT8, torch reference ({QAT_EPOCHS} epochs)", _art(qat, "qat"), "",
-             f"{qat_step['seconds']:.0f}"],
-            ["QAT + KD INT8 (ONNX)", qat_int8, "QAT+KD INT8 ORT",
-             f"{_step(qat, 'qat-int8')['seconds']:.0f}"],
-        ]  # fmt: skip
-        console.print(
-            _table(
-                f"5. QAT + KD vs PTQ on the distilled student (teacher {MODEL})",
-                ["artifact", "top-1", "vs fp32", "size MB", "p50 ms", "seconds"],
-                [
-                    [
-                        label,
-                        f"{100 * _top1(e):.2f} %",
-                        _pt(_top1(e) - _top1(qat["baseline"])),
-                        _mb(e.get("size_bytes")),
-                        f"{lat(key):.3f}" if key else "",
-                        secs,
-                    ]
-                    for label, e, key, secs in rows
-                ],
-            )
-        )
-        q, p = _top1(qat_int8), _top1(ptq)
-        checks.append(
-            ("5 QAT", "QAT+KD INT8 top-1 ≥ PTQ INT8 top-1",
-             f"{100 * q:.2f} vs {100 * p:.2f} % ({_pt(q - p)})", "≥ 0 pt", q >= p)
-        )  # fmt: skip
-    else:
-        checks.append(("5 QAT", "QAT+KD INT8 top-1 ≥ PTQ INT8 top-1", "no student", "≥ 0 pt", False))
-
-    # ------------------------------------------------------------------ 6. full chain
-    chain_rows = [
-        (f"teacher {MODEL} fp32 (eager)", chain["baseline"], "teacher eager"),
-        ("distilled student fp32 (eager)", student_entry, "student eager"),
-        (f"+ pruned {CHAIN_PRUNE['ratio']} fp32 (eager)", _art(chain, "prune-student"),
-         "pruned student eager"),
-        ("+ INT8 (ONNX Runtime)", final_entry, "chain INT8 ORT"),
-    ]  # fmt: skip
-    t_size = chain["baseline"]["size_bytes"]
-    console.print(
-        _table(
-            "6. Full chain: distill → structured prune → INT8, against the FP32 teacher in torch "
-            "eager",
-            ["artifact", "top-1", "vs teacher", "MACs", "size MB", "smaller", "p50 ms", "faster"],
-            [
-                [
-                    label,
-                    f"{100 * _top1(e):.2f} %",
-                    _pt(_top1(e) - t_top1),
-                    _m(e.get("macs")),
-                    _mb(e.get("size_bytes")),
-                    f"{100 * (1 - e['size_bytes'] / t_size):.1f} %" if e.get("size_bytes") else "",
-                    f"{lat(key):.3f}",
-                    f"{lat('teacher eager') / lat(key):.1f}×",
-                ]
-                for label, e, key in chain_rows
-            ],
-        )
-    )
-    f_top1, f_size = _top1(final_entry), final_entry.get("size_bytes")
-    smaller = 1 - f_size / t_size if f_size else nan
-    faster = lat("teacher eager") / lat("chain INT8 ORT")
-    checks += [
-        ("6 chain", "size ≥ 95 % smaller than the FP32 teacher",
-         f"{100 * smaller:.2f} % ({_mb(t_size)} → {_mb(f_size)} MB)", "≥ 95.00 %",
-         smaller >= 0.95),
-        ("6 chain", "batch-1 latency ≥ 20× lower than the teacher in eager",
-         f"{faster:.1f}× ({lat('teacher eager'):.2f} → {lat('chain INT8 ORT'):.3f} ms)",
-         "≥ 20.0×", faster >= 20),
-        ("6 chain", "top-1 drop ≤ 1.5 pt vs the teacher", _pt(f_top1 - t_top1), "≥ −1.50 pt",
-         t_top1 - f_top1 <= 0.015),
-    ]  # fmt: skip
-
-    # ------------------------------------------------------------------ summary
     table = Table(title="Summary: the targets, measured in this run", title_justify="left")
     for col in ("section", "check", "measured", "target", "result"):
         table.add_column(col, justify="right" if col in ("target", "result") else "left")
-    for section, text, value, target, ok in checks:
-        table.add_row(section, text, value, target, "[green]PASS[/]" if ok else "[red]FAIL[/]")
+    for c in checks:
+        table.add_row(
+            c.section, c.text, c.measured, c.target, "[green]PASS[/]" if c.ok else "[red]FAIL[/]"
+        )
     console.print(table)
-    failed = sum(not ok for *_, ok in checks)
+    failed = sum(not c.ok for c in checks)
     console.print(
         f"{len(checks) - failed}/{len(checks)} checks pass; "
-        f"{time.perf_counter() - started:.0f} s in all"
+        f"{time.perf_counter() - started:.0f} s in all (cached runs included as reused)"
     )
     sys.exit(1 if failed else 0)
 

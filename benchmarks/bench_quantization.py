@@ -246,20 +246,24 @@ def main() -> None:
         ),
     ]
     console.print(f"modelpress chose [bold]{rec_name}[/]: {record['recommendation']['why']}")
+    failed = sum(not ok for _, ok, _ in checks)
     for text, ok, value in checks:
         console.print(f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}  {text}: {value}")
     fp16 = arts.get("onnx-fp16")
     if fp16:
         ratio = fp16["size_bytes"] / arts["onnx-fp32"]["size_bytes"]
         ok = ratio <= 0.51 and -fp16["metric_delta_pt"] <= 0.2
+        failed += not ok
         console.print(
             f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}  fp16 ≤ 51 % of FP32 size, "
             f"drop ≤ 0.2 pt: {100 * ratio:.1f} %, {fp16['metric_delta_pt']:+.2f} pt"
         )
-    _transformer(args, console)
+    failed += not _transformer(args, console)
+    if failed:  # a benchmark whose targets fail says so in its exit code too
+        raise SystemExit(1)
 
 
-def _transformer(args: argparse.Namespace, console: Console) -> None:
+def _transformer(args: argparse.Namespace, console: Console) -> bool:
     """A transformer encoder over integer token ids: ONNX INT8 fidelity and speed vs ONNX FP32."""
     tokens = args.out.parent / "tokens.npz"
     rng = np.random.default_rng(0)
@@ -303,6 +307,7 @@ def _transformer(args: argparse.Namespace, console: Console) -> None:
         f"cosine {best['metrics']['cosine']:.4f} ≥ 0.99 and faster than ONNX fp32 "
         f"({best['latency_ms']['median']:.3f} vs {fp32:.3f} ms)"
     )
+    return ok
 
 
 if __name__ == "__main__":

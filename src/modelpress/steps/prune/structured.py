@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from modelpress.errors import StepError, first_line
+from modelpress.evaluate.benchmark import count_macs
 from modelpress.sources.models import first_tensor
 from modelpress.sources.structure import apply_structure, snapshot, structure_changes
 from modelpress.steps.quiet import quiet
@@ -69,8 +70,9 @@ def prune_channels(
     statistics stay as they are) and not left behind.
 
     Returns facts for the record: importance, ratio, round_to, kept (layer names never pruned),
-    params_before/after, macs_before/after (per sample, as ``tp.utils.count_ops_and_params``
-    counts them) and channels ``{layer: [before, after]}`` for the layers that changed.
+    params_before/after, macs_before/after (one sample, by the record's own counter,
+    ``evaluate.benchmark.count_macs``) and channels ``{layer: [before, after]}`` for the layers
+    that changed.
     """
     _check_options(where, ratio, importance, round_to, gradient_batches, loss_fn)
     if importance == "bn-scale" and not any(
@@ -151,7 +153,8 @@ def _prune_copy(
     """Prune ``work`` (a private copy, in eval mode) and check it still runs; returns counts."""
     import torch_pruning as tp
 
-    macs_before, params_before = tp.utils.count_ops_and_params(work, inputs)
+    one = [x[:1] for x in inputs]  # MACs of one sample, as the record counts them
+    macs_before, params_before = count_macs(work, one), _params(work)
     with _tracing(work) as trace:
         try:
             pruner = _pruner_class()(
@@ -177,13 +180,17 @@ def _prune_copy(
     _step(where, work, pruner)
     work.zero_grad(set_to_none=True)
     _check_pruned(where, work, inputs, reference)
-    macs_after, params_after = tp.utils.count_ops_and_params(work, inputs)
+    macs_after, params_after = count_macs(work, one), _params(work)
     return {
         "params_before": int(params_before),
         "params_after": int(params_after),
-        "macs_before": int(macs_before),
-        "macs_after": int(macs_after),
+        "macs_before": macs_before,
+        "macs_after": macs_after,
     }
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def _check_options(
