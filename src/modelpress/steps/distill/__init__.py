@@ -263,7 +263,7 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
             scratch, config.train_config(total), ctx, "scratch", resume_key=config.to_dict()
         )
         step_facts["scratch"] = {
-            "seconds": round(sum(h["seconds"] for h in run.history), 3),  # inside the step's
+            "seconds": round(sum(h["seconds"] for h in run.history), 3),  # within the step
             "epochs": len(run.history),
             "best_epoch": run.best_epoch,
             "history": run.history,
