@@ -281,3 +281,24 @@ def test_text_encoder_takes_token_ids_and_exports() -> None:
     assert torch.allclose(program.module()(ids), out, atol=1e-5)
     with pytest.raises(ModelSourceError, match=r"dim \(30\) must be divisible by heads \(4\)"):
         zoo.create("text_encoder", dim=30, heads=4)
+
+
+def test_mobilenetv3_leaves_chance_after_a_short_schedule() -> None:
+    """Regression: with TF's BatchNorm momentum (0.01) the running statistics stayed near their
+    init after a few epochs and the eval-mode model output a constant (top-1 at chance)."""
+    from modelpress.core.context import build_context
+    from modelpress.core.recipe import build_recipe
+    from modelpress.training import TrainConfig, fit
+
+    ctx, base = build_context(
+        build_recipe(
+            {
+                "model": "zoo:mobilenetv3_small",
+                "model_kwargs": {"width_mult": 0.5},
+                "data": "builtin:digits",
+                "input_shape": "1,3,32,32",
+            }
+        )
+    )
+    result = fit(base.module, ctx.data, ctx.task, TrainConfig(epochs=4, lr=3e-3), threads=2)
+    assert result.best_metric >= 0.5
