@@ -101,3 +101,14 @@ def tiny_recipe(model: str, **extra: object) -> dict:
     }
     recipe.update(extra)
     return recipe
+
+
+def run_steps(model: Path, out: Path, *steps: dict, resume: bool = False) -> dict:
+    """A tiny recipe of ``steps`` on half the digits (training steps' epochs stay short), run
+    into ``out``: fresh, or resumed when ``resume``."""
+    from modelpress.core import pipeline
+    from modelpress.core.recipe import build_recipe
+
+    data = {"source": "builtin:digits", "max_samples": 900}
+    recipe = build_recipe(tiny_recipe(str(model), data=data, steps=list(steps)))
+    return pipeline.run(recipe, out=out, resume=resume, force=not resume)

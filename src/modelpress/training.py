@@ -86,6 +86,15 @@ class TrainResult:
     resumed_from: int | None = None
     bad_batches: int = 0  # non-finite batches skipped
 
+    def summary(self) -> dict[str, Any]:
+        """What a step records of its training."""
+        return {
+            "epochs": len(self.history),
+            "best_epoch": self.best_epoch,
+            self.metric: self.best_metric,
+            "history": self.history,
+        }
+
 
 def default_loss(task: str, label_smoothing: float = 0.0) -> LossFn:
     """Cross-entropy for classes; BCE-with-logits for a one-logit binary head."""

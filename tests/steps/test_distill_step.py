@@ -4,18 +4,10 @@ from pathlib import Path
 
 import torch
 
-from conftest import tiny_recipe
-from modelpress.core import pipeline
-from modelpress.core.recipe import build_recipe
+from conftest import run_steps
 from modelpress.sources import models
 
 STUDENT = {"student": "zoo:dscnn", "student_kwargs": {"width_mult": 0.25}}
-
-
-def _run(teacher: Path, out: Path, *steps: dict, resume: bool = False, samples: int = 900) -> dict:
-    data = {"source": "builtin:digits", "max_samples": samples}  # half the digits: fast epochs
-    recipe = build_recipe(tiny_recipe(str(teacher), data=data, steps=list(steps)))
-    return pipeline.run(recipe, out=out, resume=resume, force=not resume)
 
 
 def test_distilled_student_is_smaller_records_scratch_and_reloads(
@@ -30,7 +22,7 @@ def test_distilled_student_is_smaller_records_scratch_and_reloads(
         "feature_layers": ["blocks.1:blocks.1"],
         "feature_weight": 0.1,
     }
-    record = _run(trained_checkpoint, tmp_path / "run", step)
+    record = run_steps(trained_checkpoint, tmp_path / "run", step)
     entry = record["steps"][0]
     assert entry["status"] == "ok", entry["error"]
     art, base = entry["artifact"], record["baseline"]
@@ -43,7 +35,7 @@ def test_distilled_student_is_smaller_records_scratch_and_reloads(
     assert spec.metadata["model"] == "zoo:dscnn" and spec.kwargs["width_mult"] == 0.25
     reloaded = models.build(spec)
     x = torch.randn(3, 1, 16, 16)
-    again = _run(trained_checkpoint, tmp_path / "run", step, resume=True)
+    again = run_steps(trained_checkpoint, tmp_path / "run", step, resume=True)
     assert again["steps"][0]["artifact"]["metrics"] == art["metrics"]  # reused, not retrained
     with torch.no_grad():
         assert reloaded(x).shape == (3, 10)
@@ -61,7 +53,7 @@ def test_progressive_alpha_and_two_stage_are_recorded(
         "alpha_start": 0.9,
         "alpha_end": 0.1,
     }
-    record = _run(trained_checkpoint, tmp_path / "run", step)
+    record = run_steps(trained_checkpoint, tmp_path / "run", step)
     details = record["steps"][0]["artifact"]["details"]
     assert [h["alpha"] for h in details["history"]] == [0.9, 0.5, 0.1]
     assert details["pretrain"]["epochs"] == 1
@@ -76,7 +68,7 @@ def test_teacher_and_student_with_different_output_sizes(
         "student_kwargs": {"width_mult": 0.25, "num_classes": 12},
         "epochs": 1,
     }
-    entry = _run(trained_checkpoint, tmp_path / "run", step)["steps"][0]
+    entry = run_steps(trained_checkpoint, tmp_path / "run", step)["steps"][0]
     assert entry["status"] == "failed"
     assert "the teacher outputs 10 values per sample but the student 12" in entry["error"]
 
@@ -85,7 +77,7 @@ def test_unknown_feature_layer_fails_the_step_with_close_names(
     trained_checkpoint: Path, tmp_path: Path
 ) -> None:
     step = {"type": "distill", **STUDENT, "epochs": 1, "feature_layers": ["blocks.1:blokcs.1"]}
-    entry = _run(trained_checkpoint, tmp_path / "run", step)["steps"][0]
+    entry = run_steps(trained_checkpoint, tmp_path / "run", step)["steps"][0]
     assert entry["status"] == "failed"
     assert "the student has no layer 'blokcs.1'; close names: blocks.1" in entry["error"]
 
@@ -95,7 +87,7 @@ def test_qat_with_a_teacher_uses_the_kd_defaults(trained_checkpoint: Path, tmp_p
         {"type": "qat", "teacher": "input", "epochs": 1},
         {"type": "export", "format": "onnx", "precision": "int8"},
     ]
-    record = _run(trained_checkpoint, tmp_path / "run", *steps)
+    record = run_steps(trained_checkpoint, tmp_path / "run", *steps)
     assert record["steps"][0]["status"] == "ok", record["steps"][0]["error"]
     details = record["steps"][0]["artifact"]["details"]
     assert details["teacher"] == {

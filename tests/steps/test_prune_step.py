@@ -5,17 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from conftest import run_steps, tiny_recipe
 from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
 from modelpress.errors import RecipeError
 from modelpress.sources import models
-
-
-def _run(model: Path, out: Path, *steps: dict, resume: bool = False) -> dict:
-    data = {"source": "builtin:digits", "max_samples": 900}
-    recipe = build_recipe(tiny_recipe(str(model), data=data, steps=list(steps)))
-    return pipeline.run(recipe, out=out, resume=resume, force=not resume)
 
 
 def test_structured_prune_removes_channels_and_reloads_from_code(
@@ -29,7 +23,7 @@ def test_structured_prune_removes_channels_and_reloads_from_code(
         "teacher": "input",
         "round_to": 4,
     }
-    record = _run(trained_checkpoint, tmp_path / "run", step)
+    record = run_steps(trained_checkpoint, tmp_path / "run", step)
     entry = record["steps"][0]
     assert entry["status"] == "ok", entry["error"]
     art, base = entry["artifact"], record["baseline"]
@@ -44,7 +38,7 @@ def test_structured_prune_removes_channels_and_reloads_from_code(
     assert saved["modelpress"]["structure"] and saved["modelpress"]["model"] == "zoo:dscnn"
     rebuilt = models.build(models.inspect_source(str(path)))
     assert sum(p.numel() for p in rebuilt.parameters()) == art["params"]
-    again = _run(trained_checkpoint, tmp_path / "run", step, resume=True)  # restored from file
+    again = run_steps(trained_checkpoint, tmp_path / "run", step, resume=True)  # restored from file
     assert again["steps"][0]["artifact"]["metrics"] == art["metrics"]
 
 
@@ -52,7 +46,7 @@ def test_l1_unstructured_zeroes_weights_and_says_latency_does_not_drop(
     trained_checkpoint: Path, tmp_path: Path
 ) -> None:
     step = {"type": "prune", "method": "l1-unstructured", "ratio": 0.6, "finetune_epochs": 1}
-    art = _run(trained_checkpoint, tmp_path / "run", step)["steps"][0]["artifact"]
+    art = run_steps(trained_checkpoint, tmp_path / "run", step)["steps"][0]["artifact"]
     assert art["details"]["sparsity"] == pytest.approx(0.6, abs=0.01)
     assert any("does not speed up dense kernels" in n for n in art["notes"])
     assert art["latency_ms"]["median"] > 0  # measured, whatever it is
@@ -69,7 +63,7 @@ def test_gradual_schedule_raises_sparsity_each_epoch(
         "ramp_epochs": 3,
         "schedule": "polynomial",
     }
-    art = _run(trained_checkpoint, tmp_path / "run", step)["steps"][0]["artifact"]
+    art = run_steps(trained_checkpoint, tmp_path / "run", step)["steps"][0]["artifact"]
     history = art["details"]["finetune"]["history"]
     sparsity = [h["sparsity"] for h in history]
     # Zhu & Gupta: s_t = s_f + (s_i − s_f)(1 − t/n)³ over n = 2 steps, then held

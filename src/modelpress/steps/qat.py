@@ -26,10 +26,11 @@ from modelpress.core.context import Context
 from modelpress.core.registry import register_step
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
-from modelpress.steps.distill import TeacherFields, resolve_teacher, teacher_loss
+from modelpress.steps.distill import resolve_teacher, teacher_loss
 from modelpress.steps.quantize import REFERENCE_INT8, capture, save_pt2
 from modelpress.steps.quiet import quiet
-from modelpress.training import LossFn, TrainConfig, fit
+from modelpress.steps.trained import TeacherFields, train_in_step
+from modelpress.training import LossFn
 
 # A custom loss for QAT, by name: each maps (ctx, config) to a LossFn (a teacher is set apart,
 # in the config's ``teacher`` fields).
@@ -39,13 +40,10 @@ LOSSES: dict[str, Callable[[Context, Any], LossFn]] = {}
 class QATConfig(TeacherFields):
     type: Literal["qat"] = "qat"
     epochs: int = Field(3, ge=1)
-    lr: float | None = Field(None, gt=0)  # default 1e-4; 1e-5 with a teacher (QAT + KD)
+    lr: float | None = Field(None, gt=0)  # type: ignore[assignment]  # 1e-4; 1e-5 with a teacher
     alpha_hard: float = Field(0.3, ge=0)
     alpha_soft: float = Field(0.7, ge=0)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     loss: str | None = None  # a name in LOSSES; None: the task's own loss
-    seed: int = 0
 
     def accepts(self, artifact: Artifact) -> bool:
         return artifact.format == "torch" and artifact.precision == "fp32"
@@ -128,24 +126,8 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
             "alpha_soft": config.alpha_soft,
         }
     lr = config.lr or (1e-5 if config.teacher else 1e-4)
-    train = TrainConfig(
-        epochs=config.epochs,
-        lr=lr,
-        batch_size=config.batch_size,
-        optimizer=config.optimizer,
-        scheduler="cosine",
-        seed=config.seed,
-    )
-    result = fit(
-        model,
-        ctx.data,
-        ctx.task,
-        train,
-        observer=ctx.observer,
-        loss_fn=loss_fn,
-        threads=ctx.threads,
-        checkpoint_dir=ctx.work_dir() / "checkpoints",
-        resume_key=config.to_dict(),
+    result = train_in_step(
+        model, config, ctx, epochs=config.epochs, folder="checkpoints", loss=loss_fn, lr=lr
     )
     model.train(False)
     float_model = _float_weights(original, prepared, where)
@@ -165,10 +147,7 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
             "method": "torchao prepare_qat_pt2e + X86InductorQuantizer (is_qat)",
             **details,
             "lr": lr,
-            "epochs": len(result.history),
-            "best_epoch": result.best_epoch,
-            result.metric: result.best_metric,
-            "history": result.history,
+            **result.summary(),
             "qat_float_model": str(float_path),
         },
     )

@@ -20,30 +20,15 @@ from torch import nn
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
-from modelpress.core.registry import StepConfig, register_step
+from modelpress.core.registry import register_step
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
 from modelpress.steps.distill.losses import AlphaSchedule, DistillLoss
-from modelpress.training import (
-    TrainConfig,
-    TrainResult,
-    checkpoint_metadata,
-    evaluate_module,
-    fit,
-    save_checkpoint,
-)
+from modelpress.steps.trained import TeacherFields, train_in_step
+from modelpress.training import checkpoint_metadata, evaluate_module, save_checkpoint
 
 __all__ = ["DistillConfig", "TeacherFields", "resolve_teacher", "teacher_loss"]
-
-
-class TeacherFields(StepConfig):
-    """Naming a teacher: ``input`` (the step's input model) or any model source."""
-
-    teacher: str | None = None
-    teacher_kwargs: dict[str, Any] = Field(default_factory=dict)
-    teacher_weights: str | None = None
-    temperature: float = Field(4.0, gt=0)
 
 
 class DistillConfig(TeacherFields):
@@ -59,15 +44,9 @@ class DistillConfig(TeacherFields):
     pretrain_epochs: int = Field(0, ge=0)  # two-stage: hard labels first, distil from the best
     feature_layers: list[str] = Field(default_factory=list)  # "teacher_layer:student_layer"
     feature_weight: float = Field(1.0, ge=0)  # γ
-    sam: bool = False
     epochs: int = Field(10, ge=1)
     lr: float = Field(3e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    scheduler: Literal["cosine", "plateau", "step", "none"] = "cosine"
-    early_stopping: int | None = Field(None, ge=1)
     compare_scratch: bool = False
-    seed: int = 0
 
     @model_validator(mode="after")
     def _progressive_pair(self) -> DistillConfig:
@@ -82,18 +61,6 @@ class DistillConfig(TeacherFields):
 
     def wants(self) -> str:
         return "an fp32 torch model (the teacher)"
-
-    def train_config(self, epochs: int) -> TrainConfig:
-        return TrainConfig(
-            epochs=epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            early_stopping=self.early_stopping,
-            sam=self.sam,
-            seed=self.seed,
-        )
 
 
 def resolve_teacher(
@@ -150,29 +117,6 @@ def teacher_loss(
     return DistillLoss(teacher, ctx.task, temperature, hard_weight, soft_weight)
 
 
-def _train(
-    student: nn.Module,
-    cfg: TrainConfig,
-    ctx: Context,
-    folder: str,
-    loss: nn.Module | None = None,
-    callbacks: list | None = None,
-    resume_key: Any = None,
-) -> TrainResult:
-    return fit(
-        student,
-        ctx.data,
-        ctx.task,
-        cfg,
-        observer=ctx.observer,
-        checkpoint_dir=ctx.work_dir() / folder,
-        loss_fn=loss,
-        callbacks=callbacks,
-        resume_key=resume_key,
-        threads=ctx.threads,
-    )
-
-
 def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
     metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
     return {k: v for k, v in metrics.items() if isinstance(v, float | int)}
@@ -194,18 +138,8 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         "temperature": config.temperature,
     }
     if config.pretrain_epochs:  # two-stage: hard labels first; fit keeps the best epoch
-        pre = _train(
-            student,
-            config.train_config(config.pretrain_epochs),
-            ctx,
-            "pretrain",
-            resume_key=config.to_dict(),
-        )
-        details["pretrain"] = {
-            "epochs": len(pre.history),
-            "best_epoch": pre.best_epoch,
-            pre.metric: pre.best_metric,
-        }
+        pre = train_in_step(student, config, ctx, epochs=config.pretrain_epochs, folder="pretrain")
+        details["pretrain"] = {k: v for k, v in pre.summary().items() if k != "history"}
     loss = teacher_loss(
         teacher,
         student,
@@ -234,39 +168,29 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
     else:
         details["alpha"] = config.alpha
     try:
-        result = _train(
+        result = train_in_step(
             student,
-            config.train_config(config.epochs),
+            config,
             ctx,
-            "distill",
-            loss,
-            callbacks,
-            resume_key=config.to_dict(),
+            epochs=config.epochs,
+            folder="distill",
+            loss=loss,
+            callbacks=callbacks,
         )
     finally:
         if features is not None:
             features.remove()
-    details |= {
-        "epochs": len(result.history),
-        "best_epoch": result.best_epoch,
-        result.metric: result.best_metric,
-        "history": result.history,
-        "sam": config.sam,
-    }
+    details |= {**result.summary(), "sam": config.sam}
     step_facts: dict[str, Any] = {}
     if config.compare_scratch:
         scratch = copy.deepcopy(student)
         scratch.load_state_dict(initial)
         total = config.pretrain_epochs + config.epochs
         ctx.observer.event("step", f"{where}: the same student without a teacher ({total} epochs)")
-        run = _train(
-            scratch, config.train_config(total), ctx, "scratch", resume_key=config.to_dict()
-        )
+        run = train_in_step(scratch, config, ctx, epochs=total, folder="scratch")
         step_facts["scratch"] = {
+            **run.summary(),
             "seconds": round(sum(h["seconds"] for h in run.history), 3),  # within the step
-            "epochs": len(run.history),
-            "best_epoch": run.best_epoch,
-            "history": run.history,
             "metrics": _metrics(scratch, ctx),
         }
     rebuild = {"model": spec.architecture, "model_kwargs": spec.kwargs}

@@ -30,15 +30,14 @@ from modelpress.core.registry import register_step
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.sources.structure import snapshot, structure_changes
-from modelpress.steps.distill import TeacherFields, resolve_teacher, teacher_loss
+from modelpress.steps.distill import resolve_teacher, teacher_loss
 from modelpress.steps.prune.structured import prune_channels
 from modelpress.steps.prune.unstructured import GradualMagnitude, OneShot, sparsity_of
+from modelpress.steps.trained import TeacherFields, train_in_step
 from modelpress.training import (
     Callback,
-    TrainConfig,
     checkpoint_metadata,
     default_loss,
-    fit,
     save_checkpoint,
 )
 
@@ -62,12 +61,7 @@ class PruneConfig(TeacherFields):
     round_to: int | None = Field(None, ge=1)  # structured: widths a multiple of this
     keep: list[str] = Field(default_factory=list)  # structured: modules never pruned
     finetune_epochs: int = Field(3, ge=0)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    scheduler: Literal["cosine", "plateau", "step", "none"] = "cosine"
     alpha: float = Field(0.5, ge=0, le=1)  # with a teacher: weight of the hard-label loss
-    seed: int = 0
 
     @field_validator("ratio")
     @classmethod
@@ -156,32 +150,17 @@ def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
                 soft_weight=1 - config.alpha,
             )
             details["teacher"] = artifact.name if config.teacher == "input" else config.teacher
-        result = fit(
+        result = train_in_step(
             model,
-            ctx.data,
-            ctx.task,
-            TrainConfig(
-                epochs=config.finetune_epochs,
-                lr=config.lr,
-                batch_size=config.batch_size,
-                optimizer=config.optimizer,
-                scheduler=config.scheduler,
-                seed=config.seed,
-            ),
-            observer=ctx.observer,
-            checkpoint_dir=ctx.work_dir() / "finetune",
-            loss_fn=loss,
+            config,
+            ctx,
+            epochs=config.finetune_epochs,
+            folder="finetune",
+            loss=loss,
             callbacks=callbacks,
             select_from=select_from,
-            resume_key=config.to_dict(),
-            threads=ctx.threads,
         )
-        details["finetune"] = {
-            "epochs": len(result.history),
-            "best_epoch": result.best_epoch,
-            result.metric: result.best_metric,
-            "history": result.history,
-        }
+        details["finetune"] = result.summary()
     else:
         for cb in callbacks:  # one-shot pruning, no fine-tune
             cb.on_epoch_start(0, model)

@@ -1,0 +1,76 @@
+"""What the steps that train (distill, prune, qat) share: their training fields, an optional
+teacher, and one way to run the shared training loop inside a step (the step's folder for
+per-epoch checkpoints, resumed only under the same step config; the run's threads and observer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from torch import nn
+
+from modelpress.core.context import Context
+from modelpress.core.registry import StepConfig
+from modelpress.training import Callback, LossFn, TrainConfig, TrainResult, fit
+
+
+class TrainingFields(StepConfig):
+    """Optimizer settings of a training step; each step sets its own epochs (and lr default)."""
+
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    scheduler: Literal["cosine", "plateau", "step", "none"] = "cosine"
+    early_stopping: int | None = Field(None, ge=1)  # patience in epochs
+    sam: bool = False
+    seed: int = 0
+
+    def train_config(self, epochs: int, lr: float | None = None) -> TrainConfig:
+        return TrainConfig(
+            epochs=epochs,
+            lr=lr or self.lr,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            early_stopping=self.early_stopping,
+            sam=self.sam,
+            seed=self.seed,
+        )
+
+
+class TeacherFields(TrainingFields):
+    """Naming a teacher: ``input`` (the step's input model) or any model source."""
+
+    teacher: str | None = None
+    teacher_kwargs: dict[str, Any] = Field(default_factory=dict)
+    teacher_weights: str | None = None
+    temperature: float = Field(4.0, gt=0)
+
+
+def train_in_step(
+    model: nn.Module,
+    config: TrainingFields,
+    ctx: Context,
+    *,
+    epochs: int,
+    folder: str,
+    loss: LossFn | None = None,
+    callbacks: list[Callback] | None = None,
+    select_from: int = 0,
+    lr: float | None = None,
+) -> TrainResult:
+    """``fit`` for a step: checkpoints in ``STEP_DIR/folder``, keyed by the whole step config."""
+    return fit(
+        model,
+        ctx.data,
+        ctx.task,
+        config.train_config(epochs, lr),
+        observer=ctx.observer,
+        checkpoint_dir=ctx.work_dir() / folder,
+        loss_fn=loss,
+        callbacks=callbacks,
+        select_from=select_from,
+        resume_key=config.to_dict(),
+        threads=ctx.threads,
+    )
