@@ -22,6 +22,17 @@ def test_zoo_model_gets_classes_and_channels_from_the_data() -> None:
     assert ctx.model_spec.kwargs["in_channels"] == 3
 
 
+def test_initial_weights_follow_the_recipe_seed_not_torchs_global_state() -> None:
+    built = []
+    for global_seed in (1, 2):  # torch seeds itself at random in each new process
+        torch.manual_seed(global_seed)
+        built.append(_ctx(model="zoo:dscnn", seed=0)[1].module.state_dict())
+    torch.manual_seed(1)
+    other = _ctx(model="zoo:dscnn", seed=1)[1].module.state_dict()
+    assert all(torch.equal(built[0][k], built[1][k]) for k in built[0])
+    assert not torch.equal(built[0]["classifier.weight"], other["classifier.weight"])
+
+
 def test_file_factory_with_model_kwargs(factory_file: Path) -> None:
     _, base = _ctx(model=f"{factory_file}:build", model_kwargs={"hidden": 16})
     assert base.module.head.in_features == 16

@@ -99,3 +99,29 @@ def test_qat_with_a_teacher_uses_the_kd_defaults(trained_checkpoint: Path, tmp_p
     assert details["lr"] == 1e-5
     base = record["baseline"]["metrics"]["top1"]
     assert record["steps"][0]["artifact"]["metrics"]["top1"] >= base - 0.03
+
+
+def test_student_at_a_lower_input_resolution_exports_and_reloads(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    steps = [
+        {
+            "type": "distill",
+            "student": "zoo:dscnn",
+            "student_kwargs": {"width_mult": 0.5, "input_size": 12},
+            "epochs": 6,
+            "lr": 1e-2,
+        },
+        {"type": "export", "format": "onnx", "precision": "int8"},
+    ]
+    record = run_steps(trained_checkpoint, tmp_path / "run", *steps)
+    student, onnx = (entry["artifact"] for entry in record["steps"])
+    assert all(entry["status"] == "ok" for entry in record["steps"]), record["steps"]
+    # the same width as the baseline at 12×12 instead of 16×16: MACs fall by about (12/16)²
+    assert student["macs"] < 0.7 * record["baseline"]["macs"]
+    assert student["metrics"]["top1"] > 0.3  # 3× chance after six short epochs
+    assert onnx["verification"]["agreement"] >= 0.9  # the resize runs inside the ONNX graph
+    reloaded = models.build(models.inspect_source(str(tmp_path / "run" / student["path"])))
+    assert reloaded.size == (12, 12)
+    with torch.no_grad():
+        assert reloaded(torch.randn(2, 1, 16, 16)).shape == (2, 10)

@@ -18,8 +18,8 @@ def test_structured_prune_removes_channels_and_reloads_from_code(
     step = {
         "type": "prune",
         "ratio": 0.3,
-        "finetune_epochs": 3,
-        "lr": 5e-3,
+        "finetune_epochs": 8,
+        "lr": 1e-2,
         "teacher": "input",
         "round_to": 4,
     }
@@ -29,9 +29,10 @@ def test_structured_prune_removes_channels_and_reloads_from_code(
     art, base = entry["artifact"], record["baseline"]
     assert art["macs"] <= base["macs"] / 2 and art["params"] < base["params"] / 2
     details = art["details"]
-    assert details["teacher"] == "baseline" and details["finetune"]["epochs"] == 3
+    assert details["teacher"] == "baseline" and details["finetune"]["epochs"] == 8
     assert all(after % 4 == 0 for _, after in details["channels"].values())
-    assert art["metrics"]["top1"] >= base["metrics"]["top1"] - 0.1  # 3 short epochs back
+    # a third of a 0.5-width dscnn's channels cut: 8 short epochs win back all but a few points
+    assert art["metrics"]["top1"] >= base["metrics"]["top1"] - 0.06
     # the checkpoint holds only tensors and plain data: it loads with weights_only
     path = tmp_path / "run" / art["path"]
     saved = torch.load(path, weights_only=True)

@@ -302,3 +302,40 @@ def test_mobilenetv3_leaves_chance_after_a_short_schedule() -> None:
     )
     result = fit(base.module, ctx.data, ctx.task, TrainConfig(epochs=4, lr=3e-3), threads=2)
     assert result.best_metric >= 0.5
+
+
+# --- input resolution ----------------------------------------------------------------------------
+
+
+IMAGE_NAMES = [n for n in ALL_NAMES if zoo.get(n).input_kind == "image"]
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_input_size_runs_the_model_at_that_resolution(name: str) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, 3, 32, 32)
+    full = zoo.create(name, in_channels=3).eval()
+    small = zoo.create(name, in_channels=3, input_size=16).eval()
+    small.model.load_state_dict(full.state_dict())  # same weights, only the resolution differs
+    flops = []
+    for model in (full, small):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        flops.append(counter.get_total_flops())
+    assert flops[1] < flops[0]  # the convolutions' share falls with the square of the side
+    with torch.no_grad():
+        resized = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear")
+        torch.testing.assert_close(small(x), full(resized))
+    exported = torch.export.export(small, (x,)).module()
+    torch.testing.assert_close(exported(x), small(x))
+
+
+def test_input_size_is_checked_and_only_for_image_models() -> None:
+    with pytest.raises(
+        ModelSourceError, match=r"input_size must be an integer >= 4 or \[H, W\], got 2"
+    ):
+        zoo.create("dscnn", input_size=2)
+    assert zoo.create("dscnn", input_size=[12, 16]).size == (12, 16)
+    with pytest.raises(ModelSourceError, match="zoo model 'mlp' has no argument 'input_size'"):
+        zoo.create("mlp", input_size=16)

@@ -310,14 +310,19 @@ def zoo() -> None:
 
     from modelpress import zoo as zoo_mod
 
-    table = Table(title="modelpress zoo")
-    for col in ("name", "input", "default shape", "description"):
+    table = Table(
+        title="modelpress zoo",
+        caption="arguments go in --model-kwargs / model_kwargs; num_classes and in_channels "
+        "come from the data; input_size=N runs an image model at N×N whatever the data's size",
+    )
+    for col in ("name", "input", "default shape", "arguments", "description"):
         table.add_column(col)
     for entry in zoo_mod.list_models():
         table.add_row(
             entry.name,
             entry.input_kind,
             ",".join(map(str, entry.default_input_shape)),
+            ", ".join(zoo_mod.arguments(entry) or ["any"]),
             entry.description,
         )
     console.print(table)

@@ -71,13 +71,16 @@ class Context:
         kwargs: dict | None = None,
         weights: str | None = None,
         where: str = "model",
+        seed: int | None = None,
     ) -> tuple[torch.nn.Module, models.ModelSpec]:
         """Another torch model for this data (a teacher, a student): built like the baseline
-        (zoo arguments filled from the data), weights loaded, one forward checked."""
+        (zoo arguments filled from the data, initial weights from ``seed``, else the recipe's),
+        weights loaded, one forward checked."""
         spec = models.inspect_source(source, kwargs)
         if spec.kind in ("onnx", "tflite"):
             raise ModelSourceError(f"{where}: {source} is a deployed file; it needs a torch model")
-        module = models.build(spec, _auto_kwargs(self.input_specs, self.data, spec))
+        seed = self.recipe.seed if seed is None else seed
+        module = _build(spec, _auto_kwargs(self.input_specs, self.data, spec), seed)
         if weights:
             models.load_weights(module, Path(weights), source)
         example = self.example_inputs(2 if _has_batchnorm(module) else 1)
@@ -193,14 +196,13 @@ def build_context(
         ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
         _check_output(_check_deployed(deployed, ctx), task, data, recipe.model)
         return ctx, deployed
-    module = models.build(spec, _auto_kwargs(specs, data, spec))
+    module = _build(spec, _auto_kwargs(specs, data, spec), recipe.seed)
     if recipe.weights:
         if spec.kind in ("torchscript", "exported"):
             raise ModelSourceError(
                 f"{recipe.model}: a {spec.kind} file carries its own weights; drop --weights"
             )
         models.load_weights(module, Path(recipe.weights), recipe.model)
-    torch.manual_seed(recipe.seed)
     ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
     out = models.check_forward(
         module, ctx.example_inputs(2 if _has_batchnorm(module) else 1), recipe.model
@@ -215,6 +217,13 @@ def build_context(
         rebuild=rebuild_info(spec),
     )
     return ctx, baseline
+
+
+def _build(spec: models.ModelSpec, kwargs: dict, seed: int) -> torch.nn.Module:
+    """``models.build`` with the torch RNG seeded first: torch seeds itself at random in each
+    process, so a model's initial weights (and all training after) would differ run to run."""
+    torch.manual_seed(seed)
+    return models.build(spec, kwargs)
 
 
 def rebuild_info(spec: models.ModelSpec) -> dict | None:

@@ -14,9 +14,9 @@ Weights (``--weights``) may be a plain ``torch.save(model.state_dict())`` file, 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
-import inspect
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -196,11 +196,12 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
         from modelpress import zoo
 
         entry = zoo.get(source[4:])
-        params = inspect.signature(entry.factory).parameters
-        kwargs = {k: v for k, v in (auto_kwargs or {}).items() if k in params}
+        accepted = zoo.arguments(entry)
+        auto = auto_kwargs or {}
+        kwargs = {k: v for k, v in auto.items() if accepted is None or k in accepted}
         kwargs.update(spec.kwargs)
         spec.kwargs = kwargs
-        model = _call(entry.factory, kwargs, source)
+        model = _call(functools.partial(zoo.create, entry.name), kwargs, source)
     else:
         model = _call(_resolve_factory(source), spec.kwargs, source)
     if spec.kind == "checkpoint":

@@ -6,7 +6,10 @@ Python control flow, so each one can be captured by ``torch.export`` and ``torch
     >>> from modelpress import zoo
     >>> model = zoo.create("resnet_tiny", num_classes=5)
     >>> [e.name for e in zoo.list_models()]
-    ['dscnn', 'mlp', 'mobilenetv3_small', 'resnet18', 'resnet_tiny']
+    ['dscnn', 'mlp', 'mobilenetv3_small', 'resnet18', 'resnet_tiny', 'text_encoder']
+
+Image models also take ``input_size`` (an int or ``[H, W]``): the model then resizes whatever
+arrives to that resolution first (``InputResize``), e.g. a student run at 24×24 on 32×32 data.
 
 Importing this package only imports torch and the standard library.
 """
@@ -22,13 +25,14 @@ from typing import Literal
 from torch import nn
 
 from modelpress.errors import ModelSourceError
+from modelpress.zoo._common import InputResize, check_input_size
 from modelpress.zoo.dscnn import dscnn
 from modelpress.zoo.mlp import mlp
 from modelpress.zoo.mobilenetv3 import mobilenetv3_small
 from modelpress.zoo.resnet import resnet18, resnet_tiny
 from modelpress.zoo.text_encoder import text_encoder
 
-__all__ = ["ZOO", "ZooEntry", "create", "get", "list_models"]
+__all__ = ["ZOO", "ZooEntry", "arguments", "create", "get", "list_models"]
 
 
 @dataclass(frozen=True)
@@ -111,17 +115,26 @@ def get(name: str) -> ZooEntry:
     raise ModelSourceError(message)
 
 
-def create(name: str, **kwargs: object) -> nn.Module:
-    """Build zoo model ``name`` with ``kwargs`` passed to its factory (checked against it first)."""
-    entry = get(name)
+def arguments(entry: ZooEntry) -> list[str] | None:
+    """The keyword arguments ``create`` accepts for ``entry``; None when its factory takes any."""
     params = inspect.signature(entry.factory).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not accepts_any:
-        accepted = [
-            p.name
-            for p in params.values()
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        ]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    names = [
+        p.name
+        for p in params.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    return [*names, "input_size"] if entry.input_kind == "image" else names
+
+
+def create(name: str, **kwargs: object) -> nn.Module:
+    """Build zoo model ``name`` with ``kwargs`` passed to its factory (checked against it first);
+    an image model given ``input_size`` comes wrapped in ``InputResize``."""
+    entry = get(name)
+    input_size = kwargs.pop("input_size", None) if entry.input_kind == "image" else None
+    accepted = arguments(entry)
+    if accepted is not None:
         unknown = [k for k in kwargs if k not in accepted]
         if unknown:
             message = (
@@ -132,4 +145,7 @@ def create(name: str, **kwargs: object) -> nn.Module:
             if close:
                 message += f"; did you mean {close[0]!r}?"
             raise ModelSourceError(message)
-    return entry.factory(**kwargs)
+    model = entry.factory(**kwargs)
+    if input_size is not None:
+        return InputResize(model, check_input_size(input_size))
+    return model

@@ -5,6 +5,8 @@ Kept here so each model file can stay a straight top-to-bottom read of its archi
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from modelpress.errors import ModelSourceError
@@ -30,6 +32,34 @@ def check_dropout(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
         raise ModelSourceError(f"dropout must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_input_size(value: object) -> tuple[int, int]:
+    """``input_size`` as (H, W): an int >= 4 or a pair of them, else a one-line ModelSourceError."""
+    sizes = list(value) if isinstance(value, list | tuple) else [value, value]
+    if len(sizes) != 2 or any(
+        not isinstance(v, int) or isinstance(v, bool) or v < 4 for v in sizes
+    ):
+        raise ModelSourceError(f"input_size must be an integer >= 4 or [H, W], got {value!r}")
+    return sizes[0], sizes[1]
+
+
+class InputResize(nn.Module):
+    """Runs ``model`` at a fixed input resolution: whatever H×W arrives is resized (bilinear)
+    to ``size`` first, inside the model, so every export and runtime sees the same graph.
+
+    This is how a student is made cheaper by resolution as well as width: MACs fall with the
+    square of the side.
+    """
+
+    def __init__(self, model: nn.Module, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.model = model
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return self.model(x)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

@@ -126,9 +126,12 @@ def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
 def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifact:
     where = config.display_name
     teacher = resolve_teacher(config, artifact, ctx, where)
-    torch.manual_seed(config.seed)
     student, spec = ctx.load_model(
-        config.student, config.student_kwargs, config.student_weights, f"{where} (student)"
+        config.student,
+        config.student_kwargs,
+        config.student_weights,
+        f"{where} (student)",
+        seed=config.seed,
     )
     initial = copy.deepcopy(student.state_dict())  # the scratch twin starts from the same weights
     details: dict[str, Any] = {
