@@ -6,7 +6,14 @@ import torch
 from conftest import tiny_recipe
 from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
-from modelpress.training import Callback, TrainConfig, TrainingDiverged, evaluate_module, fit
+from modelpress.training import (
+    Callback,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate_module,
+    fit,
+    recalibrate_batchnorm,
+)
 
 
 def _setup(model: str = "zoo:dscnn", **kw: object):
@@ -144,3 +151,28 @@ def test_a_checkpoint_resumes_only_under_the_same_resume_key(tmp_path: Path) -> 
     _, other = _setup()
     fresh = fit(other, ctx.data, ctx.task, cfg, checkpoint_dir=tmp_path, resume_key={"T": 2})
     assert kept.resumed_from == 1 and fresh.resumed_from is None
+
+
+def test_recalibrated_batchnorm_holds_the_plain_average_over_the_samples() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    x = torch.randn(96, 1, 8, 8) * 3 + 2
+    assert recalibrate_batchnorm(model, [x], batch_size=32, max_samples=64)  # 2 of 3 batches
+    with torch.no_grad():
+        first = model[0](x[:64])
+    bn = model[1]
+    means = first.reshape(2, 32, 4, 6, 6).mean(dim=(1, 3, 4))  # one mean per batch
+    torch.testing.assert_close(bn.running_mean, means.mean(0))
+    assert bn.momentum == 0.1 and not model.training  # put back as it was
+    assert not recalibrate_batchnorm(torch.nn.Linear(2, 2), [torch.randn(8, 2)], 4, 8)
+
+
+def test_precise_batchnorm_lifts_an_eval_mode_model_off_chance_after_a_short_schedule() -> None:
+    ctx, model = _setup(data={"source": "builtin:digits", "max_samples": 600})
+    top1 = {}
+    for precise in (0, 1024):
+        model = _setup(data={"source": "builtin:digits", "max_samples": 600})[1]
+        cfg = TrainConfig(epochs=3, lr=1e-2, precise_bn=precise)
+        top1[precise] = fit(model, ctx.data, ctx.task, cfg, threads=2).best_metric
+    # 300 training samples, 15 steps: the running averages still hold their initial values
+    assert top1[0] < 0.3 and top1[1024] > top1[0] + 0.2

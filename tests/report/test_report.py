@@ -303,3 +303,24 @@ def test_training_steps_show_what_the_teacher_added(record: dict) -> None:
     row = next(line for line in section.splitlines() if line.startswith("| 9. distill"))
     assert "student zoo:dscnn" in row and "0.9100" in row and "+4.00 pt" in row
     assert terminal.training_table(record) is not None
+
+
+def test_training_steps_show_a_pruned_model_before_and_after_fine_tuning(record: dict) -> None:
+    record = copy.deepcopy(record)
+    art = copy.deepcopy(record["baseline"])
+    art |= {
+        "name": "pruned",
+        "metrics": {"top1": 0.93},
+        "details": {
+            "method": "structured",
+            "ratio": 0.5,
+            "before_finetune": {"top1": 0.61},
+            "finetune": {"epochs": 3, "best_epoch": 3},
+        },
+    }
+    step = {"index": 4, "name": "prune", "type": "prune", "status": "ok", "artifact": art}
+    record["steps"].append(step)
+    section = markdown.render(record).split("## Training steps", 1)[1]
+    row = next(line for line in section.splitlines() if line.startswith("| 4. prune"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:6] == ["structured 0.5", "3", "3", "0.6100", "0.9300"]

@@ -30,6 +30,7 @@ def test_structured_prune_removes_channels_and_reloads_from_code(
     assert art["macs"] <= base["macs"] / 2 and art["params"] < base["params"] / 2
     details = art["details"]
     assert details["teacher"] == "baseline" and details["finetune"]["epochs"] == 8
+    assert 0.1 <= details["before_finetune"]["top1"] < art["metrics"]["top1"]  # what tuning won
     assert all(after % 4 == 0 for _, after in details["channels"].values())
     # a third of a 0.5-width dscnn's channels cut: 8 short epochs win back all but a few points
     assert art["metrics"]["top1"] >= base["metrics"]["top1"] - 0.06

@@ -198,6 +198,7 @@ def _training_row(step: dict[str, Any], key: str, teacher: Any) -> list[str]:
         "qat": "with teacher" if details.get("teacher") else "hard labels",
     }.get(str(step.get("type")), "")
     value = metrics_of(art).get(key)
+    before = (details.get("before_finetune") or {}).get(key)  # structured pruning, untuned
     scratch = metrics_of(step.get("scratch") or {}).get(key)
     added = (
         (value - scratch) * 100 if isinstance(value, float | int) and scratch is not None else None
@@ -207,6 +208,7 @@ def _training_row(step: dict[str, Any], key: str, teacher: Any) -> list[str]:
         what,
         fmt.text(run.get("epochs")),
         fmt.text(run.get("best_epoch")),
+        fmt.metric(before),
         fmt.metric(value),
         fmt.metric(scratch),
         fmt.delta_pt(added),
@@ -215,8 +217,9 @@ def _training_row(step: dict[str, Any], key: str, teacher: Any) -> list[str]:
 
 
 def training(record: dict[str, Any]) -> Grid | None:
-    """Steps that train (distill, prune, qat): epochs, result, and for a distillation with
-    ``compare_scratch`` the same student trained without a teacher — what the teacher added."""
+    """Steps that train (distill, prune, qat): epochs, result (for structured pruning also the
+    pruned model's before fine-tuning), and for a distillation with ``compare_scratch`` the same
+    student trained without a teacher — what the teacher added."""
     trained = [s for s in steps(record) if s.get("type") in _TRAINED and s.get("artifact")]
     if not trained:
         return None
@@ -229,12 +232,13 @@ def training(record: dict[str, Any]) -> Grid | None:
             "what",
             "epochs",
             "best epoch",
+            f"{label} before training",
             label,
             f"scratch {label}",
             "teacher added",
             f"baseline {label}",
         ],
-        numeric={2, 3, 4, 5, 6, 7},
+        numeric={2, 3, 4, 5, 6, 7, 8},
     )
     teacher = metrics_of(record.get("baseline") or {}).get(key)
     grid.rows += [_training_row(s, key, teacher) for s in trained]

@@ -28,6 +28,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import register_step
 from modelpress.errors import StepError
+from modelpress.evaluate.metrics import PRIMARY
 from modelpress.sources.models import eval_mode
 from modelpress.sources.structure import snapshot, structure_changes
 from modelpress.steps.distill import resolve_teacher, teacher_loss
@@ -36,8 +37,11 @@ from modelpress.steps.prune.unstructured import GradualMagnitude, OneShot, spars
 from modelpress.steps.trained import TeacherFields, train_in_step
 from modelpress.training import (
     Callback,
+    TrainConfig,
     checkpoint_metadata,
     default_loss,
+    evaluate_module,
+    recalibrate_batchnorm,
     save_checkpoint,
 )
 
@@ -133,6 +137,7 @@ def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
         )
         notes += facts.pop("notes", [])
         details |= facts
+        details["before_finetune"] = _measure_pruned(model, config, ctx)
     callbacks, select_from = _callbacks(config, where)
     if config.method == "gradual":
         details |= {"sparsity_init": config.sparsity_init, "schedule": config.schedule}
@@ -181,6 +186,16 @@ def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
         rebuild=rebuild,
         retrained=bool(config.finetune_epochs),
     )
+
+
+def _measure_pruned(model: nn.Module, config: PruneConfig, ctx: Context) -> dict[str, float]:
+    """The pruned model's primary metric before any fine-tuning, its BatchNorm statistics
+    re-estimated first (channels gone upstream shift every later layer's statistics)."""
+    inputs = [torch.from_numpy(a) for a in ctx.data.train.inputs]
+    recalibrate_batchnorm(model, inputs, config.batch_size, TrainConfig().precise_bn)
+    metric = PRIMARY[ctx.task]
+    metrics = evaluate_module(eval_mode(model), ctx.data, ctx.task, ctx.threads)
+    return {metric: float(metrics[metric])}
 
 
 def _plain_loss(ctx: Context) -> Any:
