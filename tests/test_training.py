@@ -168,10 +168,10 @@ def test_recalibrated_batchnorm_holds_the_plain_average_over_the_samples() -> No
 
 
 def test_precise_batchnorm_lifts_an_eval_mode_model_off_chance_after_a_short_schedule() -> None:
-    ctx, model = _setup(data={"source": "builtin:digits", "max_samples": 600})
+    data = {"source": "builtin:digits", "max_samples": 600}
     top1 = {}
     for precise in (0, 1024):
-        model = _setup(data={"source": "builtin:digits", "max_samples": 600})[1]
+        ctx, model = _setup(data=data)  # the same initial weights each time (the recipe's seed)
         cfg = TrainConfig(epochs=3, lr=1e-2, precise_bn=precise)
         top1[precise] = fit(model, ctx.data, ctx.task, cfg, threads=2).best_metric
     # 420 training samples, 21 steps: the running averages still hold their initial values

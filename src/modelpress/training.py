@@ -39,6 +39,9 @@ from modelpress.sources.models import first_tensor
 LossFn = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
 
+PRECISE_BN_SAMPLES = 1024  # enough for stable per-channel statistics, cheap next to an epoch
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,7 +63,7 @@ class TrainConfig(BaseModel):
     nan_lr_factor: float = Field(0.5, gt=0, lt=1)  # lr multiplier after a non-finite batch
     # BatchNorm statistics re-estimated over up to this many training samples after each epoch
     # (0: keep the running averages); see recalibrate_batchnorm
-    precise_bn: int = Field(1024, ge=0)
+    precise_bn: int = Field(PRECISE_BN_SAMPLES, ge=0)
     seed: int = 0
 
 

@@ -10,6 +10,7 @@ import typer
 from modelpress.cli import compress
 from modelpress.cli.common import (
     Data,
+    Force,
     Kwargs,
     Model,
     SaveRecipe,
@@ -48,9 +49,7 @@ def run(
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip steps finished in an earlier run of this recipe.")
     ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Start over in a directory that holds a run.")
-    ] = False,
+    force: Force = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a recipe value: key.path=value (repeatable)."),
@@ -145,29 +144,15 @@ def export(
     task: Task = None,
     threads: Threads = None,
     opset: Annotated[int, typer.Option("--opset")] = 18,
-    force: Annotated[
-        bool, typer.Option("--force", help="Start over in a directory that holds a run.")
-    ] = False,
+    force: Force = False,
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Export one artifact; verify it, evaluate and benchmark it in its own runtime."""
-    from modelpress.core.recipe import load_recipe
-
     step: dict[str, Any] = {"type": "export", "format": format}
     if format == "onnx":
         step["opset"] = opset
-    recipe = load_recipe(
-        model_recipe(
-            model,
-            data,
-            weights,
-            model_kwargs,
-            input_shape,
-            task,
-            threads,
-            steps=[step],
-            out=str(out),
-        )
+    recipe = model_recipe(
+        model, data, weights, model_kwargs, input_shape, task, threads, steps=[step], out=str(out)
     )
     run_shortcut(recipe, out, force, save_recipe)
 
@@ -220,14 +205,10 @@ def quantize(
     input_shape: Shape = None,
     task: Task = None,
     threads: Threads = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Start over in a directory that holds a run.")
-    ] = False,
+    force: Force = False,
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Quantize to every requested format; verify, evaluate and benchmark each in its runtime."""
-    from modelpress.core.recipe import load_recipe
-
     if method not in _PRECISION:
         raise ModelpressError(f"--method '{method}': use static, dynamic or fp16")
     options: dict[str, Any] = {}
@@ -241,9 +222,7 @@ def quantize(
     extra: dict[str, Any] = {"steps": quantize_steps(method, names, options), "out": str(out)}
     if max_accuracy_drop is not None:
         extra["targets"] = {"max_accuracy_drop": max_accuracy_drop}
-    recipe = load_recipe(
-        model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
-    )
+    recipe = model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
     run_shortcut(recipe, out, force, save_recipe)
 
 

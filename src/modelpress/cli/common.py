@@ -61,6 +61,7 @@ Threads = Annotated[
 SaveRecipe = Annotated[
     Path | None, typer.Option("--save-recipe", help="Write the equivalent recipe here.")
 ]
+Force = Annotated[bool, typer.Option("--force", help="Start over in a directory that holds a run.")]
 
 
 def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, Any]:
@@ -134,11 +135,14 @@ def finish(record: dict[str, Any], out: Path) -> None:
         raise typer.Exit(1)
 
 
-def run_shortcut(recipe: Any, out: Path, force: bool, save_recipe: Path | None) -> None:
-    """A shortcut command's recipe: optionally written out (replayable), then run."""
+def run_shortcut(
+    recipe_dict: dict[str, Any], out: Path, force: bool, save_recipe: Path | None
+) -> None:
+    """A shortcut command's recipe: validated, optionally written out (replayable), then run."""
     from modelpress.core import pipeline
-    from modelpress.core.recipe import dump_recipe
+    from modelpress.core.recipe import dump_recipe, load_recipe
 
+    recipe = load_recipe(recipe_dict)
     if save_recipe:
         dump_recipe(recipe, save_recipe)
         console.print(f"wrote {save_recipe}")

@@ -10,6 +10,7 @@ import typer
 
 from modelpress.cli.common import (
     Data,
+    Force,
     Kwargs,
     Model,
     SaveRecipe,
@@ -24,7 +25,6 @@ from modelpress.cli.common import (
     user_errors,
 )
 
-Force = Annotated[bool, typer.Option("--force", help="Start over in a directory that holds a run.")]
 Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")]
 
 
@@ -88,8 +88,6 @@ def distill(
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Distil a small student from a teacher (Hinton KD, progressive α, two-stage, SAM)."""
-    from modelpress.core.recipe import load_recipe
-
     step = _set(
         {"type": "distill", "student": student, "epochs": epochs},
         student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs"),
@@ -119,7 +117,7 @@ def distill(
         steps=[step],
         out=str(out),
     )
-    run_shortcut(load_recipe(recipe), out, force, save_recipe)
+    run_shortcut(recipe, out, force, save_recipe)
 
 
 def prune(
@@ -164,8 +162,6 @@ def prune(
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Prune (unstructured, gradual or structured channels), fine-tune, measure the result."""
-    from modelpress.core.recipe import load_recipe
-
     step = _set(
         {"type": "prune", "method": method, "ratio": ratio},
         finetune_epochs=finetune_epochs,
@@ -188,7 +184,7 @@ def prune(
         steps=[step],
         out=str(out),
     )
-    run_shortcut(load_recipe(recipe), out, force, save_recipe)
+    run_shortcut(recipe, out, force, save_recipe)
 
 
 def register() -> None:

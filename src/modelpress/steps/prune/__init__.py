@@ -36,8 +36,8 @@ from modelpress.steps.prune.structured import prune_channels
 from modelpress.steps.prune.unstructured import GradualMagnitude, OneShot, sparsity_of
 from modelpress.steps.trained import TeacherFields, train_in_step
 from modelpress.training import (
+    PRECISE_BN_SAMPLES,
     Callback,
-    TrainConfig,
     checkpoint_metadata,
     default_loss,
     evaluate_module,
@@ -192,7 +192,7 @@ def _measure_pruned(model: nn.Module, config: PruneConfig, ctx: Context) -> dict
     """The pruned model's primary metric before any fine-tuning, its BatchNorm statistics
     re-estimated first (channels gone upstream shift every later layer's statistics)."""
     inputs = [torch.from_numpy(a) for a in ctx.data.train.inputs]
-    recalibrate_batchnorm(model, inputs, config.batch_size, TrainConfig().precise_bn)
+    recalibrate_batchnorm(model, inputs, config.batch_size, PRECISE_BN_SAMPLES)
     metric = PRIMARY[ctx.task]
     metrics = evaluate_module(eval_mode(model), ctx.data, ctx.task, ctx.threads)
     return {metric: float(metrics[metric])}
