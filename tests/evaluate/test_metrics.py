@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from modelpress.evaluate.compare import compare_outputs
+from modelpress.evaluate.compare import compare_outputs, verify
 from modelpress.evaluate.metrics import METRICS, PRIMARY, compute_metrics
 
 
@@ -71,3 +71,38 @@ def test_every_primary_metric_knows_its_direction() -> None:
     for task, key in PRIMARY.items():
         assert METRICS[key].higher_is_better, task
     assert not METRICS["max_abs_diff"].higher_is_better
+
+
+def _near_tied_embeddings() -> tuple[np.ndarray, np.ndarray]:
+    """768-d embeddings whose largest dimensions are close, and a copy with INT8-sized noise:
+    cosine ≈ 0.995 while the argmax flips for a large share of rows (as for a real encoder)."""
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(200, 768))
+    candidate = reference + rng.normal(scale=0.1, size=reference.shape)
+    return candidate, reference
+
+
+def test_embeddings_are_verified_by_cosine_not_by_argmax() -> None:
+
+    candidate, reference = _near_tied_embeddings()
+    result, problem = verify(candidate, reference, "fidelity", min_agreement=0.9, min_cosine=0.99)
+    assert result["agreement"] < 0.9 < 0.99 < result["cosine"]
+    assert problem is None and result["judged_by"] == "cosine"
+    # the same outputs from a classifier: judged by top-1 agreement, which fails
+    _, problem = verify(candidate, reference, "classification", min_agreement=0.9, min_cosine=0.99)
+    assert problem is not None and "agreement" in problem
+    # a stricter cosine threshold from the recipe fails the embeddings
+    _, problem = verify(candidate, reference, "fidelity", min_agreement=0.9, min_cosine=0.999)
+    assert problem is not None and "cosine" in problem and "0.999" in problem
+
+
+def test_nonfinite_outputs_fail_verification_even_unjudged() -> None:
+
+    reference = np.ones((4, 3))
+    candidate = reference.copy()
+    candidate[1, 0] = np.nan
+    result, problem = verify(
+        candidate, reference, "classification", min_agreement=0.9, min_cosine=0.99, judge=False
+    )
+    assert result["judged_by"] is None
+    assert problem == "1 non-finite outputs"

@@ -75,6 +75,16 @@ class Targets(_Strict):
     max_latency_ms: float | None = Field(None, gt=0)
 
 
+class VerifyConfig(_Strict):
+    """When an artifact counts as ``degraded`` against its parent. Class heads are judged by
+    top-1 agreement; fidelity outputs (embeddings, features) by mean per-sample cosine, since
+    the argmax over embedding dimensions means nothing. A retrained model (distilled, pruned and
+    fine-tuned) is meant to differ: its agreement is reported, not judged."""
+
+    min_agreement: float = Field(0.9, ge=0, le=1)
+    min_cosine: float = Field(0.99, ge=-1, le=1)
+
+
 class EvaluateConfig(_Strict):
     warmup: int = Field(10, ge=0)
     repeats: int = Field(50, ge=3)
@@ -83,6 +93,7 @@ class EvaluateConfig(_Strict):
     threads: int | None = Field(None, ge=1)  # None: all cores of this machine
     eval_batch_size: int = Field(64, ge=1)
     max_samples: int | None = Field(None, ge=1)  # cap on validation samples evaluated
+    verify: VerifyConfig = VerifyConfig()
 
     @field_validator("batch_sizes")
     @classmethod

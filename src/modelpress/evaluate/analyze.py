@@ -10,16 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.evaluate.benchmark import benchmark_runtime, count_macs, files_size
-from modelpress.evaluate.compare import compare_outputs
+from modelpress.evaluate.compare import verify
 from modelpress.evaluate.metrics import compute_metrics
 from modelpress.runtimes import runtime_for
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
     from modelpress.core.context import Context
-
-# Below this top-1 agreement with its parent an artifact is "degraded", whatever its accuracy.
-DEGRADED_AGREEMENT = 0.9
 
 
 def torch_size_bytes(module: Any) -> int:
@@ -95,15 +92,18 @@ def analyze(
         "details": dict(artifact.details),
     }
     if parent_outputs is not None:
-        verification = compare_outputs(outputs, parent_outputs)
+        thresholds = cfg.verify
+        verification, problem = verify(
+            outputs,
+            parent_outputs,
+            ctx.task,
+            min_agreement=thresholds.min_agreement,
+            min_cosine=thresholds.min_cosine,
+            judge=not artifact.retrained,
+        )
         verification["reference"] = artifact.parent
         entry["verification"] = verification
-        low = verification["agreement"] < DEGRADED_AGREEMENT and not artifact.retrained
-        if low or verification["nonfinite_samples"]:
+        if problem:
             entry["status"] = "degraded"
-            entry["notes"].append(
-                f"degraded: top-1 agreement with {artifact.parent} is "
-                f"{verification['agreement']:.3f} (< {DEGRADED_AGREEMENT}), "
-                f"{verification['nonfinite_samples']} non-finite outputs"
-            )
+            entry["notes"].append(f"degraded: {problem} ({artifact.parent})")
     return entry, outputs

@@ -127,12 +127,17 @@ def summary(record: dict[str, Any]) -> str:
 PROGRESSION_HEADERS = [
     "step", "format", "precision", "status", "size MB", "params", "MACs",
     "latency ms p50 / p90", "speedup", "throughput/s", "peak mem MB",
-    "{metric}", "Δ pt", "verify max |Δ|", "agreement", "notes",
+    "{metric}", "Δ pt", "verify max |Δ|", "{verify}", "notes",
 ]  # fmt: skip
 _PROGRESSION_NUMERIC = set(range(4, 15))
 
 
-def _entry_cells(entry: Entry, key: str, status: Any) -> list[str]:
+def _verified_by(record: dict[str, Any]) -> str:
+    """What verification judges for this task: cosine for fidelity outputs, else agreement."""
+    return "cosine" if record.get("task") == "fidelity" else "agreement"
+
+
+def _entry_cells(entry: Entry, key: str, status: Any, verified_by: str) -> list[str]:
     lat = latency_at(entry)
     verification = entry.get("verification") or {}
     metrics = metrics_of(entry)
@@ -150,14 +155,20 @@ def _entry_cells(entry: Entry, key: str, status: Any) -> list[str]:
         fmt.metric(metrics.get(key)),
         fmt.delta_pt(entry.get("metric_delta_pt")),
         fmt.sig(verification.get("max_abs_diff")),
-        fmt.pct(verification.get("agreement")),
+        fmt.pct(verification.get("agreement"))
+        if verified_by == "agreement"
+        else fmt.sig(verification.get(verified_by), 4),
     ]
 
 
 def progression(record: dict[str, Any]) -> Grid:
     """One row for the baseline, then one per step, failed and skipped ones included."""
     key = primary_key(record)
-    headers = [h.replace("{metric}", metric_label(key)) for h in PROGRESSION_HEADERS]
+    by = _verified_by(record)
+    headers = [
+        h.replace("{metric}", metric_label(key)).replace("{verify}", by)
+        for h in PROGRESSION_HEADERS
+    ]
     grid = Grid("Progression", headers, numeric=set(_PROGRESSION_NUMERIC))
     rec = recommended(record)
     baseline = record.get("baseline")
@@ -166,7 +177,7 @@ def progression(record: dict[str, Any]) -> Grid:
         grid.rows.append(
             [
                 _label(baseline, rec),
-                *_entry_cells(baseline, key, baseline.get("status")),
+                *_entry_cells(baseline, key, baseline.get("status"), by),
                 _one_line(notes),
             ]
         )
@@ -175,7 +186,7 @@ def progression(record: dict[str, Any]) -> Grid:
         art = step.get("artifact")
         if isinstance(art, dict):
             label += f" {RECOMMENDED_MARK}" if art is rec else ""
-            cells = _entry_cells(art, key, step.get("status") or art.get("status"))
+            cells = _entry_cells(art, key, step.get("status") or art.get("status"), by)
         else:
             config = step.get("config") or {}
             cells = [fmt.text(config.get("format")), fmt.text(config.get("precision"))]

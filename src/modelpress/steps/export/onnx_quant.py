@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
-DYNAMIC_OPS = ["MatMul", "Gemm"]  # ORT's dynamic ConvInteger is slower than FP32 conv on CPU
+DYNAMIC_OPS = ["MatMul", "Gemm", "Gather"]  # Gather: embedding tables (weights only)
 
 
 def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
@@ -330,8 +330,8 @@ def _dynamic_int8(
         }
     )
     notes.append(
-        "dynamic int8 quantizes MatMul/Gemm weights; convolutions stay FP32 "
-        "(ORT's dynamic ConvInteger is slower than FP32 convolution on CPU)"
+        "dynamic int8 quantizes MatMul/Gemm weights and embedding tables (Gather); "
+        "convolutions stay FP32 (ORT's dynamic ConvInteger is slower than FP32 convolution on CPU)"
     )
 
 
