@@ -22,6 +22,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import register_step
 from modelpress.errors import StepError
+from modelpress.evaluate.metrics import PRIMARY
 from modelpress.sources.models import eval_mode
 from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
 from modelpress.steps.distill.losses import AlphaSchedule, DistillLoss
@@ -122,6 +123,37 @@ def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, float | int)}
 
 
+def teacher_cost(
+    config: DistillConfig, distilled: dict[str, Any], scratch: dict[str, Any], ctx: Context
+) -> dict[str, Any] | None:
+    """When the same student trained without the teacher scores higher (by more than one
+    validation sample), what it cost and what to change; else None."""
+    key = PRIMARY[ctx.task]
+    value, alone = distilled.get(key), scratch.get(key)
+    if value is None or alone is None:
+        return None
+    one_sample = 1.0 / max(len(ctx.data.validation), 1)
+    if alone - value <= one_sample:
+        return None
+    remedies = []
+    if config.alpha_start is None and config.alpha < 0.7:
+        remedies.append(f"raise alpha (now {config.alpha}) to put more weight on the labels")
+    if config.temperature > 2:
+        remedies.append(f"lower the temperature (now {config.temperature}) to 2")
+    if not config.pretrain_epochs:
+        remedies.append("add pretrain_epochs (a hard-label warm-up)")
+    remedies.append("train for more epochs, or ship the student trained without the teacher")
+    cost_pt = round(100 * (alone - value), 2)
+    return {
+        "metric": key,
+        "cost_pt": cost_pt,
+        "message": (
+            f"the teacher cost {cost_pt:.2f} pt of {key}: the same student from scratch scored "
+            f"{alone:.4f}, distilled {value:.4f}; " + "; ".join(remedies)
+        ),
+    }
+
+
 @register_step(DistillConfig)
 def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifact:
     where = config.display_name
@@ -185,6 +217,7 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
             features.remove()
     details |= {**result.summary(), "sam": config.sam}
     step_facts: dict[str, Any] = {}
+    notes: list[str] = []
     if config.compare_scratch:
         scratch = copy.deepcopy(student)
         scratch.load_state_dict(initial)
@@ -196,6 +229,11 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
             "seconds": round(sum(h["seconds"] for h in run.history), 3),  # within the step
             "metrics": _metrics(scratch, ctx),
         }
+        cost = teacher_cost(config, _metrics(student, ctx), step_facts["scratch"]["metrics"], ctx)
+        if cost:
+            step_facts["scratch"]["teacher_cost"] = cost
+            notes.append(cost["message"])
+            ctx.observer.event("warning", f"{where}: {cost['message']}")
     rebuild = {"model": spec.architecture, "model_kwargs": spec.kwargs}
     path = ctx.work_dir() / "model.pt"
     save_checkpoint(path, student, checkpoint_metadata(ctx, rebuild, distilled=details))
@@ -207,6 +245,7 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         name="student",
         module=eval_mode(student),
         details=details,
+        notes=notes,
         rebuild=rebuild,
         step_facts=step_facts,
         retrained=True,
