@@ -79,10 +79,12 @@ def demo_recipe(checkpoint: Path, quick: bool, threads: int | None) -> dict[str,
 
 
 def _trained(checkpoint: Path, train_recipe: Any, cfg: TrainConfig) -> bool:
-    if not checkpoint.is_file():
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # none yet, or unreadable (truncated, not ours): train it afresh
         return False
-    meta = torch.load(checkpoint, map_location="cpu", weights_only=True).get("modelpress", {})
-    return meta.get("train_hash") == stable_hash(
+    meta = ckpt.get("modelpress") if isinstance(ckpt, dict) else None
+    return isinstance(meta, dict) and meta.get("train_hash") == stable_hash(
         {"train": cfg.model_dump(), "identity": train_recipe.identity()}
     )
 

@@ -17,6 +17,7 @@ from modelpress.cli.common import (
     Shape,
     Task,
     Threads,
+    TrustCode,
     Weights,
     app,
     console,
@@ -54,12 +55,14 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a recipe value: key.path=value (repeatable)."),
     ] = None,
+    trust: TrustCode = False,
 ) -> None:
     """Run a recipe: baseline, every step, each artifact verified and measured; write the report."""
     from modelpress.core import pipeline
     from modelpress.core.recipe import load_recipe
 
-    parsed = load_recipe(recipe, set_ or [])
+    overrides = [*(set_ or []), *(["trust_checkpoint_code=true"] if trust else [])]
+    parsed = load_recipe(recipe, overrides)
     root = out or pipeline.default_out(parsed)
     finish(
         pipeline.run(parsed, out=root, resume=resume, force=force, observer=rich_observer()), root
@@ -101,6 +104,7 @@ def bench(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the analysis as JSON.")
     ] = None,
+    trust: TrustCode = False,
 ) -> None:
     """Baseline analysis of one model: size, params, MACs, latency, throughput, memory, accuracy."""
     from modelpress.core.context import build_context
@@ -118,7 +122,15 @@ def bench(
     evaluate = {"batch_sizes": sizes, "repeats": repeats, "warmup": warmup}
     recipe = load_recipe(
         model_recipe(
-            model, data, weights, model_kwargs, input_shape, task, threads, evaluate=evaluate
+            model,
+            data,
+            weights,
+            model_kwargs,
+            input_shape,
+            task,
+            threads,
+            trust_checkpoint_code=trust,
+            evaluate=evaluate,
         )
     )
     observer = rich_observer()
@@ -146,13 +158,23 @@ def export(
     opset: Annotated[int, typer.Option("--opset")] = 18,
     force: Force = False,
     save_recipe: SaveRecipe = None,
+    trust: TrustCode = False,
 ) -> None:
     """Export one artifact; verify it, evaluate and benchmark it in its own runtime."""
     step: dict[str, Any] = {"type": "export", "format": format}
     if format == "onnx":
         step["opset"] = opset
     recipe = model_recipe(
-        model, data, weights, model_kwargs, input_shape, task, threads, steps=[step], out=str(out)
+        model,
+        data,
+        weights,
+        model_kwargs,
+        input_shape,
+        task,
+        threads,
+        trust_checkpoint_code=trust,
+        steps=[step],
+        out=str(out),
     )
     run_shortcut(recipe, out, force, save_recipe)
 
@@ -207,6 +229,7 @@ def quantize(
     threads: Threads = None,
     force: Force = False,
     save_recipe: SaveRecipe = None,
+    trust: TrustCode = False,
 ) -> None:
     """Quantize to every requested format; verify, evaluate and benchmark each in its runtime."""
     if method not in _PRECISION:
@@ -222,7 +245,17 @@ def quantize(
     extra: dict[str, Any] = {"steps": quantize_steps(method, names, options), "out": str(out)}
     if max_accuracy_drop is not None:
         extra["targets"] = {"max_accuracy_drop": max_accuracy_drop}
-    recipe = model_recipe(model, data, weights, model_kwargs, input_shape, task, threads, **extra)
+    recipe = model_recipe(
+        model,
+        data,
+        weights,
+        model_kwargs,
+        input_shape,
+        task,
+        threads,
+        trust_checkpoint_code=trust,
+        **extra,
+    )
     run_shortcut(recipe, out, force, save_recipe)
 
 
@@ -248,6 +281,7 @@ def train(
     input_shape: Shape = None,
     task: Task = None,
     threads: Threads = None,
+    trust: TrustCode = False,
 ) -> None:
     """Train a model and save its weights with what is needed to reload them."""
     from pydantic import ValidationError
@@ -269,7 +303,16 @@ def train(
         err = e.errors()[0]
         raise ModelpressError(f"--{err['loc'][0]}: {err['msg']}") from None
     recipe = load_recipe(
-        model_recipe(model, data, weights, model_kwargs, input_shape, task, threads)
+        model_recipe(
+            model,
+            data,
+            weights,
+            model_kwargs,
+            input_shape,
+            task,
+            threads,
+            trust_checkpoint_code=trust,
+        )
     )
     result, metrics = train_and_save(recipe, cfg, out, rich_observer())
     key = result.metric

@@ -62,6 +62,14 @@ SaveRecipe = Annotated[
     Path | None, typer.Option("--save-recipe", help="Write the equivalent recipe here.")
 ]
 Force = Annotated[bool, typer.Option("--force", help="Start over in a directory that holds a run.")]
+TrustCode = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint-code",
+        help="Let a .pt checkpoint build its model with a module:factory or file.py:factory it "
+        "names that you did not name (runs that code: only for files you trust).",
+    ),
+]
 
 
 def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, Any]:
@@ -86,6 +94,7 @@ def model_recipe(
     input_shape: str | None,
     task: str | None,
     threads: int | None,
+    trust_checkpoint_code: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     recipe: dict[str, Any] = {
@@ -93,6 +102,8 @@ def model_recipe(
         "data": data,
         "model_kwargs": parse_kwargs(model_kwargs),
     }
+    if trust_checkpoint_code:
+        recipe["trust_checkpoint_code"] = True
     if weights:
         recipe["weights"] = str(weights)
     if input_shape:

@@ -17,6 +17,7 @@ from modelpress.cli.common import (
     Shape,
     Task,
     Threads,
+    TrustCode,
     Weights,
     app,
     model_recipe,
@@ -86,6 +87,7 @@ def distill(
     threads: Threads = None,
     force: Force = False,
     save_recipe: SaveRecipe = None,
+    trust: TrustCode = False,
 ) -> None:
     """Distil a small student from a teacher (Hinton KD, progressive α, two-stage, SAM)."""
     step = _set(
@@ -114,6 +116,7 @@ def distill(
         input_shape,
         task,
         threads,
+        trust_checkpoint_code=trust,
         steps=[step],
         out=str(out),
     )
@@ -160,6 +163,7 @@ def prune(
     threads: Threads = None,
     force: Force = False,
     save_recipe: SaveRecipe = None,
+    trust: TrustCode = False,
 ) -> None:
     """Prune (unstructured, gradual or structured channels), fine-tune, measure the result."""
     step = _set(
@@ -181,6 +185,7 @@ def prune(
         input_shape,
         task,
         threads,
+        trust_checkpoint_code=trust,
         steps=[step],
         out=str(out),
     )

@@ -76,7 +76,7 @@ class Context:
         """Another torch model for this data (a teacher, a student): built like the baseline
         (zoo arguments filled from the data, initial weights from ``seed``, else the recipe's),
         weights loaded, one forward checked."""
-        spec = models.inspect_source(source, kwargs)
+        spec = models.inspect_source(source, kwargs, self.recipe.code_trust())
         if spec.kind in ("onnx", "tflite"):
             raise ModelSourceError(f"{where}: {source} is a deployed file; it needs a torch model")
         seed = self.recipe.seed if seed is None else seed
@@ -172,7 +172,7 @@ def build_context(
 ) -> tuple[Context, Artifact]:
     """Load data and model as the recipe says; return the context and the baseline artifact."""
     observer = observer or Observer()
-    spec = models.inspect_source(recipe.model, recipe.model_kwargs)
+    spec = models.inspect_source(recipe.model, recipe.model_kwargs, recipe.code_trust())
     deployed = _deployed(recipe, spec)
     planned = _planned_specs(recipe, spec) or (deployed.input_specs if deployed else None)
     cfg = recipe.data

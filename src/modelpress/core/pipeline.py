@@ -120,13 +120,37 @@ class Runner:
                 return candidate
         return f"{name}-{step}-{len(self.entries)}"
 
-    def _restore(self, entry: dict[str, Any], ctx: Context) -> Artifact | None:
+    def _inside(self, value: Any, field: str) -> Path:
+        """A path the record names, only if it lies in the run directory: a record that points
+        elsewhere (edited, or from a run moved since) never makes modelpress read outside it."""
+        root = self.rd.root.resolve()
+        path = (root / value).resolve() if isinstance(value, str) and value else None
+        if path is None or not path.is_relative_to(root):
+            raise ResumeError(
+                f"{self.rd.record_path}: {field} {value!r} is not a file in the run directory "
+                f"{root}; drop --resume and start over with --force"
+            )
+        return path
+
+    def _restore(self, entry: dict[str, Any], ctx: Context, where: str) -> Artifact | None:
         """Rebuild a finished step's artifact from its files (for --resume)."""
-        root = self.rd.root
-        path = root / entry["path"] if entry.get("path") else None
-        extra = [root / p for p in entry.get("extra_files", [])]
-        companions = [root / p for p in entry.get("companions", [])]
-        if path is None or not all(p.is_file() for p in [path, *extra, *companions]):
+        if not entry.get("path"):
+            return None
+        path = self._inside(entry["path"], f"{where}.path")
+        extra = [
+            self._inside(p, f"{where}.extra_files.{i}")
+            for i, p in enumerate(entry.get("extra_files") or [])
+        ]
+        companions = [
+            self._inside(p, f"{where}.companions.{i}")
+            for i, p in enumerate(entry.get("companions") or [])
+        ]
+        details = dict(entry.get("details") or {})
+        if "qat_float_model" in details:  # a file a later export loads
+            details["qat_float_model"] = str(
+                self._inside(details["qat_float_model"], f"{where}.details.qat_float_model")
+            )
+        if not all(p.is_file() for p in [path, *extra, *companions]):
             return None
         module, rebuild = None, None
         if entry["format"] == "torch" and path.suffix == ".pt2":  # quantized torch graphs
@@ -137,7 +161,8 @@ class Runner:
             from modelpress.core.context import rebuild_info
             from modelpress.sources import models
 
-            spec = models.inspect_source(str(path))
+            # the step wrote it, from a model this recipe names (or trusts): the same trust
+            spec = models.inspect_source(str(path), trust=ctx.recipe.code_trust())
             module, rebuild = models.build(spec), rebuild_info(spec)
         ctx.claim(path, entry["step"])
         return Artifact(
@@ -151,7 +176,7 @@ class Runner:
             module,
             extra,
             companions,
-            details=dict(entry.get("details") or {}),
+            details=details,
             rebuild=rebuild,
         )
 
@@ -189,12 +214,10 @@ class Runner:
         self._finalize(record)
 
         reusable = previous is not None
+        done = (previous or {}).get("steps")
+        done = [s if isinstance(s, dict) else None for s in done] if isinstance(done, list) else []
         for index, config in enumerate(recipe.steps, start=1):
-            prev = (
-                previous["steps"][index - 1]
-                if reusable and len(previous["steps"]) >= index
-                else None
-            )
+            prev = done[index - 1] if reusable and len(done) >= index else None
             entry = self._reuse(prev, index, config, ctx, baseline) if prev else None
             if entry is None:
                 reusable = False
@@ -220,7 +243,7 @@ class Runner:
             return None
         art_entry = prev.get("artifact") or {}
         step_dir = self.rd.step_dir(index, config.display_name)
-        art = self._restore(art_entry, ctx) if art_entry else None
+        art = self._restore(art_entry, ctx, f"steps.{index - 1}.artifact") if art_entry else None
         if art is None or not (step_dir / OUTPUTS).is_file():
             return None
         self.outputs[art.name] = np.load(step_dir / OUTPUTS)

@@ -15,8 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
+from modelpress.core.rundir import check_name
 from modelpress.errors import RecipeError
 from modelpress.sources.inputs import InputSpec, parse_input_shape
+from modelpress.sources.trust import CodeTrust
 
 Task = Literal["classification", "binary", "fidelity"]
 
@@ -116,6 +118,13 @@ class Recipe(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     out: str | None = None
     seed: int = 0
+    # let a .pt checkpoint build its model with any factory it names (runs that code)
+    trust_checkpoint_code: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -135,6 +144,17 @@ class Recipe(_Strict):
     @property
     def input_specs(self) -> list[InputSpec] | None:
         return None if self.input_shape is None else parse_input_shape(self.input_shape)
+
+    def code_trust(self) -> CodeTrust:
+        """The factories a checkpoint may name: those this recipe names itself (its model, a
+        step's teacher or student), or any when ``trust_checkpoint_code``."""
+        named = [self.model] + [
+            source
+            for step in self.steps
+            for key in _STEP_MODELS
+            if isinstance(source := getattr(step, key, None), str)
+        ]
+        return CodeTrust.naming(named, self.trust_checkpoint_code)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json", exclude_none=True, exclude={"steps"})

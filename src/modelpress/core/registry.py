@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from modelpress.core.rundir import check_name
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
@@ -27,6 +29,11 @@ class StepConfig(BaseModel):
 
     type: str
     name: str | None = None  # how the step is shown and its directory is named
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v)
 
     def accepts(self, artifact: Artifact) -> bool:
         """Whether the step can work on ``artifact``; the runner feeds it the newest such one."""

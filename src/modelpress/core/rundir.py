@@ -16,6 +16,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from modelpress.errors import ResumeError
+
+# What a recipe name or step name may be: it becomes a folder or file name in the run directory
+# (runs/NAME, steps/01-NAME, artifacts/model-fp32-NAME.onnx), so no separators, no leading dot.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def check_name(value: str) -> str:
+    """``value`` if it is safe as a file name; a ValueError (pydantic reports its field) if not."""
+    if not _SAFE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} cannot name a folder or file: use letters, digits, '.', '_' and '-', "
+            "not starting with '.', at most 64 characters"
+        )
+    return value
+
 
 def _fsync_dir(path: Path) -> None:
     try:
@@ -131,7 +147,16 @@ class RunDir:
     def read_record(self) -> dict[str, Any] | None:
         if not self.record_path.is_file():
             return None
-        return json.loads(self.record_path.read_text())
+        try:
+            record = json.loads(self.record_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if not isinstance(record, dict):
+            raise ResumeError(
+                f"{self.record_path}: not a readable run record; drop --resume and start over "
+                "with --force"
+            )
+        return record
 
     def write_record(self, record: dict[str, Any]) -> None:
         write_json_atomic(self.record_path, record)

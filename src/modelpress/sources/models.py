@@ -3,8 +3,9 @@
 ``zoo:NAME``                   our reference architectures (+ model_kwargs)
 ``package.module:factory``     an importable factory
 ``path/to/file.py:factory``    a factory in a file
-``file.pt``                    a checkpoint written by ``modelpress train`` (rebuilds itself),
-                               or a whole TorchScript module
+``file.pt``                    a checkpoint written by ``modelpress train`` (rebuilds itself:
+                               a zoo model freely, a factory only as the user allows, see
+                               ``sources/trust.py``), or a whole TorchScript module
 ``file.pt2``                   a ``torch.export`` ExportedProgram
 ``file.onnx`` / ``file.tflite``  a deployed model, evaluated and benchmarked in its runtime
 Weights (``--weights``) may be a plain ``torch.save(model.state_dict())`` file, a
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from modelpress.errors import ModelSourceError, first_line
+from modelpress.sources.trust import CodeTrust, factory_key
 
 CHECKPOINT_KEY = "modelpress"  # metadata key in checkpoints written by `modelpress train`
 
@@ -80,8 +82,40 @@ def read_checkpoint(path: Path) -> Any:
         ) from None
 
 
-def inspect_source(source: str, model_kwargs: dict[str, Any] | None = None) -> ModelSpec:
-    """Classify a source and read what it says about itself, without building the model."""
+def _checkpoint_model(source: str, meta: dict[str, Any], trust: CodeTrust) -> str:
+    """The model a checkpoint records, if it may build it: a zoo model always, a factory only
+    as ``trust`` allows (a file handed over must not choose what code runs), never another file
+    (a checkpoint naming a checkpoint is not followed)."""
+    stored, kwargs = meta["model"], meta.get("model_kwargs", {})
+    if not isinstance(stored, str) or not isinstance(kwargs, dict):
+        raise ModelSourceError(
+            f"{source}: its modelpress metadata is malformed (model must be a string, "
+            "model_kwargs a mapping); pass the architecture as the model and this file as --weights"
+        )
+    if stored.startswith("zoo:"):
+        return stored
+    if factory_key(stored) is None:
+        raise ModelSourceError(
+            f"{source}: the checkpoint names {stored!r} as its model, which modelpress does not "
+            "follow (a checkpoint's model is zoo:NAME or a factory); pass the architecture as "
+            "the model and this file as --weights"
+        )
+    if not trust.allows(stored):
+        raise ModelSourceError(
+            f"{source}: the checkpoint asks to run the factory {stored!r} (code outside "
+            "modelpress), which you did not name; if you trust this file, pass "
+            "--trust-checkpoint-code (recipe: trust_checkpoint_code: true), or name "
+            f"{stored!r} yourself as the model with this file as --weights"
+        )
+    return stored
+
+
+def inspect_source(
+    source: str, model_kwargs: dict[str, Any] | None = None, trust: CodeTrust | None = None
+) -> ModelSpec:
+    """Classify a source and read what it says about itself, without building the model.
+
+    ``trust`` says which factories a checkpoint may name (default: none, only zoo models)."""
     kwargs = dict(model_kwargs or {})
     if source.startswith("zoo:"):
         from modelpress import zoo
@@ -105,7 +139,8 @@ def inspect_source(source: str, model_kwargs: dict[str, Any] | None = None) -> M
                 f"{source}: holds only weights; pass the architecture as the model "
                 f"(zoo:NAME or module:factory) and this file as --weights"
             )
-        inner = inspect_source(meta["model"], {**meta.get("model_kwargs", {}), **kwargs})
+        stored = _checkpoint_model(source, meta, trust or CodeTrust())
+        inner = inspect_source(stored, {**meta.get("model_kwargs", {}), **kwargs})
         return ModelSpec(
             source, "checkpoint", inner.kwargs, meta, inner.default_input_shape, inner.input_kind
         )

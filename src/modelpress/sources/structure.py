@@ -66,17 +66,18 @@ def snapshot(model: nn.Module) -> dict[str, dict[str, Any]]:
     ``kernel_size``, ``groups``, ``num_features``, ``normalized_shape`` ...). Parameters, buffers
     and submodules live in the module's private dicts, so they are never included.
     """
-    out: dict[str, dict[str, Any]] = {}
-    for name, module in model.named_modules():
-        out[name] = {
-            key: value
-            for key, value in vars(module).items()
-            if not key.startswith("_")
-            and key not in _NOT_STRUCTURE
-            and not callable(value)
-            and _is_plain(value)
-        }
-    return out
+    return {name: _plain_attrs(module) for name, module in model.named_modules()}
+
+
+def _plain_attrs(module: nn.Module) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(module).items()
+        if not key.startswith("_")
+        and key not in _NOT_STRUCTURE
+        and not callable(value)
+        and _is_plain(value)
+    }
 
 
 def structure_changes(
@@ -135,12 +136,19 @@ def apply_structure(
                 f"the checkpoint's pruning record for module {name!r} must be a dict of "
                 f"attributes, got {type(attrs).__name__}"
             )
+        settable = _plain_attrs(module)  # only what a pruning record records: plain values
         for key, value in attrs.items():
-            if key.startswith("_") or key not in vars(module):
+            if key not in settable:
                 raise ModelSourceError(
                     f"the checkpoint's pruning record names attribute {name}.{key} that model "
                     f"{model_name} does not have; rebuild the architecture the checkpoint was "
                     "pruned from"
+                )
+            if not _is_plain(value):
+                raise ModelSourceError(
+                    f"the checkpoint's pruning record sets {name}.{key} to a "
+                    f"{type(value).__name__}; a pruning record holds only numbers, strings and "
+                    "lists of them (the file is damaged or not from modelpress)"
                 )
             setattr(module, key, _like(value, getattr(module, key)))
 
