@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,23 @@ def test_resume_refuses_a_record_that_points_outside_the_run(tmp_path: Path) -> 
     (out / "record.json").write_text("{not json")
     with pytest.raises(ResumeError, match="not a readable run record"):
         pipeline.run(recipe, out=out, resume=True)
+
+
+def test_a_pt2_with_pickled_python_objects_is_refused(tmp_path: Path) -> None:
+
+    from modelpress.sources.models import load_exported
+
+    good = tmp_path / "good.pt2"
+    program = torch.export.export(torch.nn.Linear(3, 2).eval(), (torch.randn(1, 3),))
+    torch.export.save(program, str(good))
+    assert load_exported(good)(torch.ones(1, 3)).shape == (1, 2)  # tensors and graphs load
+    # the same archive with an opaque constant, which torch.export.load would pickle.loads
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item.filename))
+        root = src.namelist()[0].split("/", 1)[0]
+        dst.writestr(f"{root}/data/constants/opaque_obj_0", b"cos\nsystem\n(S'touch PWNED'\ntR.")
+    with pytest.raises(ModelSourceError, match=r"evil\.pt2: holds pickled Python objects"):
+        load_exported(evil)
+    assert not (tmp_path / "PWNED").exists()

@@ -154,9 +154,9 @@ class Runner:
             return None
         module, rebuild = None, None
         if entry["format"] == "torch" and path.suffix == ".pt2":  # quantized torch graphs
-            import torch
+            from modelpress.sources.models import load_exported
 
-            module = torch.export.load(str(path)).module()
+            module = load_exported(path)
         elif entry["format"] == "torch":  # a modelpress checkpoint (distilled, pruned)
             from modelpress.core.context import rebuild_info
             from modelpress.sources import models

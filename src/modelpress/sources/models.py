@@ -60,6 +60,41 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
+# Entries of a .pt2 archive that torch.export.load unpickles as Python objects (pickle.loads:
+# any code) or TorchBind objects; tensors and graphs never need them.
+_PICKLED_PT2_ENTRIES = ("data/constants/opaque_obj_", "data/constants/custom_obj_")
+
+
+def load_exported(path: str | Path) -> nn.Module:
+    """A .pt2 ExportedProgram's module, loaded so that no code in the file runs: archives with
+    pickled Python constants are refused, and torch's fallback from ``weights_only=True`` to
+    ``False`` (for old-style constants) is forced back to ``True``."""
+    import os
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            pickled = [n for n in z.namelist() if any(e in n for e in _PICKLED_PT2_ENTRIES)]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelSourceError(
+            f"{path}: not a loadable .pt2 ExportedProgram ({first_line(e)})"
+        ) from None
+    if pickled:
+        raise ModelSourceError(
+            f"{path}: holds pickled Python objects ({pickled[0].rsplit('/', 1)[-1]}), which "
+            "would run code when loaded; export the model with tensors only, or pass the "
+            "nn.Module's source (zoo:NAME, module:factory) with --weights"
+        )
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        return torch.export.load(str(path)).module()
+    finally:
+        if before is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
+
+
 def read_checkpoint(path: Path) -> Any:
     """torch.load with weights_only (no code runs); a clear error for anything unreadable."""
     if not path.is_file():
@@ -221,7 +256,9 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
             ) from None
     if spec.kind == "exported":
         try:
-            return torch.export.load(spec.source).module()
+            return load_exported(spec.source)
+        except ModelSourceError:
+            raise
         except Exception as e:
             raise ModelSourceError(
                 f"{spec.source}: not a loadable .pt2 ExportedProgram ({first_line(e)})"

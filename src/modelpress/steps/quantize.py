@@ -26,7 +26,7 @@ from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.errors import StepError, first_line
 from modelpress.sources.data import Split
-from modelpress.sources.models import eval_mode
+from modelpress.sources.models import eval_mode, load_exported
 from modelpress.steps.quiet import quiet
 
 
@@ -119,7 +119,7 @@ def save_pt2(
     """Save as .pt2 in the step folder; return the reloaded module (what later steps use)."""
     path = ctx.work_dir() / name
     torch.export.save(export_program(module, ctx, where), str(path))
-    return torch.export.load(str(path)).module(), path
+    return load_exported(path), path
 
 
 @register_step(QuantizeConfig)

@@ -24,7 +24,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
-from modelpress.sources.models import eval_mode
+from modelpress.sources.models import eval_mode, load_exported
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
     details: dict[str, Any] = {"converter": "litert-torch", "batch": 1}
     notes: list[str] = []
     if "qat_float_model" in artifact.details:  # litert-torch cannot prepare QAT (#355, #801)
-        module = torch.export.load(artifact.details["qat_float_model"]).module()
+        module = load_exported(artifact.details["qat_float_model"])
         notes.append(
             "QAT model: its QAT-trained float weights were converted with litert-torch's "
             "PTQ quantizer calibrated on the calibration split (litert-torch cannot "
