@@ -93,3 +93,22 @@ def test_unknown_feature_layer_lists_close_names() -> None:
         FeatureDistiller(teacher, student, [("layer2", "blocks.9")], example, 1.0)
     with pytest.raises(StepError, match="not TEACHER_LAYER:STUDENT_LAYER"):
         parse_pairs(["layer2"], "distill")
+
+
+def test_standardized_kd_matches_relations_not_scale() -> None:
+    """A student whose logits are the teacher's scaled down by 10 (same ranking, same relations)
+    owes the teacher nothing once logits are standardized, and a lot without it."""
+    teacher = torch.tensor([[9.0, 1.0, -3.0, 0.5], [-2.0, 6.0, 1.0, 0.0]])
+    student = teacher / 10 + 0.7  # another scale and offset
+    labels = torch.tensor([0, 1])
+    raw = kd_loss(student, teacher, labels, 4.0, 0.0, 1.0)
+    standardized = kd_loss(student, teacher, labels, 4.0, 0.0, 1.0, standardize=True)
+    assert raw > 0.5
+    assert standardized == pytest.approx(0.0, abs=1e-5)
+    # relations that differ still cost: swap the student's two best classes
+    swapped = student[:, [1, 0, 2, 3]]
+    assert kd_loss(swapped, teacher, labels, 4.0, 0.0, 1.0, standardize=True) > 0.1
+    # the hard-label term is on the raw logits either way
+    assert kd_loss(student, teacher, labels, 4.0, 1.0, 0.0, standardize=True) == pytest.approx(
+        kd_loss(student, teacher, labels, 4.0, 1.0, 0.0)
+    )

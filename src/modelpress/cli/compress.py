@@ -75,6 +75,13 @@ def distill(
         int | None, typer.Option("--pretrain-epochs", min=0, help="Two-stage: hard labels first.")
     ] = None,
     sam: Annotated[bool, typer.Option("--sam", help="Sharpness-aware minimization.")] = False,
+    standardize_logits: Annotated[
+        bool,
+        typer.Option(
+            "--standardize-logits/--raw-logits",
+            help="Z-score logits before the soft loss (match class relations, not scale).",
+        ),
+    ] = True,
     compare_scratch: Annotated[
         bool,
         typer.Option("--compare-scratch", help="Also train the student without the teacher."),
@@ -103,6 +110,7 @@ def distill(
         feature_weight=feature_weight,
         pretrain_epochs=pretrain_epochs,
         sam=sam or None,
+        standardize_logits=None if standardize_logits else False,
         compare_scratch=compare_scratch or None,
         lr=lr,
         batch_size=batch_size,

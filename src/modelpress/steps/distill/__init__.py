@@ -45,6 +45,9 @@ class DistillConfig(TeacherFields):
     pretrain_epochs: int = Field(0, ge=0)  # two-stage: hard labels first, distil from the best
     feature_layers: list[str] = Field(default_factory=list)  # "teacher_layer:student_layer"
     feature_weight: float = Field(1.0, ge=0)  # γ
+    # z-score both logit vectors before the soft loss (Sun et al. 2024): the student matches
+    # the teacher's class relations, not its logit scale (see losses.py for why it is the default)
+    standardize_logits: bool = True
     epochs: int = Field(10, ge=1)
     lr: float = Field(3e-3, gt=0)
     compare_scratch: bool = False
@@ -112,10 +115,13 @@ def teacher_loss(
     temperature: float,
     hard_weight: float,
     soft_weight: float,
+    standardize: bool = False,
 ) -> DistillLoss:
     """The KD loss of ``student`` against ``teacher`` (used by distill, prune, qat)."""
     _check_widths(teacher, student, ctx, where)
-    return DistillLoss(teacher, ctx.task, temperature, hard_weight, soft_weight)
+    return DistillLoss(
+        teacher, ctx.task, temperature, hard_weight, soft_weight, standardize=standardize
+    )
 
 
 def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
@@ -171,6 +177,7 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         "student": spec.architecture,
         "student_kwargs": spec.kwargs,
         "temperature": config.temperature,
+        "standardize_logits": config.standardize_logits,
     }
     if config.pretrain_epochs:  # two-stage: hard labels first; fit keeps the best epoch
         pre = train_in_step(student, config, ctx, epochs=config.pretrain_epochs, folder="pretrain")
@@ -183,6 +190,7 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         temperature=config.temperature,
         hard_weight=config.alpha,
         soft_weight=1 - config.alpha,
+        standardize=config.standardize_logits,
     )
     features = None
     if config.feature_layers:
