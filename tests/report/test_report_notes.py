@@ -7,12 +7,14 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
+from modelpress import chatter
 from modelpress.cli import common
 from modelpress.report import html, markdown
 
@@ -197,3 +199,29 @@ def test_a_tflite_export_prints_no_library_banners_unless_verbose(tmp_path: Path
     assert "tflite-fp32" in quiet.stdout  # the run itself is still reported
     assert loud.returncode == 0, loud.stderr
     assert "XNNPACK" in loud.stderr  # --verbose lets the libraries speak
+
+
+def test_sklearn_warnings_are_hidden_unless_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.metrics import precision_score
+
+    monkeypatch.setitem(chatter._state, "verbose", False)
+    for verbose, expected in ((False, 0), (True, 1)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chatter.set_verbose(verbose)
+            precision_score([0, 1], [0, 0])  # no positive prediction: ill-defined precision
+        assert len(caught) == expected, [str(w.message) for w in caught]
+
+
+def test_banner_lines_are_dropped_and_everything_else_kept() -> None:
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796228076.175418    4142 port.cc:153] oneDNN custom operations are on.\n"
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+        "E0000 00:00:1796228076.175418    4142 model.cc:12] real trouble\n"
+        "Traceback (most recent call last):\n"
+    )
+    assert chatter.drop_banners(text) == (
+        "E0000 00:00:1796228076.175418    4142 model.cc:12] real trouble\n"
+        "Traceback (most recent call last):\n"
+    )
