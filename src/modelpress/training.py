@@ -15,6 +15,7 @@ batches training stops with :class:`TrainingDiverged` instead of writing a NaN m
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import math
 import time
@@ -34,7 +35,7 @@ from modelpress.core.observer import Observer
 from modelpress.core.rundir import stable_hash, write_bytes_atomic
 from modelpress.errors import ModelpressError, first_line
 from modelpress.evaluate.metrics import PRIMARY, compute_metrics
-from modelpress.runtimes.eager import TorchRuntime
+from modelpress.runtimes.eager import TorchRuntime, torch_threads
 from modelpress.sources.data import Dataset
 from modelpress.sources.models import first_tensor
 
@@ -146,7 +147,11 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
 def evaluate_module(model: nn.Module, data: Dataset, task: str, threads: int) -> dict[str, Any]:
     """Validation metrics of a torch module, through the runtime and metrics any artifact uses."""
     art = Artifact("training", "torch", data.input_specs(), module=model)
-    outputs = TorchRuntime(art, threads).predict(data.validation.inputs, 256)
+    runtime = TorchRuntime(art, threads)
+    try:
+        outputs = runtime.predict(data.validation.inputs, 256)
+    finally:
+        runtime.close()
     return compute_metrics(task, outputs, data.validation.labels)
 
 
@@ -221,6 +226,20 @@ def _sam_step(
     return loss
 
 
+def _on_threads(train: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
+    """``fit`` trains on its ``threads`` (the recipe's), not on whatever torch thread count a
+    runtime set last (after a resume that made the first epoch 30-55x slower), and leaves the
+    count as it found it."""
+
+    @functools.wraps(train)
+    def wrapper(*args: Any, threads: int | None = None, **kwargs: Any) -> TrainResult:
+        with torch_threads(threads or torch.get_num_threads()):
+            return train(*args, threads=threads, **kwargs)
+
+    return wrapper
+
+
+@_on_threads
 def fit(
     model: nn.Module,
     data: Dataset,

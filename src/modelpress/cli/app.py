@@ -35,8 +35,17 @@ from modelpress.errors import ModelpressError
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="Show the libraries' own output (absl, oneDNN, XNNPACK, warnings)."
+        ),
+    ] = False,
 ) -> None:
+    from modelpress.chatter import set_verbose
+
     state["debug"] = debug
+    set_verbose(verbose)
 
 
 @app.command()

@@ -126,10 +126,15 @@ def rich_observer() -> Any:
 
 
 def show_run(record: dict[str, Any], out: Path) -> None:
-    from modelpress.report.terminal import progression_table, targets_table, training_table
+    from modelpress.report import terminal
 
-    console.print(progression_table(record))
-    for table in (training_table(record), targets_table(record)):
+    console.print(terminal.progression_table(record))
+    for table in (
+        terminal.training_table(record),
+        terminal.fallback_table(record),
+        terminal.targets_table(record),
+        terminal.head_to_head_table(record),
+    ):
         if table is not None:
             console.print(table)
     rec = record.get("recommendation") or {}

@@ -26,7 +26,9 @@ from modelpress.core.rundir import RunDir, file_sha256, stable_hash, write_json_
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate.analyze import analyze
+from modelpress.evaluate.benchmark import head_to_head
 from modelpress.evaluate.metrics import PRIMARY
+from modelpress.runtimes import runtime_for
 
 SCHEMA = 1
 OUTPUTS = "outputs.npy"  # validation outputs of a step's artifact, for verifying its children
@@ -88,6 +90,7 @@ class Runner:
             "artifacts": [],
             "targets": {},
             "recommendation": None,
+            "head_to_head": None,
             "environment": environment.collect(ctx.threads),
         }
 
@@ -100,10 +103,44 @@ class Runner:
         wanted = self.recipe.targets.model_dump()
         for entry in [baseline, *record["artifacts"]]:
             entry["targets"] = targets_mod.check(entry, wanted)
-        rec, results = targets_mod.recommend(baseline, record["artifacts"], wanted)
+        race = record.get("head_to_head")
+        rec, results = targets_mod.recommend(baseline, record["artifacts"], wanted, race)
         record["recommendation"], record["targets"] = rec, results
-        record["decisions"] = targets_mod.decisions(baseline, record["artifacts"], wanted)
+        record["decisions"] = targets_mod.decisions(baseline, record["artifacts"], wanted, race)
         self.rd.write_record(record)
+
+    def _head_to_head(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> Any:
+        """Time the recommendation's finalists side by side, once, at the end of the run: the
+        separate benchmarks were minutes apart, on a machine whose load may have changed."""
+        wanted = self.recipe.targets.model_dump()
+        names = [
+            e["name"]
+            for e in targets_mod.finalists(record["baseline"], record["artifacts"], wanted)
+        ]
+        live = {a.name: a for a in [baseline, *self.produced]}
+        arts = [live[n] for n in names if n in live]
+        if len(arts) < 2:
+            return None  # nothing to compare
+        cfg = self.recipe.evaluate
+        self.observer.event("head-to-head", f"timing {', '.join(names)} in turn")
+        runtimes: dict[str, Any] = {}
+        try:
+            for art in arts:
+                runtimes[art.name] = runtime_for(art, ctx.threads)
+            with self.observer.progress("head-to-head", None):
+                race = head_to_head(
+                    runtimes,
+                    ctx.data.validation.sample_batch,
+                    batch=record["baseline"]["latency_ms"]["batch"],
+                    warmup=cfg.warmup,
+                    repeats=cfg.repeats,
+                )
+            return race | {"window": targets_mod.FINALIST_WINDOW}
+        except Exception as e:  # the separate benchmarks still stand
+            return {"error": first_line(e), "results": {}}
+        finally:
+            for runtime in reversed(list(runtimes.values())):  # torch's threads: last in, first out
+                runtime.close()
 
     # ------------------------------------------------------------------ artifacts
     def _relative(self, entry: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +262,8 @@ class Runner:
             record["steps"].append(entry)
             record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
             self._finalize(record)
+        record["head_to_head"] = self._head_to_head(record, ctx, baseline)
+        self._finalize(record)
 
         from modelpress.report import write_reports
 

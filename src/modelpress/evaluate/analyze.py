@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpress.evaluate.benchmark import benchmark_runtime, count_macs, files_size
+from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.compare import verify
 from modelpress.evaluate.metrics import compute_metrics
 from modelpress.runtimes import runtime_for
@@ -17,11 +17,6 @@ from modelpress.runtimes import runtime_for
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
     from modelpress.core.context import Context
-
-
-def torch_size_bytes(module: Any) -> int:
-    """Bytes of the module's parameters and buffers as they would be saved."""
-    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
 def analyze(
@@ -55,14 +50,7 @@ def analyze(
         params = runtime.param_count() or None
     finally:
         runtime.close()
-    if artifact.format == "torch" and artifact.module is not None:
-        size = (
-            files_size(artifact.model_files())
-            if artifact.path
-            else torch_size_bytes(artifact.module)
-        )
-    else:
-        size = files_size(artifact.model_files())
+    size = artifact_size(artifact)  # size_bytes, size_kind, file_bytes
     # MACs are counted on fp32 torch graphs; another format or precision of the same graph has
     # its parent's (q/dq ops are not multiply-adds, and counting would run the slow reference)
     if artifact.format == "torch" and artifact.precision == "fp32" and artifact.module is not None:
@@ -82,7 +70,7 @@ def analyze(
         "parent": artifact.parent,
         "step": artifact.step,
         "status": "ok",
-        "size_bytes": size,
+        **size,
         "params": params,
         "macs": macs,
         **bench,

@@ -4,18 +4,32 @@ Every runtime is measured by the same loop: warm-up calls, then ``repeats`` time
 prepared batch (inputs converted once, up front), reporting median and p90. Peak memory is the
 process's high-water mark (VmHWM) during inference, reset just before it through
 /proc/self/clear_refs, so each artifact's peak is its own.
+
+Timings taken on a busy machine say so: a spread (p90 / p50) over ``MAX_SPREAD`` or a 1-minute
+load average above the thread count while timing puts the reasons in the stats' ``unreliable``.
+The finalists of a recommendation are timed once more side by side (``head_to_head``), so the
+choice does not rest on numbers measured minutes apart.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelpress.runtimes.base import Runtime
+
+if TYPE_CHECKING:
+    from modelpress.core.artifact import Artifact
+
+# Timings whose p90 is over this multiple of their median are flagged unreliable.
+MAX_SPREAD = 2.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,24 @@ class LatencyStats:
     repeats: int
     batch: int
     threads: int
+    unreliable: list[str] = field(default_factory=list)  # why not to trust them; [] = fine
+
+    @classmethod
+    def of(cls, times: np.ndarray, batch: int, threads: int, load: list[str]) -> LatencyStats:
+        """Stats of per-call milliseconds; ``load``: reasons the whole measurement shares."""
+        median, p90 = float(np.median(times)), float(np.percentile(times, 90))
+        spread = p90 / median if median > 0 else float("inf")
+        reasons = [f"p90/p50 is {spread:.2f} (> {MAX_SPREAD:g})"] if spread > MAX_SPREAD else []
+        return cls(
+            median=median,
+            p90=p90,
+            mean=float(times.mean()),
+            min=float(times.min()),
+            repeats=len(times),
+            batch=batch,
+            threads=threads,
+            unreliable=reasons + load,
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -47,16 +79,44 @@ def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> np.nda
 def latency(
     fn: Callable[[], object], warmup: int, repeats: int, batch: int, threads: int
 ) -> LatencyStats:
-    t = time_callable(fn, warmup, repeats)
-    return LatencyStats(
-        median=float(np.median(t)),
-        p90=float(np.percentile(t, 90)),
-        mean=float(t.mean()),
-        min=float(t.min()),
-        repeats=repeats,
-        batch=batch,
-        threads=threads,
-    )
+    with LoadWatch(threads) as load:
+        t = time_callable(fn, warmup, repeats)
+    return LatencyStats.of(t, batch, threads, load.reasons)
+
+
+class LoadWatch:
+    """The 1-minute load average before and after a measurement; ``reasons`` says when it was
+    above ``threads`` (other work competed for the cores: the timings are unreliable)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.before: float | None = None
+        self.after: float | None = None
+
+    @staticmethod
+    def _now() -> float | None:
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            return None
+
+    def __enter__(self) -> LoadWatch:
+        self.before = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.after = self._now()
+
+    @property
+    def reasons(self) -> list[str]:
+        known = [v for v in (self.before, self.after) if v is not None]
+        if not known or max(known) <= self.threads:
+            return []
+        thread = "thread" if self.threads == 1 else "threads"
+        return [
+            f"1-minute load average {max(known):.2f} (> {self.threads} {thread}): "
+            "other work was running"
+        ]
 
 
 def _status_kb(field: str) -> int | None:
@@ -93,6 +153,37 @@ def files_size(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
 
+def state_dict_bytes(module: Any) -> int:
+    """Bytes of ``torch.save`` of the module's weights, serialised as a modelpress checkpoint
+    holds them (``{"state_dict": ...}``) but without the checkpoint's metadata."""
+    import torch
+
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"state_dict": state}, buf)
+    return buf.getbuffer().nbytes
+
+
+def artifact_size(artifact: Artifact) -> dict[str, Any]:
+    """What ``size_bytes`` is, measured the same way for every artifact of a kind.
+
+    ``size_kind`` says which: ``state_dict`` for a torch model held as a module (the baseline,
+    a distilled or pruned model: its weights as a checkpoint stores them, so a model with half
+    the weights is half the size whatever its checkpoint's metadata), ``file`` for a deployed
+    file (.onnx, .tflite, .pt2, TorchScript; OpenVINO's .xml with its .bin). ``file_bytes`` is
+    the file on disk, metadata included, where there is one.
+    """
+    on_disk = files_size(artifact.model_files()) if artifact.path else None
+    graph_file = artifact.path is not None and artifact.path.suffix == ".pt2"
+    if artifact.format == "torch" and artifact.module is not None and not graph_file:
+        return {
+            "size_bytes": state_dict_bytes(artifact.module),
+            "size_kind": "state_dict",
+            "file_bytes": on_disk,
+        }
+    return {"size_bytes": on_disk or 0, "size_kind": "file", "file_bytes": on_disk}
+
+
 def count_macs(module, example: list) -> int | None:
     """Multiply-accumulates of one forward pass, from torch's flop counter (FLOPs / 2)."""
     import torch
@@ -114,10 +205,15 @@ def benchmark_runtime(
     warmup: int,
     repeats: int,
 ) -> dict:
-    """Latency at each batch size (the first is *the* latency), throughput at the largest."""
+    """Latency at each batch size (the first is *the* latency), throughput at the largest.
+
+    A fixed-batch artifact is timed at its batch only; ``batches_not_measured`` lists the
+    batch sizes asked for that it cannot take."""
     by_batch = []
+    skipped = []
     for batch in batch_sizes:
         if runtime.fixed_batch is not None and batch != runtime.fixed_batch:
+            skipped.append(batch)
             continue
         fn = runtime.prepare(sample_batch(batch))
         stats = latency(fn, warmup, repeats, batch, runtime.threads)
@@ -132,11 +228,57 @@ def benchmark_runtime(
     first = by_batch[0]
     return {
         "latency_ms": {
-            k: first[k] for k in ("median", "p90", "mean", "min", "batch", "threads", "repeats")
+            k: first[k]
+            for k in ("median", "p90", "mean", "min", "batch", "threads", "repeats", "unreliable")
         },
         "latency_by_batch": by_batch,
+        "batches_not_measured": skipped,
         "throughput_per_s": largest["throughput_per_s"],
         "throughput_batch": largest["batch"],
         "peak_memory_mb": peak,
         "memory_growth_mb": growth,
+    }
+
+
+def head_to_head(
+    runtimes: dict[str, Runtime],
+    sample_batch: Callable[[int], list[np.ndarray]],
+    *,
+    batch: int,
+    warmup: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """Time several artifacts in one loop, so they share the machine's state: each round runs
+    every one once, starting one further along each round (round-robin, rotating order), and
+    ``warmup`` untimed rounds go first. Returns per artifact its median and p90 (ms), and the
+    fastest by median."""
+    names = list(runtimes)
+    fns = {name: runtimes[name].prepare(sample_batch(batch)) for name in names}
+    threads = max(r.threads for r in runtimes.values())
+    times = {name: np.empty(repeats) for name in names}
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    with LoadWatch(threads) as load:
+        for i in range(repeats):
+            k = i % len(names)
+            for name in names[k:] + names[:k]:
+                start = time.perf_counter_ns()
+                fns[name]()
+                times[name][i] = (time.perf_counter_ns() - start) / 1e6
+    results = {
+        name: LatencyStats.of(times[name], batch, runtimes[name].threads, load.reasons).as_dict()
+        for name in names
+    }
+    fastest = min(names, key=lambda n: results[n]["median"])
+    return {
+        "batch": batch,
+        "repeats": repeats,
+        "warmup": warmup,
+        "threads": threads,
+        "order": "round-robin, rotating start",
+        "results": results,
+        "fastest": fastest,
+        "load_1min": [load.before, load.after],
+        "unreliable": sorted({r for res in results.values() for r in res["unreliable"]}),
     }

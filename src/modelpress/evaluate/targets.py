@@ -8,6 +8,10 @@ from modelpress.evaluate.metrics import PRIMARY
 
 # Without a max_accuracy_drop target, a recommendation still refuses artifacts that lose more.
 DEFAULT_MAX_DROP_PT = 1.0
+# Targets judged on latency; the head-to-head decides among artifacts meeting the others.
+LATENCY_TARGETS = ("min_speedup", "max_latency_ms")
+# Artifacts whose median latency is within this factor of the fastest race head-to-head.
+FINALIST_WINDOW = 1.5
 
 
 def annotate(entry: dict[str, Any], baseline: dict[str, Any], task: str) -> None:
@@ -59,6 +63,66 @@ def _shortfall(result: dict[str, Any]) -> float:
     return abs(v - t) / max(abs(t), 1e-9)
 
 
+def _guard(targets: dict[str, float | None]) -> tuple[dict[str, float | None], bool]:
+    """The targets a recommendation applies (the implicit accuracy bound filled in), and
+    whether that bound is implicit."""
+    guard = dict(targets)
+    implicit = guard.get("max_accuracy_drop") is None
+    if implicit:
+        guard["max_accuracy_drop"] = DEFAULT_MAX_DROP_PT
+    return guard, implicit
+
+
+def finalists(
+    baseline: dict[str, Any], artifacts: list[dict[str, Any]], targets: dict[str, float | None]
+) -> list[dict[str, Any]]:
+    """The candidates a recommendation could pick on speed: meeting every target but the
+    latency ones, measured at the baseline's latency batch, with a median latency within
+    FINALIST_WINDOW of the fastest of them. Their head-to-head decides which is fastest."""
+    guard, _ = _guard(targets)
+    others = {k: v for k, v in guard.items() if k not in LATENCY_TARGETS}
+    batch = baseline["latency_ms"]["batch"]
+    eligible = [
+        c
+        for c in [baseline] + [a for a in artifacts if a.get("status") == "ok"]
+        if c["latency_ms"]["batch"] == batch and all(r["met"] for r in check(c, others).values())
+    ]
+    if not eligible:
+        return []
+    fastest = min(c["latency_ms"]["median"] for c in eligible)
+    return [c for c in eligible if c["latency_ms"]["median"] <= FINALIST_WINDOW * fastest]
+
+
+def _fastest(entries: list[dict[str, Any]], race: dict[str, Any] | None) -> dict[str, Any]:
+    """The fastest of ``entries`` (ties: the smaller). When the fastest by separate benchmarks
+    raced head-to-head, the race decides among the entries that ran in it."""
+    first = min(entries, key=lambda c: (c["latency_ms"]["median"], c["size_bytes"]))
+    timed = (race or {}).get("results") or {}
+    raced = [c for c in entries if c["name"] in timed]
+    if first["name"] not in timed or len(raced) < 2:
+        return first
+    return min(raced, key=lambda c: (timed[c["name"]]["median"], c["size_bytes"]))
+
+
+def _race_says(entry: dict[str, Any], race: dict[str, Any] | None) -> str:
+    """What the head-to-head showed about ``entry``, or "" when it did not race."""
+    timed = (race or {}).get("results") or {}
+    if entry["name"] not in timed or len(timed) < 2:
+        return ""
+    mine = timed[entry["name"]]
+    others = ", ".join(
+        f"{name} {r['median']:.3g} ms" for name, r in timed.items() if name != entry["name"]
+    )
+    text = (
+        f"; timed head-to-head with the other finalists (in turn, {race['repeats']} rounds at "
+        f"batch {race['batch']}): {mine['median']:.3g} ms median, p90 {mine['p90']:.3g} ms "
+        f"(vs {others})"
+    )
+    if race.get("unreliable"):
+        text += f" — unreliable: {'; '.join(race['unreliable'])}"
+    return text
+
+
 def _describe(entry: dict[str, Any]) -> str:
     parts = [
         f"{entry['latency_ms']['median']:.3g} ms median at batch {entry['latency_ms']['batch']}"
@@ -75,31 +139,36 @@ def _describe(entry: dict[str, Any]) -> str:
 
 
 def recommend(
-    baseline: dict[str, Any], artifacts: list[dict[str, Any]], targets: dict[str, float | None]
+    baseline: dict[str, Any],
+    artifacts: list[dict[str, Any]],
+    targets: dict[str, float | None],
+    race: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(recommendation, its target results). The fastest candidate meeting every target wins
-    (ties: the smaller); with no accuracy target, a drop over DEFAULT_MAX_DROP_PT disqualifies."""
-    guard = dict(targets)
-    implicit = guard.get("max_accuracy_drop") is None
-    if implicit:
-        guard["max_accuracy_drop"] = DEFAULT_MAX_DROP_PT
+    (ties: the smaller), judged by the ``race`` (``head_to_head`` of the finalists) where
+    there is one; with no accuracy target, a drop over DEFAULT_MAX_DROP_PT disqualifies."""
+    guard, implicit = _guard(targets)
     candidates = [baseline] + [a for a in artifacts if a.get("status") == "ok"]
     results = {id(c): check(c, guard) for c in candidates}
     meeting = [c for c in candidates if all(r["met"] for r in results[id(c)].values())]
     set_targets = {k: v for k, v in results.items()}
     if meeting:
-        best = min(meeting, key=lambda c: (c["latency_ms"]["median"], c["size_bytes"]))
+        best = _fastest(meeting, race)
         res = check(best, targets)
         n = len(res)
-        meets = {0: "no set targets", 1: "the one target"}.get(n, f"all {n} targets")
-        why = f"fastest artifact that meets {meets}"
-        if implicit:
-            why += f" and loses ≤ {DEFAULT_MAX_DROP_PT} pt of accuracy (no accuracy target given)"
+        loses = f"loses ≤ {DEFAULT_MAX_DROP_PT} pt of accuracy"
+        if n == 0:
+            why = f"fastest artifact that {loses} (no targets set)"
+        else:
+            meets = "the one target" if n == 1 else f"all {n} targets"
+            why = f"fastest artifact that meets {meets}"
+            if implicit:
+                why += f" and {loses} (no accuracy target given)"
         rec = {
             "artifact": best.get("path"),
             "name": best["name"],
             "met": True,
-            "why": f"{why}: {_describe(best)}",
+            "why": f"{why}: {_describe(best)}{_race_says(best, race)}",
         }
         return rec, res
     closest = min(
@@ -129,10 +198,14 @@ def recommend(
 
 
 def decisions(
-    baseline: dict[str, Any], artifacts: list[dict[str, Any]], targets: dict[str, float | None]
+    baseline: dict[str, Any],
+    artifacts: list[dict[str, Any]],
+    targets: dict[str, float | None],
+    race: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """What to ship for each aim, from measured numbers: the fastest artifact within the
-    accuracy bound, the smallest within it, and the closest in accuracy to the baseline."""
+    accuracy bound (by the finalists' ``race`` where they ran one), the smallest within it, and
+    the closest in accuracy to the baseline."""
     bound = targets.get("max_accuracy_drop")
     bound = DEFAULT_MAX_DROP_PT if bound is None else bound
     ok = [a for a in artifacts if a.get("status") == "ok"]
@@ -141,11 +214,12 @@ def decisions(
     ]
     out: dict[str, dict[str, Any]] = {}
     if within:
-        fastest = min(within, key=lambda a: (a["latency_ms"]["median"], a["size_bytes"]))
+        fastest = _fastest(within, race)
         smallest = min(within, key=lambda a: (a["size_bytes"], a["latency_ms"]["median"]))
         out["fastest"] = {
             "artifact": fastest["name"],
-            "why": f"lowest latency within {bound} pt: {_describe(fastest)}",
+            "why": f"lowest latency within {bound} pt: {_describe(fastest)}"
+            f"{_race_says(fastest, race)}",
         }
         out["smallest"] = {
             "artifact": smallest["name"],

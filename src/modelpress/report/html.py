@@ -64,6 +64,19 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
         "(otherwise @b) · speedup vs the baseline · verification vs each artifact's parent</p>"
     )
 
+    busy = sections.unreliable(record)
+    if busy:
+        body.append(
+            f"<p><b>{sections.UNRELIABLE_MARK} Timings unreliable</b> (the machine was busy):</p>"
+            + "<ul>"
+            + "".join(f"<li>{escape(line)}</li>" for line in busy)
+            + "</ul>"
+        )
+
+    fallback = sections.fallback(record)
+    if fallback:
+        body += [f"<h2>{escape(fallback.title)}</h2>", table(fallback)]
+
     targets = sections.targets(record)
     body += ["<h2>Targets</h2>", table(targets) if targets else "<p>No targets set.</p>"]
 
@@ -73,6 +86,10 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
         body.append(f'<div class="why"><p><b>{escape(rec[0])}</b></p><p>{escape(rec[1])}</p></div>')
     else:
         body.append("<p>No recommendation yet.</p>")
+    race = sections.head_to_head(record)
+    if race:
+        body += ["<h3>Head-to-head</h3>", f"<p>{escape(race[0])}</p>"]
+        body += [table(race[1])] if race[1] else []
     ship = sections.decisions(record)
     if ship:
         body += ["<h3>What to ship</h3>", table(ship)]

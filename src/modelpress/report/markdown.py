@@ -33,6 +33,16 @@ def _note(note: Note) -> str:
     return f"{label}:\n\n  {fence}\n{body}\n  {fence}"
 
 
+def _size_legend(record: dict[str, Any]) -> str:
+    kinds = {e.get("size_kind") for e in sections.entries(record)}
+    if "state_dict" in kinds:
+        return (
+            "a torch model's weights as torch.save stores them (its checkpoint's metadata "
+            "left out), any other artifact's deployed file"
+        )
+    return "the deployed file"
+
+
 def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     """The whole report.md; ``plots`` are paths relative to the report (plots/overview.png)."""
     out = [f"# {sections.title(record)}", "", sections.summary(record), ""]
@@ -40,13 +50,27 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     out += ["## Progression", "", table(sections.progression(record)), ""]
     out += [
         f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1 (otherwise @b) · "
-        "speedup vs the baseline · verification vs each artifact's parent",
+        "speedup vs the baseline · verification vs each artifact's parent · size: "
+        + _size_legend(record),
         "",
     ]
+    busy = sections.unreliable(record)
+    if busy:
+        out += [
+            f"{sections.UNRELIABLE_MARK} **Timings unreliable** (the machine was busy; "
+            "rerun on an idle machine before trusting these latencies):",
+            "",
+            *(f"- {line}" for line in busy),
+            "",
+        ]
 
     trained = sections.training(record)
     if trained:
         out += ["## Training steps", "", table(trained), ""]
+
+    fallback = sections.fallback(record)
+    if fallback:
+        out += ["## INT8 accuracy fallback", "", table(fallback), ""]
 
     targets = sections.targets(record)
     out += ["## Targets", "", table(targets) if targets else "No targets set.", ""]
@@ -55,6 +79,10 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     rec = sections.recommendation(record)
     out += [f"**{rec[0]}**", "", rec[1]] if rec else ["No recommendation yet."]
     out.append("")
+    race = sections.head_to_head(record)
+    if race:
+        text, grid = race
+        out += ["### Head-to-head", "", text, ""] + ([table(grid), ""] if grid else [])
     ship = sections.decisions(record)
     if ship:
         out += ["### What to ship", "", table(ship), ""]

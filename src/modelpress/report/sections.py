@@ -15,6 +15,7 @@ from modelpress.report import format as fmt
 Entry = dict[str, Any]
 
 RECOMMENDED_MARK = "★"
+UNRELIABLE_MARK = "⚠"  # timings taken on a busy machine (see ``unreliable``)
 _SHORT_METRIC = {"top1": "top-1", "top5": "top-5", "auc": "AUC", "f1": "F1"}
 _NOT_METRICS = {"samples", "per_class", "confusion_matrix", "threshold"}
 # The comparison each target makes, by name prefix (max_size_mb → ≤, min_speedup → ≥).
@@ -115,7 +116,8 @@ def summary(record: dict[str, Any]) -> str:
         text += f" ({', '.join(sizes)})"
     threads = env.get("threads") or latency_at(record.get("baseline") or {}).get("threads")
     cpu = (env.get("cpu") or {}).get("model") or "an unknown CPU"
-    text += f". Latency measured with {fmt.text(threads)} threads on {cpu}"
+    unit = "thread" if threads == 1 else "threads"
+    text += f". Latency measured with {fmt.text(threads)} {unit} on {cpu}"
     text += f" ({env['logical_cores']} logical cores)." if env.get("logical_cores") else "."
     statuses = [str(s.get("status")) for s in steps(record)]
     if statuses:
@@ -148,7 +150,8 @@ def _entry_cells(entry: Entry, key: str, status: Any, verified_by: str) -> list[
         fmt.size_mb(entry.get("size_bytes")),
         fmt.count(entry.get("params")),
         fmt.count(entry.get("macs")),
-        fmt.latency_pair(lat.get("median"), lat.get("p90"), lat.get("batch")),
+        fmt.latency_pair(lat.get("median"), lat.get("p90"), lat.get("batch"))
+        + (f" {UNRELIABLE_MARK}" if lat.get("unreliable") else ""),
         fmt.ratio(entry.get("speedup")),
         fmt.throughput(entry.get("throughput_per_s"), entry.get("throughput_batch")),
         fmt.mb(entry.get("peak_memory_mb")),
@@ -277,9 +280,119 @@ def recommendation(record: dict[str, Any]) -> tuple[str, str] | None:
     if not isinstance(rec, dict):
         return None
     where = f" ({rec['artifact']})" if rec.get("artifact") else ""
+    if not record.get("targets"):  # nothing to meet: no verdict, no check mark
+        return f"{fmt.text(rec.get('name'))}{where} — no targets set", fmt.text(rec.get("why"))
     verdict = "meets every target" if rec.get("met") else "does not meet every target"
     mark = fmt.check(rec.get("met"))
     return f"{fmt.text(rec.get('name'))}{where} — {verdict} {mark}", fmt.text(rec.get("why"))
+
+
+def unreliable(record: dict[str, Any]) -> list[str]:
+    """One line per measurement taken on a busy machine (spread or load too high), with why."""
+    out = []
+    for entry in entries(record):
+        reasons = (entry.get("latency_ms") or {}).get("unreliable") or []
+        if reasons:
+            out.append(f"{fmt.text(entry.get('name'))}: {'; '.join(map(str, reasons))}")
+    race = record.get("head_to_head") or {}
+    if race.get("unreliable"):
+        out.append(f"head-to-head: {'; '.join(map(str, race['unreliable']))}")
+    return out
+
+
+def head_to_head(record: dict[str, Any]) -> tuple[str, Grid | None] | None:
+    """(what was done, the finalists' times) of the end-of-run head-to-head; None when it did
+    not run (fewer than two finalists)."""
+    race = record.get("head_to_head")
+    if not isinstance(race, dict):
+        return None
+    if race.get("error"):
+        return f"The head-to-head of the finalists failed: {race['error']}.", None
+    results = {k: v for k, v in (race.get("results") or {}).items() if isinstance(v, dict)}
+    if not results:
+        return None
+    threads = race.get("threads")
+    unit = "thread" if threads == 1 else "threads"
+    text = (
+        f"The finalists (within {fmt.text(race.get('window', 1.5))}× of the fastest median "
+        f"latency, meeting every target but the latency ones) timed in one loop, in turn "
+        f"({fmt.text(race.get('order'))}): {fmt.text(race.get('repeats'))} rounds at batch "
+        f"{fmt.text(race.get('batch'))}, {fmt.text(threads)} {unit}. The recommendation's "
+        "fastest is decided here."
+    )
+    grid = Grid(
+        "Head-to-head",
+        ["artifact", "median ms", "p90 ms", "vs fastest", "timings"],
+        numeric={1, 2, 3},
+    )
+    best = min(fmt.number(r.get("median")) or float("inf") for r in results.values())
+    for name, r in sorted(results.items(), key=lambda kv: fmt.number(kv[1].get("median")) or 0):
+        median = fmt.number(r.get("median"))
+        grid.rows.append(
+            [
+                name + (f" {RECOMMENDED_MARK}" if name == race.get("fastest") else ""),
+                fmt.ms(median),
+                fmt.ms(r.get("p90")),
+                fmt.ratio(median / best if median is not None and best > 0 else None),
+                f"{UNRELIABLE_MARK} unreliable" if r.get("unreliable") else "ok",
+            ]
+        )
+    return text, grid
+
+
+def fallback(record: dict[str, Any]) -> Grid | None:
+    """INT8 artifacts whose accuracy bound had layers kept FP32 (or checked it): the bound, the
+    drop before and after, and which layers stayed FP32."""
+    grid = Grid(
+        "INT8 accuracy fallback",
+        ["artifact", "bound pt", "drop before", "drop after", "met", "kept FP32"],
+        numeric={1, 2, 3},
+    )
+    for entry in entries(record):
+        fb = (entry.get("details") or {}).get("fallback")
+        if not isinstance(fb, dict):
+            continue
+        kept = [k for k in fb.get("kept_fp32") or [] if isinstance(k, dict)]
+        layers = ", ".join(f"{k.get('node')} ({k.get('op')})" for k in kept)
+        if not fb.get("needed"):
+            layers = "none needed"
+        grid.rows.append(
+            [
+                fmt.text(entry.get("name")),
+                fmt.sig(fb.get("bound_pt")),
+                fmt.sig(fb.get("initial_drop_pt")),
+                fmt.sig(fb.get("final_drop_pt")),
+                fmt.check(fb.get("met")),
+                f"{len(kept)} of {fb['layers_ranked']}: {layers}"
+                if kept and fb.get("layers_ranked")
+                else layers or fmt.MISSING,
+            ]
+        )
+    return grid if grid.rows else None
+
+
+def fixed_batch_note(entry: Entry, asked: list[Any]) -> str | None:
+    """Why a fixed-batch artifact has no latency or throughput at the other batch sizes."""
+    fixed = entry.get("fixed_batch")
+    if fixed is None:
+        return None
+    missing = entry.get("batches_not_measured")
+    if missing is None:  # records written before the field
+        measured = {b.get("batch") for b in entry.get("latency_by_batch") or []}
+        missing = [b for b in asked if b not in measured]
+    if not missing:
+        return None
+    why = (
+        "litert-torch converts at batch 1 and this graph (a reshape fixed at batch 1) cannot be "
+        "resized by the LiteRT interpreter"
+        if entry.get("runtime") == "litert"
+        else f"its input declares a fixed batch of {fixed}"
+    )
+    sizes = ", ".join(map(str, missing))
+    return (
+        f"runs at batch {fixed} only ({why}): no latency or throughput at batch {sizes}; "
+        f"its throughput is measured at batch {fixed}"
+    )
 
 
 _AIMS = {
@@ -359,6 +472,7 @@ def notes(record: dict[str, Any]) -> list[Note]:
     """Every artifact's notes and every step error, verbatim, in pipeline order."""
     out: list[Note] = []
     baseline = record.get("baseline")
+    asked = [b.get("batch") for b in (baseline or {}).get("latency_by_batch") or []]
     if isinstance(baseline, dict):
         name = fmt.text(baseline.get("name"))
         out += [Note(name, "note", str(n)) for n in baseline.get("notes") or []]
@@ -367,6 +481,9 @@ def notes(record: dict[str, Any]) -> list[Note]:
         art = step.get("artifact") if isinstance(step.get("artifact"), dict) else {}
         name = fmt.text(art.get("name")) if art else where
         out += [Note(name, "note", str(n)) for n in art.get("notes") or []]
+        fixed = fixed_batch_note(art, asked) if art else None
+        if fixed:
+            out.append(Note(name, "note", fixed))
         if step.get("error"):
             out.append(Note(f"{where} ({step.get('status')})", "error", str(step["error"])))
     return out
@@ -400,7 +517,7 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
         ("precision", fmt.text(entry.get("precision"))),
         ("runtime", fmt.text(entry.get("runtime"))),
         ("status", fmt.text(entry.get("status"))),
-        ("size", _unit(fmt.size_mb(entry.get("size_bytes")), "MB")),
+        ("size", _unit(fmt.size_mb(entry.get("size_bytes")), "MB") + _kind(entry)),
         ("params", fmt.count(entry.get("params"))),
         ("MACs", fmt.count(entry.get("macs"))),
     ]
@@ -408,6 +525,12 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
     for lat in by_batch or [entry.get("latency_ms") or {}]:
         pair = fmt.latency_pair(lat.get("median"), lat.get("p90"))
         facts.append((f"latency p50 / p90 (batch {fmt.text(lat.get('batch'))})", _unit(pair, "ms")))
+    fixed = fixed_batch_note(entry, [])
+    if fixed:
+        facts.append(("other batch sizes", fixed))
+    reasons = (entry.get("latency_ms") or {}).get("unreliable") or []
+    if reasons:
+        facts.append((f"{UNRELIABLE_MARK} timings unreliable", "; ".join(map(str, reasons))))
     batch = fmt.number(entry.get("throughput_batch"))
     at_batch = f" at batch {batch:.0f}" if batch is not None else ""
     throughput = fmt.count(entry.get("throughput_per_s"))
@@ -428,6 +551,14 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
         key = PRIMARY.get(task, "top1")
         facts.append((f"Δ {metric_label(key)}", fmt.delta_pt(entry["metric_delta_pt"])))
     return facts
+
+
+def _kind(entry: Entry) -> str:
+    kind = entry.get("size_kind")
+    return f" ({_SIZE_KINDS.get(kind, kind)})" if kind else ""
+
+
+_SIZE_KINDS = {"state_dict": "weights as torch.save stores them", "file": "the deployed file"}
 
 
 def _unit(value: str, unit: str) -> str:

@@ -68,6 +68,36 @@ def progression_table(record: dict[str, Any]) -> Table:
     fit (params, MACs, throughput, peak memory, max |Δ|; all in report.md)."""
     table = _table(_without(sections.progression(record), _TERMINAL_DROPS), compact=True)
     table.caption = f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1"
+    busy = sections.unreliable(record)
+    if busy:
+        table.caption += f" · {sections.UNRELIABLE_MARK} timings unreliable (busy machine):\n"
+        table.caption += "\n".join(busy)
+    return table
+
+
+def head_to_head_table(record: dict[str, Any]) -> Table | None:
+    """The finalists timed in turn at the end of the run, or None when there was no race."""
+    race = sections.head_to_head(record)
+    if race is None:
+        return None
+    text, grid = race
+    if grid is None:  # it failed: say why, in full
+        table = _table(Grid("Head-to-head", ["head-to-head"], [[text]]))
+        table.columns[0].no_wrap, table.columns[0].overflow = False, "fold"
+        return table
+    table = _table(grid)
+    table.caption = text
+    return table
+
+
+def fallback_table(record: dict[str, Any]) -> Table | None:
+    """INT8 artifacts' accuracy fallback (layers kept FP32), or None when none ran one."""
+    grid = sections.fallback(record)
+    if grid is None:
+        return None
+    table = _table(grid)
+    # the kept layers are the point of this table: let them wrap rather than end in …
+    table.columns[-1].no_wrap, table.columns[-1].overflow = False, "fold"
     return table
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -11,7 +12,21 @@ from modelpress.runtimes.base import Runtime
 from modelpress.sources.models import eval_mode, first_tensor
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count is process-wide: set it for a block, then put it back."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class TorchRuntime(Runtime):
+    """Runs on ``threads`` torch threads from its creation to ``close``, which puts back the
+    count it found (torch's is process-wide: left set, it would leak into training)."""
+
     name = "torch"
 
     def __init__(self, artifact, threads: int) -> None:
@@ -19,6 +34,7 @@ class TorchRuntime(Runtime):
         if artifact.module is None:
             raise ValueError(f"{artifact.name}: a torch artifact needs its module")
         self.module = eval_mode(artifact.module)
+        self._previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
 
     def _forward(self, tensors: list[torch.Tensor]) -> np.ndarray:
@@ -35,3 +51,6 @@ class TorchRuntime(Runtime):
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
+
+    def close(self) -> None:
+        torch.set_num_threads(self._previous_threads)

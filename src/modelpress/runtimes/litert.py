@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modelpress.chatter import native_banners
 from modelpress.errors import ModelSourceError, first_line
 from modelpress.extras import require
 from modelpress.runtimes.base import Runtime
@@ -59,13 +60,14 @@ class LiteRTRuntime(Runtime):
 
     def __init__(self, artifact, threads: int) -> None:
         super().__init__(artifact, threads)
-        self.it = _interpreter(artifact.path, threads)
-        self.it.allocate_tensors()
-        self.inputs = self.it.get_input_details()
-        self.output = self.it.get_output_details()[0]
-        self.batch = int(self.inputs[0]["shape"][0])
-        if not self._resize(self.batch + 1):  # can the graph take another batch size?
-            self.fixed_batch = self.batch
+        with native_banners():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.it = _interpreter(artifact.path, threads)
+            self.it.allocate_tensors()
+            self.inputs = self.it.get_input_details()
+            self.output = self.it.get_output_details()[0]
+            self.batch = int(self.inputs[0]["shape"][0])
+            if not self._resize(self.batch + 1):  # can the graph take another batch size?
+                self.fixed_batch = self.batch
 
     def _resize(self, batch: int) -> bool:
         """Resize every input to ``batch``; on failure put the previous shapes back."""
