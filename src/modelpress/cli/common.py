@@ -66,6 +66,21 @@ Force = Annotated[
     typer.Option("--force", help="Start over where --out already holds a run or a checkpoint."),
 ]
 
+
+def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ModelpressError(
+            f"{option}: not valid JSON ({e.msg}); e.g. '{{\"width_mult\": 0.5}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise ModelpressError(f"{option}: must be a JSON object of argument names to values")
+    return value
+
+
 # Recipe fields a shortcut command sets from its flags: validation errors name the flag
 # (`--formats: ...`), not the recipe path it went to (`steps.2.format: ...`). `*` is any index.
 MODEL_FLAGS = {
@@ -85,20 +100,6 @@ def step_flags(*fields: str, **renamed: str) -> dict[str, str]:
     """``steps.*.FIELD`` → ``--FIELD`` (underscores as dashes), or the flag ``renamed`` gives."""
     flags = {f"steps.*.{f}": "--" + f.replace("_", "-") for f in fields}
     return flags | {f"steps.*.{f}": flag for f, flag in renamed.items()}
-
-
-def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ModelpressError(
-            f"{option}: not valid JSON ({e.msg}); e.g. '{{\"width_mult\": 0.5}}'"
-        ) from None
-    if not isinstance(value, dict):
-        raise ModelpressError(f"{option}: must be a JSON object of argument names to values")
-    return value
 
 
 def model_recipe(

@@ -89,24 +89,24 @@ def distill(
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Distil a small student from a teacher (Hinton KD, progressive α, two-stage, SAM)."""
-    options: dict[str, Any] = {
-        "student_kwargs": parse_kwargs(student_kwargs, "--student-kwargs"),
-        "student_weights": str(student_weights) if student_weights else None,
-        "temperature": temperature,
-        "alpha": alpha,
-        "alpha_start": alpha_start,
-        "alpha_end": alpha_end,
-        "progressive_epochs": progressive_epochs,
-        "feature_layers": _names(feature_layers),
-        "feature_weight": feature_weight,
-        "pretrain_epochs": pretrain_epochs,
-        "sam": sam or None,
-        "compare_scratch": compare_scratch or None,
-        "lr": lr,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
-    step = _set({"type": "distill", "student": student, "epochs": epochs}, **options)
+    step = _set(
+        {"type": "distill", "student": student, "epochs": epochs},
+        student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs"),
+        student_weights=str(student_weights) if student_weights else None,
+        temperature=temperature,
+        alpha=alpha,
+        alpha_start=alpha_start,
+        alpha_end=alpha_end,
+        progressive_epochs=progressive_epochs,
+        feature_layers=_names(feature_layers),
+        feature_weight=feature_weight,
+        pretrain_epochs=pretrain_epochs,
+        sam=sam or None,
+        compare_scratch=compare_scratch or None,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+    )
     recipe = model_recipe(
         teacher,
         data,
@@ -118,11 +118,8 @@ def distill(
         steps=[step],
         out=str(out),
     )
-    flags = step_flags("student", "epochs", *options) | {
-        "model": "--teacher",
-        "weights": "--teacher-weights",
-        "model_kwargs": "--teacher-kwargs",
-    }
+    teacher_flags = {"model": "--teacher", "weights": "--teacher-weights"}
+    flags = step_flags(*step) | teacher_flags | {"model_kwargs": "--teacher-kwargs"}
     run_shortcut(recipe, out, force, save_recipe, flags)
 
 
@@ -168,17 +165,17 @@ def prune(
     save_recipe: SaveRecipe = None,
 ) -> None:
     """Prune (unstructured, gradual or structured channels), fine-tune, measure the result."""
-    options: dict[str, Any] = {
-        "finetune_epochs": finetune_epochs,
-        "teacher": distill_from,
-        "importance": importance,
-        "round_to": round_to,
-        "keep": _names(keep),
-        "schedule": schedule,
-        "sparsity_init": sparsity_init,
-        "lr": lr,
-    }
-    step = _set({"type": "prune", "method": method, "ratio": ratio}, **options)
+    step = _set(
+        {"type": "prune", "method": method, "ratio": ratio},
+        finetune_epochs=finetune_epochs,
+        teacher=distill_from,
+        importance=importance,
+        round_to=round_to,
+        keep=_names(keep),
+        schedule=schedule,
+        sparsity_init=sparsity_init,
+        lr=lr,
+    )
     recipe = model_recipe(
         model,
         data,
@@ -190,8 +187,7 @@ def prune(
         steps=[step],
         out=str(out),
     )
-    flags = step_flags("method", "ratio", *options, teacher="--distill-from")
-    run_shortcut(recipe, out, force, save_recipe, flags)
+    run_shortcut(recipe, out, force, save_recipe, step_flags(*step, teacher="--distill-from"))
 
 
 def register() -> None:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from modelpress.errors import OutputPathError, ResumeError
+from modelpress.errors import OutputPathError, ResumeError, first_line
 
 
 def _fsync_dir(path: Path) -> None:
@@ -177,11 +177,11 @@ class RunDir:
         fix = "drop --resume and pass --force to start over"
         try:
             record = json.loads(self.record_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             what = (
                 f"{e.msg} line {e.lineno}, column {e.colno}"
                 if isinstance(e, json.JSONDecodeError)
-                else "not UTF-8 text"
+                else first_line(e)
             )
             raise ResumeError(
                 f"{self.record_path}: not a readable run record (truncated? {what}); {fix}"
