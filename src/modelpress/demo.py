@@ -15,7 +15,7 @@ import torch
 from modelpress.core import pipeline
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import build_recipe
-from modelpress.core.rundir import stable_hash
+from modelpress.core.rundir import check_output, stable_hash
 from modelpress.errors import ResumeError
 from modelpress.training import TrainConfig, train_and_save
 
@@ -93,6 +93,7 @@ def run_demo(
     out: Path, *, quick: bool = False, threads: int | None = None, observer: Observer | None = None
 ) -> dict[str, Any]:
     observer = observer or Observer()
+    check_output(out, "--out", folder=True)  # before training: a file or read-only folder
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "baseline.pt"
     cfg = train_config(quick)

@@ -27,6 +27,10 @@ class ResumeError(ModelpressError):
     """``--resume`` was asked on a run directory that belongs to another recipe."""
 
 
+class OutputPathError(ModelpressError):
+    """An output path (``--out``, ``--json``, ``--save-recipe``) cannot be written as asked."""
+
+
 class StepError(ModelpressError):
     """A step could not do its work; the pipeline records it as failed and goes on."""
 

@@ -559,6 +559,11 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
+def checkpoints_dir(out: Path) -> Path:
+    """Where ``train_and_save`` keeps the per-epoch checkpoints of a training written to ``out``."""
+    return out.parent / f"{out.stem}.checkpoints"
+
+
 def train_and_save(
     recipe: Any, cfg: TrainConfig, out: Path, observer: Observer | None = None
 ) -> tuple[TrainResult, dict[str, Any]]:
@@ -578,7 +583,7 @@ def train_and_save(
         cfg,
         observer=observer,
         threads=ctx.threads,
-        checkpoint_dir=out.parent / f"{out.stem}.checkpoints",
+        checkpoint_dir=checkpoints_dir(out),
     )
     metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
     spec = ctx.model_spec

@@ -9,6 +9,7 @@ import typer
 
 from modelpress.cli import compress
 from modelpress.cli.common import (
+    MODEL_FLAGS,
     Data,
     Force,
     Kwargs,
@@ -26,6 +27,7 @@ from modelpress.cli.common import (
     rich_observer,
     run_shortcut,
     state,
+    step_flags,
     user_errors,
 )
 from modelpress.errors import ModelpressError
@@ -66,7 +68,9 @@ def run(
     ] = None,
     trust: TrustCode = False,
 ) -> None:
-    """Run a recipe: baseline, every step, each artifact verified and measured; write the report."""
+    """Run a recipe: baseline, every step, each artifact verified and measured; write the report.
+
+    Step types and their keys: modelpress steps."""
     from modelpress.core import pipeline
     from modelpress.core.recipe import load_recipe
 
@@ -118,10 +122,12 @@ def bench(
     """Baseline analysis of one model: size, params, MACs, latency, throughput, memory, accuracy."""
     from modelpress.core.context import build_context
     from modelpress.core.recipe import load_recipe
-    from modelpress.core.rundir import write_json_atomic
+    from modelpress.core.rundir import check_output, write_json_atomic
     from modelpress.evaluate.analyze import analyze
     from modelpress.report.terminal import artifact_table
 
+    if json_out:
+        check_output(json_out, "--json", folder=False, example="bench.json")
     try:
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
@@ -140,7 +146,13 @@ def bench(
             threads,
             trust_checkpoint_code=trust,
             evaluate=evaluate,
-        )
+        ),
+        flags=MODEL_FLAGS
+        | {
+            "evaluate.batch_sizes": "--batch-sizes",
+            "evaluate.repeats": "--repeats",
+            "evaluate.warmup": "--warmup",
+        },
     )
     observer = rich_observer()
     ctx, baseline = build_context(recipe, observer)
@@ -185,7 +197,7 @@ def export(
         steps=[step],
         out=str(out),
     )
-    run_shortcut(recipe, out, force, save_recipe)
+    run_shortcut(recipe, out, force, save_recipe, step_flags("format", "opset"))
 
 
 _PRECISION = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}
@@ -251,6 +263,9 @@ def quantize(
         if io:
             options["io"] = io
     names = [f.strip() for f in formats.split(",") if f.strip()]
+    twice = sorted({f for f in names if names.count(f) > 1})
+    if twice:
+        raise ModelpressError(f"--formats: {', '.join(twice)} given twice; name each format once")
     extra: dict[str, Any] = {"steps": quantize_steps(method, names, options), "out": str(out)}
     if max_accuracy_drop is not None:
         extra["targets"] = {"max_accuracy_drop": max_accuracy_drop}
@@ -265,7 +280,17 @@ def quantize(
         trust_checkpoint_code=trust,
         **extra,
     )
-    run_shortcut(recipe, out, force, save_recipe)
+    flags = step_flags(
+        "calibration",
+        "calibration_samples",
+        "io",
+        format="--formats",
+        precision="--method",
+        per_channel="--per-channel/--per-tensor",
+    )
+    # a step-level check (e.g. torchscript exports fp32 only) comes of the formats asked
+    flags |= {"steps.*": "--formats", "targets.max_accuracy_drop": "--max-accuracy-drop"}
+    run_shortcut(recipe, out, force, save_recipe, flags)
 
 
 @app.command()
@@ -291,12 +316,22 @@ def train(
     task: Task = None,
     threads: Threads = None,
     trust: TrustCode = False,
+    force: Force = False,
 ) -> None:
     """Train a model and save its weights with what is needed to reload them."""
     from pydantic import ValidationError
 
     from modelpress.core.recipe import load_recipe
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.core.rundir import check_output
+    from modelpress.errors import OutputPathError
+    from modelpress.training import TrainConfig, checkpoints_dir, train_and_save
+
+    check_output(out, "--out", folder=False, example="model.pt")
+    check_output(checkpoints_dir(out), "--out", folder=True)  # per-epoch checkpoints go here
+    if out.exists() and not force:
+        raise OutputPathError(
+            f"--out {out}: already exists; pass --force to overwrite it, or choose another --out"
+        )
 
     try:
         cfg = TrainConfig(
@@ -321,7 +356,8 @@ def train(
             task,
             threads,
             trust_checkpoint_code=trust,
-        )
+        ),
+        flags=MODEL_FLAGS,
     )
     result, metrics = train_and_save(recipe, cfg, out, rich_observer())
     key = result.metric
@@ -357,6 +393,33 @@ def zoo() -> None:
             entry.description,
         )
     console.print(table)
+
+
+@app.command()
+@user_errors
+def steps(
+    step_type: Annotated[
+        str | None, typer.Argument(help="One step type (default: all of them).")
+    ] = None,
+) -> None:
+    """List the step types a recipe's steps can use, with every key, its type and default."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from modelpress.core.registry import describe_fields, step_types, unknown_type_message
+
+    types = step_types()
+    if step_type is not None and step_type not in types:
+        raise ModelpressError(unknown_type_message(step_type))
+    for name, cls in types.items():
+        if step_type not in (None, name):
+            continue
+        table = Table(title=f"type: {name}", title_justify="left")
+        for col in ("key", "type", "default"):
+            table.add_column(col)
+        for row in describe_fields(cls):
+            table.add_row(*map(escape, row))  # list[str] is not rich markup
+        console.print(table)
 
 
 compress.register()  # distill, prune: listed after the commands above

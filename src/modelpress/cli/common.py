@@ -61,7 +61,10 @@ Threads = Annotated[
 SaveRecipe = Annotated[
     Path | None, typer.Option("--save-recipe", help="Write the equivalent recipe here.")
 ]
-Force = Annotated[bool, typer.Option("--force", help="Start over in a directory that holds a run.")]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Start over where --out already holds a run or a checkpoint."),
+]
 TrustCode = Annotated[
     bool,
     typer.Option(
@@ -84,6 +87,27 @@ def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, 
     if not isinstance(value, dict):
         raise ModelpressError(f"{option}: must be a JSON object of argument names to values")
     return value
+
+
+# Recipe fields a shortcut command sets from its flags: validation errors name the flag
+# (`--formats: ...`), not the recipe path it went to (`steps.2.format: ...`). `*` is any index.
+MODEL_FLAGS = {
+    "model": "MODEL",
+    "weights": "--weights",
+    "model_kwargs": "--model-kwargs",
+    "data": "--data",
+    "data.source": "--data",
+    "input_shape": "--input-shape",
+    "task": "--task",
+    "evaluate.threads": "--threads",
+    "out": "--out",
+}
+
+
+def step_flags(*fields: str, **renamed: str) -> dict[str, str]:
+    """``steps.*.FIELD`` → ``--FIELD`` (underscores as dashes), or the flag ``renamed`` gives."""
+    flags = {f"steps.*.{f}": "--" + f.replace("_", "-") for f in fields}
+    return flags | {f"steps.*.{f}": flag for f, flag in renamed.items()}
 
 
 def model_recipe(
@@ -152,13 +176,22 @@ def finish(record: dict[str, Any], out: Path) -> None:
 
 
 def run_shortcut(
-    recipe_dict: dict[str, Any], out: Path, force: bool, save_recipe: Path | None
+    recipe_dict: dict[str, Any],
+    out: Path,
+    force: bool,
+    save_recipe: Path | None,
+    flags: dict[str, str] | None = None,
 ) -> None:
-    """A shortcut command's recipe: validated, optionally written out (replayable), then run."""
+    """A shortcut command's recipe: validated (errors name ``flags``, the recipe fields' flags),
+    optionally written out (replayable), then run. Output paths are checked first."""
     from modelpress.core import pipeline
     from modelpress.core.recipe import dump_recipe, load_recipe
+    from modelpress.core.rundir import check_output
 
-    recipe = load_recipe(recipe_dict)
+    check_output(out, "--out", folder=True)
+    if save_recipe:
+        check_output(save_recipe, "--save-recipe", folder=False, example="recipe.yaml")
+    recipe = load_recipe(recipe_dict, flags={**MODEL_FLAGS, **(flags or {})})
     if save_recipe:
         dump_recipe(recipe, save_recipe)
         console.print(f"wrote {save_recipe}")

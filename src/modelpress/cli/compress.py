@@ -23,6 +23,7 @@ from modelpress.cli.common import (
     model_recipe,
     parse_kwargs,
     run_shortcut,
+    step_flags,
     user_errors,
 )
 
@@ -128,7 +129,9 @@ def distill(
         steps=[step],
         out=str(out),
     )
-    run_shortcut(recipe, out, force, save_recipe)
+    teacher_flags = {"model": "--teacher", "weights": "--teacher-weights"}
+    flags = step_flags(*step) | teacher_flags | {"model_kwargs": "--teacher-kwargs"}
+    run_shortcut(recipe, out, force, save_recipe, flags)
 
 
 def prune(
@@ -197,7 +200,7 @@ def prune(
         steps=[step],
         out=str(out),
     )
-    run_shortcut(recipe, out, force, save_recipe)
+    run_shortcut(recipe, out, force, save_recipe, step_flags(*step, teacher="--distill-from"))
 
 
 def register() -> None:

@@ -167,6 +167,82 @@ def _auto_kwargs(specs: list[InputSpec], data: Dataset, spec: models.ModelSpec) 
     return auto
 
 
+def _threads(recipe: Recipe, observer: Observer) -> int:
+    """The recipe's threads, at most this machine's logical cores (more only slows it down)."""
+    cores = os.cpu_count() or 1
+    threads = recipe.evaluate.threads or cores
+    if threads > cores:
+        observer.event(
+            "warning",
+            f"--threads / evaluate.threads {threads} is more than this machine's {cores} logical "
+            f"cores; using {cores}",
+        )
+    return min(threads, cores)
+
+
+_ONE_CLASS = {
+    "training": "the model cannot learn to tell classes apart",
+    "validation": "its metrics say nothing about the other classes",
+}
+
+
+def _check_labels(task: str, data: Dataset) -> None:
+    """Labels the task can score: binary takes 0 and 1, and every task two classes at least.
+    A split of one class gets a warning with its count, or an error where the task's metric
+    cannot exist there (AUC on the validation split)."""
+    parts = (data.train, data.calibration, data.validation)
+    labelled = [p.labels for p in parts if p.labels is not None and len(p)]
+    if task == "fidelity" or not labelled:
+        return
+    classes, counts = np.unique(np.concatenate(labelled), return_counts=True)
+    if task == "binary" and classes.max() > 1:
+        raise DataSourceError(
+            f"{data.source}: labels run 0..{classes.max()} ({len(classes)} classes) but task "
+            "binary takes labels 0 and 1; use task: classification, or relabel"
+        )
+    if len(classes) == 1:  # top-1 and AUC alike mean nothing
+        raise DataSourceError(
+            f"{data.source}: every sample is labelled {classes[0]} ({counts[0]} samples); "
+            f"task {task} needs samples of two classes at least (or use task: fidelity)"
+        )
+    for name, split in (("training", data.train), ("validation", data.validation)):
+        if split.labels is None or len(split) == 0 or len(np.unique(split.labels)) > 1:
+            continue
+        what = (
+            f"{data.source}: the {name} split holds one class only "
+            f"({split.labels[0]}: {len(split)} samples)"
+        )
+        if task == "binary" and name == "validation":
+            raise DataSourceError(
+                f"{what}; AUC needs samples of both classes 0 and 1 there: add samples of the "
+                "other class, or change data.seed / data.splits"
+            )
+        data.warnings.append(f"{what}; {_ONE_CLASS[name]}")
+
+
+def _check_forward_memory(
+    module: torch.nn.Module, example: list[torch.Tensor], source: str, specs: list[InputSpec]
+) -> None:
+    """Refuse an input shape whose forward cannot fit in memory, before running it."""
+    from modelpress.core.memory import available_bytes, fmt_bytes, largest_activation
+
+    free = available_bytes()
+    if free is None:
+        return
+    largest, op = largest_activation(
+        module, [tuple(t.shape) for t in example], [t.dtype for t in example]
+    )
+    need = 2 * largest  # the largest tensor and the one it is made from, roughly its size
+    if need > free:
+        shape = "; ".join(",".join(map(str, s.shape)) for s in specs)
+        raise ModelSourceError(
+            f"{source} at input shape {shape}: one forward of {len(example[0])} sample(s) would "
+            f"need about {fmt_bytes(need)} ({op} makes a {fmt_bytes(largest)} tensor) but "
+            f"{fmt_bytes(free)} of memory is available; use a smaller --input-shape / "
+            "input_shape (or input_size in model_kwargs)"
+        )
+
+
 def build_context(
     recipe: Recipe, observer: Observer | None = None, run_dir: RunDir | None = None
 ) -> tuple[Context, Artifact]:
@@ -185,12 +261,16 @@ def build_context(
         max_samples=cfg.max_samples,
         normalize=(cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None,
         resize=cfg.resize,
+        allow_nonfinite=cfg.allow_nonfinite,
     )
     if recipe.evaluate.max_samples is not None:
         data.validation = data.validation.head(recipe.evaluate.max_samples)
     specs = _fit_specs(planned, data)
     task = _task(recipe, spec, data)
-    threads = recipe.evaluate.threads or os.cpu_count() or 1
+    _check_labels(task, data)
+    for warning in data.warnings:
+        observer.event("warning", warning)
+    threads = _threads(recipe, observer)
     if deployed is not None:  # .onnx / .tflite: the file itself, in its runtime
         deployed.input_specs = specs
         ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
@@ -204,9 +284,9 @@ def build_context(
             )
         models.load_weights(module, Path(recipe.weights), recipe.model)
     ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
-    out = models.check_forward(
-        module, ctx.example_inputs(2 if _has_batchnorm(module) else 1), recipe.model
-    )
+    example = ctx.example_inputs(2 if _has_batchnorm(module) else 1)
+    _check_forward_memory(module, example, recipe.model, specs)
+    out = models.check_forward(module, example, recipe.model)
     _check_output(out, task, data, recipe.model)
     baseline = Artifact(
         "baseline",
@@ -284,7 +364,10 @@ def _check_output(out: torch.Tensor, task: str, data: Dataset, source: str) -> N
     if task == "binary" and width in (1, 2):
         return
     if width < data.num_classes:
+        k = data.num_classes
+        binary = " (or task: binary for its one logit)" if width == 1 and k == 2 else ""
         raise ModelSourceError(
-            f"{source} outputs {width} values per sample but {data.source} has "
-            f"{data.num_classes} classes; set num_classes in model_kwargs"
+            f"{source} outputs {width} values per sample but {data.source} has labels up to "
+            f"{k - 1} ({k} classes); give the model {k} outputs (num_classes in model_kwargs)"
+            f"{binary}, or drop the samples labelled {width} and above"
         )

@@ -22,7 +22,13 @@ from modelpress.core.context import Context, build_context
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, dump_recipe
 from modelpress.core.registry import StepConfig, handler_for
-from modelpress.core.rundir import RunDir, file_sha256, stable_hash, write_json_atomic
+from modelpress.core.rundir import (
+    RunDir,
+    check_output,
+    file_sha256,
+    stable_hash,
+    write_json_atomic,
+)
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate.analyze import analyze
@@ -359,6 +365,7 @@ def run(
 ) -> dict[str, Any]:
     """Run a recipe into a run directory and return its record."""
     root = Path(out) if out else default_out(recipe)
+    check_output(root, "--out", folder=True)  # before any work: a file or read-only folder
     if not resume and not force and (root / "record.json").exists():
         raise ResumeError(
             f"{root} already holds a run; pass --resume to continue it, --force to start over, "

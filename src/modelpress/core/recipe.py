@@ -7,9 +7,10 @@ Relative paths resolve against the recipe file's folder, so a recipe runs from a
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -57,6 +58,7 @@ class DataConfig(_Strict):
     max_samples: int | None = Field(None, ge=10)  # stratified subsample, for quick runs
     normalize: Normalize | None = None
     resize: bool = False  # npz arrays are used exactly as given unless this asks
+    allow_nonfinite: bool = False  # keep samples holding NaN/Inf (counted in the data summary)
 
     @field_validator("source")
     @classmethod
@@ -183,17 +185,74 @@ def _path_of(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(recipe)"
 
 
-def _errors(exc: ValidationError, prefix: str = "") -> list[str]:
+def _flag_of(loc: tuple[Any, ...], flags: dict[str, str]) -> str | None:
+    """The CLI flag that set the field at ``loc`` (``*`` in ``flags`` stands for an index)."""
+    for end in range(len(loc), 0, -1):  # the field, else the nearest section a flag set whole
+        parts = loc[:end]
+        for key in (
+            _path_of(parts),
+            ".".join("*" if isinstance(p, int) else str(p) for p in parts),
+        ):
+            if key in flags:
+                return flags[key]
+    return None
+
+
+def _section(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """The config class that holds the field at ``loc`` (for the keys it knows)."""
+    cls: type[BaseModel] | None = root
+    for part in loc[:-1]:
+        field = cls.model_fields.get(str(part)) if cls else None
+        if field is None:
+            return None
+        found = [
+            a
+            for a in (field.annotation, *get_args(field.annotation))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        cls = found[0] if found else None
+    return cls
+
+
+def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel], is_step: bool) -> str:
+    cls = _section(loc, root)
+    known = [k for k in cls.model_fields if k != "type"] if cls else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1) if loc else []
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    if is_step:
+        return f"unknown key{hint}; `modelpress steps` lists the keys of every step type"
+    return f"unknown key{hint}; the keys here are: {', '.join(known)}" if known else "unknown key"
+
+
+def _errors(
+    exc: ValidationError,
+    at: tuple[Any, ...] = (),
+    root: type[BaseModel] | None = None,
+    flags: dict[str, str] | None = None,
+) -> list[str]:
+    """One ``path: message`` per problem (paths below ``at``, fields of ``root``); a field a
+    CLI flag set is named by its flag, with the value given."""
     out = []
     for err in exc.errors():
+        loc = (*at, *err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see `modelpress run --help` for the schema)"
-        out.append(f"{prefix}{_path_of(err['loc'])}: {msg}")
+            msg = _unknown_key(err["loc"], root or Recipe, is_step=bool(at))
+        flag = _flag_of(loc, flags or {})
+        if flag is None:
+            out.append(f"{_path_of(loc)}: {msg}")
+            continue
+        got = err.get("input")
+        # the value given, unless the message already quotes it
+        plain = isinstance(got, str | int | float) and str(got) not in ("", *msg.split("'"))
+        shown = f" (got {got!r})" if plain else ""
+        out.append(f"{flag}: {msg}{shown}")
     return out
 
 
-def _parse_step(raw: Any, index: int, errors: list[str]) -> StepConfig | None:
+def _parse_step(
+    raw: Any, index: int, errors: list[str], flags: dict[str, str] | None = None
+) -> StepConfig | None:
     where = f"steps.{index}"
     if isinstance(raw, StepConfig):
         return raw
@@ -211,12 +270,15 @@ def _parse_step(raw: Any, index: int, errors: list[str]) -> StepConfig | None:
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
-        errors.extend(_errors(e, prefix=f"{where}."))
+        errors.extend(_errors(e, ("steps", index), cls, flags))
         return None
 
 
-def build_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
-    """Validate a whole recipe dict; raise one RecipeError listing every problem with its path."""
+def build_recipe(
+    data: dict[str, Any], source: str = "recipe", flags: dict[str, str] | None = None
+) -> Recipe:
+    """Validate a whole recipe dict; raise one RecipeError listing every problem with its path,
+    or with the CLI flag that set it when ``flags`` maps recipe paths to flags."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a mapping of keys (model, data, steps, ...)")
     data = dict(data)
@@ -226,11 +288,11 @@ def build_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
         recipe = Recipe.model_validate({**data, "steps": []})
     except ValidationError as e:
-        errors.extend(_errors(e))
+        errors.extend(_errors(e, flags=flags))
     if not isinstance(raw_steps, list):
         errors.append("steps: a list of steps, each with a 'type:'")
         raw_steps = []
-    steps = [_parse_step(raw, i, errors) for i, raw in enumerate(raw_steps)]
+    steps = [_parse_step(raw, i, errors, flags) for i, raw in enumerate(raw_steps)]
     names: dict[str, int] = {}
     for i, step in enumerate(steps):
         if step is None:
@@ -242,7 +304,9 @@ def build_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
             )
         names[step.display_name] = i
     if errors or recipe is None:
-        raise RecipeError(f"{source}: " + "; ".join(errors))
+        unique = list(dict.fromkeys(errors))  # a flag that set several steps: its error once
+        # from flags, the recipe is the command line itself: no file to name
+        raise RecipeError(("" if flags else f"{source}: ") + "; ".join(unique))
     return recipe.model_copy(update={"steps": [s for s in steps if s is not None]})
 
 
@@ -328,31 +392,46 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
+    """``FILE:LINE:COLUMN: not valid YAML (problem, context)``, lines and columns from 1."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start is not None:
+        context += f" from line {start.line + 1}, column {start.column + 1}"
+    return f"{where}: not valid YAML ({problem}{f', {context}' if context else ''})"
+
+
 def read_recipe_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        first = str(e).strip().splitlines()[0]
-        raise RecipeError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})"
-        ) from None
+    except json.JSONDecodeError as e:
+        raise RecipeError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+    except yaml.YAMLError as e:
+        raise RecipeError(_yaml_error(path, e)) from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys (model, data, steps, ...)")
     return _resolve_paths(data, path.parent.resolve())
 
 
-def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
-    """Read (file) or take (dict) a recipe, apply ``--set`` overrides, validate it whole."""
+def load_recipe(
+    source: str | Path | dict[str, Any],
+    overrides: list[str] | None = None,
+    flags: dict[str, str] | None = None,
+) -> Recipe:
+    """Read (file) or take (dict) a recipe, apply ``--set`` overrides, validate it whole.
+    ``flags`` (recipe path → CLI flag) makes errors name the flags a shortcut command took."""
     if isinstance(source, dict):
         data, where = _resolve_paths(source, Path.cwd()), "recipe"
     else:
         data, where = read_recipe_file(Path(source)), str(source)
     if overrides:
         data = apply_overrides(data, overrides)
-    return build_recipe(data, where)
+    return build_recipe(data, where, flags)
 
 
 def dump_recipe(recipe: Recipe, path: Path) -> None:

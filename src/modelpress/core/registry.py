@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -118,3 +119,51 @@ def handler_for(config: StepConfig) -> Handler:
     if reg is None:
         raise KeyError(unknown_type_message(config.type))
     return reg.handler
+
+
+def _type_name(annotation: Any) -> str:
+    """``onnx | tflite``, ``int | null``, ``list[str]``: a field's type as a recipe spells it."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(str(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+_BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+
+
+def _spelled(value: Any) -> str:
+    """A default as YAML spells it: null, true, 0.5, []."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def describe_fields(config_cls: type[BaseModel]) -> list[tuple[str, str, str]]:
+    """(key, type with bounds, default) of every key a step config takes, ``type`` aside."""
+    rows = []
+    for key, field in config_cls.model_fields.items():
+        if key == "type":
+            continue
+        kind = _type_name(field.annotation)
+        bounds = [
+            f"{sign} {getattr(m, attr)}"
+            for m in field.metadata
+            for attr, sign in _BOUNDS.items()
+            if getattr(m, attr, None) is not None
+        ]
+        if bounds:
+            kind += f" ({', '.join(bounds)})"
+        default = (
+            "required"
+            if field.is_required()
+            else _spelled(field.get_default(call_default_factory=True))
+        )
+        rows.append((key, kind, default))
+    return rows

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from modelpress.errors import ResumeError
+from modelpress.errors import OutputPathError, ResumeError, first_line
 
 # What a recipe name or step name may be: it becomes a folder or file name in the run directory
 # (runs/NAME, steps/01-NAME, artifacts/model-fp32-NAME.onnx), so no separators, no leading dot.
@@ -110,6 +110,45 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a folder on the way that we may not list
+        return False
+
+
+def check_output(path: Path, flag: str, *, folder: bool, example: str = "out") -> None:
+    """Before any work starts: ``path`` can be written as a folder (a run directory) or a file.
+
+    Read-only is decided by ``os.access`` on the folder that would receive the writes (the
+    nearest one that exists): it sees read-only mounts and permission bits, and agrees with the
+    kernel for root, who may write where the bits say no."""
+    if _exists(path):
+        if folder and not path.is_dir():
+            raise OutputPathError(
+                f"{flag} {path}: is a file, and a run directory is a folder; choose another {flag}"
+            )
+        if not folder and path.is_dir():
+            raise OutputPathError(
+                f"{flag} {path}: is a folder; give a file path, e.g. {path / example}"
+            )
+        target = path if folder else path.parent
+    else:
+        target = path.parent
+        while not _exists(target) and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            raise OutputPathError(
+                f"{flag} {path}: {target} is a file, so nothing can be created under it; "
+                f"choose another {flag}"
+            )
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"{flag} {path}: cannot write in {target} (read-only); choose another {flag} "
+            "in a folder you can write to"
+        )
+
+
 class RunDir:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -145,16 +184,32 @@ class RunDir:
         self.artifacts.mkdir(exist_ok=True)
 
     def read_record(self) -> dict[str, Any] | None:
+        """The earlier run's record, or None; a damaged one (an interrupted copy, a hand edit)
+        stops ``--resume`` with a one-line error instead of a traceback."""
         if not self.record_path.is_file():
             return None
+        fix = "drop --resume and pass --force to start over"
         try:
             record = json.loads(self.record_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            record = None
-        if not isinstance(record, dict):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            what = (
+                f"{e.msg} line {e.lineno}, column {e.colno}"
+                if isinstance(e, json.JSONDecodeError)
+                else first_line(e)
+            )
             raise ResumeError(
-                f"{self.record_path}: not a readable run record; drop --resume and start over "
-                "with --force"
+                f"{self.record_path}: not a readable run record (truncated? {what}); {fix}"
+            ) from None
+        steps = record.get("steps", []) if isinstance(record, dict) else None
+        if (
+            not isinstance(steps, list)
+            or not all(isinstance(s, dict) for s in steps)
+            or not isinstance(record.get("identity", {}), dict)
+            or not isinstance(record.get("baseline"), dict | None)
+        ):
+            raise ResumeError(
+                f"{self.record_path}: not a run record (a JSON object with identity and steps); "
+                f"{fix}"
             )
         return record
 

@@ -7,10 +7,14 @@
 ``npz:PATH``               arrays used exactly as given: ``x`` (or ``x_NAME`` per model input),
                            optional ``y``. No resizing or normalising unless the recipe asks.
 The three splits are disjoint (stratified by label when there are labels), fixed by the seed.
+Samples holding NaN/Inf are refused unless the recipe allows them (``data.allow_nonfinite``);
+data that would not fit in memory at the input shape is refused before it is made.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,8 @@ class Dataset:
     class_names: list[str] | None = None
     suggested_task: str | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown to the user as they load
+    nonfinite_samples: int = 0  # samples kept with NaN/Inf (data.allow_nonfinite)
 
     def input_specs(self, batch: int = 1) -> list[InputSpec]:
         return [
@@ -76,14 +82,45 @@ class Dataset:
             "validation": len(self.validation),
             "num_classes": self.num_classes,
             "inputs": [s.describe() for s in self.input_specs()],
+            **({"nonfinite_samples": self.nonfinite_samples} if self.nonfinite_samples else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def _resize_images(x: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """(N, C0, H0, W0) float → (N, C, H, W): bilinear resize, grey↔RGB by channel repeat/mean."""
+def _check_fits(samples: int, shape: tuple[int, ...], where: str) -> None:
+    """Refuse, before making it, float32 data at ``shape`` that the free memory cannot hold."""
+    from modelpress.core.memory import available_bytes, fmt_bytes
+
+    each = math.prod(shape) * 4
+    free = available_bytes()
+    if free is not None and samples * each > free:
+        dims = ",".join(map(str, shape))
+        raise DataSourceError(
+            f"{where}: {samples} samples at input shape 1,{dims} would take "
+            f"{fmt_bytes(samples * each)} ({fmt_bytes(each)} each) but {fmt_bytes(free)} of "
+            "memory is available; use a smaller --input-shape / input_shape"
+        )
+
+
+def _shrink_warning(where: str, source: tuple[int, int], target: tuple[int, int]) -> str | None:
+    """A warning when resizing leaves an image under 8 pixels a side (1×1 is nothing at all)."""
+    factor = min(target[0] / source[0], target[1] / source[1])
+    if factor >= 1 or min(target) >= 8:
+        return None
+    return (
+        f"{where}: {source[0]}×{source[1]} images shrunk to {target[0]}×{target[1]} (resize "
+        f"factor ×{factor:.3g}): little of each image is left; use a larger input shape"
+    )
+
+
+def _resize_images(
+    x: np.ndarray, shape: tuple[int, ...], where: str, warned: list[str] | None = None
+) -> np.ndarray:
+    """(N, C0, H0, W0) float → (N, C, H, W): bilinear resize, grey↔RGB by channel repeat/mean.
+    A resize that leaves little of the images adds a warning to ``warned``."""
     import torch
     import torch.nn.functional as F
 
@@ -92,6 +129,10 @@ def _resize_images(x: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndar
             f"{where}: images need an input shape N,C,H,W (e.g. 1,1,32,32), got {len(shape) + 1}-D"
         )
     c, h, w = shape
+    _check_fits(len(x), shape, where)
+    warning = _shrink_warning(where, tuple(x.shape[-2:]), (h, w))
+    if warning and warned is not None:
+        warned.append(warning)
     t = torch.from_numpy(x)
     if t.shape[-2:] != (h, w):
         t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
@@ -105,7 +146,9 @@ def _resize_images(x: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndar
     return t.contiguous().numpy()
 
 
-def _digits(shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _digits(
+    shape: tuple[int, ...] | None, warned: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -120,7 +163,7 @@ def _digits(shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray, list
             )
         return x.reshape(len(x), 64), d.target.astype(np.int64), [str(c) for c in range(10)]
     return (
-        _resize_images(x, shape, "builtin:digits"),
+        _resize_images(x, shape, "builtin:digits", warned),
         d.target.astype(np.int64),
         [str(c) for c in range(10)],
     )
@@ -133,9 +176,45 @@ def _breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str]]:
     return d.data.astype(np.float32), d.target.astype(np.int64), list(d.target_names)
 
 
-def _folder(path: Path, shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+# Pillow's modes for 16-bit grey PNGs (older Pillows open them as 32-bit "I"): their values run
+# to 65535, and convert("L") would clip them at 255 instead of scaling.
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _read_image(f: Path, c: int, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as (C, H, W) float in [0, 1], and its size before resizing (H0, W0)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        # past Pillow's pixel limit an image is a likely decompression bomb: refuse, never decode
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(f) as im:
+            size = (im.height, im.width)
+            if im.mode in _SIXTEEN_BIT:
+                grey = np.asarray(im, dtype=np.float32) / 65535.0
+                small = Image.fromarray(grey).resize((w, h), Image.BILINEAR)  # mode F
+                arr = np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)[None]
+                return (arr if c == 1 else np.repeat(arr, 3, axis=0)), size
+            im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    return (arr[None] if c == 1 else arr.transpose(2, 0, 1)), size
+
+
+def _unreadable(e: Exception) -> str:
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(e, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        # "Image size (N pixels) exceeds limit of M pixels, could be decompression bomb ..."
+        return f"a possible decompression bomb: {str(e).split(', could')[0]}"
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _folder(
+    path: Path, shape: tuple[int, ...] | None, warned: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     where = f"folder:{path}"
     if not path.is_dir():
         raise DataSourceError(f"{where}: folder not found")
@@ -156,21 +235,39 @@ def _folder(path: Path, shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.n
     c, h, w = shape
     if c not in (1, 3):
         raise DataSourceError(f"{where}: images have 1 (grey) or 3 (RGB) channels, not {c}")
-    xs, ys = [], []
-    for label, name in enumerate(classes):
-        for f in sorted((path / name).iterdir()):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-                    arr = np.asarray(im, dtype=np.float32) / 255.0
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataSourceError(
-                    f"{f}: not a readable image ({e}); remove or replace it"
-                ) from None
-            xs.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))  # (C, H, W)
-            ys.append(label)
+    files = [
+        (label, f)
+        for label, name in enumerate(classes)
+        for f in sorted((path / name).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    _check_fits(len(files), shape, where)
+    xs, ys, bad = [], [], {}  # bad: reason → files
+    smallest: tuple[float, tuple[int, int]] = (math.inf, (h, w))  # (factor, size before)
+    for label, f in files:
+        try:
+            arr, size = _read_image(f, c, h, w)
+        except Exception as e:  # Pillow raises OSError, SyntaxError, EOFError, struct.error, ...
+            # for damaged files, DecompressionBombError / the warning (made an error) for bombs
+            bad.setdefault(_unreadable(e), []).append(str(f.relative_to(path)))
+            continue
+        smallest = min(smallest, (min(h / size[0], w / size[1]), size))
+        xs.append(arr)
+        ys.append(label)
+    if bad:  # every bad file at once, the first 10 by name: one fix, not one rerun per file
+        count, shown, listed = sum(map(len, bad.values())), [], 0
+        for reason, names in bad.items():
+            if listed < 10:
+                shown.append(f"{', '.join(names[: 10 - listed])} ({reason})")
+            listed += len(names)
+        more = f"; and {count - 10} more" if count > 10 else ""
+        raise DataSourceError(
+            f"{where}: {count} of {len(files)} images cannot be read: "
+            f"{'; '.join(shown)}{more}; remove or replace them"
+        )
+    warning = _shrink_warning(where, smallest[1], (h, w))
+    if warning:
+        warned.append(warning)
     return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
 
 
@@ -203,8 +300,23 @@ def _npz(
     if y is not None:
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
             raise DataSourceError(f"{where}: y must be a 1-D array of integer class labels")
+        if (y < 0).any():
+            first = int(np.argmax(y < 0))
+            raise DataSourceError(
+                f"{where}: y[{first}] is {y[first]} ({int((y < 0).sum())} negative labels); "
+                "class labels run 0, 1, … number of classes − 1"
+            )
         y = y.astype(np.int64)
     return inputs, input_names, y
+
+
+def _nonfinite_rows(inputs: list[np.ndarray]) -> np.ndarray:
+    """(N,) bool: which samples hold a NaN or Inf in any floating-point input."""
+    bad = np.zeros(len(inputs[0]), dtype=bool)
+    for a in inputs:
+        if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
+            bad |= ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return bad
 
 
 def _split_indices(
@@ -246,14 +358,16 @@ def load_data(
     max_samples: int | None = None,
     normalize: tuple[list[float], list[float]] | None = None,
     resize: bool = False,
+    allow_nonfinite: bool = False,
 ) -> Dataset:
     """Load a data source and split it. ``input_specs`` (batch first) sets the sample shape."""
     kind, _, arg = source.partition(":")
     sample_shape = tuple(input_specs[0].shape[1:]) if input_specs else None
     names = [s.name for s in input_specs] if input_specs else None
     suggested, class_names, notes = None, None, []
+    warned: list[str] = []
     if kind == "builtin" and arg == "digits":
-        x, y, class_names = _digits(sample_shape)
+        x, y, class_names = _digits(sample_shape, warned)
         inputs = [x]
     elif kind == "builtin" and arg == "breast_cancer":
         x, y, class_names = _breast_cancer()
@@ -263,13 +377,13 @@ def load_data(
             f"builtin:{arg}: unknown; built-in data are builtin:digits, builtin:breast_cancer"
         )
     elif kind == "folder":
-        x, y, class_names = _folder(Path(arg), sample_shape)
+        x, y, class_names = _folder(Path(arg), sample_shape, warned)
         inputs = [x]
     elif kind == "npz":
         inputs, npz_names, y = _npz(Path(arg), names)
         names = npz_names if not names or len(names) != len(inputs) else names
         if resize and sample_shape is not None:
-            inputs = [_resize_images(inputs[0].astype(np.float32), sample_shape, source)]
+            inputs = [_resize_images(inputs[0].astype(np.float32), sample_shape, source, warned)]
         if y is None:
             suggested = "fidelity"
     else:
@@ -282,9 +396,17 @@ def load_data(
     n = len(inputs[0])
     if n < 10:
         raise DataSourceError(f"{source}: only {n} samples; modelpress needs at least 10 to split")
+    nonfinite = _nonfinite_rows(inputs)
+    if nonfinite.any() and not allow_nonfinite:
+        raise DataSourceError(
+            f"{source}: sample {int(np.argmax(nonfinite))} holds NaN or Inf "
+            f"({int(nonfinite.sum())} of {n} samples do); clean the data, or set "
+            "data.allow_nonfinite: true in the recipe to keep them"
+        )
     if max_samples is not None and max_samples < n:
         keep, _, _ = _split_indices(n, y, max_samples / n, 0.0, 1 - max_samples / n, seed)
         inputs, y = [a[keep] for a in inputs], None if y is None else y[keep]
+        nonfinite = nonfinite[keep]
         n = len(keep)
         notes.append(f"subsampled to {n} samples (data.max_samples)")
     if normalize is not None:
@@ -303,6 +425,8 @@ def load_data(
         class_names=class_names,
         suggested_task=suggested,
         notes=notes,
+        warnings=warned,
+        nonfinite_samples=int(nonfinite.sum()),
     )
     if source == "builtin:breast_cancer":  # standardise with train statistics only
         mu = dataset.train.inputs[0].mean(0)
