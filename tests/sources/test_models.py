@@ -129,6 +129,8 @@ def test_exported_program_with_a_fixed_batch_says_what_it_expects(tmp_path: Path
 
 def test_model_with_too_few_outputs_for_the_classes(factory_file: Path) -> None:
     with pytest.raises(
-        ModelSourceError, match="outputs 3 values per sample but builtin:digits has 10"
+        ModelSourceError,
+        match=r"outputs 3 values per sample but builtin:digits has labels up to 9 \(10 classes\); "
+        "give the model 10 outputs",
     ):
         _ctx(model=f"{factory_file}:build", model_kwargs={"num_classes": 3})
