@@ -1,7 +1,8 @@
 """ONNX Runtime quantization: int8 (static QDQ, calibrated), int8-dynamic, fp16.
 
 Static int8 calibrates on the calibration split (MinMax, Entropy or Percentile), per channel by
-default. The activation type is measured, not assumed: with ``activation_type: auto`` both
+default, on a graph first rewritten so that hardswish, squeeze-excite gates and spatial means
+have int8 kernels (``onnx_int8_graph``; recorded under ``graph_rewrites``). The activation type is measured, not assumed: with ``activation_type: auto`` both
 uint8 and int8 activations are built and timed at batch 1 on this CPU and the faster is kept
 (on x86 with VNNI, unsigned activations use the fast u8×s8 kernels); the record keeps both
 timings. When ``targets.max_accuracy_drop`` is set and the int8 model loses more, layers are
@@ -46,6 +47,21 @@ def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
     except Exception as e:
         notes.append(f"quant_pre_process skipped: {first_line(e, 160)}")
         return src
+
+
+def _int8_ready(src: Path, work: Path, notes: list[str], details: dict[str, Any]) -> Path:
+    """The graph rewritten so activations ORT has no int8 kernel for run in int8 too (see
+    onnx_int8_graph); the pre-processed graph as it was when nothing applies or a rewrite fails."""
+    from modelpress.steps.export.onnx_int8_graph import rewrite_for_int8
+
+    out = work / "model-fp32-int8-ready.onnx"
+    try:
+        done = rewrite_for_int8(str(src), str(out))
+    except Exception as e:
+        notes.append(f"int8 graph rewrites skipped: {first_line(e, 160)}")
+        return src
+    details["graph_rewrites"] = {k: v for k, v in done.items() if v}
+    return out if any(done.values()) else src
 
 
 def _check_calibration(split: Split, model_path: Path, where: str) -> None:
@@ -274,7 +290,7 @@ def _static_int8(
 ) -> None:
     work = ctx.work_dir()
     fp32 = fp32_onnx(artifact, config, ctx)
-    pre = _preprocess(fp32, work, notes)
+    pre = _int8_ready(_preprocess(fp32, work, notes), work, notes, details)
     split = ctx.calibration(config.calibration_samples, config.display_name)
     _check_calibration(split, pre, config.display_name)
     _, exclude = _node_names(pre, config.keep_fp32)

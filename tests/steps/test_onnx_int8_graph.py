@@ -1,0 +1,75 @@
+"""Mobile architectures (hardswish, squeeze-excite) run in int8 end to end in ONNX Runtime."""
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from modelpress.core import pipeline
+from modelpress.core.recipe import build_recipe
+from modelpress.steps.export.onnx_int8_graph import rewrite_for_int8
+
+
+@pytest.fixture(scope="module")
+def mobile_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("mobile") / "run"
+    recipe = build_recipe(
+        {
+            "model": "zoo:mobilenetv3_small",
+            "model_kwargs": {"width_mult": 0.5},
+            "data": {"source": "builtin:digits", "max_samples": 300},
+            "input_shape": "1,3,32,32",
+            "steps": [
+                {"type": "export", "format": "onnx"},
+                {"type": "export", "format": "onnx", "precision": "int8"},
+            ],
+            "evaluate": {"repeats": 5, "batch_sizes": [1]},
+        }
+    )
+    return pipeline.run(recipe, out=out), out
+
+
+def _runtime_ops(path: Path, tmp: Path) -> Counter:
+    """The kernels ONNX Runtime really runs: its optimized graph, saved."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(str(tmp / "optimized.onnx")).graph.node)
+
+
+def test_rewrites_keep_the_fp32_outputs(mobile_run: tuple[dict, Path], tmp_path: Path) -> None:
+    record, root = mobile_run
+    fp32 = root / next(a for a in record["artifacts"] if a["name"] == "onnx-fp32")["path"]
+    done = rewrite_for_int8(str(fp32), str(tmp_path / "rewritten.onnx"))
+    assert done["reduce_mean_to_global_average_pool"] > 0
+    assert done["hardsigmoid_folded_into_conv"] > 0  # the squeeze-excite gates
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "rewritten.onnx")).graph.node)
+    assert ops["ReduceMean"] == 0 and ops["HardSigmoid"] == 0
+    x = np.random.default_rng(0).random((8, 3, 32, 32), dtype=np.float32)
+    before = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(
+        str(tmp_path / "rewritten.onnx"), providers=["CPUExecutionProvider"]
+    )
+    name = before.get_inputs()[0].name
+    np.testing.assert_allclose(
+        after.run(None, {name: x})[0], before.run(None, {name: x})[0], rtol=1e-4, atol=1e-4
+    )
+
+
+def test_int8_graph_runs_without_float_islands(
+    mobile_run: tuple[dict, Path], tmp_path: Path
+) -> None:
+    record, root = mobile_run
+    int8 = next(a for a in record["artifacts"] if a["name"] == "onnx-int8")
+    rewrites = int8["details"]["graph_rewrites"]
+    assert rewrites["reduce_mean_to_global_average_pool"] > 0
+    ops = _runtime_ops(root / int8["path"], tmp_path)
+    # hardswish, the squeeze-excite gate and the pooling run as int8 kernels ...
+    assert ops["HardSigmoid"] == 0 and ops["ReduceMean"] == 0
+    assert ops["QLinearGlobalAveragePool"] > 0 and ops["QLinearMul"] > 0
+    # ... so the graph quantizes its input once and dequantizes its output once
+    assert ops["QuantizeLinear"] <= 1 and ops["DequantizeLinear"] <= 1
+    assert int8["verification"]["cosine"] > 0.99
