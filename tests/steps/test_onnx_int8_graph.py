@@ -66,6 +66,8 @@ def test_int8_graph_runs_without_float_islands(
     int8 = next(a for a in record["artifacts"] if a["name"] == "onnx-int8")
     rewrites = int8["details"]["graph_rewrites"]
     assert rewrites["reduce_mean_to_global_average_pool"] > 0
+    # every hardswish's α went into a quantization scale: hardswish is QLinearAdd + QLinearMul
+    assert rewrites["scalar_mul_into_scale"] == rewrites["hardsigmoid_to_mul_add_clip"] > 0
     ops = _runtime_ops(root / int8["path"], tmp_path)
     # hardswish, the squeeze-excite gate and the pooling run as int8 kernels ...
     assert ops["HardSigmoid"] == 0 and ops["ReduceMean"] == 0

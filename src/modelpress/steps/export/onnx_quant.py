@@ -2,7 +2,8 @@
 
 Static int8 calibrates on the calibration split (MinMax, Entropy or Percentile), per channel by
 default, on a graph first rewritten so that hardswish, squeeze-excite gates and spatial means
-have int8 kernels (``onnx_int8_graph``; recorded under ``graph_rewrites``). The activation type is measured, not assumed: with ``activation_type: auto`` both
+have int8 kernels (``onnx_int8_graph``; recorded under ``graph_rewrites``). The activation
+type is measured, not assumed: with ``activation_type: auto`` both
 uint8 and int8 activations are built and timed at batch 1 on this CPU and the faster is kept
 (on x86 with VNNI, unsigned activations use the fast u8×s8 kernels); the record keeps both
 timings. When ``targets.max_accuracy_drop`` is set and the int8 model loses more, layers are
@@ -26,6 +27,7 @@ from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
 from modelpress.steps.export.onnx import fp32_onnx
+from modelpress.steps.export.onnx_int8_graph import absorb_scalar_muls, rewrite_for_int8
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
 def _int8_ready(src: Path, work: Path, notes: list[str], details: dict[str, Any]) -> Path:
     """The graph rewritten so activations ORT has no int8 kernel for run in int8 too (see
     onnx_int8_graph); the pre-processed graph as it was when nothing applies or a rewrite fails."""
-    from modelpress.steps.export.onnx_int8_graph import rewrite_for_int8
-
     out = work / "model-fp32-int8-ready.onnx"
     try:
         done = rewrite_for_int8(str(src), str(out))
@@ -147,6 +147,7 @@ class _Static:
             "percentile": CalibrationMethod.Percentile,
         }[config.calibration]
         self.count = 0
+        self.absorbed = 0  # scalar multiplications folded into quantization scales, last build
 
     def build(self, activation: str, exclude: list[str]) -> Path:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -169,6 +170,7 @@ class _Static:
                 )
         except Exception as e:
             raise StepError(f"onnxruntime quantize_static failed: {first_line(e)}") from None
+        self.absorbed = absorb_scalar_muls(str(out))
         return out
 
 
@@ -299,6 +301,8 @@ def _static_int8(
         activation, path = _choose_activation(static, config, exclude, ctx, details)
     if config.fallback:
         path = _fallback(static, activation, path, exclude, fp32, ctx, details)
+    if static.absorbed:
+        details.setdefault("graph_rewrites", {})["scalar_mul_into_scale"] = static.absorbed
     shutil.copyfile(path, out)
     for stale in work.glob("candidate-*.onnx"):
         stale.unlink()
