@@ -75,3 +75,18 @@ def test_int8_graph_runs_without_float_islands(
     # ... so the graph quantizes its input once and dequantizes its output once
     assert ops["QuantizeLinear"] <= 1 and ops["DequantizeLinear"] <= 1
     assert int8["verification"]["cosine"] > 0.99
+
+
+def test_int8_file_is_under_30_percent_of_fp32(mobile_run: tuple[dict, Path]) -> None:
+    record, root = mobile_run
+    arts = {a["name"]: a for a in record["artifacts"]}
+    fp32, int8 = arts["onnx-fp32"], arts["onnx-int8"]
+    assert record["baseline"]["params"] > 100_000
+    assert int8["details"]["names_compacted_bytes"] > 0
+    assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"]
+    # the compacted file still loads and keeps its input and output names
+    session = ort.InferenceSession(str(root / int8["path"]), providers=["CPUExecutionProvider"])
+    fp32_session = ort.InferenceSession(
+        str(root / fp32["path"]), providers=["CPUExecutionProvider"]
+    )
+    assert [i.name for i in session.get_inputs()] == [i.name for i in fp32_session.get_inputs()]

@@ -27,7 +27,11 @@ from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
 from modelpress.steps.export.onnx import fp32_onnx
-from modelpress.steps.export.onnx_int8_graph import absorb_scalar_muls, rewrite_for_int8
+from modelpress.steps.export.onnx_int8_graph import (
+    absorb_scalar_muls,
+    compact_names,
+    rewrite_for_int8,
+)
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
@@ -384,6 +388,8 @@ def quantize_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: P
     build = {"int8": _static_int8, "int8-dynamic": _dynamic_int8, "fp16": _fp16}[config.precision]
     out.parent.mkdir(parents=True, exist_ok=True)
     build(artifact, config, ctx, out, notes, details)
+    if config.precision != "fp16":  # int8 files: the quantizer's long names are a real share
+        details["names_compacted_bytes"] = compact_names(str(out))
     return artifact.child(
         "onnx",
         config.precision,
