@@ -158,6 +158,7 @@ def show_run(record: dict[str, Any], out: Path) -> None:
         terminal.fallback_table(record),
         terminal.targets_table(record),
         terminal.head_to_head_table(record),
+        terminal.versus_fp32_table(record),
     ):
         if table is not None:
             console.print(table)

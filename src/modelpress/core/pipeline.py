@@ -31,6 +31,7 @@ from modelpress.core.rundir import (
 )
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.evaluate import targets as targets_mod
+from modelpress.evaluate import versus_fp32
 from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.benchmark import head_to_head
 from modelpress.evaluate.metrics import PRIMARY
@@ -147,6 +148,27 @@ class Runner:
         finally:
             for runtime in reversed(list(runtimes.values())):  # torch's threads: last in, first out
                 runtime.close()
+
+    def _versus_fp32(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> None:
+        """Time every quantized artifact in one loop with its runtime's FP32 artifact, and flag
+        the ones slower than it (``evaluate/versus_fp32``), before the finalists race."""
+        entries = [record["baseline"], *record["artifacts"]]
+        timed = [f"{q} with {s}" for q, s in versus_fp32.pairs(entries) if s]
+        if timed:
+            self.observer.event("int8-vs-fp32", f"timing {', '.join(timed)} in turn")
+        cfg = self.recipe.evaluate
+        with self.observer.progress("quantized vs FP32", None):
+            results = versus_fp32.time_pairs(
+                entries,
+                {a.name: a for a in [baseline, *self.produced]},
+                ctx.threads,
+                ctx.data.validation.sample_batch,
+                batch=record["baseline"]["latency_ms"]["batch"],
+                warmup=cfg.warmup,
+                repeats=cfg.repeats,
+            )
+        for entry in versus_fp32.annotate(entries, results):
+            self.observer.event("warning", versus_fp32.describe(entry))
 
     # ------------------------------------------------------------------ artifacts
     def _relative(self, entry: dict[str, Any]) -> dict[str, Any]:
@@ -268,6 +290,7 @@ class Runner:
             record["steps"].append(entry)
             record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
             self._finalize(record)
+        self._versus_fp32(record, ctx, baseline)  # flags first: the finalists leave them out
         record["head_to_head"] = self._head_to_head(record, ctx, baseline)
         self._finalize(record)
 

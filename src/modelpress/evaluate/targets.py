@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelpress.evaluate.metrics import PRIMARY
+from modelpress.evaluate.versus_fp32 import flag, set_aside
 
 # Without a max_accuracy_drop target, a recommendation still refuses artifacts that lose more.
 DEFAULT_MAX_DROP_PT = 1.0
@@ -78,7 +79,8 @@ def finalists(
 ) -> list[dict[str, Any]]:
     """The candidates a recommendation could pick on speed: meeting every target but the
     latency ones, measured at the baseline's latency batch, with a median latency within
-    FINALIST_WINDOW of the fastest of them. Their head-to-head decides which is fastest."""
+    FINALIST_WINDOW of the fastest of them, none slower than an FP32 sibling among them
+    (``versus_fp32.set_aside``). Their head-to-head decides which is fastest."""
     guard, _ = _guard(targets)
     others = {k: v for k, v in guard.items() if k not in LATENCY_TARGETS}
     batch = baseline["latency_ms"]["batch"]
@@ -87,6 +89,8 @@ def finalists(
         for c in [baseline] + [a for a in artifacts if a.get("status") == "ok"]
         if c["latency_ms"]["batch"] == batch and all(r["met"] for r in check(c, others).values())
     ]
+    aside = set_aside(eligible)
+    eligible = [c for c in eligible if not any(c is a for a in aside)]
     if not eligible:
         return []
     fastest = min(c["latency_ms"]["median"] for c in eligible)
@@ -94,8 +98,11 @@ def finalists(
 
 
 def _fastest(entries: list[dict[str, Any]], race: dict[str, Any] | None) -> dict[str, Any]:
-    """The fastest of ``entries`` (ties: the smaller). When the fastest by separate benchmarks
-    raced head-to-head, the race decides among the entries that ran in it."""
+    """The fastest of ``entries`` (ties: the smaller), leaving out any slower than its FP32
+    sibling when that sibling is among them. When the fastest by separate benchmarks raced
+    head-to-head, the race decides among the entries that ran in it."""
+    aside = set_aside(entries)
+    entries = [c for c in entries if not any(c is a for a in aside)]  # a sibling always stays
     first = min(entries, key=lambda c: (c["latency_ms"]["median"], c["size_bytes"]))
     timed = (race or {}).get("results") or {}
     raced = [c for c in entries if c["name"] in timed]
@@ -123,6 +130,19 @@ def _race_says(entry: dict[str, Any], race: dict[str, Any] | None) -> str:
     return text
 
 
+def _set_aside_says(entries: list[dict[str, Any]]) -> str:
+    """Which of ``entries`` the choice left out as slower than their FP32 sibling, or ""."""
+    aside = set_aside(entries)
+    if not aside:
+        return ""
+    said = ", ".join(
+        f"{e['name']} ({f['ratio']:.2f}× the latency of {f['sibling']})"
+        for e in aside
+        if (f := flag(e)) is not None
+    )
+    return f"; set aside as slower than their FP32 sibling, timed in turn: {said}"
+
+
 def _describe(entry: dict[str, Any]) -> str:
     parts = [
         f"{entry['latency_ms']['median']:.3g} ms median at batch {entry['latency_ms']['batch']}"
@@ -134,6 +154,12 @@ def _describe(entry: dict[str, Any]) -> str:
     if key and key in entry["metrics"]:
         parts.append(
             f"{key} {entry['metrics'][key]:.4f}" + (f" ({d:+.2f} pt)" if d is not None else "")
+        )
+    slower = flag(entry)
+    if slower is not None:  # chosen anyway (its sibling is not a candidate): never silently
+        parts.append(
+            f"⚠ slower than its FP32 sibling {slower['sibling']} ({slower['ratio']:.2f}× its "
+            "latency, timed in turn)"
         )
     return ", ".join(parts)
 
@@ -168,7 +194,7 @@ def recommend(
             "artifact": best.get("path"),
             "name": best["name"],
             "met": True,
-            "why": f"{why}: {_describe(best)}{_race_says(best, race)}",
+            "why": f"{why}: {_describe(best)}{_race_says(best, race)}{_set_aside_says(meeting)}",
         }
         return rec, res
     closest = min(
@@ -219,7 +245,7 @@ def decisions(
         out["fastest"] = {
             "artifact": fastest["name"],
             "why": f"lowest latency within {bound} pt: {_describe(fastest)}"
-            f"{_race_says(fastest, race)}",
+            f"{_race_says(fastest, race)}{_set_aside_says(within)}",
         }
         out["smallest"] = {
             "artifact": smallest["name"],

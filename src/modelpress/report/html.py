@@ -93,6 +93,9 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
     ship = sections.decisions(record)
     if ship:
         body += ["<h3>What to ship</h3>", table(ship)]
+    versus = sections.versus_fp32(record)
+    if versus:
+        body += ["<h2>Quantized vs FP32</h2>", f"<p>{escape(versus[0])}</p>", table(versus[1])]
 
     for grid in (sections.training(record), sections.metrics(record), sections.per_class(record)):
         if grid:

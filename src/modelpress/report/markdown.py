@@ -86,6 +86,9 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     ship = sections.decisions(record)
     if ship:
         out += ["### What to ship", "", table(ship), ""]
+    versus = sections.versus_fp32(record)
+    if versus:
+        out += ["## Quantized vs FP32", "", versus[0], "", table(versus[1]), ""]
 
     metrics = sections.metrics(record)
     if metrics:

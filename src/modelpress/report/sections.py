@@ -16,6 +16,7 @@ Entry = dict[str, Any]
 
 RECOMMENDED_MARK = "★"
 UNRELIABLE_MARK = "⚠"  # timings taken on a busy machine (see ``unreliable``)
+SLOWER_MARK = "⚠"  # a quantized artifact slower than its FP32 sibling (see ``versus_fp32``)
 _SHORT_METRIC = {"top1": "top-1", "top5": "top-5", "auc": "AUC", "f1": "F1"}
 _NOT_METRICS = {"samples", "per_class", "confusion_matrix", "threshold"}
 # The comparison each target makes, by name prefix (max_size_mb → ≤, min_speedup → ≥).
@@ -337,6 +338,55 @@ def head_to_head(record: dict[str, Any]) -> tuple[str, Grid | None] | None:
                 f"{UNRELIABLE_MARK} unreliable" if r.get("unreliable") else "ok",
             ]
         )
+    return text, grid
+
+
+def versus_fp32(record: dict[str, Any]) -> tuple[str, Grid] | None:
+    """(how they were timed, one row per quantized artifact) of the quantized artifacts timed
+    in turn with their runtime's FP32 artifact; None when the run has no quantized artifact."""
+    compared = [e for e in entries(record) if isinstance(e.get("vs_fp32"), dict)]
+    if not compared:
+        return None
+    headers = ["artifact", "FP32 sibling", "ms p50 / p90", "FP32 ms p50 / p90", "× FP32 latency"]
+    grid = Grid("Quantized vs FP32", [*headers, "verdict", "timings"], numeric={2, 3, 4})
+    for entry in compared:
+        vs = entry["vs_fp32"]
+        ratio = fmt.number(vs.get("ratio"))
+        if ratio is None:
+            verdict = f"not compared: {fmt.text(vs.get('not_compared'))}"
+        elif isinstance(entry.get("slower_than_fp32"), dict):
+            verdict = f"{SLOWER_MARK} slower than FP32"
+        else:
+            verdict = f"{fmt.ratio(1 / ratio if ratio > 0 else None)} faster"
+        grid.rows.append(
+            [
+                fmt.text(entry.get("name")),
+                fmt.text(vs.get("sibling")),
+                fmt.latency_pair(vs.get("median_ms"), vs.get("p90_ms")),
+                fmt.latency_pair(vs.get("sibling_median_ms"), vs.get("sibling_p90_ms")),
+                fmt.ratio(ratio),
+                verdict,
+                f"{UNRELIABLE_MARK} {'; '.join(map(str, vs['unreliable']))}"
+                if vs.get("unreliable")
+                else ("ok" if ratio is not None else fmt.MISSING),
+            ]
+        )
+    timed = next((e["vs_fp32"] for e in compared if e["vs_fp32"].get("repeats")), {})
+    text = (
+        "Each quantized artifact timed in one loop with the FP32 artifact of its runtime made "
+        "from the same model, in turn"
+    )
+    if timed:
+        unit = "thread" if timed.get("threads") == 1 else "threads"
+        text += (
+            f" ({fmt.text(timed.get('repeats'))} rounds at batch {fmt.text(timed.get('batch'))}, "
+            f"{fmt.text(timed.get('threads'))} {unit})"
+        )
+    text += (
+        ". × FP32 latency: its median latency over its FP32 sibling's (above 1: slower). One "
+        "slower than its FP32 sibling is flagged slower_than_fp32 and never recommended over it "
+        "when the sibling is a candidate too."
+    )
     return text, grid
 
 

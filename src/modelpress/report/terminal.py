@@ -90,6 +90,19 @@ def head_to_head_table(record: dict[str, Any]) -> Table | None:
     return table
 
 
+def versus_fp32_table(record: dict[str, Any]) -> Table | None:
+    """Each quantized artifact timed in turn with its FP32 sibling, or None when none ran."""
+    found = sections.versus_fp32(record)
+    if found is None:
+        return None
+    text, grid = found
+    table = _table(grid)
+    for column in table.columns[-2:]:  # the verdict and why not to trust it: wrap, never cut
+        column.no_wrap, column.overflow = False, "fold"
+    table.caption = text
+    return table
+
+
 def fallback_table(record: dict[str, Any]) -> Table | None:
     """INT8 artifacts' accuracy fallback (layers kept FP32), or None when none ran one."""
     grid = sections.fallback(record)
