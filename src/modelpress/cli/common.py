@@ -156,6 +156,7 @@ def show_run(record: dict[str, Any], out: Path) -> None:
     for table in (
         terminal.training_table(record),
         terminal.fallback_table(record),
+        terminal.coverage_table(record),
         terminal.targets_table(record),
         terminal.head_to_head_table(record),
         terminal.versus_fp32_table(record),

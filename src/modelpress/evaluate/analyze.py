@@ -11,6 +11,7 @@ import numpy as np
 
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.compare import verify
+from modelpress.evaluate.coverage import int8_coverage
 from modelpress.evaluate.metrics import compute_metrics
 from modelpress.runtimes import runtime_for
 
@@ -48,6 +49,7 @@ def analyze(
                 repeats=cfg.repeats,
             )
         params = runtime.param_count() or None
+        coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
     finally:
         runtime.close()
     size = artifact_size(artifact)  # size_bytes, size_kind, file_bytes
@@ -79,6 +81,8 @@ def analyze(
         "notes": list(artifact.notes),
         "details": dict(artifact.details),
     }
+    if coverage is not None:  # int8 artifacts: what their runtime really runs in int8
+        entry["int8_coverage"] = coverage
     if parent_outputs is not None:
         thresholds = cfg.verify
         verification, problem = verify(

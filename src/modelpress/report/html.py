@@ -73,9 +73,9 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
             + "</ul>"
         )
 
-    fallback = sections.fallback(record)
-    if fallback:
-        body += [f"<h2>{escape(fallback.title)}</h2>", table(fallback)]
+    for grid in (sections.fallback(record), sections.coverage(record)):
+        if grid:
+            body += [f"<h2>{escape(grid.title)}</h2>", table(grid)]
 
     targets = sections.targets(record)
     body += ["<h2>Targets</h2>", table(targets) if targets else "<p>No targets set.</p>"]

@@ -72,6 +72,16 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     if fallback:
         out += ["## INT8 accuracy fallback", "", table(fallback), ""]
 
+    coverage = sections.coverage(record)
+    if coverage:
+        out += ["## INT8 coverage", "", table(coverage), ""]
+        out += [
+            "int8 ops: ops that compute (not quantize / dequantize, not data movement) that run "
+            "on int8, as the runtime runs the graph · time: share of the runtime profiler's "
+            "time at batch 1 · Q / DQ: quantize / dequantize ops the runtime runs (in the file)",
+            "",
+        ]
+
     targets = sections.targets(record)
     out += ["## Targets", "", table(targets) if targets else "No targets set.", ""]
 

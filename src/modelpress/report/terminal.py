@@ -114,6 +114,17 @@ def fallback_table(record: dict[str, Any]) -> Table | None:
     return table
 
 
+def coverage_table(record: dict[str, Any]) -> Table | None:
+    """INT8 artifacts' coverage, short: int8 ops, MAC and time shares, float op types."""
+    grid = sections.coverage(record)
+    if grid is None:
+        return None
+    table = _table(_without(grid, ("Q / DQ",)))
+    table.columns[-2].no_wrap, table.columns[-2].overflow = False, "fold"  # the float op types
+    table.columns[-1].no_wrap, table.columns[-1].overflow = False, "fold"
+    return table
+
+
 def training_table(record: dict[str, Any]) -> Table | None:
     """Distill / prune / QAT steps with the scratch comparison, or None when none trained."""
     grid = sections.training(record)

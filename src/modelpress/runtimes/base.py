@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -12,6 +13,31 @@ from modelpress.sources.inputs import InputSpec
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
+
+
+# What an op of a quantized graph does: computes on integers or on floats, converts between the
+# two, or only moves data (reshape, transpose, pad, layout reorders).
+OpKind = Literal["int8", "float", "quantize", "dequantize", "layout"]
+
+
+@dataclass(frozen=True)
+class GraphOp:
+    """One op of a graph, as a runtime reads or runs it."""
+
+    type: str  # the runtime's own name: QLinearConv, HARD_SWISH, Convolution (HSwish)
+    kind: OpKind
+    ms: float | None = None  # median time per run from the runtime's profiler, where it has one
+
+
+@dataclass
+class GraphView:
+    """A graph's ops and multiply-accumulates split by what they compute in (int8 coverage)."""
+
+    source: str  # what was read, in words
+    ops: list[GraphOp]
+    macs_int8: int | None = None  # conv / matmul / gemm / fully connected, one inference
+    macs_float: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # runtime-specific (delegation)
 
 
 class Runtime(ABC):
@@ -56,6 +82,12 @@ class Runtime(ABC):
                 ]
             outs.append(np.asarray(self.run(chunk))[:real])
         return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def int8_graphs(self, inputs: list[np.ndarray]) -> dict[str, GraphView] | None:
+        """What a quantized model runs: ``runtime``, the graph this runtime executes (read from
+        it, timed by its profiler on ``inputs`` where it has one), and ``model``, the graph the
+        file holds, where the two differ. None where this runtime cannot say."""
+        return None
 
     def close(self) -> None:  # noqa: B027 — optional hook
         pass

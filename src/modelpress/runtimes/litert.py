@@ -8,15 +8,18 @@ artifact is fixed-batch and evaluation feeds it one sample at a time.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from modelpress.chatter import native_banners
 from modelpress.errors import ModelSourceError, first_line
 from modelpress.extras import require
-from modelpress.runtimes.base import Runtime
+from modelpress.runtimes.base import GraphOp, GraphView, OpKind, Runtime
 from modelpress.sources.inputs import InputSpec
 
 
@@ -28,6 +31,69 @@ def _interpreter(path: Path, threads: int) -> object:
         raise ModelSourceError(
             f"{path}: the LiteRT interpreter cannot load it ({first_line(e)})"
         ) from None
+
+
+# Data movement and shape bookkeeping: no multiply or add on the values.
+_OTHER = {
+    "RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2", "MIRROR_PAD",
+    "CONCATENATION", "SLICE", "STRIDED_SLICE", "GATHER", "GATHER_ND", "PACK", "UNPACK", "SPLIT",
+    "SPLIT_V", "SHAPE", "CAST", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BROADCAST_TO", "TILE",
+}  # fmt: skip
+_INTEGER = {"int8", "uint8", "int16"}
+_FLOAT = {"float32", "float16"}
+_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
+
+
+def _op_kind(op: str, dtype: str, weight: str | None) -> OpKind:
+    """By the element type of an op's first input (and of a conv's or matmul's weight: an int8
+    weight under float activations is a hybrid kernel, quantizing them on the fly)."""
+    if op == "QUANTIZE":
+        return "quantize"
+    if op == "DEQUANTIZE":
+        return "dequantize"
+    if op in _OTHER:
+        return "other"
+    if dtype in _INTEGER or (op in _WEIGHTED and weight == "int8"):
+        return "int8"
+    return "float" if dtype in _FLOAT else "other"
+
+
+def _macs(op: str, shapes: list[list[int]], out: list[int]) -> int:
+    """Multiply-accumulates of a conv / matmul op from its tensors' shapes (NHWC, OHWI)."""
+    if len(shapes) < 2 or not shapes[1]:
+        return 0
+    w = shapes[1]
+    if op == "CONV_2D":  # weight (O, kH, kW, I / groups)
+        return math.prod(out) * math.prod(w[1:])
+    if op == "DEPTHWISE_CONV_2D":  # weight (1, kH, kW, C·multiplier): kH·kW per output
+        return math.prod(out) * math.prod(w[1:3])
+    if op == "FULLY_CONNECTED":  # weight (O, I)
+        return math.prod(out) * w[-1]
+    if op == "BATCH_MATMUL":  # (…, M, K) × (…, K, N), either side maybe adjoint
+        a = shapes[0]
+        return math.prod(out) * (a[-1] if a[-1] in (w[-2], w[-1]) else a[-2])
+    if op == "TRANSPOSE_CONV" and len(shapes) > 2:  # (output shape, weight O·kH·kW·I, input)
+        return math.prod(shapes[2]) * math.prod(w[:3])
+    return 0
+
+
+def _delegation(ops: list[dict[str, Any]]) -> tuple[set[int], int]:
+    """(indices of the ops a delegate took, number of delegate partitions). A delegate node
+    stands for the ops between its input and its output tensors."""
+    producer = {t: op["index"] for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    by_index = {op["index"]: op for op in ops}
+    partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
+    inside: set[int] = set()
+    for part in partitions:
+        stop, todo, seen = set(part["inputs"]), list(part["outputs"]), set()
+        while todo:
+            t = todo.pop()
+            if t in stop or t in seen or t not in producer:
+                continue
+            seen.add(t)
+            inside.add(producer[t])
+            todo += [i for i in by_index[producer[t]]["inputs"] if i >= 0]
+    return inside, len(partitions)
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -128,3 +194,43 @@ class LiteRTRuntime(Runtime):
                 InputSpec(d["name"].replace(":", "_"), tuple(int(v) for v in d["shape"]), dtype)
             )
         return specs
+
+    def int8_graphs(self, inputs: list[np.ndarray]) -> dict[str, GraphView]:
+        """Each op with its tensors' types, as a fresh interpreter at the converted batch size
+        holds them, and which ops the default delegate (XNNPACK) took. LiteRT's Python
+        interpreter has no per-op profiler: no time shares."""
+        with native_banners():
+            it = _interpreter(self.artifact.path, self.threads)
+            it.allocate_tensors()
+        tensors = {d["index"]: d for d in it.get_tensor_details()}
+        details = it._get_ops_details()  # the public API lists tensors only
+
+        def dtype(i: int) -> str:
+            return np.dtype(tensors[i]["dtype"]).name if i in tensors else "?"
+
+        def shape(i: int) -> list[int]:
+            return [int(v) for v in tensors[i]["shape"]] if i in tensors else []
+
+        model = [op for op in details if op["op_name"] != "DELEGATE"]
+        delegated, partitions = _delegation(details)
+        ops, int8, floating = [], 0, 0
+        for op in model:
+            ins = [i for i in op["inputs"] if i >= 0]
+            name = op["op_name"]
+            weight = dtype(ins[1]) if name in _WEIGHTED and len(ins) > 1 else None
+            kind = _op_kind(name, dtype(ins[0]) if ins else "?", weight)
+            ops.append(GraphOp(name, kind))
+            macs = _macs(name, [shape(i) for i in ins], shape(op["outputs"][0]))
+            int8 += macs if kind == "int8" else 0
+            floating += macs if kind == "float" else 0
+        facts: dict[str, Any] = {}
+        if partitions:
+            left = Counter(op["op_name"] for op in model if op["index"] not in delegated)
+            facts["delegate"] = {
+                "name": "XNNPACK",
+                "partitions": partitions,
+                "ops_delegated": len(delegated),
+                "not_delegated": dict(left.most_common()),
+            }
+        source = "the LiteRT interpreter's ops and tensor types, with its default delegate"
+        return {"runtime": GraphView(source, ops, int8, floating, facts)}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from modelpress.errors import ModelSourceError, RuntimeUnavailableError
-from modelpress.runtimes.base import Runtime
+from modelpress.runtimes.base import GraphView, Runtime
 from modelpress.sources.inputs import InputSpec
 
 _ORT_TYPES = {
@@ -44,15 +45,9 @@ class OnnxRuntime(Runtime):
             raise RuntimeUnavailableError(
                 "onnxruntime is not installed: pip install onnxruntime"
             ) from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
-                str(artifact.path), opts, providers=["CPUExecutionProvider"]
+                str(artifact.path), self._options(), providers=["CPUExecutionProvider"]
             )
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -63,6 +58,27 @@ class OnnxRuntime(Runtime):
         self.output_name = self.session.get_outputs()[0].name
         batch = self.inputs[0].shape[0] if self.inputs[0].shape else None
         self.fixed_batch = batch if isinstance(batch, int) else None
+
+    def _options(self) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        return opts
+
+    def int8_graphs(self, inputs: list[np.ndarray]) -> dict[str, GraphView]:
+        """The file's QDQ graph, and the graph a session like this one runs (profiled)."""
+        from modelpress.runtimes import onnx_graph
+
+        model, by_weight, total = onnx_graph.file_view(self.artifact.path)
+        runtime = onnx_graph.runtime_view(
+            self.artifact.path, self._options(), self._feed(inputs), by_weight, total
+        )
+        return {"runtime": runtime, "model": model}
 
     def precision(self) -> str:
         graph = self.graph
