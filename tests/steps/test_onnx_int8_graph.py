@@ -90,3 +90,26 @@ def test_int8_file_is_under_30_percent_of_fp32(mobile_run: tuple[dict, Path]) ->
         str(root / fp32["path"]), providers=["CPUExecutionProvider"]
     )
     assert [i.name for i in session.get_inputs()] == [i.name for i in fp32_session.get_inputs()]
+
+
+def test_openvino_int8_runs_the_squeeze_excite_gate_in_int8(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    recipe = build_recipe(
+        {
+            "model": "zoo:mobilenetv3_small",
+            "model_kwargs": {"width_mult": 0.5},
+            "data": {"source": "builtin:digits", "max_samples": 300},
+            "input_shape": "1,3,32,32",
+            "steps": [{"type": "export", "format": "openvino", "precision": "int8"}],
+            "evaluate": {"repeats": 5, "batch_sizes": [1]},
+        }
+    )
+    record = pipeline.run(recipe, out=tmp_path / "run")
+    int8 = record["artifacts"][0]
+    assert int8["details"]["graph_rewrites"]["hardsigmoid_folded_into_conv"] > 0
+    coverage = int8["int8_coverage"]
+    # the gates ran in f32 between reorders before; now every compute op of the compiled graph
+    # runs in int8
+    assert coverage["ops_float"] == 0 and coverage["float_ops"] == {}
+    assert coverage["macs_int8_share"] > 0.99

@@ -150,8 +150,9 @@ def _fold_hardsigmoid(model: Any) -> tuple[int, int]:
     return folded, decomposed
 
 
-def rewrite_for_int8(src: str, dst: str) -> dict[str, int]:
-    """Write the int8-friendly graph of ``src`` to ``dst``; return what was rewritten."""
+def rewrite_for_int8(src: str, dst: str, *, pooling: bool = True) -> dict[str, int]:
+    """Write the int8-friendly graph of ``src`` to ``dst``; return what was rewritten.
+    ``pooling=False`` leaves spatial means as they are (OpenVINO has int8 ReduceMean)."""
     import onnx
 
     model = onnx.shape_inference.infer_shapes(onnx.load(src))
@@ -160,7 +161,7 @@ def rewrite_for_int8(src: str, dst: str) -> dict[str, int]:
         for v in [*model.graph.value_info, *model.graph.input]
         if len(v.type.tensor_type.shape.dim) == 4
     }
-    gap = _spatial_mean_to_gap(model, rank4)
+    gap = _spatial_mean_to_gap(model, rank4) if pooling else 0
     folded, decomposed = _fold_hardsigmoid(model)
     onnx.checker.check_model(model)
     onnx.save(model, dst)

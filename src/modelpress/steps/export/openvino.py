@@ -21,13 +21,32 @@ if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
 
 
+def _int8_ready(src: Path, work: Path, details: dict[str, Any]) -> Path:
+    """The FP32 graph with each squeeze-excite HardSigmoid folded into the convolution before it
+    (a clip the int8 convolution fuses): OpenVINO otherwise runs it in f32 between reorders
+    (21 % of MobileNetV3-Small's time). Hardswish stays one op, which OpenVINO fuses itself."""
+    from modelpress.steps.export.onnx_int8_graph import rewrite_for_int8
+
+    out = work / "model-fp32-openvino-int8-ready.onnx"
+    try:
+        done = rewrite_for_int8(str(src), str(out), pooling=False)
+    except Exception as e:
+        details["graph_rewrites"] = {"skipped": first_line(e, 160)}
+        return src
+    details["graph_rewrites"] = {k: v for k, v in done.items() if v}
+    return out if any(done.values()) else src
+
+
 def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
     ov = require("openvino", "openvino", "the OpenVINO format")
     from modelpress.steps.export.onnx import fp32_onnx
 
     details: dict[str, Any] = {"converted_from": "onnx fp32"}
+    source = fp32_onnx(artifact, config, ctx)
+    if config.precision == "int8":
+        source = _int8_ready(source, ctx.work_dir(), details)
     try:
-        model = ov.convert_model(str(fp32_onnx(artifact, config, ctx)))
+        model = ov.convert_model(str(source))
     except Exception as e:
         raise StepError(f"openvino.convert_model failed: {first_line(e)}") from None
     if config.precision == "int8":
