@@ -3,11 +3,14 @@
     fp32           litert_torch.convert
     fp16           float16 weights (``quant_recipes.full_fp16_recipe``)
     int8-dynamic   int8 per-channel weights, float activations (``full_dynamic_recipe``)
-    int8           full integer: PT2E static quantization with litert-torch's own quantizer
-                   (symmetric, per-channel), calibrated one sample at a time on the calibration
-                   split; the converter folds the boundary quantize/dequantize, so the model's
-                   inputs and outputs are int8 (the runtime quantizes inputs and dequantizes
-                   outputs with each tensor's scale and zero point)
+    int8           full integer: PT2E static quantization with litert-torch's quantizer
+                   (symmetric, per-channel) completed by ``tflite_int8.MobileQuantizer`` for
+                   add, mul, hardswish, hardsigmoid and mean, calibrated one sample at a time on
+                   the calibration split; the converter folds the boundary quantize/dequantize,
+                   so the model's inputs and outputs are int8 (the runtime quantizes inputs and
+                   dequantizes outputs with each tensor's scale and zero point). The details
+                   record the converted graph's op counts (``int8_graph``) and each op type
+                   left in float with the reason (``float_ops``; [] when all run in int8)
 Models are converted at batch 1: litert-torch's lowering rejects a symbolic batch for common
 ops (``flatten``), and the LiteRT runtime resizes the input where the graph allows it.
 Needs the ``[tflite]`` extra.
@@ -38,17 +41,15 @@ def _static_int8(
     config: ExportConfig,
     details: dict[str, Any],
 ) -> Any:
-    from litert_torch.quantize.pt2e_quantizer import (
-        PT2EQuantizer,
-        get_symmetric_quantization_config,
-    )
+    from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from modelpress.steps.export.tflite_int8 import MobileQuantizer, unannotated_ops
     from modelpress.steps.quantize import calibrate
 
-    quantizer = PT2EQuantizer().set_global(
+    quantizer = MobileQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=config.per_channel, is_dynamic=False)
     )
     try:
@@ -56,12 +57,14 @@ def _static_int8(
     except Exception as e:
         raise StepError(f"torch.export cannot capture the model: {first_line(e)}") from None
     prepared = prepare_pt2e(graph, quantizer)
+    details["unannotated_ops"] = unannotated_ops(prepared)
     split = ctx.calibration(config.calibration_samples, config.display_name)
     calibrate(prepared, split, 1, ctx, config.display_name)  # the graph was captured at batch 1
     quantized = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
     torch.nn.Module.train(quantized, False)  # GraphModule.eval() raises; the flag must be clear
     details |= {
-        "method": "PT2E static (litert-torch PT2EQuantizer, symmetric)",
+        "method": "PT2E static (litert-torch PT2EQuantizer + modelpress MobileQuantizer, "
+        "symmetric)",
         "calibration_samples": len(split),
         "per_channel": config.per_channel,
     }
@@ -115,6 +118,13 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
             "at this precision (its converter folds the boundary quantize/dequantize and "
             "TFLite's interface tool leaves it as is); drop io or ask for that"
         )
+    if config.precision == "int8":
+        from modelpress.steps.export import tflite_int8
+
+        graph = tflite_int8.int8_graph(tflite_int8.tflite_ops(out))
+        graph["xnnpack_partitions"] = tflite_int8.xnnpack_partitions(out)
+        details["int8_graph"] = graph
+        details["float_ops"] = tflite_int8.explain_float_ops(graph, details["unannotated_ops"])
     if any(d == "int32" for d in io_types["inputs"]):
         notes.append("int64 inputs became int32 (LiteRT's default); the runtime casts them")
     return artifact.child(
