@@ -247,10 +247,13 @@ def tflite_ops(path: Path) -> list[dict[str, Any]]:
     dtypes and whether they are graph inputs/outputs."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(
-        model_path=str(path),
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
+    from modelpress.chatter import native_banners
+
+    with native_banners():
+        it = Interpreter(
+            model_path=str(path),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
     tensors = {d["index"]: np.dtype(d["dtype"]).name for d in it.get_tensor_details()}
     graph_in = {d["index"] for d in it.get_input_details()}
     graph_out = {d["index"] for d in it.get_output_details()}
