@@ -47,3 +47,27 @@ def test_embeddings_are_verified_by_cosine_not_argmax(encoder_run: dict) -> None
     assert verification["threshold"] == 0.99
     assert verification["cosine"] > 0.99
     assert int8["status"] == "ok", int8["notes"]
+
+
+def test_transformer_fusions_are_tried_and_the_faster_kept(encoder_run: dict) -> None:
+    int8 = {a["name"]: a for a in encoder_run["artifacts"]}["onnx-int8-dynamic"]
+    fusion = int8["details"]["transformer_fusion"]
+    # onnxscript's ORT fusions match the dynamo export: attention and the layer norms fuse
+    assert fusion["fusions"].get("sdpa", 0) >= 1
+    assert fusion["fusions"].get("skip_layer_normalization", 0) >= 1
+    timed = fusion["batch1_ms"]
+    assert set(timed) == {"fused", "unfused"} and all(v > 0 for v in timed.values())
+    assert fusion["kept"] == min(timed, key=timed.__getitem__)
+    assert int8["metrics"]["cosine"] > 0.99  # whichever was kept stays faithful
+
+
+def test_a_cnn_gets_no_fused_transformer_candidate(tmp_path) -> None:
+    import torch
+
+    from modelpress.steps.export.onnx_quant import _fuse_transformer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    src = tmp_path / "cnn.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 8, 8),), str(src), dynamo=True)
+    fused, _ = _fuse_transformer(src, tmp_path)
+    assert fused is None

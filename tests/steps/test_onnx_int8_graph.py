@@ -90,6 +90,14 @@ def test_int8_file_is_under_30_percent_of_fp32(mobile_run: tuple[dict, Path]) ->
         str(root / fp32["path"]), providers=["CPUExecutionProvider"]
     )
     assert [i.name for i in session.get_inputs()] == [i.name for i in fp32_session.get_inputs()]
+    # quantized biases (int32) carry no zero-point tensor (optional, 0), and no initializer is
+    # left unread
+    graph = onnx.load(str(root / int8["path"])).graph
+    int32 = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT32}
+    bias_dq = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int32]
+    assert bias_dq and all(len(n.input) == 2 for n in bias_dq)
+    read = {i for n in graph.node for i in n.input}
+    assert {t.name for t in graph.initializer} <= read
 
 
 def test_openvino_int8_runs_the_squeeze_excite_gate_in_int8(tmp_path: Path) -> None:

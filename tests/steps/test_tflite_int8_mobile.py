@@ -179,3 +179,18 @@ def test_a_float_island_is_listed_with_its_reason(tmp_path: Path) -> None:
     (entry,) = details["float_ops"]
     assert entry["op"] == "TANH" and entry["count"] == 2
     assert "aten.tanh.default ×2" in entry["why"] and "no int8 annotation" in entry["why"]
+
+
+def test_the_int8_file_has_short_tensor_names_and_keeps_its_io_names(record: dict) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    arts = {a["name"]: a for a in record["artifacts"]}
+    assert arts["tflite-int8"]["details"]["names_compacted_bytes"] > 0
+    fp32 = Interpreter(model_path=str(record["out"] / arts["tflite-fp32"]["path"]))
+    int8 = Interpreter(model_path=str(record["out"] / arts["tflite-int8"]["path"]))
+    assert [d["name"] for d in int8.get_input_details()] == [
+        d["name"] for d in fp32.get_input_details()
+    ]
+    assert int8.get_signature_list() == fp32.get_signature_list()
+    inner = [d["name"] for d in int8.get_tensor_details()]
+    assert max(len(n) for n in inner if not n.startswith("serving_default")) <= 5

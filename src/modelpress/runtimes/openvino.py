@@ -131,8 +131,18 @@ class OpenVinoRuntime(Runtime):
         return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32).copy()
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
-        feed = {i: np.ascontiguousarray(a) for i, a in enumerate(inputs)}
-        return lambda: self.request.infer(feed)
+        """The inputs bound to the request once (shared memory, as a deployed loop binds its
+        buffers): ``infer(dict)`` would wrap every array again on each call, about 0.15 ms."""
+        ov = require("openvino", "openvino", "the OpenVINO format")
+        request = self.compiled.create_infer_request()
+        arrays = [np.ascontiguousarray(a) for a in inputs]
+        for i, a in enumerate(arrays):
+            request.set_input_tensor(i, ov.Tensor(a, shared_memory=True))
+
+        def call(keep_alive: list[np.ndarray] = arrays) -> object:  # the tensors share them
+            return request.infer()
+
+        return call
 
     def int8_graphs(self, inputs: list[np.ndarray]) -> dict[str, GraphView]:
         """The compiled model's execution graph (each node's layer type and the precision it

@@ -114,8 +114,23 @@ class OnnxRuntime(Runtime):
         )
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
-        feed = self._feed(inputs)
-        return lambda: self.session.run([self.output_name], feed)
+        """Inputs bound once as OrtValues (I/O binding, as a deployed loop binds its buffers):
+        ``run(feed)`` would convert every array again on each call (about 0.05 ms, a fifth of
+        a small INT8 model's time)."""
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        values = []  # the binding refers to these: keep them alive with the closure
+        for name, array in self._feed(inputs).items():
+            values.append(ort.OrtValue.ortvalue_from_numpy(array))
+            binding.bind_ortvalue_input(name, values[-1])
+        binding.bind_output(self.output_name)
+
+        def call(keep_alive: list = values) -> object:
+            self.session.run_with_iobinding(binding)
+            return binding.get_outputs()  # OrtValues: no copy
+
+        return call
 
     @functools.cached_property
     def graph(self):

@@ -9,6 +9,12 @@ uint8 and int8 activations are built and timed at batch 1 on this CPU and the fa
 timings. When ``targets.max_accuracy_drop`` is set and the int8 model loses more, layers are
 ranked by sensitivity (accuracy regained on the calibration split when that one layer stays
 FP32) and the most sensitive are kept FP32, one by one, until the bound holds on validation.
+
+Dynamic int8 quantizes MatMul/Gemm weights and embedding tables. When the graph is a transformer
+encoder (onnxscript's ORT fusions find attention or skip-layer-norm patterns), the fused graph
+(MultiHeadAttention, SkipLayerNormalization, BiasGelu) is quantized too, both are timed at
+batch 1 and the faster is kept (``transformer_fusion`` in the record): on this CPU the fused
+kernels are not always the faster ones.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import StepError, first_line
-from modelpress.evaluate.benchmark import latency
+from modelpress.evaluate.benchmark import time_callable
 from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
@@ -38,7 +44,10 @@ if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
-DYNAMIC_OPS = ["MatMul", "Gemm", "Gather"]  # Gather: embedding tables (weights only)
+# Gather: embedding tables (weights only); Attention: ORT's fused attention (QAttention)
+DYNAMIC_OPS = ["MatMul", "Gemm", "Gather", "Attention"]
+# onnxscript fusion counts that mark a transformer encoder (worth a fused candidate)
+TRANSFORMER_FUSIONS = ("sdpa", "mha1", "mha2", "attention", "skip_layer_normalization")
 
 
 def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
@@ -190,10 +199,61 @@ def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> flo
     return float(metrics[PRIMARY[ctx.task]])
 
 
-def _batch1_ms(path: Path, ctx: Context) -> float:
-    runtime = runtime_for(Artifact("timing", "onnx", ctx.input_specs, path=path), ctx.threads)
-    fn = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
-    return latency(fn, warmup=10, repeats=40, batch=1, threads=ctx.threads).median
+def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context) -> dict[str, float]:
+    """Median batch-1 ms of each candidate, timed in alternating rounds so that a change in
+    machine load hits them alike (two candidates often differ by a few per cent)."""
+    calls = {}
+    for key, path in paths.items():
+        art = Artifact("timing", "onnx", ctx.input_specs, path=path)
+        runtime = runtime_for(art, ctx.threads)
+        calls[key] = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
+    times: dict[str, list[np.ndarray]] = {key: [] for key in calls}
+    for _ in range(4):
+        for key, fn in calls.items():
+            times[key].append(time_callable(fn, warmup=5, repeats=15))
+    return {key: float(np.median(np.concatenate(t))) for key, t in times.items()}
+
+
+def _stem_conv(path: Path) -> str | None:
+    """The convolution that reads a graph input directly (an image model's stem), if any."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inputs = {i.name for i in graph.input}
+    return next(
+        (n.name for n in graph.node if n.op_type == "Conv" and n.input and n.input[0] in inputs),
+        None,
+    )
+
+
+def _choose_stem(
+    static: _Static,
+    activation: str,
+    path: Path,
+    exclude: list[str],
+    ctx: Context,
+    details: dict[str, Any],
+) -> tuple[list[str], Path]:
+    """INT8 or FP32 for the stem convolution, measured: with 3 input channels its int8 kernel
+    is slower than the FP32 one in ORT (MobileNetV3-Small at 224×224: 190 against 83 µs), and
+    a float stem costs one QuantizeLinear after it instead of before it."""
+    stem = _stem_conv(static.src)
+    choice = static.config.stem
+    if stem is None or stem in exclude or choice == "int8":
+        return exclude, path
+    if choice == "fp32":
+        details["stem"] = {"node": stem, "kept": "fp32", "how": "asked in the recipe"}
+        return [*exclude, stem], static.build(activation, [*exclude, stem])
+    candidate = static.build(activation, [*exclude, stem])
+    timed = _batch1_ms_side_by_side({"int8": path, "fp32": candidate}, ctx)
+    kept = min(timed, key=timed.__getitem__)
+    details["stem"] = {
+        "node": stem,
+        "kept": kept,
+        "how": "built both ways, timed side by side at batch 1 on this CPU, faster kept",
+        "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+    }
+    return ([*exclude, stem], candidate) if kept == "fp32" else (exclude, path)
 
 
 def _choose_activation(
@@ -206,11 +266,11 @@ def _choose_activation(
         }
         return config.activation_type, static.build(config.activation_type, exclude)
     built = {act: static.build(act, exclude) for act in ("uint8", "int8")}
-    timed = {act: _batch1_ms(p, ctx) for act, p in built.items()}
+    timed = _batch1_ms_side_by_side(built, ctx)
     chosen = min(timed, key=timed.__getitem__)
     details["activation_type"] = {
         "chosen": chosen,
-        "how": "measured at batch 1 on this CPU, faster kept",
+        "how": "both built, timed side by side at batch 1 on this CPU, faster kept",
         "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
     }
     return chosen, built[chosen]
@@ -303,8 +363,9 @@ def _static_int8(
     static = _Static(pre, split, config, work)
     with ctx.observer.progress(f"{config.display_name}: calibrate and quantize", None):
         activation, path = _choose_activation(static, config, exclude, ctx, details)
+        kept_fp32, path = _choose_stem(static, activation, path, exclude, ctx, details)
     if config.fallback:
-        path = _fallback(static, activation, path, exclude, fp32, ctx, details)
+        path = _fallback(static, activation, path, kept_fp32, fp32, ctx, details)
     if static.absorbed:
         details.setdefault("graph_rewrites", {})["scalar_mul_into_scale"] = static.absorbed
     shutil.copyfile(path, out)
@@ -322,6 +383,49 @@ def _static_int8(
     )
 
 
+def _fuse_transformer(src: Path, work: Path) -> tuple[Path | None, dict[str, int]]:
+    """The graph with ORT's transformer fusions (multi-head attention, skip layer norm, bias
+    GELU, …) as onnxscript's ``optimize_for_ort`` finds them in a torch.onnx (dynamo) export;
+    ``None`` when no attention or normalization pattern matches (not a transformer)."""
+    import onnx
+    import onnx_ir as ir
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    try:
+        with quiet():
+            model, counts = optimize_for_ort(ir.load(str(src)))
+    except Exception:
+        return None, {}
+    fused = {k: v for k, v in counts.items() if v}
+    if not any(k in fused for k in TRANSFORMER_FUSIONS):
+        return None, fused
+    out = work / "model-fp32-fused.onnx"
+    ir.save(model, str(out))
+    proto = onnx.load(str(out))
+    del proto.graph.value_info[:]  # stale shapes after the rewrite trip ORT's shape inference
+    onnx.save(proto, str(out))
+    return out, fused
+
+
+def _quantize_dynamic(src: Path, out: Path, config: ExportConfig, exclude: list[str]) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        with quiet():
+            quantize_dynamic(
+                str(src),
+                str(out),
+                weight_type=QuantType.QInt8,
+                per_channel=config.per_channel,
+                op_types_to_quantize=DYNAMIC_OPS,
+                nodes_to_exclude=exclude,
+                # fused ops (com.microsoft) have no ONNX shape inference: their outputs are float
+                extra_options={"DefaultTensorType": 1},
+            )
+    except Exception as e:
+        raise StepError(f"onnxruntime quantize_dynamic failed: {first_line(e)}") from None
+
+
 def _dynamic_int8(
     artifact: Artifact,
     config: ExportConfig,
@@ -330,22 +434,29 @@ def _dynamic_int8(
     notes: list[str],
     details: dict[str, Any],
 ) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    pre = _preprocess(fp32_onnx(artifact, config, ctx), ctx.work_dir(), notes)
+    work = ctx.work_dir()
+    pre = _preprocess(fp32_onnx(artifact, config, ctx), work, notes)
     _, exclude = _node_names(pre, config.keep_fp32)
-    try:
-        with quiet():
-            quantize_dynamic(
-                str(pre),
-                str(out),
-                weight_type=QuantType.QInt8,
-                per_channel=config.per_channel,
-                op_types_to_quantize=DYNAMIC_OPS,
-                nodes_to_exclude=exclude,
-            )
-    except Exception as e:
-        raise StepError(f"onnxruntime quantize_dynamic failed: {first_line(e)}") from None
+    _quantize_dynamic(pre, out, config, exclude)
+    fused, fusions = _fuse_transformer(pre, work)
+    if fused is not None:  # a transformer: quantize the fused graph too and keep the faster
+        candidate = work / "candidate-fused.onnx"
+        try:
+            _quantize_dynamic(fused, candidate, config, [])
+            timed = _batch1_ms_side_by_side({"unfused": out, "fused": candidate}, ctx)
+        except Exception as e:  # the unfused artifact stands; say why the fused one did not
+            details["transformer_fusion"] = {"fusions": fusions, "failed": first_line(e, 160)}
+        else:
+            kept = min(timed, key=timed.__getitem__)
+            details["transformer_fusion"] = {
+                "fusions": fusions,
+                "how": "both quantized, timed side by side at batch 1 on this CPU, faster kept",
+                "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+                "kept": kept,
+            }
+            if kept == "fused":
+                shutil.copyfile(candidate, out)
+        candidate.unlink(missing_ok=True)
     details.update(
         {
             "method": "onnxruntime quantize_dynamic",
@@ -354,7 +465,7 @@ def _dynamic_int8(
         }
     )
     notes.append(
-        "dynamic int8 quantizes MatMul/Gemm weights and embedding tables (Gather); "
+        "dynamic int8 quantizes MatMul/Gemm/Attention weights and embedding tables (Gather); "
         "convolutions stay FP32 (ORT's dynamic ConvInteger is slower than FP32 convolution on CPU)"
     )
 

@@ -125,6 +125,10 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
         graph["xnnpack_partitions"] = tflite_int8.xnnpack_partitions(out)
         details["int8_graph"] = graph
         details["float_ops"] = tflite_int8.explain_float_ops(graph, details["unannotated_ops"])
+    if config.precision in ("int8", "int8-dynamic"):  # small int8 files: names are a real share
+        from modelpress.steps.export.tflite_int8 import compact_tflite_names
+
+        details["names_compacted_bytes"] = compact_tflite_names(out)
     if any(d == "int32" for d in io_types["inputs"]):
         notes.append("int64 inputs became int32 (LiteRT's default); the runtime casts them")
     return artifact.child(
