@@ -99,7 +99,7 @@ INT8 = {
 def _steps(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     steps = [INT8, {"type": "export", "format": "onnx"}, *extra]
     if HAS_TFLITE:
-        steps.append({"type": "export", "format": "tflite", "precision": "int8"})
+        steps.append({"type": "export", "format": "tflite", "precision": "int8", "stem": "int8"})
     if HAS_OPENVINO:
         steps.append({"type": "export", "format": "openvino", "precision": "int8"})
     return steps

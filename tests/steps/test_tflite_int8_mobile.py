@@ -47,7 +47,14 @@ def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def record(mobilenet: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    steps = [{"type": "export", "format": "tflite", "precision": p} for p in ("fp32", "int8")]
+    steps = [
+        {"type": "export", "format": "tflite"},
+        # the stem pinned to int8: these tests check that everything can run in int8
+        {"type": "export", "format": "tflite", "precision": "int8", "stem": "int8"},
+        {"type": "export", "format": "tflite", "precision": "int8", "stem": "fp32",
+         "name": "tflite-int8-float-stem"},
+        {"type": "export", "format": "tflite", "precision": "int8", "name": "tflite-int8-auto"},
+    ]  # fmt: skip
     recipe = tiny_recipe(
         str(mobilenet),
         data=DATA,
@@ -164,7 +171,7 @@ def test_a_float_island_is_listed_with_its_reason(tmp_path: Path) -> None:
             """
         )
     )
-    steps = [{"type": "export", "format": "tflite", "precision": "int8"}]
+    steps = [{"type": "export", "format": "tflite", "precision": "int8", "stem": "int8"}]
     recipe = tiny_recipe(
         f"{tmp_path / 'net.py'}:build",
         input_shape="1,1,8,8",
@@ -194,3 +201,23 @@ def test_the_int8_file_has_short_tensor_names_and_keeps_its_io_names(record: dic
     assert int8.get_signature_list() == fp32.get_signature_list()
     inner = [d["name"] for d in int8.get_tensor_details()]
     assert max(len(n) for n in inner if not n.startswith("serving_default")) <= 5
+
+
+def test_a_float_stem_is_the_only_float_op_and_says_why(record: dict) -> None:
+    arts = {a["name"]: a for a in record["artifacts"]}
+    details = arts["tflite-int8-float-stem"]["details"]
+    assert details["stem"]["kept"] == "fp32" and details["stem"]["how"] == "asked in the recipe"
+    graph = details["int8_graph"]
+    assert graph["float_ops"].get("CONV_2D") == 1  # the stem; every other conv is int8
+    assert set(graph["float_ops"]) <= {"CONV_2D", "PAD", "PADV2", "TRANSPOSE"}
+    assert details["float_ops"] and all("stem" in f["why"] for f in details["float_ops"])
+    assert graph["quantize"] == 1 and graph["xnnpack_partitions"] == 1
+    assert arts["tflite-int8-float-stem"]["verification"]["agreement"] >= 0.9
+
+
+def test_the_stem_is_built_both_ways_and_the_faster_kept(record: dict) -> None:
+    stem = next(a for a in record["artifacts"] if a["name"] == "tflite-int8-auto")["details"][
+        "stem"
+    ]
+    assert set(stem["batch1_ms"]) == {"int8", "fp32"}
+    assert stem["kept"] == min(stem["batch1_ms"], key=stem["batch1_ms"].__getitem__)

@@ -76,6 +76,18 @@ def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> np.nda
     return times
 
 
+def median_ms_side_by_side(
+    calls: dict[str, Callable[[], object]], rounds: int = 4, repeats: int = 15, warmup: int = 5
+) -> dict[str, float]:
+    """Median ms of each call, timed in alternating rounds so that a change in machine load
+    hits them alike: for choosing between two builds that often differ by a few per cent."""
+    times: dict[str, list[np.ndarray]] = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, fn in calls.items():
+            times[key].append(time_callable(fn, warmup=warmup, repeats=repeats))
+    return {key: float(np.median(np.concatenate(t))) for key, t in times.items()}
+
+
 def latency(
     fn: Callable[[], object], warmup: int, repeats: int, batch: int, threads: int
 ) -> LatencyStats:

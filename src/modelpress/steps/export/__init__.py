@@ -33,8 +33,8 @@ class ExportConfig(StepConfig):
     per_channel: bool = True
     activation_type: Literal["auto", "uint8", "int8"] = "auto"  # auto: measure both, keep faster
     keep_fp32: list[str] = Field(default_factory=list)  # node names or op types left in FP32
-    # onnx int8: the convolution reading the image input (3 channels: int8 kernels are slow on
-    # it in ORT); auto builds it both ways, times them at batch 1, keeps the faster
+    # onnx / tflite int8: the convolution reading the image input (3 channels: the int8 kernels
+    # of ORT and XNNPACK are slow on it); auto builds it both ways, times them, keeps the faster
     stem: Literal["auto", "int8", "fp32"] = "auto"
     fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
     io: Literal["float", "int8", "uint8"] | None = None  # tflite: the I/O type to insist on

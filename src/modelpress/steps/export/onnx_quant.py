@@ -28,7 +28,7 @@ import numpy as np
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import StepError, first_line
-from modelpress.evaluate.benchmark import time_callable
+from modelpress.evaluate.benchmark import median_ms_side_by_side
 from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
@@ -200,18 +200,13 @@ def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> flo
 
 
 def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context) -> dict[str, float]:
-    """Median batch-1 ms of each candidate, timed in alternating rounds so that a change in
-    machine load hits them alike (two candidates often differ by a few per cent)."""
+    """Median batch-1 ms of each candidate file, timed side by side."""
     calls = {}
     for key, path in paths.items():
         art = Artifact("timing", "onnx", ctx.input_specs, path=path)
         runtime = runtime_for(art, ctx.threads)
         calls[key] = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
-    times: dict[str, list[np.ndarray]] = {key: [] for key in calls}
-    for _ in range(4):
-        for key, fn in calls.items():
-            times[key].append(time_callable(fn, warmup=5, repeats=15))
-    return {key: float(np.median(np.concatenate(t))) for key, t in times.items()}
+    return median_ms_side_by_side(calls)
 
 
 def _stem_conv(path: Path) -> str | None:

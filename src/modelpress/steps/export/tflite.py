@@ -40,24 +40,28 @@ def _static_int8(
     ctx: Context,
     config: ExportConfig,
     details: dict[str, Any],
+    float_stem: bool = False,
 ) -> Any:
     from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from modelpress.steps.export.tflite_int8 import MobileQuantizer, unannotated_ops
+    from modelpress.steps.export.tflite_int8 import MobileQuantizer, stem_conv, unannotated_ops
     from modelpress.steps.quantize import calibrate
 
-    quantizer = MobileQuantizer().set_global(
+    quantizer = MobileQuantizer(float_stem=float_stem).set_global(
         get_symmetric_quantization_config(is_per_channel=config.per_channel, is_dynamic=False)
     )
     try:
         graph = torch.export.export(module, example).module()
     except Exception as e:
         raise StepError(f"torch.export cannot capture the model: {first_line(e)}") from None
+    stem = stem_conv(graph)
+    details["stem_node"] = stem.name if stem is not None else None
     prepared = prepare_pt2e(graph, quantizer)
-    details["unannotated_ops"] = unannotated_ops(prepared)
+    skip = {stem.name} if float_stem and stem is not None else set()  # float on purpose
+    details["unannotated_ops"] = unannotated_ops(prepared, skip)
     split = ctx.calibration(config.calibration_samples, config.display_name)
     calibrate(prepared, split, 1, ctx, config.display_name)  # the graph was captured at batch 1
     quantized = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
@@ -69,6 +73,66 @@ def _static_int8(
         "per_channel": config.per_channel,
     }
     return quantized, QuantConfig(pt2e_quantizer=quantizer)
+
+
+def _convert(litert_torch: Any, module: Any, example: tuple, quant_config: Any, out: Path) -> None:
+    try:
+        edge = litert_torch.convert(module, example, quant_config=quant_config)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        edge.export(str(out))
+    except Exception as e:
+        raise StepError(f"litert_torch.convert failed: {first_line(e)}") from None
+
+
+def _int8_stem_measured(
+    litert_torch: Any,
+    module: torch.nn.Module,
+    example: tuple,
+    ctx: Context,
+    config: ExportConfig,
+    details: dict[str, Any],
+    out: Path,
+) -> None:
+    """Full int8, with the stem convolution in int8 or in float: ``stem: auto`` builds both,
+    times them side by side at batch 1 in LiteRT and keeps the faster (``details.stem``)."""
+    from modelpress.evaluate.benchmark import median_ms_side_by_side
+    from modelpress.runtimes import runtime_for
+
+    def build(float_stem: bool, path: Path) -> dict[str, Any]:
+        own: dict[str, Any] = {}
+        quantized, quant_config = _static_int8(module, example, ctx, config, own, float_stem)
+        _convert(litert_torch, quantized, example, quant_config, path)
+        return own
+
+    if config.stem != "auto":
+        details |= build(config.stem == "fp32", out)
+        if details["stem_node"] is not None:
+            details["stem"] = {"node": details["stem_node"], "kept": config.stem,
+                               "how": "asked in the recipe"}  # fmt: skip
+        return
+    first = build(False, out)
+    if first["stem_node"] is None:
+        details |= first
+        return
+    candidate = ctx.work_dir() / "candidate-float-stem.tflite"
+    second = build(True, candidate)
+    calls = {}
+    for key, path in (("int8", out), ("fp32", candidate)):
+        runtime = runtime_for(Artifact("timing", "tflite", ctx.input_specs, path=path), ctx.threads)
+        calls[key] = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
+    timed = median_ms_side_by_side(calls)
+    kept = min(timed, key=timed.__getitem__)
+    if kept == "fp32":
+        candidate.replace(out)
+    else:
+        candidate.unlink(missing_ok=True)
+    details |= second if kept == "fp32" else first
+    details["stem"] = {
+        "node": first["stem_node"],
+        "kept": kept,
+        "how": "built both ways, timed side by side at batch 1 in LiteRT, faster kept",
+        "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+    }
 
 
 def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
@@ -98,14 +162,10 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
         elif config.precision == "int8-dynamic":
             quant_config = quant_recipes.full_dynamic_recipe()
             details["method"] = "int8 weights, float activations (full_dynamic_recipe)"
-        elif config.precision == "int8":
-            module, quant_config = _static_int8(module, example, ctx, config, details)
-        try:
-            edge = litert_torch.convert(module, example, quant_config=quant_config)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            edge.export(str(out))
-        except Exception as e:
-            raise StepError(f"litert_torch.convert failed: {first_line(e)}") from None
+        if config.precision == "int8":
+            _int8_stem_measured(litert_torch, module, example, ctx, config, details, out)
+        else:
+            _convert(litert_torch, module, example, quant_config, out)
     from modelpress.runtimes.litert import describe_io
 
     io_types = describe_io(out)
@@ -124,7 +184,11 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
         graph = tflite_int8.int8_graph(tflite_int8.tflite_ops(out))
         graph["xnnpack_partitions"] = tflite_int8.xnnpack_partitions(out)
         details["int8_graph"] = graph
-        details["float_ops"] = tflite_int8.explain_float_ops(graph, details["unannotated_ops"])
+        details["float_ops"] = tflite_int8.explain_float_ops(
+            graph,
+            details["unannotated_ops"],
+            float_stem=details.get("stem", {}).get("kept") == "fp32",
+        )
     if config.precision in ("int8", "int8-dynamic"):  # small int8 files: names are a real share
         from modelpress.steps.export.tflite_int8 import compact_tflite_names
 
