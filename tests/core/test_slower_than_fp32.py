@@ -330,7 +330,7 @@ def test_the_report_and_the_console_show_the_flag_and_every_ratio(
     printed = console.export_text()
 
     section = md.split("## Quantized vs FP32\n", 1)[1].split("\n## ", 1)[0]
-    assert "50 rounds at batch 1, 2 threads" in section
+    assert "50 timed calls each at batch 1, 2 threads" in section
     assert (
         "| onnx-int8 | onnx-fp32 | 0.274 / 0.274 | 0.200 / 0.200 | 1.37× | "
         "⚠ slower than FP32 | ok |"

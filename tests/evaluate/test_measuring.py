@@ -161,7 +161,7 @@ def test_head_to_head_runs_every_finalist_each_round_in_rotating_order() -> None
     log: list[str] = []
     runtimes = {n: _Sleeper(n, ms, log) for n, ms in (("a", 3.0), ("b", 1.0), ("c", 2.0))}
 
-    race = head_to_head(runtimes, _batch, batch=1, warmup=1, repeats=3)
+    race = head_to_head(runtimes, _batch, batch=1, warmup=1, repeats=3, per_turn=1, settle=0)
 
     timed = log[3:]  # after one warm-up round
     assert timed == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
@@ -170,6 +170,20 @@ def test_head_to_head_runs_every_finalist_each_round_in_rotating_order() -> None
     for r in race["results"].values():
         assert r["median"] <= r["p90"] and r["repeats"] == 3 and r["batch"] == 1
     assert race["results"]["b"]["median"] < race["results"]["a"]["median"]
+
+
+def test_head_to_head_turns_let_the_previous_runtime_settle_before_timing() -> None:
+    """A turn is untimed calls, then timed ones: the previous runtime's spinning threads are
+    absorbed by the untimed calls. Every artifact gets exactly ``repeats`` timed calls."""
+    log: list[str] = []
+    runtimes = {n: _Sleeper(n, 0.1, log) for n in ("a", "b")}
+
+    race = head_to_head(runtimes, _batch, batch=1, warmup=0, repeats=3, per_turn=2, settle=1)
+
+    # round 1: a ×(1 + 2), b ×(1 + 2); round 2 starts with b: b ×(1 + 1), a ×(1 + 1)
+    assert log == ["a"] * 3 + ["b"] * 3 + ["b"] * 2 + ["a"] * 2
+    assert all(r["repeats"] == 3 for r in race["results"].values())
+    assert "1 untimed + 2 timed" in race["order"]
 
 
 def _entry(name: str, median: float, size: int = 1000, delta: float = 0.0) -> dict[str, Any]:

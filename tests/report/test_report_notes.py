@@ -163,7 +163,7 @@ def test_the_head_to_head_is_in_the_report_and_on_the_console(
     printed = _console_output(record, monkeypatch)
 
     race = md.split("### Head-to-head\n", 1)[1].split("\n### ", 1)[0]
-    assert "50 rounds at batch 1, 2 threads" in race
+    assert "50 timed calls each at batch 1, 2 threads" in race
     assert "| onnx-fp32 ★ | 0.0371 | 0.0402 | 1.00× | ok |" in race
     assert "| torchscript-fp32 | 0.0502 | 0.0611 | 1.35× | ok |" in race
     assert "Head-to-head" in printed and "1.35×" in printed

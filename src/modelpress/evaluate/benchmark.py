@@ -259,27 +259,40 @@ def head_to_head(
     batch: int,
     warmup: int,
     repeats: int,
+    per_turn: int = 5,
+    settle: int = 2,
 ) -> dict[str, Any]:
-    """Time several artifacts in one loop, so they share the machine's state: each round runs
-    every one once, starting one further along each round (round-robin, rotating order), and
-    ``warmup`` untimed rounds go first. Returns per artifact its median and p90 (ms), and the
-    fastest by median."""
+    """Time several artifacts in one loop, so they share the machine's state. Each round gives
+    every artifact one turn, starting one further along each round (rotating order); a turn is
+    ``settle`` untimed calls, then ``per_turn`` timed ones. The untimed calls matter: a runtime's
+    worker threads keep spinning for a while after its call returns (ONNX Runtime's by default,
+    OpenVINO's, XNNPACK's), and on a small machine they take the cores from whichever artifact
+    runs next. Alternating single calls made ORT FP32 read 6.6 ms against 1.5 ms in blocks.
+    ``warmup`` untimed rounds go first. Returns per artifact its median and p90 (ms) over
+    ``repeats`` timed calls, and the fastest by median."""
     names = list(runtimes)
     fns = {name: runtimes[name].prepare(sample_batch(batch)) for name in names}
     threads = max(r.threads for r in runtimes.values())
-    times = {name: np.empty(repeats) for name in names}
+    per_turn = max(1, min(per_turn, repeats))
+    rounds = -(-repeats // per_turn)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(warmup):
         for name in names:
             fns[name]()
     with LoadWatch(threads) as load:
-        for i in range(repeats):
+        for i in range(rounds):
             k = i % len(names)
             for name in names[k:] + names[:k]:
-                start = time.perf_counter_ns()
-                fns[name]()
-                times[name][i] = (time.perf_counter_ns() - start) / 1e6
+                for _ in range(settle):
+                    fns[name]()
+                for _ in range(min(per_turn, repeats - len(times[name]))):
+                    start = time.perf_counter_ns()
+                    fns[name]()
+                    times[name].append((time.perf_counter_ns() - start) / 1e6)
     results = {
-        name: LatencyStats.of(times[name], batch, runtimes[name].threads, load.reasons).as_dict()
+        name: LatencyStats.of(
+            np.asarray(times[name]), batch, runtimes[name].threads, load.reasons
+        ).as_dict()
         for name in names
     }
     fastest = min(names, key=lambda n: results[n]["median"])
@@ -288,7 +301,7 @@ def head_to_head(
         "repeats": repeats,
         "warmup": warmup,
         "threads": threads,
-        "order": "round-robin, rotating start",
+        "order": f"rotating turns of {settle} untimed + {per_turn} timed calls each",
         "results": results,
         "fastest": fastest,
         "load_1min": [load.before, load.after],

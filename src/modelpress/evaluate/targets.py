@@ -121,9 +121,9 @@ def _race_says(entry: dict[str, Any], race: dict[str, Any] | None) -> str:
         f"{name} {r['median']:.3g} ms" for name, r in timed.items() if name != entry["name"]
     )
     text = (
-        f"; timed head-to-head with the other finalists (in turn, {race['repeats']} rounds at "
-        f"batch {race['batch']}): {mine['median']:.3g} ms median, p90 {mine['p90']:.3g} ms "
-        f"(vs {others})"
+        f"; timed head-to-head with the other finalists (in turn, {race['repeats']} timed "
+        f"calls each at batch {race['batch']}): {mine['median']:.3g} ms median, "
+        f"p90 {mine['p90']:.3g} ms (vs {others})"
     )
     if race.get("unreliable"):
         text += f" — unreliable: {'; '.join(race['unreliable'])}"

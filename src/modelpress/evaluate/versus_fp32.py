@@ -212,7 +212,7 @@ def describe(entry: Entry) -> str:
         f"{entry.get('name')} is slower than its FP32 sibling {f.get('sibling')}: "
         f"{f.get('ratio', 0):.2f}× its latency ({f.get('median_ms', 0):.3g} vs "
         f"{f.get('sibling_median_ms', 0):.3g} ms median, timed in turn, {f.get('repeats')} "
-        f"rounds at batch {f.get('batch')})"
+        f"timed calls each at batch {f.get('batch')})"
     )
     if f.get("unreliable"):
         text += f" — unreliable: {'; '.join(map(str, f['unreliable']))}"

@@ -317,8 +317,8 @@ def head_to_head(record: dict[str, Any]) -> tuple[str, Grid | None] | None:
     text = (
         f"The finalists (within {fmt.text(race.get('window', 1.5))}× of the fastest median "
         f"latency, meeting every target but the latency ones) timed in one loop, in turn "
-        f"({fmt.text(race.get('order'))}): {fmt.text(race.get('repeats'))} rounds at batch "
-        f"{fmt.text(race.get('batch'))}, {fmt.text(threads)} {unit}. The recommendation's "
+        f"({fmt.text(race.get('order'))}): {fmt.text(race.get('repeats'))} timed calls each "
+        f"at batch {fmt.text(race.get('batch'))}, {fmt.text(threads)} {unit}. The recommendation's "
         "fastest is decided here."
     )
     grid = Grid(
@@ -379,7 +379,8 @@ def versus_fp32(record: dict[str, Any]) -> tuple[str, Grid] | None:
     if timed:
         unit = "thread" if timed.get("threads") == 1 else "threads"
         text += (
-            f" ({fmt.text(timed.get('repeats'))} rounds at batch {fmt.text(timed.get('batch'))}, "
+            f" ({fmt.text(timed.get('repeats'))} timed calls each at batch "
+            f"{fmt.text(timed.get('batch'))}, "
             f"{fmt.text(timed.get('threads'))} {unit})"
         )
     text += (
