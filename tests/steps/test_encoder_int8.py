@@ -57,7 +57,11 @@ def test_transformer_fusions_are_tried_and_the_faster_kept(encoder_run: dict) ->
     assert fusion["fusions"].get("skip_layer_normalization", 0) >= 1
     timed = fusion["batch1_ms"]
     assert set(timed) == {"fused", "unfused"} and all(v > 0 for v in timed.values())
-    assert fusion["kept"] == min(timed, key=timed.__getitem__)
+    sizes = fusion["size_bytes"]
+    fused_wins = (
+        timed["fused"] < 0.95 * timed["unfused"] and sizes["fused"] <= 1.02 * sizes["unfused"]
+    )
+    assert fusion["kept"] == ("fused" if fused_wins else "unfused")
     assert int8["metrics"]["cosine"] > 0.99  # whichever was kept stays faithful
 
 

@@ -63,7 +63,8 @@ def test_the_stem_convolution_is_built_both_ways_and_the_faster_kept(
     int8 = _by_name(record)["onnx-int8"]
     stem = int8["details"]["stem"]
     assert stem["node"] and set(stem["batch1_ms"]) == {"int8", "fp32"}
-    assert stem["kept"] == min(stem["batch1_ms"], key=stem["batch1_ms"].__getitem__)
+    timed = stem["batch1_ms"]
+    assert stem["kept"] == ("fp32" if timed["fp32"] < 0.95 * timed["int8"] else "int8")
     graph = onnx.load(str(out / int8["path"])).graph
     first_conv = next(n for n in graph.node if n.op_type == "Conv")
     reads = {n.output[0]: n.op_type for n in graph.node}

@@ -259,15 +259,17 @@ def head_to_head(
     batch: int,
     warmup: int,
     repeats: int,
-    per_turn: int = 5,
-    settle: int = 2,
+    per_turn: int = 10,
+    settle: int = 10,
 ) -> dict[str, Any]:
     """Time several artifacts in one loop, so they share the machine's state. Each round gives
     every artifact one turn, starting one further along each round (rotating order); a turn is
     ``settle`` untimed calls, then ``per_turn`` timed ones. The untimed calls matter: a runtime's
     worker threads keep spinning for a while after its call returns (ONNX Runtime's by default,
     OpenVINO's, XNNPACK's), and on a small machine they take the cores from whichever artifact
-    runs next. Alternating single calls made ORT FP32 read 6.6 ms against 1.5 ms in blocks.
+    runs next, and the other models' weights have left the caches. Alternating single calls
+    made ORT FP32 read 6.6 ms against 1.5 ms in blocks; turns of 2 + 5 calls still read a
+    LiteRT INT8 MobileNetV3 at 1.17 ms against 0.79 ms in blocks of 100.
     ``warmup`` untimed rounds go first. Returns per artifact its median and p90 (ms) over
     ``repeats`` timed calls, and the fastest by median."""
     names = list(runtimes)

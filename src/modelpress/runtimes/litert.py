@@ -175,8 +175,12 @@ class LiteRTRuntime(Runtime):
         io = np.dtype(self.inputs[0]["dtype"]).name
         if io in ("int8", "uint8"):
             return "int8"
-        if "int8" in dtypes:
-            return "int8-dynamic"
+        if "int8" in dtypes:  # int8 activations (a float stem, then int8): full int8
+            produced = {i for op in self.it._get_ops_details() for i in op["outputs"]}
+            int8_out = any(
+                d["index"] in produced and np.dtype(d["dtype"]).name == "int8" for d in details
+            )
+            return "int8" if int8_out else "int8-dynamic"
         if "float16" in dtypes:
             return "fp16"
         return "fp32"

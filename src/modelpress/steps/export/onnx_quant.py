@@ -48,6 +48,8 @@ QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization 
 DYNAMIC_OPS = ["MatMul", "Gemm", "Gather", "Attention"]
 # onnxscript fusion counts that mark a transformer encoder (worth a fused candidate)
 TRANSFORMER_FUSIONS = ("sdpa", "mha1", "mha2", "attention", "skip_layer_normalization")
+STEM_MARGIN = 0.95  # an FP32 stem must be this much faster (ratio of medians) to be kept
+FUSED_MARGIN = 0.95  # the fused candidate must be this much faster (ratio of medians) to win
 
 
 def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
@@ -241,11 +243,12 @@ def _choose_stem(
         return [*exclude, stem], static.build(activation, [*exclude, stem])
     candidate = static.build(activation, [*exclude, stem])
     timed = _batch1_ms_side_by_side({"int8": path, "fp32": candidate}, ctx)
-    kept = min(timed, key=timed.__getitem__)
+    kept = "fp32" if timed["fp32"] < STEM_MARGIN * timed["int8"] else "int8"
     details["stem"] = {
         "node": stem,
         "kept": kept,
-        "how": "built both ways, timed side by side at batch 1 on this CPU, faster kept",
+        "how": "built both ways, timed side by side at batch 1 on this CPU; the FP32 stem "
+        f"kept only if over {100 * (1 - STEM_MARGIN):.0f} % faster",
         "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
     }
     return ([*exclude, stem], candidate) if kept == "fp32" else (exclude, path)
@@ -442,11 +445,16 @@ def _dynamic_int8(
         except Exception as e:  # the unfused artifact stands; say why the fused one did not
             details["transformer_fusion"] = {"fusions": fusions, "failed": first_line(e, 160)}
         else:
-            kept = min(timed, key=timed.__getitem__)
+            sizes = {"unfused": out.stat().st_size, "fused": candidate.stat().st_size}
+            # a clear win only: the fused ops may leave weights in float (a bigger file)
+            wins = timed["fused"] < FUSED_MARGIN * timed["unfused"]
+            kept = "fused" if wins and sizes["fused"] <= 1.02 * sizes["unfused"] else "unfused"
             details["transformer_fusion"] = {
                 "fusions": fusions,
-                "how": "both quantized, timed side by side at batch 1 on this CPU, faster kept",
+                "how": "both quantized and timed side by side at batch 1 on this CPU; the "
+                f"fused kept only if over {100 * (1 - FUSED_MARGIN):.0f} % faster and no larger",
                 "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+                "size_bytes": sizes,
                 "kept": kept,
             }
             if kept == "fused":
