@@ -33,8 +33,8 @@ class ExportConfig(StepConfig):
     per_channel: bool = True
     activation_type: Literal["auto", "uint8", "int8"] = "auto"  # auto: measure both, keep faster
     keep_fp32: list[str] = Field(default_factory=list)  # node names or op types left in FP32
-    # onnx / tflite int8: the convolution reading the image input (3 channels: the int8 kernels
-    # of ORT and XNNPACK are slow on it); auto builds it both ways, times them, keeps the faster
+    # int8: the convolution reading the image input (3 channels: slow int8 kernels). tflite auto
+    # builds it both ways and keeps a float stem only if over 5 % faster; onnx auto keeps int8
     stem: Literal["auto", "int8", "fp32"] = "auto"
     fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
     io: Literal["float", "int8", "uint8"] | None = None  # tflite: the I/O type to insist on
