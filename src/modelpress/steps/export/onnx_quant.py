@@ -12,9 +12,9 @@ FP32) and the most sensitive are kept FP32, one by one, until the bound holds on
 
 Dynamic int8 quantizes MatMul/Gemm weights and embedding tables. When the graph is a transformer
 encoder (onnxscript's ORT fusions find attention or skip-layer-norm patterns), the fused graph
-(MultiHeadAttention, SkipLayerNormalization, BiasGelu) is quantized too, both are timed at
-batch 1 and the faster is kept (``transformer_fusion`` in the record): on this CPU the fused
-kernels are not always the faster ones.
+(MultiHeadAttention, SkipLayerNormalization, BiasGelu) is quantized too, both are timed side by
+side at batch 1, and the fused one is kept only when over 5 % faster and no larger
+(``transformer_fusion`` in the record): on this CPU the unfused graph has been the faster.
 """
 
 from __future__ import annotations
@@ -223,23 +223,20 @@ def _stem_conv(path: Path) -> str | None:
 
 
 def _stem_fp32_if_asked(
-    static: _Static,
-    activation: str,
-    path: Path,
-    exclude: list[str],
-    details: dict[str, Any],
-) -> tuple[list[str], Path]:
-    """The stem convolution in FP32 when the recipe asks (``stem: fp32``). ``auto`` keeps it
-    int8 in ORT: its int8 kernel is the slow one over 3 input channels (MobileNetV3-Small at
-    224×224: 190 against 83 µs), but a float stem needs a QuantizeLinear over its larger output
-    instead, and whole models measured within 2 % either way (0.87× → 0.89× FP32 at 224×224,
-    1.38× → 1.40× at 64×64, blocks of 100 calls): not worth a second calibration. TFLite, where
-    the float stem wins, measures it (steps/export/tflite.py)."""
-    stem = _stem_conv(static.src)
-    if stem is None or stem in exclude or static.config.stem != "fp32":
-        return exclude, path
+    src: Path, config: ExportConfig, exclude: list[str], details: dict[str, Any]
+) -> list[str]:
+    """``exclude`` plus the stem convolution when the recipe asks for it in FP32 (``stem:
+    fp32``). ``auto`` keeps it int8 in ORT: its int8 kernel is the slow one over 3 input
+    channels (MobileNetV3-Small at 224×224: 190 against 83 µs), but a float stem needs a
+    QuantizeLinear over its larger output instead, and whole models measured within 2 % either
+    way (0.87× → 0.89× FP32 at 224×224, 1.38× → 1.40× at 64×64, blocks of 100 calls): not
+    worth a second calibration. TFLite, where the float stem wins, measures it
+    (steps/export/tflite.py)."""
+    stem = _stem_conv(src)
+    if stem is None or stem in exclude or config.stem != "fp32":
+        return exclude
     details["stem"] = {"node": stem, "kept": "fp32", "how": "asked in the recipe"}
-    return [*exclude, stem], static.build(activation, [*exclude, stem])
+    return [*exclude, stem]
 
 
 def _choose_activation(
@@ -345,13 +342,13 @@ def _static_int8(
     pre = _int8_ready(_preprocess(fp32, work, notes), work, notes, details)
     split = ctx.calibration(config.calibration_samples, config.display_name)
     _check_calibration(split, pre, config.display_name)
-    _, exclude = _node_names(pre, config.keep_fp32)
+    _, by_recipe = _node_names(pre, config.keep_fp32)
+    exclude = _stem_fp32_if_asked(pre, config, by_recipe, details)
     static = _Static(pre, split, config, work)
     with ctx.observer.progress(f"{config.display_name}: calibrate and quantize", None):
         activation, path = _choose_activation(static, config, exclude, ctx, details)
-        kept_fp32, path = _stem_fp32_if_asked(static, activation, path, exclude, details)
     if config.fallback:
-        path = _fallback(static, activation, path, kept_fp32, fp32, ctx, details)
+        path = _fallback(static, activation, path, exclude, fp32, ctx, details)
     if static.absorbed:
         details.setdefault("graph_rewrites", {})["scalar_mul_into_scale"] = static.absorbed
     shutil.copyfile(path, out)
@@ -364,7 +361,7 @@ def _static_int8(
             "calibration_samples": len(split),
             "per_channel": config.per_channel,
             "weight_type": "int8",
-            "kept_fp32_by_recipe": exclude,
+            "kept_fp32_by_recipe": by_recipe,
         }
     )
 
