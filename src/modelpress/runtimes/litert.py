@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -94,6 +94,45 @@ def _delegation(ops: list[dict[str, Any]]) -> tuple[set[int], int]:
             inside.add(producer[t])
             todo += [i for i in by_index[producer[t]]["inputs"] if i >= 0]
     return inside, len(partitions)
+
+
+class OpTable(NamedTuple):
+    ops: list[dict[str, Any]]  # the interpreter's op list, in order
+    tensors: dict[int, dict[str, Any]]  # tensor details by index
+    inputs: set[int]  # tensor indices of the graph's inputs
+    outputs: set[int]  # and of its outputs
+
+
+def model_ops(path: Path, delegate: bool = True, threads: int = 1) -> OpTable:
+    """The interpreter's op list (``_get_ops_details``: the public API lists tensors only), its
+    tensors and the graph's inputs and outputs, read once for every look at a .tflite graph.
+    With ``delegate`` the default delegate (XNNPACK) is applied, and the ops it took are DELEGATE
+    nodes; without, the model's own ops."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with native_banners():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        try:
+            it = Interpreter(
+                model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
+            )
+            it.allocate_tensors()
+        except Exception as e:
+            raise ModelSourceError(
+                f"{path}: the LiteRT interpreter cannot load it ({first_line(e)})"
+            ) from None
+    return OpTable(
+        it._get_ops_details(),
+        {d["index"]: d for d in it.get_tensor_details()},
+        {d["index"] for d in it.get_input_details()},
+        {d["index"] for d in it.get_output_details()},
+    )
+
+
+def delegate_partitions(path: Path) -> int:
+    """How many pieces the default delegate (XNNPACK) takes the graph in (1: all of it in one;
+    each op it refuses splits it and runs in TFLite's own kernel in between)."""
+    return _delegation(model_ops(path, delegate=True).ops)[1]
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -203,11 +242,8 @@ class LiteRTRuntime(Runtime):
         """Each op with its tensors' types, as a fresh interpreter at the converted batch size
         holds them, and which ops the default delegate (XNNPACK) took. LiteRT's Python
         interpreter has no per-op profiler: no time shares."""
-        with native_banners():
-            it = _interpreter(self.artifact.path, self.threads)
-            it.allocate_tensors()
-        tensors = {d["index"]: d for d in it.get_tensor_details()}
-        details = it._get_ops_details()  # the public API lists tensors only
+        table = model_ops(self.artifact.path, delegate=True, threads=self.threads)
+        details, tensors = table.ops, table.tensors
 
         def dtype(i: int) -> str:
             return np.dtype(tensors[i]["dtype"]).name if i in tensors else "?"

@@ -284,41 +284,28 @@ def unannotated_ops(prepared: GraphModule, skip: set[str] | None = None) -> dict
 def tflite_ops(path: Path) -> list[dict[str, Any]]:
     """The model's own ops in order (no delegate applied), each with its inputs' and outputs'
     dtypes and whether they are graph inputs/outputs."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from modelpress.runtimes.litert import model_ops
 
-    from modelpress.chatter import native_banners
-
-    with native_banners():
-        it = Interpreter(
-            model_path=str(path),
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-    tensors = {d["index"]: np.dtype(d["dtype"]).name for d in it.get_tensor_details()}
-    graph_in = {d["index"] for d in it.get_input_details()}
-    graph_out = {d["index"] for d in it.get_output_details()}
+    table = model_ops(path, delegate=False)
+    dtype = {i: np.dtype(d["dtype"]).name for i, d in table.tensors.items()}
     return [
         {
             "op": op["op_name"],
-            "inputs": [tensors[i] for i in op["inputs"] if i in tensors],
-            "outputs": [tensors[i] for i in op["outputs"] if i in tensors],
-            "at_input": any(i in graph_in for i in op["inputs"]),
-            "at_output": any(i in graph_out for i in op["outputs"]),
+            "inputs": [dtype[i] for i in op["inputs"] if i in dtype],
+            "outputs": [dtype[i] for i in op["outputs"] if i in dtype],
+            "at_input": any(i in table.inputs for i in op["inputs"]),
+            "at_output": any(i in table.outputs for i in op["outputs"]),
         }
-        for op in it._get_ops_details()
+        for op in table.ops
     ]
 
 
 def xnnpack_partitions(path: Path) -> int:
-    """How many pieces XNNPACK's delegate takes the graph in (1: all of it in one; each op it
-    refuses splits it and runs in TFLite's own kernel in between)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """How many pieces XNNPACK's delegate takes the graph in (see
+    ``runtimes.litert.delegate_partitions``)."""
+    from modelpress.runtimes.litert import delegate_partitions
 
-    from modelpress.chatter import native_banners
-
-    with native_banners():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-        it = Interpreter(model_path=str(path), num_threads=1)
-        it.allocate_tensors()
-    return sum(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
+    return delegate_partitions(path)
 
 
 _FLOAT = ("float32", "float16")
