@@ -41,7 +41,7 @@ from modelpress.core import pipeline
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
-from modelpress.evaluate.benchmark import time_callable
+from modelpress.evaluate.benchmark import time_in_turns
 from modelpress.evaluate.compare import compare_outputs
 from modelpress.runtimes import runtime_for
 from modelpress.training import TrainConfig, train_and_save
@@ -213,7 +213,7 @@ def _measure(
     contenders: dict[str, Artifact], ctx, baseline: Artifact, args, fidelity: bool
 ) -> dict[str, Row]:
     """Quality on the validation split in each artifact's runtime, then batch-1 latency timed
-    in interleaved rounds (every artifact once per round)."""
+    in rotating turns of 10 untimed and ``--repeats`` timed calls (``time_in_turns``)."""
     val = ctx.data.validation
     ref = runtime_for(baseline, args.threads).predict(val.inputs, 64)
     rows, calls = {}, {}
@@ -225,9 +225,9 @@ def _measure(
         quality = cmp["cosine"] if fidelity else float((out.argmax(1) == val.labels).mean())
         rows[label] = Row(label, art, size, quality, cmp["agreement"])
         calls[label] = rt.prepare(val.sample_batch(1))
-    for _ in range(args.rounds):
-        for label, fn in calls.items():
-            rows[label].times.append(time_callable(fn, warmup=10, repeats=args.repeats))
+    timed = time_in_turns(calls, args.rounds * args.repeats, per_turn=args.repeats, settle=10)
+    for label, t in timed.items():
+        rows[label].times.append(t)
     return rows
 
 

@@ -76,16 +76,37 @@ def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> np.nda
     return times
 
 
-def median_ms_side_by_side(
-    calls: dict[str, Callable[[], object]], rounds: int = 4, repeats: int = 15, warmup: int = 5
-) -> dict[str, float]:
-    """Median ms of each call, timed in alternating rounds so that a change in machine load
-    hits them alike: for choosing between two builds that often differ by a few per cent."""
-    times: dict[str, list[np.ndarray]] = {key: [] for key in calls}
-    for _ in range(rounds):
-        for key, fn in calls.items():
-            times[key].append(time_callable(fn, warmup=warmup, repeats=repeats))
-    return {key: float(np.median(np.concatenate(t))) for key, t in times.items()}
+def time_in_turns(
+    calls: dict[str, Callable[[], object]], repeats: int, per_turn: int = 10, settle: int = 10
+) -> dict[str, np.ndarray]:
+    """Milliseconds of ``repeats`` calls of each callable, timed in one loop so that they share
+    the machine's state. Each round gives every callable one turn, starting one further along
+    each round (rotating order); a turn is ``settle`` untimed calls, then ``per_turn`` timed
+    ones. The untimed calls matter: a runtime's worker threads keep spinning for a while after
+    its call returns (ONNX Runtime's by default, OpenVINO's, XNNPACK's), and on a small machine
+    they take the cores from whichever callable runs next, and the others' weights have left
+    the caches. Alternating single calls made ORT FP32 read 6.6 ms against 1.5 ms in blocks;
+    turns of 2 + 5 calls still read a LiteRT INT8 MobileNetV3 at 1.17 ms against 0.79 ms in
+    blocks of 100."""
+    names = list(calls)
+    per_turn = max(1, min(per_turn, repeats))
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(-(-repeats // per_turn)):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            for _ in range(settle):
+                calls[name]()
+            for _ in range(min(per_turn, repeats - len(times[name]))):
+                start = time.perf_counter_ns()
+                calls[name]()
+                times[name].append((time.perf_counter_ns() - start) / 1e6)
+    return {name: np.asarray(t) for name, t in times.items()}
+
+
+def median_ms_side_by_side(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Median ms of each call, timed in turns (``time_in_turns``): for choosing between two
+    builds that often differ by a few per cent."""
+    return {k: float(np.median(t)) for k, t in time_in_turns(calls, 60, 15, 5).items()}
 
 
 def latency(
@@ -262,39 +283,20 @@ def head_to_head(
     per_turn: int = 10,
     settle: int = 10,
 ) -> dict[str, Any]:
-    """Time several artifacts in one loop, so they share the machine's state. Each round gives
-    every artifact one turn, starting one further along each round (rotating order); a turn is
-    ``settle`` untimed calls, then ``per_turn`` timed ones. The untimed calls matter: a runtime's
-    worker threads keep spinning for a while after its call returns (ONNX Runtime's by default,
-    OpenVINO's, XNNPACK's), and on a small machine they take the cores from whichever artifact
-    runs next, and the other models' weights have left the caches. Alternating single calls
-    made ORT FP32 read 6.6 ms against 1.5 ms in blocks; turns of 2 + 5 calls still read a
-    LiteRT INT8 MobileNetV3 at 1.17 ms against 0.79 ms in blocks of 100.
-    ``warmup`` untimed rounds go first. Returns per artifact its median and p90 (ms) over
-    ``repeats`` timed calls, and the fastest by median."""
+    """Time several artifacts in one loop (``time_in_turns``: rotating turns of ``settle``
+    untimed and ``per_turn`` timed calls), after ``warmup`` untimed rounds. Returns per
+    artifact its median and p90 (ms) over ``repeats`` timed calls, and the fastest by median."""
     names = list(runtimes)
     fns = {name: runtimes[name].prepare(sample_batch(batch)) for name in names}
     threads = max(r.threads for r in runtimes.values())
     per_turn = max(1, min(per_turn, repeats))
-    rounds = -(-repeats // per_turn)
-    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(warmup):
         for name in names:
             fns[name]()
     with LoadWatch(threads) as load:
-        for i in range(rounds):
-            k = i % len(names)
-            for name in names[k:] + names[:k]:
-                for _ in range(settle):
-                    fns[name]()
-                for _ in range(min(per_turn, repeats - len(times[name]))):
-                    start = time.perf_counter_ns()
-                    fns[name]()
-                    times[name].append((time.perf_counter_ns() - start) / 1e6)
+        times = time_in_turns(fns, repeats, per_turn, settle)
     results = {
-        name: LatencyStats.of(
-            np.asarray(times[name]), batch, runtimes[name].threads, load.reasons
-        ).as_dict()
+        name: LatencyStats.of(times[name], batch, runtimes[name].threads, load.reasons).as_dict()
         for name in names
     }
     fastest = min(names, key=lambda n: results[n]["median"])

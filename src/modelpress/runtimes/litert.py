@@ -23,10 +23,15 @@ from modelpress.runtimes.base import GraphOp, GraphView, OpKind, Runtime
 from modelpress.sources.inputs import InputSpec
 
 
-def _interpreter(path: Path, threads: int) -> object:
-    Interpreter = require("ai_edge_litert.interpreter", "tflite", "the tflite format").Interpreter
+def _interpreter(path: Path, threads: int, delegate: bool = True) -> Any:
+    """A LiteRT interpreter; without ``delegate`` the model's own ops (no XNNPACK)."""
+    lite = require("ai_edge_litert.interpreter", "tflite", "the tflite format")
+    kind = lite.OpResolverType
+    resolver = kind.AUTO if delegate else kind.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        return Interpreter(model_path=str(path), num_threads=threads)
+        return lite.Interpreter(
+            model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
+        )
     except Exception as e:
         raise ModelSourceError(
             f"{path}: the LiteRT interpreter cannot load it ({first_line(e)})"
@@ -108,19 +113,9 @@ def model_ops(path: Path, delegate: bool = True, threads: int = 1) -> OpTable:
     tensors and the graph's inputs and outputs, read once for every look at a .tflite graph.
     With ``delegate`` the default delegate (XNNPACK) is applied, and the ops it took are DELEGATE
     nodes; without, the model's own ops."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with native_banners():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-        try:
-            it = Interpreter(
-                model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
-            )
-            it.allocate_tensors()
-        except Exception as e:
-            raise ModelSourceError(
-                f"{path}: the LiteRT interpreter cannot load it ({first_line(e)})"
-            ) from None
+        it = _interpreter(path, threads, delegate)
+        it.allocate_tensors()
     return OpTable(
         it._get_ops_details(),
         {d["index"]: d for d in it.get_tensor_details()},
