@@ -4,7 +4,8 @@ fine-tunes and QAT. A custom ``loss_fn`` gets outputs, labels and inputs; a loss
 ``callbacks`` hook into each epoch's start and each optimizer step (pruning schedules, masks).
 
 Per epoch: shuffled mini-batches (seeded), validation metric, scheduler step, a checkpoint that
-a rerun with the same config resumes from, early stopping on the validation metric, and the best
+a rerun with the same config,
+    model files, data and initial weights resumes.from, early stopping on the validation metric, and the best
 weights restored at the end. Model selection uses the validation split, as early stopping does.
 
 A non-finite loss or gradient never reaches the weights: the batch is skipped, the weights go
@@ -569,13 +570,17 @@ def train_and_save(
 ) -> tuple[TrainResult, dict[str, Any]]:
     """Train the recipe's model on its data and write a self-describing checkpoint to ``out``.
 
-    Per-epoch checkpoints go to ``OUT_STEM.checkpoints/``; a rerun with the same config resumes.
+    Per-epoch checkpoints go to ``OUT_STEM.checkpoints/``; a rerun with the same config,
+    model files, data and initial weights resumes.
     """
-    from modelpress.core.context import build_context
+    from modelpress.core.context import baseline_reads, build_context
 
     ctx, baseline = build_context(recipe, observer)
     torch.set_num_threads(ctx.threads)
     module = cast(nn.Module, baseline.module)  # a torch baseline always holds its module
+    # a checkpoint resumes only for the same model files, data and initial weights, not only
+    # the same arguments: an edited model file or data set trains from the start
+    reads = baseline_reads(ctx, baseline)
     result = fit(
         module,
         ctx.data,
@@ -584,6 +589,7 @@ def train_and_save(
         observer=observer,
         threads=ctx.threads,
         checkpoint_dir=checkpoints_dir(out),
+        resume_key={"identity": recipe.identity(), "reads": reads},
     )
     metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
     spec = ctx.model_spec

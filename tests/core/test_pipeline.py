@@ -23,7 +23,7 @@ def test_run_writes_the_contract(trained_checkpoint: Path, tmp_path: Path) -> No
     out = tmp_path / "run"
     record = pipeline.run(_recipe(trained_checkpoint), out=out)
     on_disk = json.loads((out / "record.json").read_text())
-    assert on_disk["schema"] == 1 and on_disk["task"] == "classification"
+    assert on_disk["schema"] == 2 and on_disk["task"] == "classification"
     base = on_disk["baseline"]
     assert base["format"] == "torch" and base["metrics"]["top1"] >= 0.8
     for key in ("size_bytes", "params", "macs", "latency_ms", "throughput_per_s", "peak_memory_mb"):
@@ -107,9 +107,10 @@ def test_record_is_valid_after_each_step(trained_checkpoint: Path, tmp_path: Pat
             if kind == "step" and (tmp_path / "run/record.json").exists():
                 seen.append(len(json.loads((tmp_path / "run/record.json").read_text())["steps"]))
 
-    pipeline.run(_recipe(trained_checkpoint), out=tmp_path / "run", observer=Watch())
+    record = pipeline.run(_recipe(trained_checkpoint), out=tmp_path / "run", observer=Watch())
     assert seen == [0, 1]
-    assert np.load(tmp_path / "run/steps/00-baseline/outputs.npy").shape[1] == 10
+    base_key = record["nodes"][0]["key"]
+    assert np.load(tmp_path / f"run/nodes/{base_key}/outputs.npy").shape[1] == 10
     assert yaml.safe_load((tmp_path / "run/recipe.yaml").read_text())["out"] == str(
         (tmp_path / "run").resolve()
     )

@@ -22,7 +22,7 @@ def test_qat_fine_tunes_converts_and_exports(trained_checkpoint: Path, tmp_path:
     assert all(s["status"] == "ok" for s in record["steps"]), [s["error"] for s in record["steps"]]
     qat = record["steps"][0]["artifact"]
     assert qat["precision"] == "int8" and qat["details"]["epochs"] == 1
-    assert (tmp_path / "run/steps/01-qat/qat-float.pt2").is_file()
+    assert (tmp_path / "run/nodes" / record["steps"][0]["key"] / "qat-float.pt2").is_file()
     onnx = record["steps"][1]["artifact"]
     assert onnx["parent"] == "torch-int8-qat"
     assert onnx["metrics"]["top1"] >= record["baseline"]["metrics"]["top1"] - 0.02

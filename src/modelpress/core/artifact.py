@@ -21,7 +21,7 @@ class Artifact:
     input_specs: list[InputSpec]
     precision: Precision = "fp32"
     path: Path | None = None  # the file a user ships (None: a torch model held in memory)
-    parent: str | None = None  # name of the artifact this one was made from
+    parents: list[str] = field(default_factory=list)  # names of the artifacts it was made from
     step: str | None = None  # name of the step that made it
     module: nn.Module | None = None  # the live module, for format "torch"
     extra_files: list[Path] = field(default_factory=list)  # e.g. the lite-interpreter .ptl
@@ -35,6 +35,11 @@ class Artifact:
     # A new model trained from its parent (a distilled student, a fine-tuned pruned model): its
     # outputs are meant to differ, so agreement with the parent is reported, not judged.
     retrained: bool = False
+
+    @property
+    def parent(self) -> str | None:
+        """The artifact this one was made from (the first, for a node of several inputs)."""
+        return self.parents[0] if self.parents else None
 
     def child(
         self,
@@ -53,7 +58,7 @@ class Artifact:
             input_specs=self.input_specs,
             precision=precision,
             path=path,
-            parent=self.name,
+            parents=[self.name],
             step=step,
             **fields,
         )

@@ -299,6 +299,25 @@ def build_context(
     return ctx, baseline
 
 
+def baseline_reads(ctx: Context, baseline: Artifact) -> dict:
+    """What the baseline is made of, as digests (``sources/fingerprint``): the files its model
+    and weights come from, the data as loaded (every split, labels too) and the built model's
+    weights. A node key holds them: a changed file or data set is never mistaken for the old."""
+    from modelpress.sources.fingerprint import arrays_digest, module_digest, sources_digest
+
+    recipe, spec = ctx.recipe, ctx.model_spec
+    sources = [recipe.model, recipe.weights]
+    if spec.kind == "checkpoint":  # the factory file the checkpoint names
+        sources.append(spec.architecture)
+    splits = (ctx.data.train, ctx.data.calibration, ctx.data.validation)
+    arrays = [a for split in splits for a in split.inputs] + [s.labels for s in splits]
+    return {
+        "files": sources_digest(sources),
+        "data": arrays_digest(arrays),
+        "weights": module_digest(baseline.module) if baseline.module is not None else None,
+    }
+
+
 def _build(spec: models.ModelSpec, kwargs: dict, seed: int) -> torch.nn.Module:
     """``models.build`` with the torch RNG seeded first: torch seeds itself at random in each
     process, so a model's initial weights (and all training after) would differ run to run."""

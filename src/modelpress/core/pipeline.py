@@ -1,8 +1,12 @@
-"""The runner: baseline, then each step (Artifact in → Artifact out), every artifact measured.
+"""The runner: baseline, then the graph of steps (Artifact in → Artifact out), every artifact
+measured in its own runtime.
 
-record.json is rewritten atomically after the baseline and after every step, so an interrupted
-run keeps what it finished; ``resume=True`` reuses each leading step whose config hash, input and
-files match the record, and runs the rest.
+Each node (the baseline, each step) has a key: a hash of its parents' keys, its config, the
+versions that change results and the content of what it reads (model files, weights, the data
+as loaded). The key names the node's folder (``nodes/KEY``: outputs, training checkpoints), so
+a checkpoint is never resumed under another lineage; and ``resume=True`` reuses every finished
+node whose key is in the record, wherever it sits in the recipe. record.json is rewritten
+atomically after every node, so an interrupted run keeps what it finished.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import numpy as np
 
 from modelpress.core import environment
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context, build_context
+from modelpress.core.context import Context, baseline_reads, build_context
+from modelpress.core.graph import BASELINE, run_order
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, dump_recipe
-from modelpress.core.registry import StepConfig, handler_for
+from modelpress.core.registry import StepConfig, describe_artifact, handler_for
 from modelpress.core.rundir import (
     RunDir,
     check_output,
-    file_sha256,
     stable_hash,
     write_json_atomic,
 )
@@ -36,8 +40,9 @@ from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.benchmark import head_to_head
 from modelpress.evaluate.metrics import PRIMARY
 from modelpress.runtimes import runtime_for
+from modelpress.sources.fingerprint import sources_digest
 
-SCHEMA = 1
+SCHEMA = 2  # 2: nodes with keys and parents; every field of schema 1 kept as it was
 OUTPUTS = "outputs.npy"  # validation outputs of a step's artifact, for verifying its children
 
 
@@ -46,12 +51,7 @@ def default_out(recipe: Recipe) -> Path:
 
 
 def _identity(recipe: Recipe) -> dict[str, Any]:
-    ident = recipe.identity()
-    for key in ("weights", "model"):
-        path = Path(ident[key]) if isinstance(ident.get(key), str) else None
-        if path is not None and path.is_file():
-            ident[f"{key}_sha256"] = file_sha256(path)
-    return ident
+    return recipe.identity()
 
 
 def _check_resume(previous: dict[str, Any] | None, identity: dict[str, Any], root: Path) -> None:
@@ -72,9 +72,11 @@ class Runner:
         self.rd = RunDir(root)
         self.observer = observer
         self.resume = resume
-        self.outputs: dict[str, np.ndarray] = {}
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.produced: list[Artifact] = []
+        self.outputs: dict[str, np.ndarray] = {}  # by artifact name
+        self.entries: dict[str, dict[str, Any]] = {}  # by artifact name
+        self.produced: list[Artifact] = []  # in the order they were made
+        self.made: dict[str, Artifact] = {}  # by node id (baseline, each step's ref)
+        self.keys: dict[str, str] = {}  # node id → key
 
     # ------------------------------------------------------------------ record
     def _new_record(self, ctx: Context, identity: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +238,7 @@ class Runner:
             ctx.input_specs,
             entry["precision"],
             path,
-            entry["parent"],
+            entry.get("parents") or ([entry["parent"]] if entry.get("parent") else []),
             entry["step"],
             module,
             extra,
@@ -245,11 +247,88 @@ class Runner:
             rebuild=rebuild,
         )
 
-    def _input_for(self, config: StepConfig, baseline: Artifact) -> Artifact | None:
-        for art in reversed([baseline, *self.produced]):
-            if config.accepts(art):
-                return art
-        return None
+    def _inputs(self, index: int, config: StepConfig) -> list[str]:
+        """The node ids a step starts from: its ``from:``, else the newest node before it in the
+        recipe whose artifact it accepts (the baseline last). A ModelpressError says why none."""
+        if config.sources is None:
+            earlier = [s.ref for s in self.recipe.steps[:index]]
+            for ref in reversed([BASELINE, *earlier]):
+                art = self.made.get(ref)
+                if art is not None and config.accepts(art):
+                    return [ref]
+            raise ModelpressError(
+                f"{config.display_name}: needs {config.wants()}, and the run has none"
+            )
+        for ref in config.sources:
+            art = self.made.get(ref)
+            if art is None:
+                raise ModelpressError(
+                    f"{config.display_name}: starts from '{ref}', which failed; fix that step first"
+                )
+            if not config.accepts(art):
+                raise ModelpressError(
+                    f"{config.display_name}: `{config.type}` takes {config.wants()}; "
+                    f"{describe_artifact(art)} (from: {ref})"
+                )
+        return list(config.sources)
+
+    def _key(self, config: StepConfig, parents: list[str]) -> str:
+        reads = sources_digest(
+            getattr(config, k, None)
+            for k in ("teacher", "student", "teacher_weights", "student_weights")
+        )
+        targets = self.recipe.targets.model_dump()
+        return stable_hash(
+            {
+                "parents": [self.keys[p] for p in parents],
+                "config": config.computation(),
+                "reads": reads,
+                "targets": {k: targets[k] for k in config.reads_targets},
+            }
+        )
+
+    def _node(
+        self, index: int, config: StepConfig, ctx: Context, before: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        name = config.display_name
+        entry: dict[str, Any] = {
+            "index": index + 1,
+            "name": name,
+            "id": config.ref,
+            "type": config.type,
+            "status": "failed",
+            "seconds": 0.0,
+            "error": None,
+            "config": config.to_dict(),
+            "config_hash": stable_hash(config.to_dict()),
+            "from": [],
+            "key": None,
+            "input": None,
+            "reused": False,
+            "artifact": None,
+        }
+        try:
+            parents = self._inputs(index, config)
+        except ModelpressError as e:
+            entry["error"] = str(e)
+            self.observer.event(
+                "step-done", f"{name}: failed", step=name, status="failed", error=str(e), seconds=0
+            )
+            return entry
+        key = self._key(config, parents)
+        inputs = [self.made[p] for p in parents]
+        entry.update(key=key, input=inputs[0].name, inputs=[a.name for a in inputs])
+        entry["from"] = parents
+        node_dir = self.rd.node_dir(key)
+        prev = before.get(key)
+        reused = self._reuse(prev, node_dir, config, ctx, index) if prev else None
+        if reused is not None:
+            self.keys[config.ref] = key
+            return {**reused, "index": index + 1, "name": name, "id": config.ref, "reused": True}
+        entry = self._run_step(entry, config, inputs, ctx, node_dir)
+        if entry.get("artifact"):
+            self.keys[config.ref] = key
+        return entry
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
@@ -263,32 +342,53 @@ class Runner:
         record = self._new_record(ctx, identity)
         write_json_atomic(rd.root / "env.json", record["environment"])
 
-        base_dir = rd.baseline_dir()
-        if previous and previous.get("baseline") and (base_dir / OUTPUTS).is_file():
+        versions = environment.collect(ctx.threads)["packages"]
+        reads = baseline_reads(ctx, baseline)
+        base_key = stable_hash({"identity": identity, "reads": reads, "versions": versions})
+        base_dir = rd.node_dir(base_key)
+        before = _previous_nodes(previous)
+        if (
+            before.get(base_key, {}).get("id") == BASELINE
+            and isinstance((previous or {}).get("baseline"), dict)
+            and (base_dir / OUTPUTS).is_file()
+        ):
             record["baseline"] = previous["baseline"]
             self.outputs["baseline"] = np.load(base_dir / OUTPUTS)
-            self.observer.event("resume", "baseline: measured before, reused")
+            self.observer.event("resume", f"baseline: measured before (node {base_key}), reused")
         else:
+            if previous and previous.get("baseline"):
+                self.observer.event(
+                    "resume",
+                    "baseline: the model's files, weights or data changed since the last run "
+                    "(or it ran with an older modelpress); measuring it again, and every step "
+                    "after it",
+                )
             self.observer.event("baseline", f"measuring baseline {recipe.model}")
             entry, out = analyze(baseline, ctx)
             record["baseline"] = entry
             np.save(base_dir / OUTPUTS, out)
             self.outputs["baseline"] = out
         self.entries["baseline"] = record["baseline"]
+        self.made[BASELINE], self.keys[BASELINE] = baseline, base_key
+        root_node = {
+            "id": BASELINE,
+            "type": "baseline",
+            "key": base_key,
+            "parents": [],
+            "status": "ok",
+            "artifact": "baseline",
+            "reads": reads,
+        }
+        record["nodes"] = [root_node]
         ctx.baseline = record["baseline"]
         self._finalize(record)
 
-        reusable = previous is not None
-        done = (previous or {}).get("steps")
-        done = [s if isinstance(s, dict) else None for s in done] if isinstance(done, list) else []
-        for index, config in enumerate(recipe.steps, start=1):
-            prev = done[index - 1] if reusable and len(done) >= index else None
-            entry = self._reuse(prev, index, config, ctx, baseline) if prev else None
-            if entry is None:
-                reusable = False
-                entry = self._run_step(index, config, ctx, baseline)
-            record["steps"].append(entry)
+        done: dict[int, dict[str, Any]] = {}
+        for index in run_order(recipe.steps):
+            done[index] = self._node(index, recipe.steps[index], ctx, before)
+            record["steps"] = [done[i] for i in sorted(done)]  # recipe order
             record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
+            record["nodes"] = [root_node, *(_node_summary(s) for s in record["steps"])]
             self._finalize(record)
         self._versus_fp32(record, ctx, baseline)  # flags first: the finalists leave them out
         record["head_to_head"] = self._head_to_head(record, ctx, baseline)
@@ -300,51 +400,44 @@ class Runner:
         return record
 
     def _reuse(
-        self, prev: dict[str, Any], index: int, config: StepConfig, ctx: Context, baseline: Artifact
+        self,
+        prev: dict[str, Any],
+        node_dir: Path,
+        config: StepConfig,
+        ctx: Context,
+        index: int,
     ) -> dict[str, Any] | None:
-        source = self._input_for(config, baseline)
-        if (
-            prev.get("config_hash") != stable_hash(config.to_dict())
-            or prev.get("status") not in ("ok", "degraded")
-            or prev.get("input") != (source.name if source else None)
-        ):
+        """A finished node of the earlier run under the same key, rebuilt from its files."""
+        if prev.get("status") not in ("ok", "degraded"):
             return None
         art_entry = prev.get("artifact") or {}
-        step_dir = self.rd.step_dir(index, config.display_name)
-        art = self._restore(art_entry, ctx, f"steps.{index - 1}.artifact") if art_entry else None
-        if art is None or not (step_dir / OUTPUTS).is_file():
+        art = self._restore(art_entry, ctx, f"steps.{index}.artifact") if art_entry else None
+        if art is None or not (node_dir / OUTPUTS).is_file():
             return None
-        self.outputs[art.name] = np.load(step_dir / OUTPUTS)
+        self.outputs[art.name] = np.load(node_dir / OUTPUTS)
         self.entries[art.name] = art_entry
         self.produced.append(art)
-        self.observer.event("resume", f"{config.display_name}: finished before, reused")
+        self.made[config.ref] = art
+        self.observer.event(
+            "resume", f"{config.display_name}: finished before (node {prev['key']}), reused"
+        )
         return prev
 
     def _run_step(
-        self, index: int, config: StepConfig, ctx: Context, baseline: Artifact
+        self,
+        entry: dict[str, Any],
+        config: StepConfig,
+        inputs: list[Artifact],
+        ctx: Context,
+        node_dir: Path,
     ) -> dict[str, Any]:
         name = config.display_name
-        step_dir = self.rd.step_dir(index, name)
-        (step_dir / "error.txt").unlink(missing_ok=True)
-        source = self._input_for(config, baseline)
-        entry: dict[str, Any] = {
-            "index": index,
-            "name": name,
-            "type": config.type,
-            "status": "failed",
-            "seconds": 0.0,
-            "error": None,
-            "config": config.to_dict(),
-            "config_hash": stable_hash(config.to_dict()),
-            "input": source.name if source else None,
-            "artifact": None,
-        }
+        (node_dir / "error.txt").unlink(missing_ok=True)
         self.observer.event("step", f"{name}: running", step=name)
-        ctx.step_dir = step_dir
+        ctx.step_dir = node_dir
         start = time.perf_counter()
         try:
-            if source is None:
-                raise ModelpressError(f"{name}: needs {config.wants()}, and the run has none")
+            source = inputs if config.max_inputs > 1 else inputs[0]
             art = handler_for(config)(source, config, ctx)
             art.name = self._unique(art.name, name)
             parent_entry = self.entries.get(art.parent or "")
@@ -355,17 +448,18 @@ class Runner:
                 reference_outputs=self.outputs["baseline"] if ctx.task == "fidelity" else None,
                 parent_entry=parent_entry,
             )
-            np.save(step_dir / OUTPUTS, out)
+            np.save(node_dir / OUTPUTS, out)
             self.outputs[art.name] = out
             self.entries[art.name] = self._relative(art_entry)
             self.produced.append(art)
+            self.made[config.ref] = art
             entry["artifact"], entry["status"] = art_entry, art_entry["status"]
             entry.update(art.step_facts)  # e.g. distill's `scratch` comparison
         except ModelpressError as e:
             entry["error"] = str(e)
         except Exception as e:  # a step's library failed: record the reason, keep going
             entry["error"] = first_line(e)
-            (step_dir / "error.txt").write_text(traceback.format_exc())
+            (node_dir / "error.txt").write_text(traceback.format_exc())
         entry["seconds"] = round(time.perf_counter() - start, 3)
         self.observer.event(
             "step-done",
@@ -376,6 +470,33 @@ class Runner:
             seconds=entry["seconds"],
         )
         return entry
+
+
+def _previous_nodes(previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The earlier run's nodes by key: its steps (with their artifacts) and its baseline."""
+    if not previous or previous.get("schema", 1) < 2:
+        return {}  # schema 1 keyed nothing: everything is measured again
+    out: dict[str, dict[str, Any]] = {}
+    for node in previous.get("nodes") or []:
+        if isinstance(node, dict) and node.get("id") == BASELINE and node.get("key"):
+            out[node["key"]] = node
+    for step in previous.get("steps") or []:
+        if isinstance(step, dict) and isinstance(step.get("key"), str):
+            out[step["key"]] = step
+    return out
+
+
+def _node_summary(step: dict[str, Any]) -> dict[str, Any]:
+    art = step.get("artifact") or {}
+    return {
+        "id": step.get("id"),
+        "type": step.get("type"),
+        "key": step.get("key"),
+        "parents": step.get("from") or [],
+        "status": step.get("status"),
+        "reused": step.get("reused", False),
+        "artifact": art.get("name"),
+    }
 
 
 def run(
@@ -396,7 +517,7 @@ def run(
         )
     if force and not resume and (root / "record.json").exists():
         (root / "record.json").unlink()
-        for folder in ("steps", "artifacts", "plots"):  # files of the run being replaced
+        for folder in ("nodes", "steps", "artifacts", "plots"):  # files of the run being replaced
             shutil.rmtree(root / folder, ignore_errors=True)
     recipe = recipe.model_copy(update={"out": str(root.resolve())})
     return Runner(recipe, root, observer or Observer(), resume).run()

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelpress.core.graph import wiring_errors
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
 from modelpress.core.rundir import check_name
 from modelpress.errors import RecipeError
@@ -298,11 +299,14 @@ def build_recipe(
         if step is None:
             continue
         if step.display_name in names:
+            field = "id" if step.id and not step.name else "name"
             errors.append(
-                f"steps.{i}.name: '{step.display_name}' is already the name of steps."
-                f"{names[step.display_name]}; give one of them a distinct `name:`"
+                f"steps.{i}.{field}: '{step.display_name}' is already the {field} of steps."
+                f"{names[step.display_name]}; give one of them a distinct `{field}:`"
             )
         names[step.display_name] = i
+    if not errors:
+        errors.extend(wiring_errors([s for s in steps if s is not None]))
     if errors or recipe is None:
         unique = list(dict.fromkeys(errors))  # a flag that set several steps: its error once
         # from flags, the recipe is the command line itself: no file to name

@@ -12,9 +12,9 @@ import importlib
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelpress.core.rundir import check_name
 
@@ -23,36 +23,105 @@ if TYPE_CHECKING:
     from modelpress.core.context import Context
 
 
-class StepConfig(BaseModel):
-    """Base of every step config. Subclasses set ``type`` as a ``Literal`` and a default."""
+@dataclass(frozen=True)
+class Takes:
+    """One kind of input a step works on, as data: a format, the precisions it may have, and a
+    companion the artifact must carry (a QAT model's float weights, for TFLite)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: str
+    precisions: tuple[str, ...] = ("fp32",)
+    companion: str | None = None  # a key of Artifact.details naming a file
+
+    def matches(self, artifact: Artifact) -> bool:
+        return (
+            artifact.format == self.format
+            and artifact.precision in self.precisions
+            and (self.companion is None or self.companion in artifact.details)
+        )
+
+    def describe(self) -> str:
+        what = f"{' or '.join(self.precisions)} {self.format} model"
+        what = f"{_article(what)} {what}"
+        return what + (f" with its {self.companion.replace('_', ' ')}" if self.companion else "")
+
+
+def describe_artifact(artifact: Artifact) -> str:
+    """``onnx-int8 is an onnx int8 artifact``: what a step's input turned out to be."""
+    kind = f"{artifact.format} {artifact.precision}"
+    return f"`{artifact.name}` is {_article(kind)} {kind} artifact"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in ("a", "e", "i", "o", "u", "f") else "a"  # an fp32, an onnx
+
+
+class StepConfig(BaseModel):
+    """Base of every step config. Subclasses set ``type`` as a ``Literal`` and a default.
+
+    ``id`` names the node other steps start from (default: the step's name); ``from`` says where
+    this one starts: ``baseline``, a step's id, or a list of ids for a step of several inputs.
+    Without ``from`` the step takes the newest artifact before it in the recipe that it accepts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     type: str
-    name: str | None = None  # how the step is shown and its directory is named
+    name: str | None = None  # how the step is shown and its artifacts are named
+    id: str | None = None
+    from_: str | list[str] | None = Field(None, alias="from")
 
-    @field_validator("name")
+    max_inputs: ClassVar[int] = 1  # a cascade takes several
+    # fields of ``targets`` the step reads (its node key holds them): export's INT8 fallback
+    reads_targets: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("name", "id")
     @classmethod
     def _safe_name(cls, v: str | None) -> str | None:
         return None if v is None else check_name(v)
 
+    @field_validator("from_")
+    @classmethod
+    def _sources(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and not v:
+            raise ValueError("name at least one step id (or baseline)")
+        return v
+
+    def takes(self) -> list[Takes]:
+        """The inputs this step works on (the default: an fp32 torch model)."""
+        return [Takes("torch")]
+
     def accepts(self, artifact: Artifact) -> bool:
         """Whether the step can work on ``artifact``; the runner feeds it the newest such one."""
-        return artifact.format == "torch"
+        return any(t.matches(artifact) for t in self.takes())
 
     def wants(self) -> str:
         """What ``accepts`` takes, in words (for the error when a run has none)."""
-        return "a torch model"
+        return ", or ".join(t.describe() for t in self.takes())
+
+    @property
+    def ref(self) -> str:
+        """How ``from:`` names this step."""
+        return self.id or self.display_name
+
+    @property
+    def sources(self) -> list[str] | None:
+        """``from`` as a list; None when the step takes the newest artifact it accepts."""
+        return [self.from_] if isinstance(self.from_, str) else self.from_
+
+    def computation(self) -> dict[str, Any]:
+        """The fields that decide what the step computes (its node key): not how it is named
+        or wired, which the key holds through its parents' keys."""
+        return self.model_dump(mode="json", exclude_none=True, exclude={"name", "id", "from_"})
 
     def default_name(self) -> str:
         return self.type
 
     @property
     def display_name(self) -> str:
-        return self.name or self.default_name()
+        return self.name or self.id or self.default_name()
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
 Handler = Callable[["Artifact", Any, "Context"], "Artifact"]
@@ -151,6 +220,7 @@ def describe_fields(config_cls: type[BaseModel]) -> list[tuple[str, str, str]]:
     for key, field in config_cls.model_fields.items():
         if key == "type":
             continue
+        key = field.alias or key  # ``from``
         kind = _type_name(field.annotation)
         bounds = [
             f"{sign} {getattr(m, attr)}"

@@ -2,7 +2,7 @@
 
 runs/NAME/
   recipe.yaml  env.json  record.json
-  steps/01-NAME/ (step files, outputs.npy, error.txt)
+  nodes/KEY/   (a node's files: outputs.npy, training checkpoints, error.txt)
   artifacts/   report.md  report.html  plots/
 """
 
@@ -169,13 +169,9 @@ class RunDir:
     def plots(self) -> Path:
         return self.root / "plots"
 
-    def step_dir(self, index: int, name: str) -> Path:
-        path = self.root / "steps" / f"{index:02d}-{name}"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def baseline_dir(self) -> Path:
-        path = self.root / "steps" / "00-baseline"
+    def node_dir(self, key: str) -> Path:
+        """A node's folder, named by its key: its outputs, training checkpoints, error.txt."""
+        path = self.root / "nodes" / key
         path.mkdir(parents=True, exist_ok=True)
         return path
 

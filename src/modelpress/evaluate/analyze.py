@@ -70,6 +70,7 @@ def analyze(
         "extra_files": [str(p) for p in artifact.extra_files],
         "companions": [str(p) for p in artifact.companions],
         "parent": artifact.parent,
+        "parents": list(artifact.parents),
         "step": artifact.step,
         "status": "ok",
         **size,

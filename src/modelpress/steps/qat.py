@@ -45,12 +45,6 @@ class QATConfig(TeacherFields):
     alpha_soft: float = Field(0.7, ge=0)
     loss: str | None = None  # a name in LOSSES; None: the task's own loss
 
-    def accepts(self, artifact: Artifact) -> bool:
-        return artifact.format == "torch" and artifact.precision == "fp32"
-
-    def wants(self) -> str:
-        return "an fp32 torch model"
-
 
 class _Trainable(nn.Module):
     """Wraps an exported (fake-quantized) graph so the training loop's train()/eval() switch

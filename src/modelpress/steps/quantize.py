@@ -38,12 +38,6 @@ class QuantizeConfig(StepConfig):
     def default_name(self) -> str:
         return f"quantize-{self.method}"
 
-    def accepts(self, artifact: Artifact) -> bool:
-        return artifact.format == "torch" and artifact.precision == "fp32"
-
-    def wants(self) -> str:
-        return "an fp32 torch model"
-
 
 # Said of every torch INT8 (PT2E) artifact, whose eager latency is not an INT8 kernel's.
 REFERENCE_INT8 = (

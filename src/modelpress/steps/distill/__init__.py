@@ -60,12 +60,6 @@ class DistillConfig(TeacherFields):
             raise ValueError("progressive_epochs needs alpha_start and alpha_end")
         return self
 
-    def accepts(self, artifact: Artifact) -> bool:
-        return artifact.format == "torch" and artifact.precision == "fp32"
-
-    def wants(self) -> str:
-        return "an fp32 torch model (the teacher)"
-
 
 def resolve_teacher(
     config: TeacherFields, artifact: Artifact, ctx: Context, where: str

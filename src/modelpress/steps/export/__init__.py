@@ -11,13 +11,13 @@ A quantized ONNX export starts from the newest ONNX fp32 artifact of the run whe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
-from modelpress.core.registry import StepConfig, register_step
+from modelpress.core.registry import StepConfig, Takes, register_step
 
 
 class ExportConfig(StepConfig):
@@ -39,6 +39,8 @@ class ExportConfig(StepConfig):
     fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
     io: Literal["float", "int8", "uint8"] | None = None  # tflite: the I/O type to insist on
 
+    reads_targets: ClassVar[tuple[str, ...]] = ("max_accuracy_drop",)  # the INT8 fallback
+
     @model_validator(mode="after")
     def _combination(self) -> ExportConfig:
         if self.format == "torchscript" and self.precision != "fp32":
@@ -51,25 +53,18 @@ class ExportConfig(StepConfig):
         suffix = "" if self.precision == "fp32" else f"-{self.precision}"
         return f"export-{self.format}{suffix}"
 
-    def accepts(self, artifact: Artifact) -> bool:
-        if artifact.format == "torch" and artifact.precision == "fp32":
-            return True  # every format converts (and, but for torchscript, quantizes) fp32
-        if self.format == "onnx" and artifact.format == "torch":
+    def takes(self) -> list[Takes]:
+        # every format converts (and, but for torchscript, quantizes) an fp32 torch model
+        takes = [Takes("torch")]
+        if self.format == "onnx" and self.precision in ("int8", "fp16"):
             # a model the quantize/qat step already made int8 or fp16 is exported as it is
-            return artifact.precision == self.precision and self.precision in ("int8", "fp16")
-        if self.format in ("onnx", "openvino") and artifact.format == "onnx":
-            # ORT quantizes, and OpenVINO converts, an fp32 ONNX model
-            return artifact.precision == "fp32" and (
-                self.precision != "fp32" or self.format == "openvino"
-            )
-        if self.format == "tflite":  # a QAT model through its QAT-trained float weights
-            return self.precision == "int8" and "qat_float_model" in artifact.details
-        return False
-
-    def wants(self) -> str:
-        if self.format == "onnx" and self.precision != "fp32":
-            return f"an fp32 torch or ONNX model, or a {self.precision} torch model"
-        return "an fp32 torch model"
+            takes.append(Takes("torch", (self.precision,)))
+        if self.format == "openvino" or (self.format == "onnx" and self.precision != "fp32"):
+            takes.append(Takes("onnx"))  # OpenVINO converts, and ORT quantizes, fp32 ONNX
+        if self.format == "tflite" and self.precision == "int8":
+            # a QAT model, through its QAT-trained float weights (litert-torch cannot prepare QAT)
+            takes.append(Takes("torch", ("int8",), companion="qat_float_model"))
+        return takes
 
 
 @register_step(ExportConfig)

@@ -74,12 +74,6 @@ class PruneConfig(TeacherFields):
             raise ValueError(f"ratio must be between 0 and 1 (exclusive), got {value}")
         return value
 
-    def accepts(self, artifact: Artifact) -> bool:
-        return artifact.format == "torch" and artifact.precision == "fp32"
-
-    def wants(self) -> str:
-        return "an fp32 torch model"
-
     def default_name(self) -> str:
         return "prune" if self.method == "structured" else f"prune-{self.method}"
 
