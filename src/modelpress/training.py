@@ -4,8 +4,7 @@ fine-tunes and QAT. A custom ``loss_fn`` gets outputs, labels and inputs; a loss
 ``callbacks`` hook into each epoch's start and each optimizer step (pruning schedules, masks).
 
 Per epoch: shuffled mini-batches (seeded), validation metric, scheduler step, a checkpoint that
-a rerun with the same config,
-    model files, data and initial weights resumes.from, early stopping on the validation metric, and the best
+a rerun with the same config resumes from, early stopping on the validation metric, and the best
 weights restored at the end. Model selection uses the validation split, as early stopping does.
 
 A non-finite loss or gradient never reaches the weights: the batch is skipped, the weights go

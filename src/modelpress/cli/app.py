@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelpress.cli import compress
+from modelpress.cli import compare, compress
 from modelpress.cli.common import (
     MODEL_FLAGS,
     Data,
@@ -423,6 +423,7 @@ def steps(
 
 
 compress.register()  # distill, prune: listed after the commands above
+compare.register()
 
 
 def main() -> None:

@@ -152,6 +152,9 @@ def rich_observer() -> Any:
 def show_run(record: dict[str, Any], out: Path) -> None:
     from modelpress.report import terminal
 
+    compared = terminal.techniques_table(record)
+    if compared is not None:
+        console.print(compared)
     console.print(terminal.progression_table(record))
     for table in (
         terminal.training_table(record),
@@ -183,6 +186,7 @@ def run_shortcut(
     force: bool,
     save_recipe: Path | None,
     flags: dict[str, str] | None = None,
+    resume: bool = False,
 ) -> None:
     """A shortcut command's recipe: validated (errors name ``flags``, the recipe fields' flags),
     optionally written out (replayable), then run. Output paths are checked first."""
@@ -197,7 +201,8 @@ def run_shortcut(
     if save_recipe:
         dump_recipe(recipe, save_recipe)
         console.print(f"wrote {save_recipe}")
-    finish(pipeline.run(recipe, out=out, force=force, observer=rich_observer()), out)
+    record = pipeline.run(recipe, out=out, force=force, resume=resume, observer=rich_observer())
+    finish(record, out)
 
 
 def user_errors(fn: Callable[..., None]) -> Callable[..., None]:

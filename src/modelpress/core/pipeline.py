@@ -35,7 +35,7 @@ from modelpress.core.rundir import (
 )
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.evaluate import targets as targets_mod
-from modelpress.evaluate import versus_fp32
+from modelpress.evaluate import techniques, versus_fp32
 from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.benchmark import head_to_head
 from modelpress.evaluate.metrics import PRIMARY
@@ -116,6 +116,8 @@ class Runner:
         rec, results = targets_mod.recommend(baseline, record["artifacts"], wanted, race)
         record["recommendation"], record["targets"] = rec, results
         record["decisions"] = targets_mod.decisions(baseline, record["artifacts"], wanted, race)
+        if self.recipe.compare:
+            record["techniques"] = techniques.table(record, self.recipe.compare)
         self.rd.write_record(record)
 
     def _head_to_head(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> Any:

@@ -118,6 +118,8 @@ class Recipe(_Strict):
     input_shape: str | list[int] | dict[str, Any] | None = None
     targets: Targets = Targets()
     steps: list[StepConfig] = Field(default_factory=list)
+    # step ids whose artifacts the "Techniques compared" table shows, side by side
+    compare: list[str] = Field(default_factory=list)
     evaluate: EvaluateConfig = EvaluateConfig()
     out: str | None = None
     seed: int = 0
@@ -307,6 +309,13 @@ def build_recipe(
         names[step.display_name] = i
     if not errors:
         errors.extend(wiring_errors([s for s in steps if s is not None]))
+    if not errors and recipe is not None:
+        ids = [s.ref for s in steps if s is not None]
+        errors.extend(
+            f"compare.{i}: '{node}' names no step; the ids are: {', '.join(ids)}"
+            for i, node in enumerate(recipe.compare)
+            if node not in ids
+        )
     if errors or recipe is None:
         unique = list(dict.fromkeys(errors))  # a flag that set several steps: its error once
         # from flags, the recipe is the command line itself: no file to name

@@ -58,6 +58,11 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
     title = escape(sections.title(record))
     body = [f"<h1>{title}</h1>", f"<p>{escape(sections.summary(record))}</p>"]
 
+    compared = sections.techniques(record)
+    if compared:
+        best = sections.best_techniques(record) or ""
+        body += ["<h2>Techniques compared</h2>", table(compared), f"<p><b>{escape(best)}</b></p>"]
+
     body += ["<h2>Progression</h2>", table(sections.progression(record))]
     body.append(
         f'<p class="legend">{sections.RECOMMENDED_MARK} recommended · latency at batch 1 '

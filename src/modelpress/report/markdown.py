@@ -47,6 +47,12 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     """The whole report.md; ``plots`` are paths relative to the report (plots/overview.png)."""
     out = [f"# {sections.title(record)}", "", sections.summary(record), ""]
 
+    compared = sections.techniques(record)
+    if compared:
+        best = sections.best_techniques(record)
+        out += ["## Techniques compared", "", table(compared), "", f"**{best}**", ""]
+        out += ["Each technique applied alone to the baseline, measured in its own runtime.", ""]
+
     out += ["## Progression", "", table(sections.progression(record)), ""]
     out += [
         f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1 (otherwise @b) · "

@@ -200,6 +200,79 @@ def progression(record: dict[str, Any]) -> Grid:
     return grid
 
 
+TECHNIQUE_HEADERS = [
+    "technique", "format", "precision", "status", "size MB", "latency ms p50 / p90", "speedup",
+    "throughput/s", "peak mem MB", "{metric}", "Δ pt", "best for", "notes",
+]  # fmt: skip
+
+
+def techniques(record: dict[str, Any]) -> Grid | None:
+    """Each technique applied alone to the baseline (``modelpress compare``), the baseline
+    first for reference, with the best for size, speed and accuracy named; None without one."""
+    rows = record.get("techniques")
+    if not isinstance(rows, list) or not rows:
+        return None
+    key = primary_key(record)
+    headers = [h.replace("{metric}", metric_label(key)) for h in TECHNIQUE_HEADERS]
+    grid = Grid("Techniques compared", headers, numeric=set(range(4, 11)))
+    base = record.get("baseline")
+    if isinstance(base, dict):
+        lat = latency_at(base)
+        grid.rows.append(
+            [
+                "baseline",
+                fmt.text(base.get("format")),
+                fmt.text(base.get("precision")),
+                fmt.text(base.get("status")),
+                fmt.size_mb(base.get("size_bytes")),
+                fmt.latency_pair(lat.get("median"), lat.get("p90"), lat.get("batch")),
+                fmt.ratio(1.0),
+                fmt.throughput(base.get("throughput_per_s"), base.get("throughput_batch")),
+                fmt.mb(base.get("peak_memory_mb")),
+                fmt.metric(metrics_of(base).get(key)),
+                fmt.delta_pt(0.0),
+                "",
+                "the model as given",
+            ]
+        )
+    for row in rows:
+        row = row if isinstance(row, dict) else {}
+        slower = row.get("slower_than_fp32")
+        notes = row.get("error") or (
+            f"slower than its FP32 sibling ({fmt.ratio((slower or {}).get('ratio'))})"
+            if slower
+            else ""
+        )
+        grid.rows.append(
+            [
+                fmt.text(row.get("technique")),
+                fmt.text(row.get("format")),
+                fmt.text(row.get("precision")),
+                fmt.text(row.get("status")),
+                fmt.size_mb(row.get("size_bytes")),
+                fmt.latency_pair(row.get("latency_ms"), row.get("latency_p90_ms"), None),
+                fmt.ratio(row.get("speedup")),
+                fmt.throughput(row.get("throughput_per_s"), None),
+                fmt.mb(row.get("peak_memory_mb")),
+                fmt.metric((row.get("metrics") or {}).get(key)),
+                fmt.delta_pt(row.get("metric_delta_pt")),
+                ", ".join(map(str, row.get("best_for") or [])),
+                _one_line(str(notes)),
+            ]
+        )
+    return grid
+
+
+def best_techniques(record: dict[str, Any]) -> str | None:
+    """``best for size: static-onnx · speed: ... · accuracy: ...``, or None."""
+    rows = [r for r in record.get("techniques") or [] if isinstance(r, dict)]
+    parts = []
+    for what in ("size", "speed", "accuracy"):
+        names = [str(r.get("technique")) for r in rows if what in (r.get("best_for") or [])]
+        parts.append(f"{what}: {', '.join(names) if names else fmt.MISSING}")
+    return "best for " + " · ".join(parts) if rows else None
+
+
 _TRAINED = ("distill", "prune", "qat")
 
 

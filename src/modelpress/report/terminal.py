@@ -75,6 +75,16 @@ def progression_table(record: dict[str, Any]) -> Table:
     return table
 
 
+def techniques_table(record: dict[str, Any]) -> Table | None:
+    """Each technique alone on the baseline, the best for size, speed and accuracy named."""
+    grid = sections.techniques(record)
+    if grid is None:
+        return None
+    table = _table(_without(grid, ("throughput/s", "peak mem MB")), compact=True)
+    table.caption = sections.best_techniques(record)
+    return table
+
+
 def head_to_head_table(record: dict[str, Any]) -> Table | None:
     """The finalists timed in turn at the end of the run, or None when there was no race."""
     race = sections.head_to_head(record)
