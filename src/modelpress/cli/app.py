@@ -403,8 +403,8 @@ def steps(
     ] = None,
 ) -> None:
     """List the step types a recipe's steps can use, with every key, its type and default."""
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from modelpress.core.registry import describe_fields, step_types, unknown_type_message
 
@@ -418,7 +418,7 @@ def steps(
         for col in ("key", "type", "default"):
             table.add_column(col)
         for row in describe_fields(cls):
-            table.add_row(*map(escape, row))  # list[str] is not rich markup
+            table.add_row(*map(Text, row))  # list[str] is not rich markup
         console.print(table)
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from modelpress.errors import ModelpressError, first_line
 
@@ -23,9 +24,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Logs and CI are not terminals: give tables room instead of rich's 80-column default.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+
+
+def _console(stderr: bool) -> Console:
+    """Where every line the CLI prints enters rich. Strings print as written: no markup (an
+    error's `[tflite]` or a path's `a[b]` would be read as a style and dropped), no `:emoji:`
+    codes, no highlighting. Style a part with ``Text.assemble((part, style), ...)``.
+    Logs and CI are not terminals: tables get room instead of rich's 80-column default."""
+    tty = (sys.stderr if stderr else sys.stdout).isatty()
+    return Console(
+        stderr=stderr, markup=False, emoji=False, highlight=False, width=None if tty else 200
+    )
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 state = {"debug": False}
 
 # ---------------------------------------------------------------- shared options
@@ -168,9 +181,10 @@ def show_run(record: dict[str, Any], out: Path) -> None:
             console.print(table)
     rec = record.get("recommendation") or {}
     if rec:
-        mark = "[green]✔[/]" if rec.get("met") else "[red]✘[/]"
-        console.print(f"{mark} recommendation: [bold]{rec.get('name')}[/] — {rec.get('why')}")
-    console.print(f"run directory: {out}  (report.md, report.html, record.json)")
+        mark = ("✔", "green") if rec.get("met") else ("✘", "red")
+        name, why = str(rec.get("name")), str(rec.get("why"))
+        console.print(Text.assemble(mark, " recommendation: ", (name, "bold"), f" — {why}"))
+    console.print(Text(f"run directory: {out}  (report.md, report.html, record.json)"))
 
 
 def finish(record: dict[str, Any], out: Path) -> None:
@@ -200,7 +214,7 @@ def run_shortcut(
     recipe = load_recipe(recipe_dict, flags={**MODEL_FLAGS, **(flags or {})})
     if save_recipe:
         dump_recipe(recipe, save_recipe)
-        console.print(f"wrote {save_recipe}")
+        console.print(Text(f"wrote {save_recipe}"))
     record = pipeline.run(recipe, out=out, force=force, resume=resume, observer=rich_observer())
     finish(record, out)
 
@@ -216,7 +230,7 @@ def user_errors(fn: Callable[..., None]) -> Callable[..., None]:
         except ModelpressError as e:
             if state["debug"]:
                 traceback.print_exc()
-            err_console.print(f"[red]error:[/] {e}", soft_wrap=True)
+            err_console.print(Text.assemble(("error:", "red"), f" {e}"), soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished steps are kept (--resume continues)")
@@ -227,8 +241,11 @@ def user_errors(fn: Callable[..., None]) -> Callable[..., None]:
             if state["debug"]:
                 raise
             err_console.print(
-                f"[red]internal error:[/] {first_line(e)} "
-                "(a bug in modelpress: rerun with --debug for the traceback and report it)",
+                Text.assemble(
+                    ("internal error:", "red"),
+                    f" {first_line(e)} (a bug in modelpress: rerun with --debug for the "
+                    "traceback and report it)",
+                ),
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from modelpress import techniques as tech
 from modelpress.cli.common import (
@@ -95,9 +95,7 @@ def compare(
         if auto is not None:
             student, kwargs = model, {**auto, **kwargs}
         elif chosen is None:  # not asked for by name: leave it out, and say so
-            console.print(
-                escape("distill left out: it needs --student (a smaller model source)"),
-            )
+            console.print(Text("distill left out: it needs --student (a smaller model source)"))
     listed = chosen or [t for t in tech.DEFAULT if t != "distill" or student]
     steps, compared = tech.steps(
         listed, names, epochs=epochs, student=student, student_kwargs=kwargs

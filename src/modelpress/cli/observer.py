@@ -1,4 +1,5 @@
-"""Rich progress bars and event lines for the library's Observer hooks."""
+"""Rich progress bars and event lines for the library's Observer hooks. Messages, step names
+and errors go in as Text, never as markup: a `[tflite]` in them is printed, not read as a style."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from modelpress.core.observer import Observer
 
@@ -30,28 +32,31 @@ class RichObserver(Observer):
             status = fields.get("status", "")
             colour = _STYLE.get(status, "white")
             seconds = fields.get("seconds", 0)
-            line = f"[{colour}]{status:>8}[/] {fields.get('step')} ({seconds:.1f} s)"
+            line = Text.assemble(
+                (f"{status:>8}", colour), f" {fields.get('step')} ({seconds:.1f} s)"
+            )
             if fields.get("error"):
-                line += f" — {fields['error']}"
-            self.console.print(line, highlight=False)
+                line.append(f" — {fields['error']}")
         elif kind == "step":
-            self.console.print(f"[bold]▶ {message}[/]", highlight=False)
+            line = Text(f"▶ {message}", style="bold")
         elif kind == "warning":
-            self.console.print(f"  [yellow]![/] {message}", highlight=False)
+            line = Text.assemble("  ", ("!", "yellow"), f" {message}")
         elif kind == "epoch":
-            self.console.print(f"  {message}", highlight=False)
+            line = Text(f"  {message}")
         else:
-            self.console.print(f"[cyan]•[/] {message}", highlight=False)
+            line = Text.assemble(("•", "cyan"), f" {message}")
+        self.console.print(line, highlight=False)
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Callable[..., None]]:
         if not self.console.is_terminal:  # logs and CI: event lines only, no redraws
             yield lambda n=1, **info: None
             return
-        columns = [SpinnerColumn(), TextColumn("{task.description}")]
+        # descriptions and info are data (step names, metrics): not markup
+        columns = [SpinnerColumn(), TextColumn("{task.description}", markup=False)]
         if total:
             columns += [BarColumn(), MofNCompleteColumn()]
-        columns += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+        columns += [TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn()]
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=total, info="")
 

@@ -1,4 +1,8 @@
-"""record.json → rich tables. Builders only: the CLI is the one place that prints them."""
+"""record.json → rich tables. Builders only: the CLI is the one place that prints them.
+
+Every text a table holds (title, headers, cells, caption) goes in as Text: an error's
+`[tflite]` or a name's brackets are printed as written, never read as rich markup, whatever
+console prints the table."""
 
 from __future__ import annotations
 
@@ -21,13 +25,18 @@ _COMPACT_HEADERS = {
 }
 
 
-def _table(grid: Grid, *, compact: bool = False) -> Table:
-    """Cells go in as Text, so brackets in an error message are never read as rich markup.
+def _title(text: str) -> Text:
+    return Text(text, style="table.title")  # the style rich gives a str title
 
-    ``compact``: two-line headers and no edge padding, for the wide progression table.
-    """
+
+def _caption(text: str) -> Text:
+    return Text(text, style="table.caption")
+
+
+def _table(grid: Grid, *, compact: bool = False) -> Table:
+    """``compact``: two-line headers and no edge padding, for the wide progression table."""
     table = Table(
-        title=grid.title,
+        title=_title(grid.title),
         box=box.SIMPLE_HEAD,
         header_style="bold",
         pad_edge=not compact,
@@ -35,7 +44,7 @@ def _table(grid: Grid, *, compact: bool = False) -> Table:
     for i, header in enumerate(grid.headers):
         is_notes = header == "notes"
         table.add_column(
-            _COMPACT_HEADERS.get(header, header) if compact else header,
+            Text(_COMPACT_HEADERS.get(header, header) if compact else header),
             justify="right" if i in grid.numeric else "left",
             # One line per row; a squeezed cell ends in … rather than lose digits silently.
             # The full notes are in report.md.
@@ -67,11 +76,12 @@ def progression_table(record: dict[str, Any]) -> Table:
     """Baseline and every step: the report's progression without the columns a terminal cannot
     fit (params, MACs, throughput, peak memory, max |Δ|; all in report.md)."""
     table = _table(_without(sections.progression(record), _TERMINAL_DROPS), compact=True)
-    table.caption = f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1"
+    caption = f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1"
     busy = sections.unreliable(record)
     if busy:
-        table.caption += f" · {sections.UNRELIABLE_MARK} timings unreliable (busy machine):\n"
-        table.caption += "\n".join(busy)
+        caption += f" · {sections.UNRELIABLE_MARK} timings unreliable (busy machine):\n"
+        caption += "\n".join(busy)
+    table.caption = _caption(caption)
     return table
 
 
@@ -81,7 +91,7 @@ def techniques_table(record: dict[str, Any]) -> Table | None:
     if grid is None:
         return None
     table = _table(_without(grid, ("throughput/s", "peak mem MB")), compact=True)
-    table.caption = sections.best_techniques(record)
+    table.caption = Text(sections.best_techniques(record) or "")
     return table
 
 
@@ -96,7 +106,7 @@ def head_to_head_table(record: dict[str, Any]) -> Table | None:
         table.columns[0].no_wrap, table.columns[0].overflow = False, "fold"
         return table
     table = _table(grid)
-    table.caption = text
+    table.caption = _caption(text)
     return table
 
 
@@ -109,7 +119,7 @@ def versus_fp32_table(record: dict[str, Any]) -> Table | None:
     table = _table(grid)
     for column in table.columns[-2:]:  # the verdict and why not to trust it: wrap, never cut
         column.no_wrap, column.overflow = False, "fold"
-    table.caption = text
+    table.caption = _caption(text)
     return table
 
 
@@ -150,7 +160,7 @@ def targets_table(record: dict[str, Any]) -> Table | None:
 def artifact_table(entry: dict[str, Any], task: str) -> Table:
     """One artifact's analysis as a vertical key / value table (``modelpress bench``)."""
     table = Table(
-        title=f"{entry.get('name') or 'artifact'}", box=box.SIMPLE_HEAVY, show_header=False
+        title=_title(str(entry.get("name") or "artifact")), box=box.SIMPLE_HEAVY, show_header=False
     )
     table.add_column("key", style="bold")
     table.add_column("value", overflow="fold")
