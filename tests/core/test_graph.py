@@ -194,3 +194,28 @@ def test_train_resumes_only_the_same_model_file_and_data(
     edited = factory_file.read_text().replace("self.body(x))", "self.body(x) * 0.5)")
     factory_file.write_text(edited)
     assert train_and_save(recipe, cfg, out)[0].resumed_from is None  # trains the new model
+
+
+def test_building_and_importing_leave_process_state_as_found(
+    factory_file: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    import torch
+
+    from modelpress.core.context import build_context
+
+    factory_file.write_text(
+        factory_file.read_text() + "\nimport sys\nsys.path.insert(0, '/somewhere/else')\n"
+    )
+    path_before, threads = list(sys.path), torch.get_num_threads()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_context(build_recipe(tiny_recipe(_model(factory_file), data=DATA)))
+    assert torch.equal(torch.rand(3), expected)  # the caller's random stream, untouched
+    assert torch.get_num_threads() == threads
+    # the file's own entry stays (its doing); modelpress's entry for its folder is gone
+    assert str(factory_file.parent.resolve()) not in sys.path
+    assert [p for p in sys.path if p != "/somewhere/else"] == path_before
+    sys.path.remove("/somewhere/else")

@@ -16,6 +16,7 @@ import torch
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.observer import Observer
+from modelpress.core.process import seeded
 from modelpress.core.recipe import Recipe
 from modelpress.core.rundir import RunDir
 from modelpress.errors import DataSourceError, ModelSourceError, StepError, first_line
@@ -321,8 +322,8 @@ def baseline_reads(ctx: Context, baseline: Artifact) -> dict:
 def _build(spec: models.ModelSpec, kwargs: dict, seed: int) -> torch.nn.Module:
     """``models.build`` with the torch RNG seeded first: torch seeds itself at random in each
     process, so a model's initial weights (and all training after) would differ run to run."""
-    torch.manual_seed(seed)
-    return models.build(spec, kwargs)
+    with seeded(seed):  # the caller's RNG stream is left as it was
+        return models.build(spec, kwargs)
 
 
 def rebuild_info(spec: models.ModelSpec) -> dict | None:

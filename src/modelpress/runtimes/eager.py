@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from modelpress.runtimes.base import Runtime
 from modelpress.sources.models import eval_mode, first_tensor
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """torch's intra-op thread count is process-wide: set it for a block, then put it back."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class TorchRuntime(Runtime):

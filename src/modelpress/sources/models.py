@@ -18,7 +18,6 @@ import difflib
 import functools
 import importlib
 import importlib.util
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from modelpress.core.process import import_path
 from modelpress.errors import ModelSourceError, first_line
 from modelpress.sources.trust import CodeTrust, factory_key
 
@@ -200,13 +200,11 @@ def _resolve_factory(source: str) -> Any:
         name = f"_modelpress_user_{abs(hash(path.resolve()))}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.path.insert(0, str(path.parent.resolve()))  # so the file can import its neighbours
         try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            with import_path(path.parent):  # so the file can import its neighbours
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
         except Exception as e:
             raise ModelSourceError(f"{target}: importing it failed ({first_line(e)})") from None
-        finally:
-            sys.path.pop(0)
     else:
         try:
             module = importlib.import_module(target)
