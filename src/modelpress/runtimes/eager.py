@@ -7,8 +7,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from modelpress.core.process import torch_threads
 from modelpress.runtimes.base import Runtime
 from modelpress.sources.models import eval_mode, first_tensor
+
+
+__all__ = ["TorchRuntime", "torch_threads"]  # torch_threads: from core/process, for training
 
 
 class TorchRuntime(Runtime):
