@@ -11,7 +11,6 @@ from modelpress.core.process import torch_threads
 from modelpress.runtimes.base import Runtime
 from modelpress.sources.models import eval_mode, first_tensor
 
-
 __all__ = ["TorchRuntime", "torch_threads"]  # torch_threads: from core/process, for training
 
 
