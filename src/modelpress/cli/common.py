@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from modelpress.errors import ModelpressError, first_line
+from modelpress.tasks import task_names
 
 app = typer.Typer(
     name="modelpress",
@@ -53,7 +54,7 @@ Shape = Annotated[
 ]
 Task = Annotated[
     str | None,
-    typer.Option("--task", help="classification | binary | fidelity (default: from the data)."),
+    typer.Option("--task", help=f"{' | '.join(task_names())} (default: from the data)."),
 ]
 Threads = Annotated[
     int | None, typer.Option("--threads", min=1, help="Inference threads (default: all cores).")
