@@ -6,6 +6,7 @@ import torch
 from conftest import tiny_recipe
 from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
+from modelpress.tasks import get_task
 from modelpress.training import (
     Callback,
     TrainConfig,
@@ -138,7 +139,7 @@ def test_binary_training_with_one_logit_head() -> None:
     ctx, model = _setup(
         "zoo:mlp", data="builtin:breast_cancer", input_shape=None, model_kwargs={"num_classes": 1}
     )
-    result = fit(model, ctx.data, "binary", TrainConfig(epochs=5, lr=3e-3), threads=2)
+    result = fit(model, ctx.data, get_task("binary"), TrainConfig(epochs=5, lr=3e-3), threads=2)
     assert result.metric == "auc" and result.best_metric >= 0.95
 
 

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -34,10 +34,12 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.observer import Observer
 from modelpress.core.rundir import stable_hash, write_bytes_atomic
 from modelpress.errors import ModelpressError, first_line
-from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes.eager import TorchRuntime, torch_threads
 from modelpress.sources.data import Dataset
 from modelpress.sources.models import first_tensor
+
+if TYPE_CHECKING:
+    from modelpress.tasks.base import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
@@ -105,21 +107,6 @@ class TrainResult:
         }
 
 
-def default_loss(task: str, label_smoothing: float = 0.0) -> LossFn:
-    """Cross-entropy for classes; BCE-with-logits for a one-logit binary head."""
-    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    bce = nn.BCEWithLogitsLoss()
-
-    def loss(
-        outputs: torch.Tensor, labels: torch.Tensor, inputs: list[torch.Tensor]
-    ) -> torch.Tensor:
-        if task == "binary" and outputs.reshape(len(outputs), -1).shape[1] == 1:
-            return bce(outputs.reshape(-1), labels.float())
-        return ce(outputs.reshape(len(outputs), -1), labels)
-
-    return loss
-
-
 def _optimizer(
     model: nn.Module, cfg: TrainConfig, extra: list[nn.Parameter]
 ) -> torch.optim.Optimizer:
@@ -144,7 +131,7 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
     return None
 
 
-def evaluate_module(model: nn.Module, data: Dataset, task: str, threads: int) -> dict[str, Any]:
+def evaluate_module(model: nn.Module, data: Dataset, task: Task, threads: int) -> dict[str, Any]:
     """Validation metrics of a torch module, through the runtime and metrics any artifact uses."""
     art = Artifact("training", "torch", data.input_specs(), module=model)
     runtime = TorchRuntime(art, threads)
@@ -152,7 +139,7 @@ def evaluate_module(model: nn.Module, data: Dataset, task: str, threads: int) ->
         outputs = runtime.predict(data.validation.inputs, 256)
     finally:
         runtime.close()
-    return compute_metrics(task, outputs, data.validation.labels)
+    return task.metrics(outputs, data.validation.labels)
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -243,7 +230,7 @@ def _on_threads(train: Callable[..., TrainResult]) -> Callable[..., TrainResult]
 def fit(
     model: nn.Module,
     data: Dataset,
-    task: str,
+    task: Task,
     cfg: TrainConfig,
     *,
     observer: Observer | None = None,
@@ -259,19 +246,19 @@ def fit(
 
     A checkpoint in ``checkpoint_dir`` is resumed only when it was written with the same
     config and ``resume_key`` (what else shapes the run: a step's whole config, say)."""
-    if task == "fidelity" or data.train.labels is None:
-        raise ModelpressError(f"{data.source}: training needs labelled data (task {task})")
+    if not task.needs_labels or data.train.labels is None:
+        raise ModelpressError(f"{data.source}: training needs labelled data (task {task.name})")
     observer = observer or Observer()
     threads = threads or torch.get_num_threads()
-    loss_fn = loss_fn or default_loss(task, cfg.label_smoothing)
+    loss_fn = loss_fn or task.loss(cfg.label_smoothing)
     callbacks = callbacks or []
     # a loss with parameters (feature projections) trains with the model and resumes with it
     loss_module = loss_fn if isinstance(loss_fn, nn.Module) else None
     extra = [p for p in loss_module.parameters() if p.requires_grad] if loss_module else []
-    metric = PRIMARY[task]
+    metric = task.primary
     torch.manual_seed(cfg.seed)
     x = [torch.from_numpy(a) for a in data.train.inputs]
-    y = torch.from_numpy(data.train.labels)
+    y = task.label_tensor(data.train.labels)
     opt = _optimizer(model, cfg, extra)
     params = [p for group in opt.param_groups for p in group["params"]]
     sched = _scheduler(opt, cfg)
@@ -309,7 +296,7 @@ def fit(
                 inputs = [a[idx] for a in x]
 
                 def closure(inputs: list[torch.Tensor] = inputs, idx: torch.Tensor = idx) -> Any:
-                    return loss_fn(first_tensor(model(*inputs)), y[idx], inputs)
+                    return loss_fn(first_tensor(model(*inputs)), task.label_batch(y, idx), inputs)
 
                 opt.zero_grad(set_to_none=True)
                 loss = closure()
@@ -614,7 +601,7 @@ def checkpoint_metadata(ctx: Any, rebuild: dict[str, Any], **extra: Any) -> dict
         "format": 1,
         **rebuild,
         "input_shape": format_input_shape([InputSpec(s.name, s.shape) for s in ctx.input_specs]),
-        "task": ctx.task,
+        "task": ctx.task.name,
         "num_classes": ctx.data.num_classes,
         "class_names": ctx.data.class_names,
         **extra,

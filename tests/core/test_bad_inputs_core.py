@@ -98,10 +98,10 @@ def _dataset(train: np.ndarray, validation: np.ndarray):
 
 
 def test_a_split_of_one_class_warns_with_its_count() -> None:
-    from modelpress.core.context import _check_labels
+    from modelpress.tasks import get_task
 
     data = _dataset(np.zeros(30), np.array([0, 1, 1, 0]))
-    _check_labels("classification", data)
+    get_task("classification").check_labels(data)
     assert data.warnings == [
         "npz:d.npz: the training split holds one class only (0: 30 samples); the model cannot "
         "learn to tell classes apart"
@@ -109,12 +109,12 @@ def test_a_split_of_one_class_warns_with_its_count() -> None:
 
 
 def test_auc_on_a_validation_split_of_one_class_is_an_error() -> None:
-    from modelpress.core.context import _check_labels
+    from modelpress.tasks import get_task
 
     with pytest.raises(DataSourceError, match=r"validation split holds one class only \(1: 5"):
-        _check_labels("binary", _dataset(np.array([0, 1] * 10), np.ones(5)))
+        get_task("binary").check_labels(_dataset(np.array([0, 1] * 10), np.ones(5)))
     data = _dataset(np.array([0, 1] * 10), np.ones(5))
-    _check_labels("classification", data)  # top-1 still exists: a warning
+    get_task("classification").check_labels(data)  # top-1 still exists: a warning
     assert len(data.warnings) == 1 and "validation split" in data.warnings[0]
 
 

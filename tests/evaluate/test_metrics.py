@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from modelpress.evaluate.compare import compare_outputs, verify
-from modelpress.evaluate.metrics import METRICS, PRIMARY, compute_metrics
+from modelpress.core.recipe import VerifyConfig
+from modelpress.evaluate.compare import compare_outputs
+from modelpress.evaluate.metrics import METRICS
+from modelpress.tasks import get_task, task_names
 
 
 def test_classification_top1_top5_per_class_and_confusion() -> None:
@@ -17,7 +19,7 @@ def test_classification_top1_top5_per_class_and_confusion() -> None:
         dtype=np.float32,
     )
     labels = np.array([0, 1, 4, 5])
-    m = compute_metrics("classification", logits, labels)
+    m = get_task("classification").metrics(logits, labels)
     assert m["top1"] == pytest.approx(0.5)
     assert m["top5"] == pytest.approx(0.75)
     assert m["per_class"] == {"0": 1.0, "1": 1.0, "4": 0.0, "5": 0.0}
@@ -30,7 +32,7 @@ def test_binary_metrics_from_two_logits_and_from_one() -> None:
     one_logit = np.log(p1 / (1 - p1))[:, None]
     two_logits = np.stack([np.zeros(5), one_logit[:, 0]], axis=1)
     for outputs in (one_logit, two_logits):
-        m = compute_metrics("binary", outputs.astype(np.float32), labels)
+        m = get_task("binary").metrics(outputs.astype(np.float32), labels)
         # positives ranked above negatives in 5 of 6 pairs
         assert m["auc"] == pytest.approx(5 / 6)
         assert m["precision"] == pytest.approx(2 / 3)  # predicted positive: 0.6, 0.7, 0.9
@@ -42,7 +44,7 @@ def test_binary_metrics_from_two_logits_and_from_one() -> None:
 def test_fidelity_against_a_reference() -> None:
     ref = np.array([[1.0, 0.0], [0.0, 2.0]], dtype=np.float32)
     out = np.array([[1.0, 0.0], [0.0, -2.0]], dtype=np.float32)
-    m = compute_metrics("fidelity", out, None, reference=ref)
+    m = get_task("fidelity").metrics(out, None, reference=ref)
     assert m["cosine"] == pytest.approx(0.0)  # +1 and -1
     assert m["max_abs_diff"] == pytest.approx(4.0)
     assert m["mean_abs_diff"] == pytest.approx(1.0)
@@ -51,7 +53,7 @@ def test_fidelity_against_a_reference() -> None:
 
 def test_nonfinite_outputs_are_counted_not_averaged() -> None:
     logits = np.array([[5, 0], [np.nan, 0], [0, 5]], dtype=np.float32)
-    m = compute_metrics("classification", logits, np.array([0, 0, 1]))
+    m = get_task("classification").metrics(logits, np.array([0, 0, 1]))
     assert m["nonfinite_samples"] == 1
     assert m["top1"] == pytest.approx(1.0)
 
@@ -68,8 +70,9 @@ def test_compare_outputs_reports_diffs_and_agreement() -> None:
 
 
 def test_every_primary_metric_knows_its_direction() -> None:
-    for task, key in PRIMARY.items():
-        assert METRICS[key].higher_is_better, task
+    for name in task_names():
+        task = get_task(name)
+        assert METRICS[task.primary].higher_is_better == task.higher_is_better, name
     assert not METRICS["max_abs_diff"].higher_is_better
 
 
@@ -85,14 +88,17 @@ def _near_tied_embeddings() -> tuple[np.ndarray, np.ndarray]:
 def test_embeddings_are_verified_by_cosine_not_by_argmax() -> None:
 
     candidate, reference = _near_tied_embeddings()
-    result, problem = verify(candidate, reference, "fidelity", min_agreement=0.9, min_cosine=0.99)
+    fidelity, classification = get_task("fidelity"), get_task("classification")
+    thresholds = VerifyConfig(min_agreement=0.9, min_cosine=0.99)
+    result, problem = fidelity.verify(candidate, reference, thresholds)
     assert result["agreement"] < 0.9 < 0.99 < result["cosine"]
     assert problem is None and result["judged_by"] == "cosine"
     # the same outputs from a classifier: judged by top-1 agreement, which fails
-    _, problem = verify(candidate, reference, "classification", min_agreement=0.9, min_cosine=0.99)
+    _, problem = classification.verify(candidate, reference, thresholds)
     assert problem is not None and "agreement" in problem
     # a stricter cosine threshold from the recipe fails the embeddings
-    _, problem = verify(candidate, reference, "fidelity", min_agreement=0.9, min_cosine=0.999)
+    stricter = VerifyConfig(min_agreement=0.9, min_cosine=0.999)
+    _, problem = fidelity.verify(candidate, reference, stricter)
     assert problem is not None and "cosine" in problem and "0.999" in problem
 
 
@@ -101,8 +107,8 @@ def test_nonfinite_outputs_fail_verification_even_unjudged() -> None:
     reference = np.ones((4, 3))
     candidate = reference.copy()
     candidate[1, 0] = np.nan
-    result, problem = verify(
-        candidate, reference, "classification", min_agreement=0.9, min_cosine=0.99, judge=False
+    result, problem = get_task("classification").verify(
+        candidate, reference, VerifyConfig(), judge=False
     )
     assert result["judged_by"] is None
     assert problem == "1 non-finite outputs"

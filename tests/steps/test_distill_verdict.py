@@ -3,11 +3,12 @@
 from types import SimpleNamespace
 
 from modelpress.steps.distill import DistillConfig, teacher_cost
+from modelpress.tasks import get_task
 
 
 def _ctx(validation_samples: int = 360) -> SimpleNamespace:
     return SimpleNamespace(
-        task="classification", data=SimpleNamespace(validation=range(validation_samples))
+        task=get_task("classification"), data=SimpleNamespace(validation=range(validation_samples))
     )
 
 

@@ -157,8 +157,8 @@ def bench(
     observer = rich_observer()
     ctx, baseline = build_context(recipe, observer)
     entry, _ = analyze(baseline, ctx)
-    entry["task"], entry["source"] = ctx.task, model
-    console.print(artifact_table(entry, ctx.task))
+    entry["task"], entry["source"] = ctx.task.name, model
+    console.print(artifact_table(entry, ctx.task.name))
     if json_out:
         write_json_atomic(json_out, entry)
         console.print(f"wrote {json_out}")

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from modelpress.errors import ModelpressError, first_line
+from modelpress.tasks import task_names
 
 app = typer.Typer(
     name="modelpress",
@@ -66,7 +67,7 @@ Shape = Annotated[
 ]
 Task = Annotated[
     str | None,
-    typer.Option("--task", help="classification | binary | fidelity (default: from the data)."),
+    typer.Option("--task", help=f"{' | '.join(task_names())} (default: from the data)."),
 ]
 Threads = Annotated[
     int | None, typer.Option("--threads", min=1, help="Inference threads (default: all cores).")

@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from modelpress.core.artifact import Artifact
@@ -23,12 +22,14 @@ from modelpress.errors import DataSourceError, ModelSourceError, StepError, firs
 from modelpress.sources import models
 from modelpress.sources.data import Dataset, Split, load_data
 from modelpress.sources.inputs import InputSpec, parse_input_shape
+from modelpress.tasks import get_task
+from modelpress.tasks.base import Task
 
 
 @dataclass
 class Context:
     recipe: Recipe
-    task: str
+    task: Task  # what the outputs mean: metrics, verification, losses (``task.name``: its name)
     data: Dataset
     input_specs: list[InputSpec]  # batch 1, dtypes as the data has them
     model_spec: models.ModelSpec
@@ -86,7 +87,7 @@ class Context:
             models.load_weights(module, Path(weights), source)
         example = self.example_inputs(2 if _has_batchnorm(module) else 1)
         out = models.check_forward(module, example, source)
-        _check_output(out, self.task, self.data, source)
+        self.task.check_outputs(tuple(out.shape), self.data, source)
         return module, spec
 
     def claim(self, path: Path, step: str) -> None:
@@ -144,12 +145,13 @@ def _fit_specs(planned: list[InputSpec] | None, data: Dataset) -> list[InputSpec
     return out
 
 
-def _task(recipe: Recipe, spec: models.ModelSpec, data: Dataset) -> str:
-    task = recipe.task or spec.metadata.get("task") or data.suggested_task or "classification"
-    if task != "fidelity" and data.validation.labels is None:
-        raise DataSourceError(
-            f"{data.source}: has no labels (y) but task is '{task}'; add y or use task: fidelity"
-        )
+def _task(recipe: Recipe, spec: models.ModelSpec, data: Dataset) -> Task:
+    """The recipe's task, else the one a checkpoint recorded, else the data's suggestion, else
+    classification; its labels checked (an error, or warnings in ``data.warnings``)."""
+    task = get_task(
+        recipe.task or spec.metadata.get("task") or data.suggested_task or "classification"
+    )
+    task.check_labels(data)
     return task
 
 
@@ -179,46 +181,6 @@ def _threads(recipe: Recipe, observer: Observer) -> int:
             f"cores; using {cores}",
         )
     return min(threads, cores)
-
-
-_ONE_CLASS = {
-    "training": "the model cannot learn to tell classes apart",
-    "validation": "its metrics say nothing about the other classes",
-}
-
-
-def _check_labels(task: str, data: Dataset) -> None:
-    """Labels the task can score: binary takes 0 and 1, and every task two classes at least.
-    A split of one class gets a warning with its count, or an error where the task's metric
-    cannot exist there (AUC on the validation split)."""
-    parts = (data.train, data.calibration, data.validation)
-    labelled = [p.labels for p in parts if p.labels is not None and len(p)]
-    if task == "fidelity" or not labelled:
-        return
-    classes, counts = np.unique(np.concatenate(labelled), return_counts=True)
-    if task == "binary" and classes.max() > 1:
-        raise DataSourceError(
-            f"{data.source}: labels run 0..{classes.max()} ({len(classes)} classes) but task "
-            "binary takes labels 0 and 1; use task: classification, or relabel"
-        )
-    if len(classes) == 1:  # top-1 and AUC alike mean nothing
-        raise DataSourceError(
-            f"{data.source}: every sample is labelled {classes[0]} ({counts[0]} samples); "
-            f"task {task} needs samples of two classes at least (or use task: fidelity)"
-        )
-    for name, split in (("training", data.train), ("validation", data.validation)):
-        if split.labels is None or len(split) == 0 or len(np.unique(split.labels)) > 1:
-            continue
-        what = (
-            f"{data.source}: the {name} split holds one class only "
-            f"({split.labels[0]}: {len(split)} samples)"
-        )
-        if task == "binary" and name == "validation":
-            raise DataSourceError(
-                f"{what}; AUC needs samples of both classes 0 and 1 there: add samples of the "
-                "other class, or change data.seed / data.splits"
-            )
-        data.warnings.append(f"{what}; {_ONE_CLASS[name]}")
 
 
 def _check_forward_memory(
@@ -268,14 +230,13 @@ def build_context(
         data.validation = data.validation.head(recipe.evaluate.max_samples)
     specs = _fit_specs(planned, data)
     task = _task(recipe, spec, data)
-    _check_labels(task, data)
     for warning in data.warnings:
         observer.event("warning", warning)
     threads = _threads(recipe, observer)
     if deployed is not None:  # .onnx / .tflite: the file itself, in its runtime
         deployed.input_specs = specs
         ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
-        _check_output(_check_deployed(deployed, ctx), task, data, recipe.model)
+        task.check_outputs(tuple(_check_deployed(deployed, ctx).shape), data, recipe.model)
         return ctx, deployed
     module = _build(spec, _auto_kwargs(specs, data, spec), recipe.seed)
     if recipe.weights:
@@ -288,7 +249,7 @@ def build_context(
     example = ctx.example_inputs(2 if _has_batchnorm(module) else 1)
     _check_forward_memory(module, example, recipe.model, specs)
     out = models.check_forward(module, example, recipe.model)
-    _check_output(out, task, data, recipe.model)
+    task.check_outputs(tuple(out.shape), data, recipe.model)
     baseline = Artifact(
         "baseline",
         "torch",
@@ -375,19 +336,3 @@ def _check_deployed(art: Artifact, ctx: Context) -> torch.Tensor:
 
 def _has_batchnorm(module: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
-
-
-def _check_output(out: torch.Tensor, task: str, data: Dataset, source: str) -> None:
-    if task == "fidelity" or data.num_classes is None:
-        return
-    width = int(np.prod(out.shape[1:])) if out.dim() > 1 else 1
-    if task == "binary" and width in (1, 2):
-        return
-    if width < data.num_classes:
-        k = data.num_classes
-        binary = " (or task: binary for its one logit)" if width == 1 and k == 2 else ""
-        raise ModelSourceError(
-            f"{source} outputs {width} values per sample but {data.source} has labels up to "
-            f"{k - 1} ({k} classes); give the model {k} outputs (num_classes in model_kwargs)"
-            f"{binary}, or drop the samples labelled {width} and above"
-        )

@@ -38,7 +38,6 @@ from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate import techniques, versus_fp32
 from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.benchmark import head_to_head
-from modelpress.evaluate.metrics import PRIMARY
 from modelpress.runtimes import runtime_for
 from modelpress.sources.fingerprint import sources_digest
 
@@ -84,8 +83,8 @@ class Runner:
             "schema": SCHEMA,
             "name": self.recipe.name or self.rd.root.name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "task": ctx.task,
-            "primary_metric": PRIMARY[ctx.task],
+            "task": ctx.task.name,
+            "primary_metric": ctx.task.primary,
             "model": {
                 "source": self.recipe.model,
                 "weights": self.recipe.weights,
@@ -447,7 +446,9 @@ class Runner:
                 art,
                 ctx,
                 parent_outputs=self.outputs.get(art.parent or ""),
-                reference_outputs=self.outputs["baseline"] if ctx.task == "fidelity" else None,
+                reference_outputs=self.outputs["baseline"]
+                if ctx.task.metrics_against_baseline
+                else None,
                 parent_entry=parent_entry,
             )
             np.save(node_dir / OUTPUTS, out)

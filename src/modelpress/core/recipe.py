@@ -10,10 +10,18 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelpress.core.graph import wiring_errors
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
@@ -21,8 +29,16 @@ from modelpress.core.rundir import check_name
 from modelpress.errors import RecipeError
 from modelpress.sources.inputs import InputSpec, parse_input_shape
 from modelpress.sources.trust import CodeTrust
+from modelpress.tasks import task_names, unknown_task_message
 
-Task = Literal["classification", "binary", "fidelity"]
+
+def _registered_task(name: str) -> str:
+    if name not in task_names():
+        raise ValueError(unknown_task_message(name))
+    return name
+
+
+Task = Annotated[str, AfterValidator(_registered_task)]  # a name in the task registry
 
 
 class _Strict(BaseModel):

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
-from modelpress.evaluate.compare import verify
 from modelpress.evaluate.coverage import int8_coverage
-from modelpress.evaluate.metrics import compute_metrics
 from modelpress.runtimes import runtime_for
 
 if TYPE_CHECKING:
@@ -39,7 +37,7 @@ def analyze(
         with ctx.observer.progress(f"evaluate {artifact.name}", None):
             outputs = runtime.predict(val.inputs, cfg.eval_batch_size)
         reference = reference_outputs if reference_outputs is not None else outputs
-        metrics = compute_metrics(ctx.task, outputs, val.labels, reference=reference)
+        metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
         with ctx.observer.progress(f"benchmark {artifact.name}", None):
             bench = benchmark_runtime(
                 runtime,
@@ -85,14 +83,8 @@ def analyze(
     if coverage is not None:  # int8 artifacts: what their runtime really runs in int8
         entry["int8_coverage"] = coverage
     if parent_outputs is not None:
-        thresholds = cfg.verify
-        verification, problem = verify(
-            outputs,
-            parent_outputs,
-            ctx.task,
-            min_agreement=thresholds.min_agreement,
-            min_cosine=thresholds.min_cosine,
-            judge=not artifact.retrained,
+        verification, problem = ctx.task.verify(
+            outputs, parent_outputs, cfg.verify, judge=not artifact.retrained
         )
         verification["reference"] = artifact.parent
         entry["verification"] = verification

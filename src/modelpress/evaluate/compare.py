@@ -1,4 +1,5 @@
-"""The one place that compares two models' outputs (verification and fidelity)."""
+"""The one place that compares two models' outputs (each task's ``verify`` and fidelity's
+metrics call it)."""
 
 from __future__ import annotations
 
@@ -31,28 +32,3 @@ def compare_outputs(candidate: np.ndarray, reference: np.ndarray) -> dict[str, f
         "nonfinite_samples": int((~finite).sum()),
         "samples": len(candidate),
     }
-
-
-def verify(
-    candidate: np.ndarray,
-    reference: np.ndarray,
-    task: str,
-    *,
-    min_agreement: float,
-    min_cosine: float,
-    judge: bool = True,
-) -> tuple[dict[str, float | int | str | None], str | None]:
-    """Verification of a child's outputs against its parent's: (the comparison, with what it is
-    judged by and the threshold; why it is degraded, or None). Class heads are judged by top-1
-    agreement, fidelity outputs (embeddings) by mean cosine; non-finite outputs always fail.
-    ``judge=False`` (a retrained model, meant to differ) reports without judging."""
-    result: dict[str, float | int | str | None] = dict(compare_outputs(candidate, reference))
-    by, threshold = ("cosine", min_cosine) if task == "fidelity" else ("agreement", min_agreement)
-    result["judged_by"], result["threshold"] = (by, threshold) if judge else (None, None)
-    value = float(result[by])  # type: ignore[arg-type]
-    problems = []
-    if judge and not value >= threshold:  # NaN fails too
-        problems.append(f"{by} with the parent is {value:.3f} (< {threshold})")
-    if result["nonfinite_samples"]:
-        problems.append(f"{result['nonfinite_samples']} non-finite outputs")
-    return result, "; ".join(problems) or None

@@ -1,4 +1,5 @@
-"""Task-aware metrics from a model's outputs. Each metric knows whether higher is better."""
+"""Metric helpers from a model's outputs, for the tasks (``tasks/``) to call. Each metric knows
+whether higher is better."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelpress.evaluate.compare import compare_outputs, top1
+from modelpress.evaluate.compare import top1
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,24 @@ METRICS = {
     ]
 }
 
-# The metric a task is judged by (max_accuracy_drop, recommendations, Δ columns).
-PRIMARY = {"classification": "top1", "binary": "auc", "fidelity": "cosine"}
+
+def higher_is_better(key: str) -> bool:
+    """The direction of metric ``key`` (an unknown key counts as higher-is-better)."""
+    info = METRICS.get(key)
+    return info is None or info.higher_is_better
+
+
+def worse_by(key: str, value: float, reference: float) -> float:
+    """How much worse ``value`` of metric ``key`` is than ``reference`` (negative: better),
+    whichever way the metric points."""
+    return reference - value if higher_is_better(key) else value - reference
+
+
+def softmax(outputs: np.ndarray) -> np.ndarray:
+    """(N, K) class probabilities from (N, ...) logits, in float64."""
+    flat = outputs.reshape(len(outputs), -1).astype(np.float64)
+    z = flat - flat.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
 
 
 def positive_scores(outputs: np.ndarray) -> np.ndarray:
@@ -42,9 +59,7 @@ def positive_scores(outputs: np.ndarray) -> np.ndarray:
     flat = outputs.reshape(len(outputs), -1).astype(np.float64)
     if flat.shape[1] == 1:
         return 1.0 / (1.0 + np.exp(-flat[:, 0]))
-    z = flat - flat.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    return p[:, 1]
+    return softmax(flat)[:, 1]
 
 
 def classification_metrics(outputs: np.ndarray, labels: np.ndarray) -> dict:
@@ -79,28 +94,3 @@ def binary_metrics(outputs: np.ndarray, labels: np.ndarray, threshold: float = 0
         "accuracy": float((pred == labels).mean()),
         "threshold": threshold,
     }
-
-
-def compute_metrics(
-    task: str,
-    outputs: np.ndarray,
-    labels: np.ndarray | None,
-    reference: np.ndarray | None = None,
-    threshold: float = 0.5,
-) -> dict:
-    """Metrics for ``task``. Rows with NaN/Inf outputs are counted, never averaged in."""
-    finite = np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
-    out: dict = {"samples": len(outputs)}
-    if not finite.all():
-        out["nonfinite_samples"] = int((~finite).sum())
-    if task == "fidelity":
-        if reference is None:
-            raise ValueError("fidelity needs the reference model's outputs")
-        cmp = compare_outputs(outputs, reference)
-        return out | {k: cmp[k] for k in ("cosine", "max_abs_diff", "mean_abs_diff", "agreement")}
-    if labels is None:
-        raise ValueError(f"task '{task}' needs labels")
-    o, y = outputs[finite], labels[finite]
-    if task == "binary":
-        return out | binary_metrics(o, y, threshold)
-    return out | classification_metrics(o, y)

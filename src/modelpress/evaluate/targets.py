@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelpress.evaluate.metrics import PRIMARY
+from modelpress.evaluate.metrics import higher_is_better, worse_by
 from modelpress.evaluate.versus_fp32 import flag, set_aside
+
+if TYPE_CHECKING:
+    from modelpress.tasks.base import Task
 
 # Without a max_accuracy_drop target, a recommendation still refuses artifacts that lose more.
 DEFAULT_MAX_DROP_PT = 1.0
@@ -15,9 +18,12 @@ LATENCY_TARGETS = ("min_speedup", "max_latency_ms")
 FINALIST_WINDOW = 1.5
 
 
-def annotate(entry: dict[str, Any], baseline: dict[str, Any], task: str) -> None:
-    """Add speedup, size ratio and primary-metric Δ (percentage points) vs the baseline."""
-    key = PRIMARY[task]
+def annotate(entry: dict[str, Any], baseline: dict[str, Any], task: Task | str) -> None:
+    """Add speedup, size ratio and primary-metric Δ (percentage points, value − baseline's) vs
+    the baseline. ``task``: the task, or its name as the record keeps it."""
+    from modelpress.tasks import get_task
+
+    key = (get_task(task) if isinstance(task, str) else task).primary
     b_lat, lat = baseline["latency_ms"]["median"], entry["latency_ms"]["median"]
     same_batch = baseline["latency_ms"]["batch"] == entry["latency_ms"]["batch"]
     entry["speedup"] = b_lat / lat if lat > 0 and same_batch else None
@@ -27,6 +33,20 @@ def annotate(entry: dict[str, Any], baseline: dict[str, Any], task: str) -> None
     value, ref = entry["metrics"].get(key), baseline["metrics"].get(key)
     entry["primary_metric"] = key
     entry["metric_delta_pt"] = None if value is None or ref is None else 100.0 * (value - ref)
+
+
+def loss_pt(entry: dict[str, Any]) -> float | None:
+    """How many points of its primary metric ``entry`` lost against the baseline (negative: it
+    gained), whichever way that metric points; None when not measured."""
+    d = entry.get("metric_delta_pt")
+    if d is None:
+        return None
+    return worse_by(entry.get("primary_metric") or "", d, 0.0)
+
+
+def _best_word(entry: dict[str, Any]) -> str:
+    """Which end of ``entry``'s primary metric is best: "highest" or "lowest"."""
+    return "highest" if higher_is_better(entry.get("primary_metric") or "") else "lowest"
 
 
 def check(entry: dict[str, Any], targets: dict[str, float | None]) -> dict[str, dict[str, Any]]:
@@ -47,8 +67,8 @@ def check(entry: dict[str, Any], targets: dict[str, float | None]) -> dict[str, 
         s = entry.get("speedup")
         put("min_speedup", s, s is not None and s >= targets["min_speedup"])
     if targets.get("max_accuracy_drop") is not None:
-        d = entry.get("metric_delta_pt")
-        drop = None if d is None else max(0.0, -d)
+        lost = loss_pt(entry)
+        drop = None if lost is None else max(0.0, lost)
         put("max_accuracy_drop", drop, drop is not None and drop <= targets["max_accuracy_drop"])
     if targets.get("max_latency_ms") is not None:
         lat = entry["latency_ms"]["median"]
@@ -235,9 +255,7 @@ def decisions(
     bound = targets.get("max_accuracy_drop")
     bound = DEFAULT_MAX_DROP_PT if bound is None else bound
     ok = [a for a in artifacts if a.get("status") == "ok"]
-    within = [
-        a for a in ok if (a.get("metric_delta_pt") is not None and -a["metric_delta_pt"] <= bound)
-    ]
+    within = [a for a in ok if (lost := loss_pt(a)) is not None and lost <= bound]
     out: dict[str, dict[str, Any]] = {}
     if within:
         fastest = _fastest(within, race)
@@ -251,11 +269,11 @@ def decisions(
             "artifact": smallest["name"],
             "why": f"smallest file within {bound} pt: {_describe(smallest)}",
         }
-    scored = [a for a in ok if a.get("metric_delta_pt") is not None]
+    scored = [a for a in ok if loss_pt(a) is not None]
     if scored:
-        closest = max(scored, key=lambda a: (a["metric_delta_pt"], -a["latency_ms"]["median"]))
+        closest = min(scored, key=lambda a: (loss_pt(a), a["latency_ms"]["median"]))
         out["closest_accuracy"] = {
             "artifact": closest["name"],
-            "why": f"highest {closest.get('primary_metric')}: {_describe(closest)}",
+            "why": f"{_best_word(closest)} {closest.get('primary_metric')}: {_describe(closest)}",
         }
     return out

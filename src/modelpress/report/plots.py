@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelpress.report import format as fmt
 from modelpress.report import sections
+from modelpress.tasks import find_task
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -158,13 +159,19 @@ def confusion_matrix(record: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def _task_plots(record: dict[str, Any]) -> tuple[str, ...]:
+    """The figures the record's task has numbers for (``Task.plots``)."""
+    task = find_task(record.get("task"))
+    return task.plots if task else ()
+
+
 def render(record: dict[str, Any]) -> dict[str, bytes]:
     """{file name: PNG bytes} for every plot the record has the numbers for."""
     out = {"overview.png": overview(record)}
     made = {
         "latency_vs_metric.png": latency_vs_metric(record),
         "confusion_matrix.png": confusion_matrix(record)
-        if record.get("task") == "classification"
+        if "confusion_matrix" in _task_plots(record)
         else None,
     }
     out.update({name: png for name, png in made.items() if png is not None})

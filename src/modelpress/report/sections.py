@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelpress.evaluate.metrics import METRICS, PRIMARY
+from modelpress.evaluate.metrics import METRICS
 from modelpress.report import format as fmt
+from modelpress.tasks import find_task
 
 Entry = dict[str, Any]
 
@@ -42,7 +43,13 @@ class Note:
 
 # ---------------------------------------------------------------------- record access
 def primary_key(record: dict[str, Any]) -> str:
-    return record.get("primary_metric") or PRIMARY.get(record.get("task") or "", "top1")
+    return record.get("primary_metric") or _task_primary(record.get("task"))
+
+
+def _task_primary(name: Any) -> str:
+    """The primary metric of the task named ``name`` (top-1 for one this modelpress lacks)."""
+    task = find_task(name)
+    return task.primary if task else "top1"
 
 
 def metric_label(key: str) -> str:
@@ -136,8 +143,10 @@ _PROGRESSION_NUMERIC = set(range(4, 15))
 
 
 def _verified_by(record: dict[str, Any]) -> str:
-    """What verification judges for this task: cosine for fidelity outputs, else agreement."""
-    return "cosine" if record.get("task") == "fidelity" else "agreement"
+    """What verification judges for the record's task (``Task.verified_by``): cosine for
+    fidelity outputs, else agreement."""
+    task = find_task(record.get("task"))
+    return task.verified_by if task else "agreement"
 
 
 def _entry_cells(entry: Entry, key: str, status: Any, verified_by: str) -> list[str]:
@@ -760,7 +769,7 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
         if fmt.number(entry.get(key)) is not None:
             facts.append((key.replace("_", " "), fmt.ratio(entry.get(key))))
     if fmt.number(entry.get("metric_delta_pt")) is not None:
-        key = PRIMARY.get(task, "top1")
+        key = _task_primary(task)
         facts.append((f"Δ {metric_label(key)}", fmt.delta_pt(entry["metric_delta_pt"])))
     return facts
 

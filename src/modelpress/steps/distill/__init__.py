@@ -22,7 +22,6 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import register_step
 from modelpress.errors import StepError
-from modelpress.evaluate.metrics import PRIMARY
 from modelpress.sources.models import eval_mode
 from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
 from modelpress.steps.distill.losses import AlphaSchedule, DistillLoss
@@ -126,14 +125,15 @@ def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
 def teacher_cost(
     config: DistillConfig, distilled: dict[str, Any], scratch: dict[str, Any], ctx: Context
 ) -> dict[str, Any] | None:
-    """When the same student trained without the teacher scores higher (by more than one
+    """When the same student trained without the teacher scores better (by more than one
     validation sample), what it cost and what to change; else None."""
-    key = PRIMARY[ctx.task]
+    key = ctx.task.primary
     value, alone = distilled.get(key), scratch.get(key)
     if value is None or alone is None:
         return None
     one_sample = 1.0 / max(len(ctx.data.validation), 1)
-    if alone - value <= one_sample:
+    cost = ctx.task.worse_by(value, alone)  # how much worse distilled is than scratch
+    if cost <= one_sample:
         return None
     remedies = []
     if config.alpha_start is None and config.alpha < 0.7:
@@ -143,7 +143,7 @@ def teacher_cost(
     if not config.pretrain_epochs:
         remedies.append("add pretrain_epochs (a hard-label warm-up)")
     remedies.append("train for more epochs, or ship the student trained without the teacher")
-    cost_pt = round(100 * (alone - value), 2)
+    cost_pt = round(100 * cost, 2)
     return {
         "metric": key,
         "cost_pt": cost_pt,

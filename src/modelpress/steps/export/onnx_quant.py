@@ -29,7 +29,6 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.benchmark import median_ms_side_by_side
-from modelpress.evaluate.metrics import PRIMARY, compute_metrics
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
 from modelpress.steps.export.onnx import fp32_onnx
@@ -195,9 +194,9 @@ def _outputs(path: Path, split: Split, ctx: Context) -> np.ndarray:
 
 def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> float:
     """The task's primary metric of a candidate on a split (fidelity: against the FP32 model)."""
-    labels = split.labels if ctx.task != "fidelity" else None
-    metrics = compute_metrics(ctx.task, _outputs(path, split, ctx), labels, reference=reference)
-    return float(metrics[PRIMARY[ctx.task]])
+    labels = split.labels if ctx.task.needs_labels else None
+    metrics = ctx.task.metrics(_outputs(path, split, ctx), labels, reference=reference)
+    return float(metrics[ctx.task.primary])
 
 
 def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context) -> dict[str, float]:
@@ -276,7 +275,7 @@ def _fallback(
     bound = ctx.recipe.targets.max_accuracy_drop
     if bound is None or ctx.baseline is None:
         return path
-    key = PRIMARY[ctx.task]
+    key = ctx.task.primary
     base_value = ctx.baseline["metrics"].get(key)
     if base_value is None:
         return path
@@ -284,7 +283,7 @@ def _fallback(
     ref_val = _outputs(fp32, val, ctx)
 
     def drop(p: Path) -> float:
-        return 100.0 * (base_value - _score(p, val, ctx, ref_val))
+        return 100.0 * ctx.task.worse_by(_score(p, val, ctx, ref_val), base_value)
 
     first = drop(path)
     record: dict[str, Any] = {

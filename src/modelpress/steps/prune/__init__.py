@@ -28,7 +28,6 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.context import Context
 from modelpress.core.registry import register_step
 from modelpress.errors import StepError
-from modelpress.evaluate.metrics import PRIMARY
 from modelpress.sources.models import eval_mode
 from modelpress.sources.structure import snapshot, structure_changes
 from modelpress.steps.distill import resolve_teacher, teacher_loss
@@ -39,7 +38,6 @@ from modelpress.training import (
     PRECISE_BN_SAMPLES,
     Callback,
     checkpoint_metadata,
-    default_loss,
     evaluate_module,
     recalibrate_batchnorm,
     save_checkpoint,
@@ -84,7 +82,7 @@ def _gradient_batches(ctx: Context, n: int = 4, batch: int = 32) -> list[tuple[l
     for i, (inputs, labels) in enumerate(ctx.data.train.batches(batch)):
         if i == n or labels is None:
             break
-        out.append(([torch.from_numpy(a) for a in inputs], torch.from_numpy(labels)))
+        out.append(([torch.from_numpy(a) for a in inputs], ctx.task.label_tensor(labels)))
     return out
 
 
@@ -125,6 +123,7 @@ def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
             round_to=config.round_to,
             keep=config.keep,
             num_classes=ctx.data.num_classes,
+            task=ctx.task,
             gradient_batches=_gradient_batches(ctx) if config.importance == "taylor" else None,
             loss_fn=_plain_loss(ctx) if config.importance == "taylor" else None,
             where=where,
@@ -187,13 +186,13 @@ def _measure_pruned(model: nn.Module, config: PruneConfig, ctx: Context) -> dict
     re-estimated first (channels gone upstream shift every later layer's statistics)."""
     inputs = [torch.from_numpy(a) for a in ctx.data.train.inputs]
     recalibrate_batchnorm(model, inputs, config.batch_size, PRECISE_BN_SAMPLES)
-    metric = PRIMARY[ctx.task]
+    metric = ctx.task.primary
     metrics = evaluate_module(eval_mode(model), ctx.data, ctx.task, ctx.threads)
     return {metric: float(metrics[metric])}
 
 
 def _plain_loss(ctx: Context) -> Any:
-    loss = default_loss(ctx.task)
+    loss = ctx.task.loss()
     return lambda outputs, labels: loss(outputs, labels, [])
 
 

@@ -10,12 +10,12 @@ Built on Torch-Pruning's three separate ideas:
     pruner            removes ``ratio`` of the channels of every group (local, not global ranking,
                       so each layer keeps its share and no layer is emptied)
 
-The model's output layer(s) are never pruned (the number of classes must not change), nor any
-module the user names in ``keep``. Pruning runs on a copy; only when the copy has been pruned,
-still runs and still gives outputs of the same shape is the result written back into the model
-(through ``sources.structure``, the same path a saved checkpoint takes), so a failure leaves the
-model untouched. To save the result, take ``structure.snapshot(model)`` before pruning and
-store ``structure_changes(before, model)`` next to the state dict.
+The output layer(s) the task names are never pruned (the number of classes must not change),
+nor any module the user names in ``keep``. Pruning runs on a copy; only when the copy has been
+pruned, still runs and still gives outputs of the same shape is the result written back into the
+model (through ``sources.structure``, the same path a saved checkpoint takes), so a failure
+leaves the model untouched. To save the result, take ``structure.snapshot(model)`` before
+pruning and store ``structure_changes(before, model)`` next to the state dict.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import functools
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -37,6 +37,9 @@ from modelpress.evaluate.benchmark import count_macs
 from modelpress.sources.models import first_tensor
 from modelpress.sources.structure import apply_structure, snapshot, structure_changes
 from modelpress.steps.quiet import quiet
+
+if TYPE_CHECKING:
+    from modelpress.tasks.base import Task
 
 __all__ = ["IMPORTANCES", "prune_channels"]
 
@@ -55,6 +58,7 @@ def prune_channels(
     round_to: int | None = None,
     keep: Sequence[str] = (),
     num_classes: int | None = None,
+    task: Task | None = None,
     gradient_batches: Iterable[tuple[list[torch.Tensor], torch.Tensor]] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     where: str = "prune",
@@ -64,8 +68,9 @@ def prune_channels(
     ``example_inputs`` is a real batch, used to trace the graph and count MACs. ``round_to``
     keeps widths a multiple of that number (never below it); layers narrower than it are left
     as they are. ``keep`` names modules whose output channels are never removed, in addition to
-    the output layer(s): the last Linear/Conv the forward runs and, given ``num_classes``, any
-    Linear with that many outputs. "taylor" importance needs ``gradient_batches`` of
+    the output layer(s) ``task`` names (``Task.output_layers``; default classification's: the
+    last Linear/Conv the forward runs and, given ``num_classes``, any Linear with that many
+    outputs). "taylor" importance needs ``gradient_batches`` of
     ``(inputs, labels)`` and a ``loss_fn``; gradients are taken in eval mode (BatchNorm
     statistics stay as they are) and not left behind.
 
@@ -97,8 +102,12 @@ def prune_channels(
                 f"{where}: the model cannot be copied to be pruned safely: {first_line(e)}"
             ) from None
         work.zero_grad(set_to_none=True)
-        reference, heads = _probe(where, work, inputs, num_classes)
-        kept |= heads
+        reference, order = _probe(where, work, inputs)
+        if task is None:
+            from modelpress.tasks import get_task
+
+            task = get_task("classification")
+        kept |= task.output_layers(work, order, num_classes)
         with quiet(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             counts = _prune_copy(
@@ -234,13 +243,10 @@ def _resolve_keep(where: str, model: nn.Module, keep: Sequence[str]) -> set[str]
 
 
 def _probe(
-    where: str, model: nn.Module, example_inputs: list[torch.Tensor], num_classes: int | None
-) -> tuple[torch.Size, set[str]]:
-    """The output's shape, and the layers that produce it (their outputs are the classes).
-
-    The last Linear/Conv in forward order is the head of nearly every classifier; with
-    ``num_classes`` known, any Linear of that width is taken too (auxiliary or multiple heads).
-    """
+    where: str, model: nn.Module, example_inputs: list[torch.Tensor]
+) -> tuple[torch.Size, list[str]]:
+    """The output's shape, and the Linear/Conv modules in the order one forward runs them (from
+    which the task names its output layers)."""
     order: list[str] = []
     hooks = [
         module.register_forward_hook(lambda *_, name=name: order.append(name))
@@ -258,14 +264,7 @@ def _probe(
     finally:
         for hook in hooks:
             hook.remove()
-    heads = set(order[-1:])
-    if num_classes is not None:
-        heads |= {
-            name
-            for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and module.out_features == num_classes
-        }
-    return shape, heads
+    return shape, order
 
 
 def _importance(tp: Any, name: str) -> Any:

@@ -1,0 +1,195 @@
+"""The interface every task implements: what its outputs and labels mean, from data to report.
+
+A task is asked, never switched on. It owns:
+
+    labels        which labels it takes (``check_labels``) and how training holds and batches
+                  them (``label_tensor``, ``label_batch``): one int64 per sample for the class
+                  tasks; detection will hold a variable-length list of boxes per sample
+    outputs       whether a model's outputs fit it (``check_outputs``), and ``postprocess``
+                  (identity for the class tasks, NMS for detection)
+    measuring     ``metrics`` and the ``primary`` metric with its direction, ``verify`` of a
+                  child's outputs against its parent's, and whether metrics are taken against
+                  the baseline's outputs rather than labels (``metrics_against_baseline``)
+    training      ``loss`` and ``kd_loss`` (distillation), the ``output_layers`` pruning keeps
+    deployment    ``confidence`` for cascades
+    reporting     ``verified_by`` (the column the report shows) and ``plots`` it has numbers for
+
+``outputs`` everywhere are the raw outputs a runtime returns, (N, ...) per sample; ``metrics``,
+``verify`` and ``confidence`` postprocess them themselves, so callers never need to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+from modelpress.errors import DataSourceError, StepError
+from modelpress.evaluate.compare import compare_outputs
+from modelpress.evaluate.metrics import higher_is_better, worse_by
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from modelpress.sources.data import Dataset
+
+# (outputs, labels, inputs) -> scalar loss; what ``training.fit`` takes as ``loss_fn``.
+LossFn = Callable[["torch.Tensor", Any, list["torch.Tensor"]], "torch.Tensor"]
+
+
+class Thresholds(Protocol):
+    """What verification is judged against (the recipe's ``evaluate.verify``)."""
+
+    min_agreement: float
+    min_cosine: float
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    primary: ClassVar[str]  # the metric it is judged by (a key of evaluate.metrics.METRICS)
+    needs_labels: ClassVar[bool] = True
+    # what ``verify`` judges a child by: a key of ``compare_outputs`` with a ``min_<key>``
+    # threshold in ``evaluate.verify``
+    verified_by: ClassVar[str] = "agreement"
+    # metrics compare the outputs with the baseline's (no labels), not with labels
+    metrics_against_baseline: ClassVar[bool] = False
+    plots: ClassVar[tuple[str, ...]] = ()  # names of report/plots.py figures it has numbers for
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    # ------------------------------------------------------------------ primary metric
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.primary)
+
+    def worse_by(self, value: float, reference: float) -> float:
+        """How much worse ``value`` of the primary metric is than ``reference`` (negative:
+        better), whichever way the metric points."""
+        return worse_by(self.primary, value, reference)
+
+    # ------------------------------------------------------------------ labels
+    def check_labels(self, data: Dataset) -> None:
+        """Refuse data whose labels the task cannot score; warnings go to ``data.warnings``."""
+        if self.needs_labels and data.validation.labels is None:
+            raise DataSourceError(
+                f"{data.source}: has no labels (y) but task is '{self.name}'; add y or use "
+                "task: fidelity"
+            )
+
+    def label_tensor(self, labels: np.ndarray) -> Any:
+        """A split's labels as training holds them: (N,) int64."""
+        import torch
+
+        return torch.from_numpy(labels)
+
+    def label_batch(self, held: Any, idx: torch.Tensor) -> Any:
+        """The labels of the samples ``idx`` (a mini-batch) from what ``label_tensor`` held."""
+        return held[idx]
+
+    # ------------------------------------------------------------------ outputs
+    def check_outputs(self, shape: tuple[int, ...], data: Dataset, source: str) -> None:
+        """Refuse a model whose output (of ``shape``, batch first) does not fit the task or the
+        data, with a message naming ``source`` and the fix. Default: any output fits."""
+        return None
+
+    def postprocess(self, outputs: np.ndarray) -> np.ndarray:
+        """Raw outputs → what metrics and verification compare (NMS for detection)."""
+        return outputs
+
+    # ------------------------------------------------------------------ measuring
+    @abstractmethod
+    def metrics(
+        self, outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Metrics of ``outputs`` against ``labels`` (or against the ``reference`` model's
+        outputs where ``metrics_against_baseline``); always ``samples``, and
+        ``nonfinite_samples`` when rows hold NaN/Inf (counted, never averaged in)."""
+
+    def verify(
+        self,
+        child: np.ndarray,
+        parent: np.ndarray,
+        thresholds: Thresholds,
+        judge: bool = True,
+    ) -> tuple[dict[str, Any], str | None]:
+        """A child's outputs against its parent's: (the comparison, with what it is judged by and
+        the threshold; why it is degraded, or None). Judged by ``verified_by`` against its
+        ``min_`` threshold; non-finite outputs always fail. ``judge=False`` (a retrained model,
+        meant to differ) reports without judging."""
+        result: dict[str, Any] = dict(
+            compare_outputs(self.postprocess(child), self.postprocess(parent))
+        )
+        by = self.verified_by
+        threshold = float(getattr(thresholds, f"min_{by}"))
+        result["judged_by"], result["threshold"] = (by, threshold) if judge else (None, None)
+        value = float(result[by])
+        problems = []
+        if judge and not value >= threshold:  # NaN fails too
+            problems.append(f"{by} with the parent is {value:.3f} (< {threshold})")
+        if result["nonfinite_samples"]:
+            problems.append(f"{result['nonfinite_samples']} non-finite outputs")
+        return result, "; ".join(problems) or None
+
+    # ------------------------------------------------------------------ training
+    def loss(self, label_smoothing: float = 0.0) -> LossFn:
+        """The training loss: ``(outputs, labels, inputs) -> scalar``."""
+        raise StepError(f"task {self.name} has no labels to train on; training needs labels")
+
+    def kd_loss(
+        self,
+        student: torch.Tensor,  # (B, K) logits
+        teacher: torch.Tensor,  # (B, K) logits
+        labels: Any,  # a batch of what label_batch returns
+        *,
+        temperature: float,
+        hard_weight: float,
+        soft_weight: float,
+        standardize: bool = False,
+    ) -> torch.Tensor:
+        """Distillation loss: ``hard_weight`` · the label loss + ``soft_weight`` · T² · the
+        teacher term."""
+        raise StepError(f"task {self.name} has no labels to distill on; distillation needs labels")
+
+    def output_layers(
+        self, model: nn.Module, forward_order: list[str], num_classes: int | None
+    ) -> set[str]:
+        """Names of the modules whose outputs are the task's outputs: pruning keeps their
+        widths. ``forward_order``: the model's Linear/Conv modules in the order one forward ran
+        them. The last of them is the head of nearly every classifier or encoder; with
+        ``num_classes`` known, any Linear of that width is one too (auxiliary or several heads).
+        """
+        from torch import nn
+
+        heads = set(forward_order[-1:])
+        if num_classes is not None:
+            heads |= {
+                name
+                for name, module in model.named_modules()
+                if isinstance(module, nn.Linear) and module.out_features == num_classes
+            }
+        return heads
+
+    # ------------------------------------------------------------------ deployment
+    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+        """(N,) how sure the model is of each sample's answer, in [0, 1], for cascades."""
+        raise StepError(
+            f"task {self.name} gives no per-sample confidence, which a cascade needs to decide"
+        )
+
+
+def counted(outputs: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """({samples, nonfinite_samples when any}, (N,) mask of rows free of NaN/Inf)."""
+    finite = np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+    out: dict[str, Any] = {"samples": len(outputs)}
+    if not finite.all():
+        out["nonfinite_samples"] = int((~finite).sum())
+    return out, finite
+
+
+def output_width(shape: tuple[int, ...]) -> int:
+    """Values per sample of an output of ``shape`` (batch first)."""
+    return int(np.prod(shape[1:])) if len(shape) > 1 else 1

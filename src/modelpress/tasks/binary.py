@@ -1,0 +1,109 @@
+"""``binary``: labels 0 and 1 from one logit (sigmoid) or two (softmax), judged by ROC AUC."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelpress.errors import DataSourceError, ModelSourceError
+from modelpress.evaluate.metrics import binary_metrics, positive_scores
+from modelpress.tasks import register_task
+from modelpress.tasks.base import LossFn, output_width
+from modelpress.tasks.classification import Classification
+
+if TYPE_CHECKING:
+    import torch
+
+    from modelpress.sources.data import Dataset
+
+
+def _one_logit(outputs: torch.Tensor) -> bool:
+    return outputs.reshape(len(outputs), -1).shape[1] == 1
+
+
+@register_task
+class Binary(Classification):
+    name = "binary"
+    primary = "auc"
+    plots = ()
+    threshold = 0.5  # P(positive) at or above which a sample is predicted positive
+
+    # ------------------------------------------------------------------ labels
+    def _check_classes(self, classes: np.ndarray, data: Dataset) -> None:
+        if classes.max() > 1:
+            raise DataSourceError(
+                f"{data.source}: labels run 0..{classes.max()} ({len(classes)} classes) but task "
+                "binary takes labels 0 and 1; use task: classification, or relabel"
+            )
+
+    def _one_class_split(self, name: str, what: str, data: Dataset) -> None:
+        if name == "validation":  # AUC does not exist there
+            raise DataSourceError(
+                f"{what}; AUC needs samples of both classes 0 and 1 there: add samples of the "
+                "other class, or change data.seed / data.splits"
+            )
+        super()._one_class_split(name, what, data)
+
+    # ------------------------------------------------------------------ outputs
+    def check_outputs(self, shape: tuple[int, ...], data: Dataset, source: str) -> None:
+        width = output_width(shape)
+        if width not in (1, 2):
+            raise ModelSourceError(
+                f"{source} outputs {width} values per sample but task binary takes 1 (a logit) "
+                "or 2 (two class logits); give the model 1 or 2 outputs (num_classes in "
+                "model_kwargs), or use task: classification"
+            )
+
+    # ------------------------------------------------------------------ measuring
+    def _scores(self, outputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """auc, and f1, precision, recall, accuracy at ``threshold``."""
+        return binary_metrics(outputs, labels, self.threshold)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, label_smoothing: float = 0.0) -> LossFn:
+        """BCE-with-logits for a one-logit head; cross-entropy for two logits."""
+        from torch import nn
+
+        ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        bce = nn.BCEWithLogitsLoss()
+
+        def loss(outputs: torch.Tensor, labels: Any, inputs: list[torch.Tensor]) -> torch.Tensor:
+            if _one_logit(outputs):
+                return bce(outputs.reshape(-1), labels.float())
+            return ce(outputs.reshape(len(outputs), -1), labels)
+
+        return loss
+
+    def kd_loss(
+        self,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        labels: Any,
+        *,
+        temperature: float,
+        hard_weight: float,
+        soft_weight: float,
+        standardize: bool = False,
+    ) -> torch.Tensor:
+        """One logit: BCE on the labels + T² · the Bernoulli KL of the softened sigmoids (no
+        standardizing: one value has no spread); two logits: as classification."""
+        if not _one_logit(student):
+            return super().kd_loss(
+                student,
+                teacher,
+                labels,
+                temperature=temperature,
+                hard_weight=hard_weight,
+                soft_weight=soft_weight,
+                standardize=standardize,
+            )
+        from modelpress.tasks.losses import binary_kd_loss
+
+        return binary_kd_loss(student, teacher, labels, temperature, hard_weight, soft_weight)
+
+    # ------------------------------------------------------------------ deployment
+    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+        """max(p, 1 − p) of P(positive): the probability of the predicted label."""
+        p = positive_scores(self.postprocess(outputs))
+        return np.maximum(p, 1.0 - p)

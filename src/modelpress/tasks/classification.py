@@ -1,0 +1,119 @@
+"""``classification``: one class per sample from K logits, judged by top-1 accuracy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelpress.errors import DataSourceError, ModelSourceError
+from modelpress.evaluate.metrics import classification_metrics, softmax
+from modelpress.tasks import register_task
+from modelpress.tasks.base import LossFn, Task, counted, output_width
+
+if TYPE_CHECKING:
+    import torch
+
+    from modelpress.sources.data import Dataset
+
+_ONE_CLASS = {
+    "training": "the model cannot learn to tell classes apart",
+    "validation": "its metrics say nothing about the other classes",
+}
+
+
+@register_task
+class Classification(Task):
+    name = "classification"
+    primary = "top1"
+    plots = ("confusion_matrix",)
+
+    # ------------------------------------------------------------------ labels
+    def check_labels(self, data: Dataset) -> None:
+        """Two classes at least: a split of one class gets a warning with its count, or an error
+        where the task's metric cannot exist there (``_one_class_split``)."""
+        super().check_labels(data)
+        parts = (data.train, data.calibration, data.validation)
+        labelled = [p.labels for p in parts if p.labels is not None and len(p)]
+        if not labelled:
+            return
+        classes, counts = np.unique(np.concatenate(labelled), return_counts=True)
+        self._check_classes(classes, data)
+        if len(classes) == 1:  # top-1 and AUC alike mean nothing
+            raise DataSourceError(
+                f"{data.source}: every sample is labelled {classes[0]} ({counts[0]} samples); "
+                f"task {self.name} needs samples of two classes at least (or use task: fidelity)"
+            )
+        for name, split in (("training", data.train), ("validation", data.validation)):
+            if split.labels is None or len(split) == 0 or len(np.unique(split.labels)) > 1:
+                continue
+            what = (
+                f"{data.source}: the {name} split holds one class only "
+                f"({split.labels[0]}: {len(split)} samples)"
+            )
+            self._one_class_split(name, what, data)
+
+    def _check_classes(self, classes: np.ndarray, data: Dataset) -> None:
+        """Refuse labels outside what the task takes (any class id here)."""
+
+    def _one_class_split(self, name: str, what: str, data: Dataset) -> None:
+        data.warnings.append(f"{what}; {_ONE_CLASS[name]}")
+
+    # ------------------------------------------------------------------ outputs
+    def check_outputs(self, shape: tuple[int, ...], data: Dataset, source: str) -> None:
+        if data.num_classes is None:
+            return
+        width, k = output_width(shape), data.num_classes
+        if width < k:
+            binary = " (or task: binary for its one logit)" if width == 1 and k == 2 else ""
+            raise ModelSourceError(
+                f"{source} outputs {width} values per sample but {data.source} has labels up to "
+                f"{k - 1} ({k} classes); give the model {k} outputs (num_classes in model_kwargs)"
+                f"{binary}, or drop the samples labelled {width} and above"
+            )
+
+    # ------------------------------------------------------------------ measuring
+    def metrics(
+        self, outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """top1, top5 (over 5 classes), per-class accuracy and the confusion matrix."""
+        out, finite = counted(outputs)
+        if labels is None:
+            raise ValueError(f"task '{self.name}' needs labels")
+        return out | self._scores(self.postprocess(outputs)[finite], labels[finite])
+
+    def _scores(self, outputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        return classification_metrics(outputs, labels)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, label_smoothing: float = 0.0) -> LossFn:
+        """Cross-entropy over the K logits."""
+        from torch import nn
+
+        ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+        def loss(outputs: torch.Tensor, labels: Any, inputs: list[torch.Tensor]) -> torch.Tensor:
+            return ce(outputs.reshape(len(outputs), -1), labels)
+
+        return loss
+
+    def kd_loss(
+        self,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        labels: Any,
+        *,
+        temperature: float,
+        hard_weight: float,
+        soft_weight: float,
+        standardize: bool = False,
+    ) -> torch.Tensor:
+        """CE on the labels + T² · KL of the softened softmaxes (``tasks/losses.py``)."""
+        from modelpress.tasks.losses import kd_loss
+
+        return kd_loss(student, teacher, labels, temperature, hard_weight, soft_weight, standardize)
+
+    # ------------------------------------------------------------------ deployment
+    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+        """The top class's softmax probability."""
+        return softmax(self.postprocess(outputs)).max(axis=1)
