@@ -76,7 +76,7 @@ def test_branches_start_where_from_says(factory_file: Path, tmp_path: Path) -> N
     assert nodes["baseline"]["parents"] == [] and nodes["pruned-more"]["parents"] == ["pruned"]
     assert len({n["key"] for n in nodes.values()}) == 7  # one key per node
     for node in record["nodes"]:
-        assert (tmp_path / "run/nodes" / node["key"] / "outputs.npy").is_file()
+        assert (tmp_path / "run/nodes" / node["key"] / "outputs.npz").is_file()
 
 
 def test_resume_recomputes_only_the_changed_node_and_what_follows(

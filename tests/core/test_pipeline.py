@@ -110,7 +110,7 @@ def test_record_is_valid_after_each_step(trained_checkpoint: Path, tmp_path: Pat
     record = pipeline.run(_recipe(trained_checkpoint), out=tmp_path / "run", observer=Watch())
     assert seen == [0, 1]
     base_key = record["nodes"][0]["key"]
-    assert np.load(tmp_path / f"run/nodes/{base_key}/outputs.npy").shape[1] == 10
+    assert np.load(tmp_path / f"run/nodes/{base_key}/outputs.npz")["arr_0"].shape[1] == 10
     assert yaml.safe_load((tmp_path / "run/recipe.yaml").read_text())["out"] == str(
         (tmp_path / "run").resolve()
     )

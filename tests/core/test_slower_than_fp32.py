@@ -119,9 +119,9 @@ class _Sleeper(Runtime):
         self.name_, self.ms, self.closed = name, ms, closed
         self.threads, self.fixed_batch = 1, None
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         time.sleep(self.ms / 1000)
-        return np.zeros((1, 2), np.float32)
+        return [np.zeros((1, 2), np.float32)]
 
     def close(self) -> None:
         self.closed.append(self.name_)

@@ -19,7 +19,7 @@ def test_nan_outputs_are_flagged_not_averaged(trained_checkpoint: Path) -> None:
             bad = (x.flatten(1).sum(1) > x.flatten(1).sum(1).median()).unsqueeze(1)
             return torch.where(bad, torch.full_like(out, float("nan")), out)
 
-    base.module, base.name, base.parent = SometimesNaN(), "broken", "baseline"
+    base.module, base.name, base.parents = SometimesNaN(), "broken", ["baseline"]
     entry, _ = analyze(base, ctx, parent_outputs=parent_out, parent_entry=parent_entry)
     assert entry["status"] == "degraded"
     assert entry["verification"]["nonfinite_samples"] > 0

@@ -270,8 +270,8 @@ def test_bench_of_an_int8_file_prints_its_coverage(se_run: tuple[dict, Path]) ->
 class _Broken(Runtime):
     name = "broken"
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
-        return inputs[0]
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [inputs[0]]
 
     def int8_graphs(self, inputs: list[np.ndarray]) -> dict:
         raise RuntimeError("no graph here\nsecond line")

@@ -137,10 +137,10 @@ class _Sleeper(Runtime):
         super().__init__(Artifact(label, "onnx", SPEC), threads=1)
         self.label, self.ms, self.log, self.fixed_batch = label, ms, log, fixed
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         self.log.append(self.label)
         time.sleep(self.ms / 1000)
-        return inputs[0]
+        return [inputs[0]]
 
 
 def _batch(n: int) -> list[np.ndarray]:

@@ -20,9 +20,9 @@ class FixedBatchEcho(Runtime):
         self.fixed_batch = 3
         self.seen: list[int] = []
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         self.seen.append(len(inputs[0]))
-        return inputs[0] * 2
+        return [inputs[0] * 2]
 
 
 def test_predict_pads_the_last_batch_of_a_fixed_batch_runtime_and_trims_it() -> None:

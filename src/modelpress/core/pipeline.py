@@ -42,7 +42,16 @@ from modelpress.runtimes import runtime_for
 from modelpress.sources.fingerprint import sources_digest
 
 SCHEMA = 2  # 2: nodes with keys and parents; every field of schema 1 kept as it was
-OUTPUTS = "outputs.npy"  # validation outputs of a step's artifact, for verifying its children
+OUTPUTS = "outputs.npz"  # validation outputs of a node's artifact (every output), for its children
+
+
+def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
+    np.savez(path, *outputs)  # arr_0, arr_1, ... in the model's output order
+
+
+def _load_outputs(path: Path) -> list[np.ndarray]:
+    with np.load(path) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -71,7 +80,7 @@ class Runner:
         self.rd = RunDir(root)
         self.observer = observer
         self.resume = resume
-        self.outputs: dict[str, np.ndarray] = {}  # by artifact name
+        self.outputs: dict[str, list[np.ndarray]] = {}  # by artifact name: every output
         self.entries: dict[str, dict[str, Any]] = {}  # by artifact name
         self.produced: list[Artifact] = []  # in the order they were made
         self.made: dict[str, Artifact] = {}  # by node id (baseline, each step's ref)
@@ -354,7 +363,7 @@ class Runner:
             and (base_dir / OUTPUTS).is_file()
         ):
             record["baseline"] = previous["baseline"]
-            self.outputs["baseline"] = np.load(base_dir / OUTPUTS)
+            self.outputs["baseline"] = _load_outputs(base_dir / OUTPUTS)
             self.observer.event("resume", f"baseline: measured before (node {base_key}), reused")
         else:
             if previous and previous.get("baseline"):
@@ -367,7 +376,7 @@ class Runner:
             self.observer.event("baseline", f"measuring baseline {recipe.model}")
             entry, out = analyze(baseline, ctx)
             record["baseline"] = entry
-            np.save(base_dir / OUTPUTS, out)
+            _save_outputs(base_dir / OUTPUTS, out)
             self.outputs["baseline"] = out
         self.entries["baseline"] = record["baseline"]
         self.made[BASELINE], self.keys[BASELINE] = baseline, base_key
@@ -415,7 +424,7 @@ class Runner:
         art = self._restore(art_entry, ctx, f"steps.{index}.artifact") if art_entry else None
         if art is None or not (node_dir / OUTPUTS).is_file():
             return None
-        self.outputs[art.name] = np.load(node_dir / OUTPUTS)
+        self.outputs[art.name] = _load_outputs(node_dir / OUTPUTS)
         self.entries[art.name] = art_entry
         self.produced.append(art)
         self.made[config.ref] = art
@@ -451,7 +460,7 @@ class Runner:
                 else None,
                 parent_entry=parent_entry,
             )
-            np.save(node_dir / OUTPUTS, out)
+            _save_outputs(node_dir / OUTPUTS, out)
             self.outputs[art.name] = out
             self.entries[art.name] = self._relative(art_entry)
             self.produced.append(art)

@@ -2,7 +2,7 @@
 
 runs/NAME/
   recipe.yaml  env.json  record.json
-  nodes/KEY/   (a node's files: outputs.npy, training checkpoints, error.txt)
+  nodes/KEY/   (a node's files: outputs.npz, training checkpoints, error.txt)
   artifacts/   report.md  report.html  plots/
 """
 

@@ -22,11 +22,12 @@ def analyze(
     artifact: Artifact,
     ctx: Context,
     *,
-    parent_outputs: np.ndarray | None = None,
-    reference_outputs: np.ndarray | None = None,
+    parent_outputs: list[np.ndarray] | None = None,
+    reference_outputs: list[np.ndarray] | None = None,
     parent_entry: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Return (record entry, validation outputs). ``reference_outputs``: the baseline's, for
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Return (record entry, validation outputs: every output of the model, in order).
+    ``reference_outputs``: the baseline's, for
     fidelity tasks; ``parent_outputs``: the parent artifact's, for verification;
     ``parent_entry``: the parent's record entry, whose parameter and MAC counts hold for a
     format that hides them (a frozen TorchScript module has constants, not parameters)."""
@@ -35,7 +36,12 @@ def analyze(
     runtime = runtime_for(artifact, ctx.threads)
     try:
         with ctx.observer.progress(f"evaluate {artifact.name}", None):
-            outputs = runtime.predict(val.inputs, cfg.eval_batch_size)
+            outputs = runtime.predict_all(val.inputs, cfg.eval_batch_size)
+        names = runtime.output_names()
+        described = [
+            {"name": names[i] if i < len(names) else f"output_{i}", "shape": list(o.shape[1:])}
+            for i, o in enumerate(outputs)
+        ]
         reference = reference_outputs if reference_outputs is not None else outputs
         metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
         with ctx.observer.progress(f"benchmark {artifact.name}", None):
@@ -77,6 +83,7 @@ def analyze(
         **bench,
         "fixed_batch": runtime.fixed_batch,
         "metrics": metrics,
+        "outputs": described,  # every output, in order: name and per-sample shape
         "notes": list(artifact.notes),
         "details": dict(artifact.details),
     }

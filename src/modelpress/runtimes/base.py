@@ -49,8 +49,17 @@ class Runtime(ABC):
         self.fixed_batch: int | None = None  # set when the artifact only takes one batch size
 
     @abstractmethod
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """One batch in (numpy, one array per input), every output out, in the model's output
+        order, as float32 numpy (a detector's boxes and scores, a model's logits and features)."""
+
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
-        """One batch in (numpy, one array per input), the first output out as float32 numpy."""
+        """One batch in, the first output out (what a class head's metrics read)."""
+        return self.run_all(inputs)[0]
+
+    def output_names(self) -> list[str]:
+        """The outputs' names, in order (``output``, ``output_1``... where a format has none)."""
+        return ["output"]
 
     def param_count(self) -> int | None:
         return None
@@ -67,12 +76,13 @@ class Runtime(ABC):
         """A zero-argument call of one batch, for timing: inputs converted once, up front."""
         return lambda: self.run(inputs)
 
-    def predict(self, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
-        """Outputs for a whole split, batch by batch (fixed-batch artifacts: last batch padded)."""
+    def predict_all(self, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
+        """Every output for a whole split, batch by batch (fixed-batch artifacts: last batch
+        padded); one (N, ...) array per output."""
         if self.fixed_batch is not None:
             batch_size = self.fixed_batch
         n = len(inputs[0])
-        outs = []
+        outs: list[list[np.ndarray]] = []
         for start in range(0, n, batch_size):
             chunk = [a[start : start + batch_size] for a in inputs]
             real = len(chunk[0])
@@ -80,8 +90,15 @@ class Runtime(ABC):
                 chunk = [
                     np.concatenate([c, np.repeat(c[-1:], batch_size - real, 0)]) for c in chunk
                 ]
-            outs.append(np.asarray(self.run(chunk))[:real])
-        return np.concatenate(outs).astype(np.float32, copy=False)
+            outs.append([np.asarray(o)[:real] for o in self.run_all(chunk)])
+        return [
+            np.concatenate(parts).astype(np.float32, copy=False)
+            for parts in zip(*outs, strict=True)
+        ]
+
+    def predict(self, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
+        """The first output for a whole split (see ``predict_all``)."""
+        return self.predict_all(inputs, batch_size)[0]
 
     def int8_graphs(self, inputs: list[np.ndarray]) -> dict[str, GraphView] | None:
         """What a quantized model runs: ``runtime``, the graph this runtime executes (read from

@@ -9,7 +9,7 @@ import torch
 
 from modelpress.core.process import torch_threads
 from modelpress.runtimes.base import Runtime
-from modelpress.sources.models import eval_mode, first_tensor
+from modelpress.sources.models import all_tensors, eval_mode, output_names
 
 __all__ = ["TorchRuntime", "torch_threads"]  # torch_threads: from core/process, for training
 
@@ -25,16 +25,21 @@ class TorchRuntime(Runtime):
         if artifact.module is None:
             raise ValueError(f"{artifact.name}: a torch artifact needs its module")
         self.module = eval_mode(artifact.module)
+        self._names: list[str] | None = None
         self._previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
 
-    def _forward(self, tensors: list[torch.Tensor]) -> np.ndarray:
+    def _forward(self, tensors: list[torch.Tensor]) -> list[np.ndarray]:
         with torch.inference_mode():
-            out = first_tensor(self.module(*tensors), self.artifact.name)
-        return out.float().numpy()
+            raw = self.module(*tensors)
+        self._names = self._names or output_names(raw)
+        return [o.float().numpy() for o in all_tensors(raw, self.artifact.name)]
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return self._forward([torch.from_numpy(np.ascontiguousarray(a)) for a in inputs])
+
+    def output_names(self) -> list[str]:
+        return self._names or super().output_names()
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs]

@@ -164,7 +164,7 @@ class LiteRTRuntime(Runtime):
             self.it = _interpreter(artifact.path, threads)
             self.it.allocate_tensors()
             self.inputs = self.it.get_input_details()
-            self.output = self.it.get_output_details()[0]
+            self.outputs = self.it.get_output_details()
             self.batch = int(self.inputs[0]["shape"][0])
             if not self._resize(self.batch + 1):  # can the graph take another batch size?
                 self.fixed_batch = self.batch
@@ -185,7 +185,7 @@ class LiteRTRuntime(Runtime):
             return False
         self.batch = batch
         self.inputs = self.it.get_input_details()
-        self.output = self.it.get_output_details()[0]
+        self.outputs = self.it.get_output_details()
         return True
 
     def _set(self, inputs: list[np.ndarray]) -> None:
@@ -194,10 +194,13 @@ class LiteRTRuntime(Runtime):
         for d, a in zip(self.inputs, inputs, strict=True):
             self.it.set_tensor(d["index"], np.ascontiguousarray(quantize(a, d)))
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         self._set(inputs)
         self.it.invoke()
-        return dequantize(self.it.get_tensor(self.output["index"]), self.output)
+        return [dequantize(self.it.get_tensor(o["index"]), o) for o in self.outputs]
+
+    def output_names(self) -> list[str]:
+        return [str(o["name"]) for o in self.outputs]
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
         self._set(inputs)  # quantized and copied in once; each call is the interpreter's work

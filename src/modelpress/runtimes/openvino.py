@@ -126,9 +126,18 @@ class OpenVinoRuntime(Runtime):
         batch = self.compiled.inputs[0].get_partial_shape()[0]
         self.fixed_batch = batch.get_length() if batch.is_static else None
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         result = self.request.infer({i: np.ascontiguousarray(a) for i, a in enumerate(inputs)})
-        return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32).copy()
+        return [np.asarray(result[o], dtype=np.float32).copy() for o in self.compiled.outputs]
+
+    def output_names(self) -> list[str]:
+        names = []
+        for i, output in enumerate(self.compiled.outputs):
+            try:
+                names.append(output.get_any_name())
+            except RuntimeError:  # an output without a tensor name
+                names.append(f"output_{i}")
+        return names
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
         """The inputs bound to the request once (shared memory, as a deployed loop binds its

@@ -55,7 +55,7 @@ class OnnxRuntime(Runtime):
                 f"{artifact.path}: onnxruntime cannot load it ({first})"
             ) from None
         self.inputs = self.session.get_inputs()
-        self.output_name = self.session.get_outputs()[0].name
+        self.outputs = [o.name for o in self.session.get_outputs()]
         batch = self.inputs[0].shape[0] if self.inputs[0].shape else None
         self.fixed_batch = batch if isinstance(batch, int) else None
 
@@ -108,10 +108,12 @@ class OnnxRuntime(Runtime):
             for i, a in zip(self.inputs, inputs, strict=True)
         }
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
-        return np.asarray(
-            self.session.run([self.output_name], self._feed(inputs))[0], dtype=np.float32
-        )
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outs = self.session.run(self.outputs, self._feed(inputs))
+        return [np.asarray(o, dtype=np.float32) for o in outs]
+
+    def output_names(self) -> list[str]:
+        return list(self.outputs)
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
         """Inputs bound once as OrtValues (I/O binding, as a deployed loop binds its buffers):
@@ -124,7 +126,8 @@ class OnnxRuntime(Runtime):
         for name, array in self._feed(inputs).items():
             values.append(ort.OrtValue.ortvalue_from_numpy(array))
             binding.bind_ortvalue_input(name, values[-1])
-        binding.bind_output(self.output_name)
+        for name in self.outputs:  # every output: a deployed loop reads them all
+            binding.bind_output(name)
 
         def call(keep_alive: list = values) -> object:
             self.session.run_with_iobinding(binding)

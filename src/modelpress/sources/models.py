@@ -351,6 +351,26 @@ def eval_mode(module: nn.Module) -> nn.Module:
         return module
 
 
+def all_tensors(out: Any, source: str = "model") -> list[torch.Tensor]:
+    """Every output tensor of a forward, in order: a tensor, a tuple/list of tensors, a dict's
+    values (insertion order), or an object with ``logits``."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    values = list(out.values()) if isinstance(out, dict) else out
+    if (
+        isinstance(values, list | tuple)
+        and values
+        and all(isinstance(v, torch.Tensor) for v in values)
+    ):
+        return list(values)
+    return [first_tensor(out, source)]
+
+
+def output_names(out: Any) -> list[str] | None:
+    """A dict output's keys (its outputs' names), else None."""
+    return [str(k) for k in out] if isinstance(out, dict) else None
+
+
 def first_tensor(out: Any, source: str = "model") -> torch.Tensor:
     """The output modelpress evaluates: the tensor itself, or the first of a tuple/list/dict."""
     if isinstance(out, torch.Tensor):

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
     from modelpress.sources.data import Dataset
 
+# What a runtime returns for a split: every output of the model, in order, (N, ...) each; a bare
+# array stands for a model's only output.
+Outputs = list[np.ndarray] | np.ndarray
+
 # (outputs, labels, inputs) -> scalar loss; what ``training.fit`` takes as ``loss_fn``.
 LossFn = Callable[["torch.Tensor", Any, list["torch.Tensor"]], "torch.Tensor"]
 
@@ -96,14 +100,16 @@ class Task(ABC):
         data, with a message naming ``source`` and the fix. Default: any output fits."""
         return None
 
-    def postprocess(self, outputs: np.ndarray) -> np.ndarray:
-        """Raw outputs → what metrics and verification compare (NMS for detection)."""
-        return outputs
+    def postprocess(self, outputs: Outputs) -> np.ndarray:
+        """Raw outputs (every output of the model, in order) → what metrics and verification
+        compare: a class task reads its first output; detection will decode boxes and scores
+        and run NMS here."""
+        return outputs[0] if isinstance(outputs, list) else outputs
 
     # ------------------------------------------------------------------ measuring
     @abstractmethod
     def metrics(
-        self, outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None = None
+        self, outputs: Outputs, labels: np.ndarray | None, reference: Outputs | None = None
     ) -> dict[str, Any]:
         """Metrics of ``outputs`` against ``labels`` (or against the ``reference`` model's
         outputs where ``metrics_against_baseline``); always ``samples``, and
@@ -111,8 +117,8 @@ class Task(ABC):
 
     def verify(
         self,
-        child: np.ndarray,
-        parent: np.ndarray,
+        child: Outputs,
+        parent: Outputs,
         thresholds: Thresholds,
         judge: bool = True,
     ) -> tuple[dict[str, Any], str | None]:
@@ -123,6 +129,14 @@ class Task(ABC):
         result: dict[str, Any] = dict(
             compare_outputs(self.postprocess(child), self.postprocess(parent))
         )
+        if isinstance(child, list) and isinstance(parent, list) and len(child) > 1:
+            # every output is compared, not only the one the task reads: a model's second
+            # head (features, boxes) that a format broke is a verification failure too
+            each = [compare_outputs(c, p) for c, p in zip(child, parent, strict=False)]
+            result["outputs"] = [
+                {k: c[k] for k in ("max_abs_diff", "cosine", "nonfinite_samples")} for c in each
+            ]
+            result["nonfinite_samples"] = max(c["nonfinite_samples"] for c in each)
         by = self.verified_by
         threshold = float(getattr(thresholds, f"min_{by}"))
         result["judged_by"], result["threshold"] = (by, threshold) if judge else (None, None)
@@ -174,7 +188,7 @@ class Task(ABC):
         return heads
 
     # ------------------------------------------------------------------ deployment
-    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+    def confidence(self, outputs: Outputs) -> np.ndarray:
         """(N,) how sure the model is of each sample's answer, in [0, 1], for cascades."""
         raise StepError(
             f"task {self.name} gives no per-sample confidence, which a cascade needs to decide"

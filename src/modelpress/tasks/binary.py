@@ -9,7 +9,7 @@ import numpy as np
 from modelpress.errors import DataSourceError, ModelSourceError
 from modelpress.evaluate.metrics import binary_metrics, positive_scores
 from modelpress.tasks import register_task
-from modelpress.tasks.base import LossFn, output_width
+from modelpress.tasks.base import LossFn, Outputs, output_width
 from modelpress.tasks.classification import Classification
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Binary(Classification):
         return binary_kd_loss(student, teacher, labels, temperature, hard_weight, soft_weight)
 
     # ------------------------------------------------------------------ deployment
-    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+    def confidence(self, outputs: Outputs) -> np.ndarray:
         """max(p, 1 − p) of P(positive): the probability of the predicted label."""
         p = positive_scores(self.postprocess(outputs))
         return np.maximum(p, 1.0 - p)

@@ -9,7 +9,7 @@ import numpy as np
 from modelpress.errors import DataSourceError, ModelSourceError
 from modelpress.evaluate.metrics import classification_metrics, softmax
 from modelpress.tasks import register_task
-from modelpress.tasks.base import LossFn, Task, counted, output_width
+from modelpress.tasks.base import LossFn, Outputs, Task, counted, output_width
 
 if TYPE_CHECKING:
     import torch
@@ -74,13 +74,14 @@ class Classification(Task):
 
     # ------------------------------------------------------------------ measuring
     def metrics(
-        self, outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None = None
+        self, outputs: Outputs, labels: np.ndarray | None, reference: Outputs | None = None
     ) -> dict[str, Any]:
         """top1, top5 (over 5 classes), per-class accuracy and the confusion matrix."""
-        out, finite = counted(outputs)
+        scores = self.postprocess(outputs)
+        out, finite = counted(scores)
         if labels is None:
             raise ValueError(f"task '{self.name}' needs labels")
-        return out | self._scores(self.postprocess(outputs)[finite], labels[finite])
+        return out | self._scores(scores[finite], labels[finite])
 
     def _scores(self, outputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         return classification_metrics(outputs, labels)
@@ -114,6 +115,6 @@ class Classification(Task):
         return kd_loss(student, teacher, labels, temperature, hard_weight, soft_weight, standardize)
 
     # ------------------------------------------------------------------ deployment
-    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+    def confidence(self, outputs: Outputs) -> np.ndarray:
         """The top class's softmax probability."""
         return softmax(self.postprocess(outputs)).max(axis=1)

@@ -10,7 +10,7 @@ import numpy as np
 from modelpress.errors import StepError
 from modelpress.evaluate.compare import compare_outputs
 from modelpress.tasks import register_task
-from modelpress.tasks.base import Task, counted
+from modelpress.tasks.base import Outputs, Task, counted
 
 
 @register_task
@@ -23,16 +23,16 @@ class Fidelity(Task):
     metrics_against_baseline = True
 
     def metrics(
-        self, outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None = None
+        self, outputs: Outputs, labels: np.ndarray | None, reference: Outputs | None = None
     ) -> dict[str, Any]:
         """cosine, max and mean |Δ| and top-1 agreement against the ``reference`` outputs."""
         if reference is None:
             raise ValueError("fidelity needs the reference model's outputs")
-        out, _ = counted(outputs)
+        out, _ = counted(self.postprocess(outputs))
         cmp = compare_outputs(self.postprocess(outputs), self.postprocess(reference))
         return out | {k: cmp[k] for k in ("cosine", "max_abs_diff", "mean_abs_diff", "agreement")}
 
-    def confidence(self, outputs: np.ndarray) -> np.ndarray:
+    def confidence(self, outputs: Outputs) -> np.ndarray:
         raise StepError(
             "task fidelity has no confidence: its outputs are embeddings, not class scores; a "
             "cascade needs a classification or binary model"
