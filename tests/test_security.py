@@ -129,7 +129,9 @@ def test_resume_rebuilds_a_file_factory_step_checkpoint(factory_file: Path, tmp_
     seen = Recorder()
     again = pipeline.run(recipe, out=tmp_path / "run", resume=True, observer=seen)
     assert again["steps"][0]["status"] == "ok", again["steps"][0]["error"]
-    assert ("resume", "prune-l1-unstructured: finished before, reused") in seen.events
+    node = again["steps"][0]["key"]
+    reused = f"prune-l1-unstructured: finished before (node {node}), reused"
+    assert ("resume", reused) in seen.events
 
 
 def test_a_pruning_record_sets_only_plain_structure() -> None:

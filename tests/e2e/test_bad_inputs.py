@@ -356,7 +356,8 @@ def test_steps_command_lists_every_step_and_the_unknown_key_message_points_there
     assert listing.returncode == 0
     for name, cls in step_types().items():
         assert f"type: {name}" in listing.stdout
-        for key in cls.model_fields:
+        for key, field in cls.model_fields.items():
+            key = field.alias or key  # `from` (from_ in python)
             assert key == "type" or key in listing.stdout, (name, key)
     export = cli("steps", "export").stdout
     assert "opset" in export and "int (≥ 13, ≤ 23)" in export and "list[str]" in export
