@@ -147,7 +147,7 @@ def test_missing_numbers_render_as_dash(tmp_path: Path, record: dict) -> None:
     paths = write_reports(record, tmp_path)
 
     row = _table_rows(_section(paths["report.md"].read_text(), "Progression"))[2]
-    assert row == "| 2. export-onnx ★ | onnx | fp32 | ok |" + " — |" * 11 + "  |"
+    assert row == "| 2. export-onnx ★ | onnx | fp32 | ok |" + " — |" * 12 + "  |"
     assert "plots/confusion_matrix.png" not in paths  # the recommended one has no matrix
     assert paths["plots/overview.png"].read_bytes().startswith(PNG_MAGIC)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.coverage import int8_coverage
+from modelpress.evaluate.own_process import own_process_peak
 from modelpress.runtimes import runtime_for
 
 if TYPE_CHECKING:
@@ -56,6 +57,16 @@ def analyze(
         coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
     finally:
         runtime.close()
+    # the deployed file alone in a fresh process: what a device's budget sees, next to the
+    # in-process peak (torch and every runtime loaded), at that figure's batch
+    with ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None):
+        own_memory = own_process_peak(
+            artifact,
+            val.sample_batch,
+            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
+            batch=bench["throughput_batch"],
+            threads=ctx.threads,
+        )
     size = artifact_size(artifact)  # size_bytes, size_kind, file_bytes
     # MACs are counted on fp32 torch graphs; another format or precision of the same graph has
     # its parent's (q/dq ops are not multiply-adds, and counting would run the slow reference)
@@ -81,12 +92,15 @@ def analyze(
         "params": params,
         "macs": macs,
         **bench,
+        "peak_memory_own_process": own_memory,
         "fixed_batch": runtime.fixed_batch,
         "metrics": metrics,
         "outputs": described,  # every output, in order: name and per-sample shape
         "notes": list(artifact.notes),
         "details": dict(artifact.details),
     }
+    if "error" in own_memory:
+        entry["notes"].append(f"peak memory in its own process not measured: {own_memory['error']}")
     if coverage is not None:  # int8 artifacts: what their runtime really runs in int8
         entry["int8_coverage"] = coverage
     if parent_outputs is not None:

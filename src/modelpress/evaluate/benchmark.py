@@ -3,7 +3,9 @@
 Every runtime is measured by the same loop: warm-up calls, then ``repeats`` timed calls of one
 prepared batch (inputs converted once, up front), reporting median and p90. Peak memory is the
 process's high-water mark (VmHWM) during inference, reset just before it through
-/proc/self/clear_refs, so each artifact's peak is its own.
+/proc/self/clear_refs, so each artifact's peak is its own. It counts what this process holds
+(torch and every runtime loaded); the peak of a process holding only the artifact's runtime is
+measured by ``own_process``.
 
 Timings taken on a busy machine say so: a spread (p90 / p50) over ``MAX_SPREAD`` or a 1-minute
 load average above the thread count while timing puts the reasons in the stats' ``unreliable``.
@@ -152,7 +154,8 @@ class LoadWatch:
         ]
 
 
-def _status_kb(field: str) -> int | None:
+def proc_status_kb(field: str) -> int | None:
+    """A ``/proc/self/status`` field in kB (VmRSS, VmHWM); None where there is none."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -173,10 +176,10 @@ def peak_memory_mb(fn: Callable[[], object], calls: int = 3) -> tuple[float | No
             f.write("5")  # resets VmHWM to the current RSS
     except OSError:
         return None, None
-    before = _status_kb("VmRSS")
+    before = proc_status_kb("VmRSS")
     for _ in range(calls):
         fn()
-    peak = _status_kb("VmHWM")
+    peak = proc_status_kb("VmHWM")
     if peak is None or before is None:
         return None, None
     return peak / 1024, max(0, peak - before) / 1024

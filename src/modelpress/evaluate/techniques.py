@@ -27,6 +27,8 @@ def _row(node: str, step: dict[str, Any] | None, key: str) -> dict[str, Any]:
         "latency_p90_ms": latency.get("p90"),
         "throughput_per_s": art.get("throughput_per_s"),
         "peak_memory_mb": art.get("peak_memory_mb"),
+        # the artifact loaded alone with its runtime, as a device would hold it
+        "peak_memory_own_process_mb": (art.get("peak_memory_own_process") or {}).get("mb"),
         "metrics": {
             k: v for k, v in (art.get("metrics") or {}).items() if isinstance(v, int | float)
         },

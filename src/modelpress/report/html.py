@@ -64,9 +64,12 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
         body += ["<h2>Techniques compared</h2>", table(compared), f"<p><b>{escape(best)}</b></p>"]
 
     body += ["<h2>Progression</h2>", table(sections.progression(record))]
+    memory = sections.memory_legend(record)
     body.append(
         f'<p class="legend">{sections.RECOMMENDED_MARK} recommended · latency at batch 1 '
-        "(otherwise @b) · speedup vs the baseline · verification vs each artifact's parent</p>"
+        "(otherwise @b) · speedup vs the baseline · verification vs each artifact's parent"
+        + (f" · {escape(memory)}" if memory else "")
+        + "</p>"
     )
 
     busy = sections.unreliable(record)

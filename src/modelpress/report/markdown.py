@@ -54,10 +54,12 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
         out += ["Each technique applied alone to the baseline, measured in its own runtime.", ""]
 
     out += ["## Progression", "", table(sections.progression(record)), ""]
+    memory = sections.memory_legend(record)
     out += [
         f"{sections.RECOMMENDED_MARK} recommended · latency at batch 1 (otherwise @b) · "
         "speedup vs the baseline · verification vs each artifact's parent · size: "
-        + _size_legend(record),
+        + _size_legend(record)
+        + (f" · {memory}" if memory else ""),
         "",
     ]
     busy = sections.unreliable(record)

@@ -136,10 +136,28 @@ def summary(record: dict[str, Any]) -> str:
 
 PROGRESSION_HEADERS = [
     "step", "format", "precision", "status", "size MB", "params", "MACs",
-    "latency ms p50 / p90", "speedup", "throughput/s", "peak mem MB",
-    "{metric}", "Δ pt", "verify max |Δ|", "{verify}", "notes",
+    "latency ms p50 / p90", "speedup", "throughput/s", "peak MB (in process)",
+    "peak MB (own process)", "{metric}", "Δ pt", "verify max |Δ|", "{verify}", "notes",
 ]  # fmt: skip
-_PROGRESSION_NUMERIC = set(range(4, 15))
+_PROGRESSION_NUMERIC = set(range(4, 16))
+
+
+def own_process_mb(entry: Entry) -> str:
+    """The artifact's peak memory measured in a process of its own (— where not measured)."""
+    own = entry.get("peak_memory_own_process")
+    return fmt.mb(own.get("mb")) if isinstance(own, dict) else fmt.MISSING
+
+
+def memory_legend(record: dict[str, Any]) -> str:
+    """What the two peak memory columns measure ("" for a record without the second)."""
+    if not any(isinstance(e.get("peak_memory_own_process"), dict) for e in entries(record)):
+        return ""
+    return (
+        "peak MB: resident memory at its highest, at the throughput batch; in process: "
+        "modelpress's own (torch and every runtime loaded), own process: a fresh process that "
+        "loads only the artifact's runtime and file (none for a model held in memory or a .pt "
+        "checkpoint)"
+    )
 
 
 def _verified_by(record: dict[str, Any]) -> str:
@@ -165,6 +183,7 @@ def _entry_cells(entry: Entry, key: str, status: Any, verified_by: str) -> list[
         fmt.ratio(entry.get("speedup")),
         fmt.throughput(entry.get("throughput_per_s"), entry.get("throughput_batch")),
         fmt.mb(entry.get("peak_memory_mb")),
+        own_process_mb(entry),
         fmt.metric(metrics.get(key)),
         fmt.delta_pt(entry.get("metric_delta_pt")),
         fmt.sig(verification.get("max_abs_diff")),
@@ -203,7 +222,7 @@ def progression(record: dict[str, Any]) -> Grid:
         else:
             config = step.get("config") or {}
             cells = [fmt.text(config.get("format")), fmt.text(config.get("precision"))]
-            cells += [fmt.text(step.get("status"))] + [fmt.MISSING] * 11
+            cells += [fmt.text(step.get("status"))] + [fmt.MISSING] * 12
         notes = step.get("error") or "; ".join(map(str, (art or {}).get("notes") or []))
         grid.rows.append([label, *cells, _one_line(str(notes))])
     return grid
@@ -211,7 +230,7 @@ def progression(record: dict[str, Any]) -> Grid:
 
 TECHNIQUE_HEADERS = [
     "technique", "format", "precision", "status", "size MB", "latency ms p50 / p90", "speedup",
-    "throughput/s", "peak mem MB", "{metric}", "Δ pt", "best for", "notes",
+    "throughput/s", "peak MB (own process)", "{metric}", "Δ pt", "best for", "notes",
 ]  # fmt: skip
 
 
@@ -237,7 +256,7 @@ def techniques(record: dict[str, Any]) -> Grid | None:
                 fmt.latency_pair(lat.get("median"), lat.get("p90"), lat.get("batch")),
                 fmt.ratio(1.0),
                 fmt.throughput(base.get("throughput_per_s"), base.get("throughput_batch")),
-                fmt.mb(base.get("peak_memory_mb")),
+                fmt.mb((base.get("peak_memory_own_process") or {}).get("mb")),
                 fmt.metric(metrics_of(base).get(key)),
                 fmt.delta_pt(0.0),
                 "",
@@ -262,7 +281,7 @@ def techniques(record: dict[str, Any]) -> Grid | None:
                 fmt.latency_pair(row.get("latency_ms"), row.get("latency_p90_ms"), None),
                 fmt.ratio(row.get("speedup")),
                 fmt.throughput(row.get("throughput_per_s"), None),
-                fmt.mb(row.get("peak_memory_mb")),
+                fmt.mb(row.get("peak_memory_own_process_mb")),
                 fmt.metric((row.get("metrics") or {}).get(key)),
                 fmt.delta_pt(row.get("metric_delta_pt")),
                 ", ".join(map(str, row.get("best_for") or [])),
@@ -756,7 +775,9 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
     facts.append(
         ("throughput", throughput + ("/s" + at_batch if throughput != fmt.MISSING else ""))
     )
-    facts.append(("peak memory", _unit(fmt.mb(entry.get("peak_memory_mb")), "MB")))
+    facts.append(("peak memory (in process)", _unit(fmt.mb(entry.get("peak_memory_mb")), "MB")))
+    if "peak_memory_own_process" in entry:  # records before it have no such line
+        facts.append(("peak memory (own process)", own_process_fact(entry)))
     facts.append(("threads", fmt.text(latency_at(entry).get("threads"))))
     if isinstance(entry.get("int8_coverage"), dict):
         facts.append(("int8 coverage", coverage_summary(entry["int8_coverage"])))
@@ -772,6 +793,24 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
         key = _task_primary(task)
         facts.append((f"Δ {metric_label(key)}", fmt.delta_pt(entry["metric_delta_pt"])))
     return facts
+
+
+def own_process_fact(entry: Entry) -> str:
+    """``64.5 MB at batch 32 (onnxruntime imported 47.3 MB, model loaded 55.9 MB)``, or why
+    there is no figure."""
+    own = entry.get("peak_memory_own_process")
+    if not isinstance(own, dict):
+        return fmt.MISSING
+    if "mb" not in own:
+        return f"not measured: {own.get('error') or own.get('skipped') or 'no reason recorded'}"
+    text = f"{fmt.mb(own['mb'])} MB at batch {fmt.text(own.get('batch'))}"
+    before = [
+        f"{label} {fmt.mb(own[key])} MB"
+        for label, key in ((f"{own.get('runtime', 'runtime')} imported", "idle_mb"),
+                           ("model loaded", "loaded_mb"))
+        if fmt.number(own.get(key)) is not None
+    ]  # fmt: skip
+    return text + (f" ({', '.join(before)})" if before else "")
 
 
 def _kind(entry: Entry) -> str:

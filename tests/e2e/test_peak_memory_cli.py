@@ -1,0 +1,45 @@
+"""Peak memory in the artifact's own process, as the CLI shows it and the run records it."""
+
+import json
+from pathlib import Path
+
+import yaml
+from test_cli import cli
+
+from conftest import tiny_recipe
+
+
+def test_run_and_bench_show_the_own_process_peak(trained_checkpoint: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(str(trained_checkpoint), steps=[{"type": "export", "format": "onnx"}])
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+
+    ran = cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"))
+
+    assert ran.returncode == 0, ran.stderr
+    assert "own proc." in ran.stdout  # the progression's column header (second line)
+    record = json.loads((tmp_path / "run/record.json").read_text())
+    onnx = record["artifacts"][0]
+    own = onnx["peak_memory_own_process"]
+    assert own["runtime"] == "onnxruntime" and own["torch_loaded"] is False
+    assert 0 < own["mb"] < onnx["peak_memory_mb"]
+    assert (
+        "| peak MB (in process) | peak MB (own process) |"
+        in (tmp_path / "run/report.md").read_text()
+    )
+
+    bench = cli(
+        "bench",
+        str(tmp_path / "run/artifacts/model-fp32.onnx"),
+        "--data",
+        "builtin:digits",
+        "--repeats",
+        "3",
+        "--json",
+        str(tmp_path / "bench.json"),
+    )
+
+    assert bench.returncode == 0, bench.stderr
+    line = next(ln for ln in bench.stdout.splitlines() if "peak memory (own process)" in ln)
+    assert "MB at batch 32" in line and "onnxruntime imported" in line
+    entry = json.loads((tmp_path / "bench.json").read_text())
+    assert entry["peak_memory_own_process"]["mb"] < entry["peak_memory_mb"]
