@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.console import Console
 
 from modelpress import techniques
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 from modelpress.report import terminal
 from modelpress.training import TrainConfig, train_and_save
 

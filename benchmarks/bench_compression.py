@@ -37,10 +37,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from modelpress.core import pipeline
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
+from modelpress.engine.context import build_context
 from modelpress.evaluate.benchmark import time_callable
 from modelpress.runtimes import runtime_for
 from modelpress.training import TrainConfig, train_and_save

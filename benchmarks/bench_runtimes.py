@@ -17,9 +17,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
 from modelpress.demo import INPUT_SHAPE, MODEL, train_config
+from modelpress.engine.context import build_context
 from modelpress.evaluate.benchmark import time_callable
 from modelpress.runtimes import runtime_for
 from modelpress.steps.export import ExportConfig

@@ -71,8 +71,8 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def ctx_and_model(trained_checkpoint: Path) -> tuple:
     """(Context, baseline Artifact) of the trained dscnn, fresh for each test."""
-    from modelpress.core.context import build_context
     from modelpress.core.recipe import build_recipe
+    from modelpress.engine.context import build_context
 
     return build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
 
@@ -106,8 +106,8 @@ def tiny_recipe(model: str, **extra: object) -> dict:
 def run_steps(model: Path, out: Path, *steps: dict, resume: bool = False) -> dict:
     """A tiny recipe of ``steps`` on half the digits (training steps' epochs stay short), run
     into ``out``: fresh, or resumed when ``resume``."""
-    from modelpress.core import pipeline
     from modelpress.core.recipe import build_recipe
+    from modelpress.engine import pipeline
 
     data = {"source": "builtin:digits", "max_samples": 900}
     recipe = build_recipe(tiny_recipe(str(model), data=data, steps=list(steps)))

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
-from modelpress.core.context import build_context, rebuild_info
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import build_recipe, load_recipe
+from modelpress.engine import pipeline
+from modelpress.engine.context import build_context, rebuild_info
 from modelpress.errors import ModelSourceError, RecipeError, ResumeError
 from modelpress.sources import models
 from modelpress.sources.structure import apply_structure

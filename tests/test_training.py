@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import tiny_recipe
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
+from modelpress.engine.context import build_context
 from modelpress.tasks import get_task
 from modelpress.training import (
     Callback,

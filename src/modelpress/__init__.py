@@ -18,9 +18,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_recipe": "modelpress.core.recipe",
     "Recipe": "modelpress.core.recipe",
-    "run": "modelpress.core.pipeline",
+    "run": "modelpress.engine.pipeline",
     "Artifact": "modelpress.core.artifact",
-    "build_context": "modelpress.core.context",
+    "build_context": "modelpress.engine.context",
     "StepConfig": "modelpress.core.registry",
     "register_step": "modelpress.core.registry",
     "TorchScriptConfig": "modelpress.steps.torchscript",

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from modelpress.core import pipeline
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import build_recipe
 from modelpress.core.rundir import check_output, stable_hash
+from modelpress.engine import pipeline
 from modelpress.errors import ResumeError
 from modelpress.training import TrainConfig, train_and_save
 

@@ -559,7 +559,7 @@ def train_and_save(
     Per-epoch checkpoints go to ``OUT_STEM.checkpoints/``; a rerun with the same config,
     model files, data and initial weights resumes.
     """
-    from modelpress.core.context import baseline_reads, build_context
+    from modelpress.engine.context import baseline_reads, build_context
 
     ctx, baseline = build_context(recipe, observer)
     torch.set_num_threads(ctx.threads)

@@ -56,7 +56,7 @@ def test_check_output_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_pipeline_checks_out_before_any_work(tmp_path: Path) -> None:
-    from modelpress.core import pipeline
+    from modelpress.engine import pipeline
 
     (tmp_path / "f").write_text("x")
     recipe = build_recipe({"model": "zoo:does-not-exist", "data": "builtin:digits"})
@@ -119,7 +119,7 @@ def test_auc_on_a_validation_split_of_one_class_is_an_error() -> None:
 
 
 def test_labels_of_a_checkpoint_with_fewer_outputs(tmp_path: Path) -> None:
-    from modelpress.core.context import build_context
+    from modelpress.engine.context import build_context
 
     np.savez(tmp_path / "d.npz", x=np.ones((30, 6), np.float32), y=np.arange(30) % 4)
     recipe = build_recipe(
@@ -168,7 +168,7 @@ def test_largest_activation_counts_the_first_layers_when_meta_stops() -> None:
 
 def test_forward_too_big_for_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     from modelpress.core import memory
-    from modelpress.core.context import build_context
+    from modelpress.engine.context import build_context
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 1000)  # under 2 × (1, 128) float32
     recipe = build_recipe({"model": "zoo:mlp", "data": "builtin:breast_cancer"})
@@ -183,7 +183,7 @@ def test_forward_too_big_for_memory(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_threads_above_the_cores_clamped_with_an_event() -> None:
-    from modelpress.core.context import build_context
+    from modelpress.engine.context import build_context
 
     events = Events()
     recipe = build_recipe(

@@ -29,8 +29,8 @@ def test_a_checkpoint_cannot_choose_what_code_runs(tmp_path: Path) -> None:
 def test_a_factory_checkpoint_runs_once_the_user_names_or_trusts_the_factory(
     factory_file: Path, tmp_path: Path
 ) -> None:
-    from modelpress.core.context import build_context, rebuild_info
     from modelpress.core.recipe import build_recipe
+    from modelpress.engine.context import build_context, rebuild_info
     from modelpress.training import checkpoint_metadata, save_checkpoint
 
     factory = f"{factory_file}:build"

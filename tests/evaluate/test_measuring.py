@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from conftest import run_steps
-from modelpress.core import pipeline
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
+from modelpress.engine.measure import analyze
 from modelpress.evaluate import benchmark, targets
-from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.benchmark import LatencyStats, benchmark_runtime, head_to_head, latency
 from modelpress.runtimes.base import Runtime
 from modelpress.runtimes.eager import TorchRuntime

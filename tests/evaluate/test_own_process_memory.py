@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
-from modelpress.evaluate import analyze as analyze_module
+from modelpress.engine import measure as analyze_module
+from modelpress.engine import pipeline
 from modelpress.evaluate.own_process import own_process_peak
 from modelpress.report import format as fmt
 from modelpress.report import sections, write_reports
@@ -92,8 +92,8 @@ def test_a_file_broken_for_its_own_process_is_an_error_and_analysis_finishes(
 ) -> None:
     """The file loads in modelpress's process, then is found broken by the child: the entry
     carries the one-line reason, a note says so, and the artifact's other figures stand."""
-    from modelpress.core.context import build_context
-    from modelpress.evaluate.analyze import analyze
+    from modelpress.engine.context import build_context
+    from modelpress.engine.measure import analyze
 
     ctx, _ = build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
     path = tmp_path / "m.onnx"

@@ -99,8 +99,8 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run: zoo:mlp on the digits, TorchScript and ONNX, with a target."""
-    from modelpress.core import pipeline
     from modelpress.core.recipe import build_recipe
+    from modelpress.engine import pipeline
 
     out = tmp_path_factory.mktemp("browser") / "run"
     recipe = build_recipe(

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 
 
 def _two_headed(tmp_path: Path) -> str:

@@ -7,7 +7,7 @@ import torch
 
 from modelpress.errors import StepError
 from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
-from modelpress.steps.distill.losses import alpha_at
+from modelpress.steps.shared import alpha_at
 from modelpress.tasks.losses import binary_kd_loss, kd_loss
 from modelpress.zoo import get
 

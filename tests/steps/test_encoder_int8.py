@@ -4,8 +4,8 @@ INT8: the embedding table is quantized too, and verification judges cosine, not 
 import numpy as np
 import pytest
 
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 
 
 @pytest.fixture(scope="module")

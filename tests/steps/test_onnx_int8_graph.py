@@ -8,8 +8,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 from modelpress.steps.export.onnx_int8_graph import rewrite_for_int8
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
+from modelpress.engine.context import build_context
 from modelpress.errors import StepError
 from modelpress.sources.data import Split
 from modelpress.steps.export.onnx_quant import _check_calibration
@@ -174,7 +174,7 @@ def test_calibration_data_of_the_wrong_shape_or_dtype(
 
 
 def test_a_deployed_onnx_file_is_a_model_source(quantized_run: tuple[dict, Path]) -> None:
-    from modelpress.evaluate.analyze import analyze
+    from modelpress.engine.measure import analyze
 
     record, out = quantized_run
     recipe = build_recipe(tiny_recipe(str(out / "artifacts/model-int8.onnx")))

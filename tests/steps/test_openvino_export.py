@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 from modelpress.errors import RuntimeUnavailableError
 from modelpress.extras import require
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import run_steps, tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 from modelpress.errors import RecipeError
 from modelpress.sources import models
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 
 
 def test_qat_fine_tunes_converts_and_exports(trained_checkpoint: Path, tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
+from modelpress.engine.context import build_context
 from modelpress.errors import StepError
 from modelpress.steps.quantize import capture
 

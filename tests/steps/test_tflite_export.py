@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
+from modelpress.engine.context import build_context
 from modelpress.errors import ModelSourceError, RuntimeUnavailableError
 from modelpress.extras import require
 from modelpress.runtimes.litert import dequantize, quantize
@@ -46,7 +46,7 @@ def test_every_precision_converts_and_keeps_accuracy(run: tuple[dict, Path]) -> 
 
 
 def test_a_deployed_tflite_file_is_a_model_source(run: tuple[dict, Path]) -> None:
-    from modelpress.evaluate.analyze import analyze
+    from modelpress.engine.measure import analyze
 
     record, out = run
     ctx, base = build_context(build_recipe(tiny_recipe(str(out / "artifacts/model-int8.tflite"))))

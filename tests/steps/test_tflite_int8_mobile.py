@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 
 pytest.importorskip("litert_torch", reason="the [tflite] extra is not installed")
 pytest.importorskip("ai_edge_litert", reason="the [tflite] extra is not installed")

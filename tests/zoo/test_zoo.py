@@ -286,8 +286,8 @@ def test_text_encoder_takes_token_ids_and_exports() -> None:
 def test_mobilenetv3_leaves_chance_after_a_short_schedule() -> None:
     """Regression: with TF's BatchNorm momentum (0.01) the running statistics stayed near their
     init after a few epochs and the eval-mode model output a constant (top-1 at chance)."""
-    from modelpress.core.context import build_context
     from modelpress.core.recipe import build_recipe
+    from modelpress.engine.context import build_context
     from modelpress.training import TrainConfig, fit
 
     ctx, base = build_context(

@@ -71,8 +71,8 @@ def run(
     """Run a recipe: baseline, every step, each artifact verified and measured; write the report.
 
     Step types and their keys: modelpress steps."""
-    from modelpress.core import pipeline
     from modelpress.core.recipe import load_recipe
+    from modelpress.engine import pipeline
 
     overrides = [*(set_ or []), *(["trust_checkpoint_code=true"] if trust else [])]
     parsed = load_recipe(recipe, overrides)
@@ -120,10 +120,10 @@ def bench(
     trust: TrustCode = False,
 ) -> None:
     """Baseline analysis of one model: size, params, MACs, latency, throughput, memory, accuracy."""
-    from modelpress.core.context import build_context
     from modelpress.core.recipe import load_recipe
     from modelpress.core.rundir import check_output, write_json_atomic
-    from modelpress.evaluate.analyze import analyze
+    from modelpress.engine.context import build_context
+    from modelpress.engine.measure import analyze
     from modelpress.report.terminal import artifact_table
 
     if json_out:

@@ -205,9 +205,9 @@ def run_shortcut(
 ) -> None:
     """A shortcut command's recipe: validated (errors name ``flags``, the recipe fields' flags),
     optionally written out (replayable), then run. Output paths are checked first."""
-    from modelpress.core import pipeline
     from modelpress.core.recipe import dump_recipe, load_recipe
     from modelpress.core.rundir import check_output
+    from modelpress.engine import pipeline
 
     check_output(out, "--out", folder=True)
     if save_recipe:

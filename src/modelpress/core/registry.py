@@ -20,7 +20,7 @@ from modelpress.core.rundir import check_name
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
-    from modelpress.core.context import Context
+    from modelpress.engine.context import Context
 
 
 @dataclass(frozen=True)

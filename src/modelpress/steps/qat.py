@@ -22,13 +22,12 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
 from modelpress.core.registry import register_step
+from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
-from modelpress.steps.distill import resolve_teacher, teacher_loss
-from modelpress.steps.quantize import REFERENCE_INT8, capture, save_pt2
 from modelpress.steps.quiet import quiet
+from modelpress.steps.shared import REFERENCE_INT8, capture, resolve_teacher, save_pt2, teacher_loss
 from modelpress.steps.trained import TeacherFields, train_in_step
 from modelpress.training import LossFn
 

@@ -14,7 +14,6 @@ The result is saved as a ``.pt2`` ExportedProgram (architecture and weights, no 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -22,12 +21,11 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
-from modelpress.errors import StepError, first_line
-from modelpress.sources.data import Split
-from modelpress.sources.models import eval_mode, load_exported
+from modelpress.engine.context import Context
+from modelpress.sources.models import eval_mode
 from modelpress.steps.quiet import quiet
+from modelpress.steps.shared import REFERENCE_INT8, calibrate, capture, save_pt2
 
 
 class QuantizeConfig(StepConfig):
@@ -37,41 +35,6 @@ class QuantizeConfig(StepConfig):
 
     def default_name(self) -> str:
         return f"quantize-{self.method}"
-
-
-# Said of every torch INT8 (PT2E) artifact, whose eager latency is not an INT8 kernel's.
-REFERENCE_INT8 = (
-    "torch runs this INT8 graph as a reference (quantize/dequantize around float ops); "
-    "export it to ONNX for INT8 kernels"
-)
-
-
-def export_program(module: nn.Module, ctx: Context, where: str) -> torch.export.ExportedProgram:
-    """torch.export at batch 2 with a dynamic batch dimension (batch 1 would be specialised
-    away); a model it cannot capture fails with the exporter's reason."""
-    example = tuple(ctx.example_inputs(2))
-    batch = torch.export.Dim("batch")
-    try:
-        with quiet():
-            return torch.export.export(
-                eval_mode(module), example, dynamic_shapes=tuple({0: batch} for _ in example)
-            )
-    except Exception as e:
-        raise StepError(
-            f"{where}: torch.export cannot capture the model: {first_line(e)}"
-        ) from None
-
-
-def capture(module: nn.Module, ctx: Context, where: str) -> torch.fx.GraphModule:
-    return export_program(module, ctx, where).module()
-
-
-def calibrate(prepared: nn.Module, split: Split, batch: int, ctx: Context, where: str) -> None:
-    """Run the calibration samples through a PT2E-prepared graph (its observers record ranges)."""
-    with torch.no_grad(), ctx.observer.progress(f"{where}: calibrate", len(split)) as advance:
-        for arrays, _ in split.batches(batch):
-            prepared(*[torch.from_numpy(a) for a in arrays])
-            advance(len(arrays[0]))
 
 
 def pt2e_static(
@@ -105,15 +68,6 @@ def to_half(module: nn.Module) -> nn.Module:
     module.register_forward_pre_hook(inputs_to_half)
     module.register_forward_hook(output_to_float)
     return module
-
-
-def save_pt2(
-    module: nn.Module, ctx: Context, where: str, name: str = "model.pt2"
-) -> tuple[nn.Module, Path]:
-    """Save as .pt2 in the step folder; return the reloaded module (what later steps use)."""
-    path = ctx.work_dir() / name
-    torch.export.save(export_program(module, ctx, where), str(path))
-    return load_exported(path), path
 
 
 @register_step(QuantizeConfig)

@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig, register_step
+from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.compare import compare_outputs
 from modelpress.sources.models import eval_mode, first_tensor

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import Field
 from torch import nn
 
-from modelpress.core.context import Context
 from modelpress.core.registry import StepConfig
+from modelpress.engine.context import Context
 from modelpress.training import Callback, LossFn, TrainConfig, TrainResult, fit
 
 

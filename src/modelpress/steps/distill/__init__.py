@@ -14,17 +14,15 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-import torch
 from pydantic import Field, model_validator
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
 from modelpress.core.registry import register_step
-from modelpress.errors import StepError
+from modelpress.engine.context import Context
 from modelpress.sources.models import eval_mode
 from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
-from modelpress.steps.distill.losses import AlphaSchedule, DistillLoss
+from modelpress.steps.shared import AlphaSchedule, resolve_teacher, teacher_loss
 from modelpress.steps.trained import TeacherFields, train_in_step
 from modelpress.training import checkpoint_metadata, evaluate_module, save_checkpoint
 
@@ -58,63 +56,6 @@ class DistillConfig(TeacherFields):
         if self.progressive_epochs is not None and self.alpha_start is None:
             raise ValueError("progressive_epochs needs alpha_start and alpha_end")
         return self
-
-
-def resolve_teacher(
-    config: TeacherFields, artifact: Artifact, ctx: Context, where: str
-) -> nn.Module:
-    """The teacher a config names (``config.teacher`` is set), in eval mode and frozen."""
-    if config.teacher is None or config.teacher == "input":
-        teacher = copy.deepcopy(artifact.module)
-    else:
-        teacher, _ = ctx.load_model(
-            config.teacher, config.teacher_kwargs, config.teacher_weights, f"{where} (teacher)"
-        )
-    if teacher is None:
-        raise StepError(f"{where}: the teacher has no torch module to run")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return eval_mode(teacher)
-
-
-def _check_widths(teacher: nn.Module, student: nn.Module, ctx: Context, where: str) -> None:
-    example = ctx.example_inputs(2)
-    with torch.no_grad():
-        t = _width(teacher(*example))
-        was = student.training
-        student.eval()
-        s = _width(student(*example))
-        student.train(was)
-    if t != s:
-        raise StepError(
-            f"{where}: the teacher outputs {t} values per sample but the student {s}; "
-            "give the student the teacher's number of classes (student_kwargs: num_classes)"
-        )
-
-
-def _width(out: Any) -> int:
-    from modelpress.sources.models import first_tensor
-
-    tensor = first_tensor(out)
-    return int(tensor[0].numel())
-
-
-def teacher_loss(
-    teacher: nn.Module,
-    student: nn.Module,
-    ctx: Context,
-    where: str,
-    *,
-    temperature: float,
-    hard_weight: float,
-    soft_weight: float,
-    standardize: bool = False,
-) -> DistillLoss:
-    """The KD loss of ``student`` against ``teacher`` (used by distill, prune, qat)."""
-    _check_widths(teacher, student, ctx, where)
-    return DistillLoss(
-        teacher, ctx.task, temperature, hard_weight, soft_weight, standardize=standardize
-    )
 
 
 def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:

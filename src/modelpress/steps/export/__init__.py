@@ -16,8 +16,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
-from modelpress.core.registry import StepConfig, Takes, register_step
+from modelpress.core.registry import StepConfig, Takes, config_class, handler_for, register_step
+from modelpress.engine.context import Context
 
 
 class ExportConfig(StepConfig):
@@ -70,11 +70,9 @@ class ExportConfig(StepConfig):
 @register_step(ExportConfig)
 def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
     stem = f"model-{config.precision}"
-    if config.format == "torchscript":
-        from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
-
-        out = ctx.artifact_path(config.display_name, stem, ".pt")
-        return to_torchscript(artifact, TorchScriptConfig(name=config.display_name), ctx, out)
+    if config.format == "torchscript":  # the torchscript step's own handler, through the registry
+        torchscript = config_class("torchscript")(name=config.display_name)  # type: ignore[misc]
+        return handler_for(torchscript)(artifact, torchscript, ctx)
     if config.format == "tflite":
         from modelpress.steps.export.tflite import to_tflite
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
+from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.sources.models import eval_mode
 from modelpress.steps.quiet import quiet

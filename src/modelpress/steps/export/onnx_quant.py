@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
+from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.benchmark import median_ms_side_by_side
 from modelpress.runtimes import runtime_for

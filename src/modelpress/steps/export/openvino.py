@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
+from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
 from modelpress.steps.quiet import quiet

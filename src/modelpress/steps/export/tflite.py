@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
+from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
 from modelpress.sources.models import eval_mode, load_exported
@@ -48,7 +48,7 @@ def _static_int8(
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from modelpress.steps.export.tflite_int8 import MobileQuantizer, stem_conv, unannotated_ops
-    from modelpress.steps.quantize import calibrate
+    from modelpress.steps.shared import calibrate
 
     quantizer = MobileQuantizer(float_stem=float_stem).set_global(
         get_symmetric_quantization_config(is_per_channel=config.per_channel, is_dynamic=False)

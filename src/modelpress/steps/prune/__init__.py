@@ -25,14 +25,14 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context
 from modelpress.core.registry import register_step
+from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.sources.structure import snapshot, structure_changes
-from modelpress.steps.distill import resolve_teacher, teacher_loss
 from modelpress.steps.prune.structured import prune_channels
 from modelpress.steps.prune.unstructured import GradualMagnitude, OneShot, sparsity_of
+from modelpress.steps.shared import resolve_teacher, teacher_loss
 from modelpress.steps.trained import TeacherFields, train_in_step
 from modelpress.training import (
     PRECISE_BN_SAMPLES,
@@ -207,7 +207,7 @@ def _save(
     """A checkpoint that rebuilds from code (with the new widths), or a .pt2 when the input
     model has no code to rebuild it from."""
     if artifact.rebuild is None:
-        from modelpress.steps.quantize import save_pt2
+        from modelpress.steps.shared import save_pt2
 
         _, path = save_pt2(model, ctx, where)
         return path, None

@@ -3,9 +3,9 @@ from pathlib import Path
 import torch
 
 from conftest import tiny_recipe
-from modelpress.core.context import build_context
 from modelpress.core.recipe import build_recipe
-from modelpress.evaluate.analyze import analyze
+from modelpress.engine.context import build_context
+from modelpress.engine.measure import analyze
 
 
 def test_nan_outputs_are_flagged_not_averaged(trained_checkpoint: Path) -> None:

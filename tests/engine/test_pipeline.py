@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe, load_recipe
+from modelpress.engine import pipeline
 from modelpress.errors import ResumeError
 
 STEPS = [{"type": "torchscript"}, {"type": "export", "format": "onnx"}]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_recipe
-from modelpress.core import pipeline
 from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
 from modelpress.errors import RecipeError
 
 DATA = {"source": "builtin:digits", "max_samples": 300}
@@ -203,7 +203,7 @@ def test_building_and_importing_leave_process_state_as_found(
 
     import torch
 
-    from modelpress.core.context import build_context
+    from modelpress.engine.context import build_context
 
     factory_file.write_text(
         factory_file.read_text() + "\nimport sys\nsys.path.insert(0, '/somewhere/else')\n"

@@ -16,7 +16,7 @@ from modelpress.runtimes import runtime_for
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
-    from modelpress.core.context import Context
+    from modelpress.engine.context import Context
 
 
 def analyze(

@@ -22,7 +22,6 @@ import numpy as np
 
 from modelpress.core import environment
 from modelpress.core.artifact import Artifact
-from modelpress.core.context import Context, baseline_reads, build_context
 from modelpress.core.graph import BASELINE, run_order
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, dump_recipe
@@ -33,10 +32,11 @@ from modelpress.core.rundir import (
     stable_hash,
     write_json_atomic,
 )
+from modelpress.engine.context import Context, baseline_reads, build_context
+from modelpress.engine.measure import analyze
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate import techniques, versus_fp32
-from modelpress.evaluate.analyze import analyze
 from modelpress.evaluate.benchmark import head_to_head
 from modelpress.runtimes import runtime_for
 from modelpress.sources.fingerprint import sources_digest
@@ -235,7 +235,7 @@ class Runner:
 
             module = load_exported(path)
         elif entry["format"] == "torch":  # a modelpress checkpoint (distilled, pruned)
-            from modelpress.core.context import rebuild_info
+            from modelpress.engine.context import rebuild_info
             from modelpress.sources import models
 
             # the step wrote it, from a model this recipe names (or trusts): the same trust
