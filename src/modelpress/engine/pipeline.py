@@ -421,7 +421,17 @@ class Runner:
         if prev.get("status") not in ("ok", "degraded"):
             return None
         art_entry = prev.get("artifact") or {}
-        art = self._restore(art_entry, ctx, f"steps.{index}.artifact") if art_entry else None
+        try:
+            art = self._restore(art_entry, ctx, f"steps.{index}.artifact") if art_entry else None
+        except ResumeError:
+            raise  # a record pointing outside the run directory: never followed
+        except Exception as e:  # its files no longer load here: run the node again
+            self.observer.event(
+                "warning",
+                f"{config.display_name}: its earlier artifact does not load ({first_line(e)}); "
+                "running it again",
+            )
+            return None
         if art is None or not (node_dir / OUTPUTS).is_file():
             return None
         self.outputs[art.name] = _load_outputs(node_dir / OUTPUTS)

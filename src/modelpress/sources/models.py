@@ -84,10 +84,28 @@ def load_exported(path: str | Path) -> nn.Module:
             "would run code when loaded; export the model with tensors only, or pass the "
             "nn.Module's source (zoo:NAME, module:factory) with --weights"
         )
+    # a quantized graph calls quantized_decomposed ops, registered by importing their module; a
+    # dynamic-int8 one holds torchao's int8 weight tensors, known once torchao.quantization is
+    # imported (heavy: only when the plain load fails). Without them a fresh process (--resume,
+    # bench) cannot read what the quantize step wrote.
+    import torch.ao.quantization.fx._decomposed
+
     before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
-        return torch.export.load(str(path)).module()
+        try:
+            return torch.export.load(str(path)).module()
+        except Exception:
+            try:
+                import torchao.quantization  # noqa: F401
+            except ImportError:
+                raise
+            try:
+                return torch.export.load(str(path)).module()
+            except Exception as e:
+                raise ModelSourceError(
+                    f"{path}: torch.export cannot load it ({first_line(e)})"
+                ) from None
     finally:
         if before is None:
             os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
