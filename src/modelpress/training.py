@@ -32,9 +32,10 @@ from torch import nn
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.observer import Observer
+from modelpress.core.process import seeded, torch_threads
 from modelpress.core.rundir import stable_hash, write_bytes_atomic
 from modelpress.errors import ModelpressError, first_line
-from modelpress.runtimes.eager import TorchRuntime, torch_threads
+from modelpress.runtimes.eager import TorchRuntime
 from modelpress.sources.data import Dataset
 from modelpress.sources.models import first_tensor
 
@@ -227,7 +228,18 @@ def _on_threads(train: Callable[..., TrainResult]) -> Callable[..., TrainResult]
 
 
 @_on_threads
-def fit(
+def fit(model: nn.Module, data: Dataset, task: Task, cfg: TrainConfig, **kw: Any) -> TrainResult:
+    """Train ``model`` in place on ``data.train``; keep the weights of the best validation epoch
+    from epoch ``select_from`` (0-based) on (a gradual pruning schedule's full-sparsity epochs).
+
+    A checkpoint in ``checkpoint_dir`` is resumed only when it was written with the same
+    config and ``resume_key`` (what else shapes the run: a step's whole config, say). Training
+    is seeded by ``cfg.seed`` and leaves the caller's torch RNG stream as it found it."""
+    with seeded(cfg.seed):
+        return _fit(model, data, task, cfg, **kw)
+
+
+def _fit(
     model: nn.Module,
     data: Dataset,
     task: Task,
@@ -241,11 +253,6 @@ def fit(
     resume_key: Any = None,
     threads: int | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data.train``; keep the weights of the best validation epoch
-    from epoch ``select_from`` (0-based) on (a gradual pruning schedule's full-sparsity epochs).
-
-    A checkpoint in ``checkpoint_dir`` is resumed only when it was written with the same
-    config and ``resume_key`` (what else shapes the run: a step's whole config, say)."""
     if not task.needs_labels or data.train.labels is None:
         raise ModelpressError(f"{data.source}: training needs labelled data (task {task.name})")
     observer = observer or Observer()
@@ -562,21 +569,21 @@ def train_and_save(
     from modelpress.engine.context import baseline_reads, build_context
 
     ctx, baseline = build_context(recipe, observer)
-    torch.set_num_threads(ctx.threads)
     module = cast(nn.Module, baseline.module)  # a torch baseline always holds its module
     # a checkpoint resumes only for the same model files, data and initial weights, not only
     # the same arguments: an edited model file or data set trains from the start
     reads = baseline_reads(ctx, baseline)
-    result = fit(
-        module,
-        ctx.data,
-        ctx.task,
-        cfg,
-        observer=observer,
-        threads=ctx.threads,
-        checkpoint_dir=checkpoints_dir(out),
-        resume_key={"identity": recipe.identity(), "reads": reads},
-    )
+    with torch_threads(ctx.threads):  # the recipe's threads for this training, then put back
+        result = fit(
+            module,
+            ctx.data,
+            ctx.task,
+            cfg,
+            observer=observer,
+            threads=ctx.threads,
+            checkpoint_dir=checkpoints_dir(out),
+            resume_key={"identity": recipe.identity(), "reads": reads},
+        )
     metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
     spec = ctx.model_spec
     meta = checkpoint_metadata(

@@ -219,3 +219,17 @@ def test_building_and_importing_leave_process_state_as_found(
     assert str(factory_file.parent.resolve()) not in sys.path
     assert [p for p in sys.path if p != "/somewhere/else"] == path_before
     sys.path.remove("/somewhere/else")
+
+
+def test_training_leaves_the_callers_random_stream_and_threads(factory_file: Path) -> None:
+    import torch
+
+    from modelpress.training import TrainConfig, train_and_save
+
+    recipe = build_recipe(tiny_recipe(_model(factory_file), data=DATA))
+    threads = torch.get_num_threads()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    train_and_save(recipe, TrainConfig(epochs=1), factory_file.parent / "m.pt")
+    assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == threads

@@ -98,7 +98,7 @@ def test_a_file_broken_for_its_own_process_is_an_error_and_analysis_finishes(
     ctx, _ = build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
     path = tmp_path / "m.onnx"
     path.write_bytes((run[1] / "artifacts/model-fp32.onnx").read_bytes())
-    art = Artifact("onnx-fp32", "onnx", ctx.input_specs, path=path, parent="baseline")
+    art = Artifact("onnx-fp32", "onnx", ctx.input_specs, path=path, parents=["baseline"])
     real = analyze_module.own_process_peak
 
     def break_the_file_first(*args: object, **kwargs: object) -> dict:
