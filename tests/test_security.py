@@ -267,9 +267,9 @@ def test_resume_refuses_a_record_that_points_outside_the_run(tmp_path: Path) -> 
     with pytest.raises(ResumeError, match=r"steps\.0\.artifact\.path '\.\./outside\.pt'.*--force"):
         pipeline.run(recipe, out=out, resume=True)
     record["steps"][0]["artifact"]["path"] = "artifacts/model-fp32.pt"
-    record["steps"][0]["artifact"]["details"] = {"qat_float_model": str(outside)}
+    record["steps"][0]["artifact"]["handoffs"] = {"qat_float_model": str(outside)}
     (out / "record.json").write_text(json.dumps(record))
-    with pytest.raises(ResumeError, match=r"details\.qat_float_model"):
+    with pytest.raises(ResumeError, match=r"handoffs\.qat_float_model"):
         pipeline.run(recipe, out=out, resume=True)
     (out / "record.json").write_text("{not json")
     with pytest.raises(ResumeError, match="not a readable run record"):

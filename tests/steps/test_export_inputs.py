@@ -1,5 +1,7 @@
 """Which artifact each export takes: the runner feeds a step the newest one it accepts."""
 
+from pathlib import Path
+
 import pytest
 
 from modelpress.core.artifact import Artifact
@@ -9,7 +11,9 @@ from modelpress.steps.export import ExportConfig
 SPEC = [InputSpec("input", (1, 1, 8, 8))]
 TORCH_FP32 = Artifact("baseline", "torch", SPEC, "fp32")
 TORCH_INT8 = Artifact("torch-int8", "torch", SPEC, "int8")  # PT2E (X86 quantizer)
-QAT_INT8 = Artifact("torch-int8-qat", "torch", SPEC, "int8", details={"qat_float_model": "f.pt2"})
+QAT_INT8 = Artifact(
+    "torch-int8-qat", "torch", SPEC, "int8", handoffs={"qat_float_model": Path("f.pt2")}
+)
 ONNX_FP32 = Artifact("onnx-fp32", "onnx", SPEC, "fp32")
 ONNX_INT8 = Artifact("onnx-int8", "onnx", SPEC, "int8")
 

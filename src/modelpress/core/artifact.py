@@ -26,6 +26,9 @@ class Artifact:
     module: nn.Module | None = None  # the live module, for format "torch"
     extra_files: list[Path] = field(default_factory=list)  # e.g. the lite-interpreter .ptl
     companions: list[Path] = field(default_factory=list)  # part of the model: OpenVINO's .bin
+    # files a later step may take from this one, by name (declared by that step's ``Takes``):
+    # a QAT model's QAT-trained float weights, which a TFLite INT8 export converts
+    handoffs: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what a user should know (skips, choices)
     details: dict[str, Any] = field(default_factory=dict)  # step facts for the record
     # How to rebuild a torch model from code: {"model": source, "model_kwargs": {...}, and for

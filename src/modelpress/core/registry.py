@@ -30,13 +30,13 @@ class Takes:
 
     format: str
     precisions: tuple[str, ...] = ("fp32",)
-    companion: str | None = None  # a key of Artifact.details naming a file
+    companion: str | None = None  # a file the artifact hands off (a key of Artifact.handoffs)
 
     def matches(self, artifact: Artifact) -> bool:
         return (
             artifact.format == self.format
             and artifact.precision in self.precisions
-            and (self.companion is None or self.companion in artifact.details)
+            and (self.companion is None or self.companion in artifact.handoffs)
         )
 
     def describe(self) -> str:

@@ -84,6 +84,7 @@ def analyze(
         "path": str(artifact.path) if artifact.path else None,
         "extra_files": [str(p) for p in artifact.extra_files],
         "companions": [str(p) for p in artifact.companions],
+        "handoffs": {k: str(p) for k, p in artifact.handoffs.items()},
         "parent": artifact.parent,
         "parents": list(artifact.parents),
         "step": artifact.step,

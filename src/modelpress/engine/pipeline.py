@@ -188,6 +188,7 @@ class Runner:
             entry["path"] = self.rd.relative(entry["path"])
         entry["extra_files"] = [self.rd.relative(p) for p in entry.get("extra_files", [])]
         entry["companions"] = [self.rd.relative(p) for p in entry.get("companions", [])]
+        entry["handoffs"] = {k: self.rd.relative(p) for k, p in entry.get("handoffs", {}).items()}
         return entry
 
     def _unique(self, name: str, step: str) -> str:
@@ -223,11 +224,11 @@ class Runner:
             for i, p in enumerate(entry.get("companions") or [])
         ]
         details = dict(entry.get("details") or {})
-        if "qat_float_model" in details:  # a file a later export loads
-            details["qat_float_model"] = str(
-                self._inside(details["qat_float_model"], f"{where}.details.qat_float_model")
-            )
-        if not all(p.is_file() for p in [path, *extra, *companions]):
+        handoffs = {  # files a later step loads: only ever inside the run directory
+            k: self._inside(p, f"{where}.handoffs.{k}")
+            for k, p in (entry.get("handoffs") or {}).items()
+        }
+        if not all(p.is_file() for p in [path, *extra, *companions, *handoffs.values()]):
             return None
         module, rebuild = None, None
         if entry["format"] == "torch" and path.suffix == ".pt2":  # quantized torch graphs
@@ -254,6 +255,7 @@ class Runner:
             extra,
             companions,
             details=details,
+            handoffs=handoffs,
             rebuild=rebuild,
         )
 

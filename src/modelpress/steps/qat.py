@@ -141,6 +141,6 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
             **details,
             "lr": lr,
             **result.summary(),
-            "qat_float_model": str(float_path),
         },
+        handoffs={"qat_float_model": float_path},  # for a TFLite INT8 export (Takes.companion)
     )

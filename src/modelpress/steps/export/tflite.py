@@ -148,8 +148,8 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
     module = eval_mode(artifact.module) if artifact.module is not None else None
     details: dict[str, Any] = {"converter": "litert-torch", "batch": 1}
     notes: list[str] = []
-    if "qat_float_model" in artifact.details:  # litert-torch cannot prepare QAT (#355, #801)
-        module = load_exported(artifact.details["qat_float_model"])
+    if "qat_float_model" in artifact.handoffs:  # litert-torch cannot prepare QAT (#355, #801)
+        module = load_exported(artifact.handoffs["qat_float_model"])
         notes.append(
             "QAT model: its QAT-trained float weights were converted with litert-torch's "
             "PTQ quantizer calibrated on the calibration split (litert-torch cannot "
