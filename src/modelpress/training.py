@@ -37,7 +37,6 @@ from modelpress.core.rundir import stable_hash, write_bytes_atomic
 from modelpress.errors import ModelpressError, first_line
 from modelpress.runtimes.eager import TorchRuntime
 from modelpress.sources.data import Dataset
-from modelpress.sources.models import first_tensor
 
 if TYPE_CHECKING:
     from modelpress.tasks.base import Task
@@ -137,7 +136,7 @@ def evaluate_module(model: nn.Module, data: Dataset, task: Task, threads: int) -
     art = Artifact("training", "torch", data.input_specs(), module=model)
     runtime = TorchRuntime(art, threads)
     try:
-        outputs = runtime.predict(data.validation.inputs, 256)
+        outputs = runtime.predict_all(data.validation.inputs, 256)
     finally:
         runtime.close()
     return task.metrics(outputs, data.validation.labels)
@@ -303,7 +302,8 @@ def _fit(
                 inputs = [a[idx] for a in x]
 
                 def closure(inputs: list[torch.Tensor] = inputs, idx: torch.Tensor = idx) -> Any:
-                    return loss_fn(first_tensor(model(*inputs)), task.label_batch(y, idx), inputs)
+                    outputs = task.train_outputs(model(*inputs))
+                    return loss_fn(outputs, task.label_batch(y, idx), inputs)
 
                 opt.zero_grad(set_to_none=True)
                 loss = closure()

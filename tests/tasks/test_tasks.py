@@ -157,7 +157,12 @@ def test_confidence_is_the_probability_of_the_answer() -> None:
 
 def test_each_task_names_its_primary_metric_and_direction() -> None:
     primaries = {name: get_task(name).primary for name in task_names()}
-    assert primaries == {"classification": "top1", "binary": "auc", "fidelity": "cosine"}
+    assert primaries == {
+        "classification": "top1",
+        "binary": "auc",
+        "fidelity": "cosine",
+        "detection": "map50_95",
+    }
     for name in task_names():
         task = get_task(name)
         assert task.higher_is_better is METRICS[task.primary].higher_is_better is True
@@ -236,16 +241,16 @@ def test_label_checks_keep_their_messages() -> None:
 def test_output_checks_name_the_file_and_the_fix() -> None:
     two_classes = _dataset(np.array([0, 1, 0, 1]), num_classes=2)
     with pytest.raises(ModelSourceError) as err:
-        get_task("classification").check_outputs((8, 1), two_classes, "m.onnx")
+        get_task("classification").check_outputs([(8, 1)], two_classes, "m.onnx")
     assert "m.onnx outputs 1 values per sample" in str(err.value)
     assert "(or task: binary for its one logit)" in str(err.value)
     for width in (1, 2):
-        get_task("binary").check_outputs((8, width), two_classes, "m.onnx")
+        get_task("binary").check_outputs([(8, width)], two_classes, "m.onnx")
     with pytest.raises(ModelSourceError) as err:
-        get_task("binary").check_outputs((8, 10), two_classes, "m.onnx")
+        get_task("binary").check_outputs([(8, 10)], two_classes, "m.onnx")
     assert str(err.value).startswith("m.onnx outputs 10 values per sample but task binary takes 1")
     assert "use task: classification" in str(err.value)
-    get_task("fidelity").check_outputs((8, 768), _dataset(None), "encoder.onnx")  # any width
+    get_task("fidelity").check_outputs([(8, 768)], _dataset(None), "encoder.onnx")  # any width
 
 
 def test_binary_with_ten_outputs_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -325,12 +330,12 @@ def test_an_unknown_task_names_the_closest_and_every_known_one() -> None:
         get_task("clasification")
     assert str(err.value) == (
         "task 'clasification': Input should be a registered task: classification, binary, "
-        "fidelity (did you mean 'classification'?)"
+        "fidelity, detection (did you mean 'classification'?)"
     )
     assert find_task("nope") is None and find_task(None) is None
     with pytest.raises(RecipeError) as err:
         build_recipe({"model": "zoo:mlp", "data": "builtin:digits", "task": "fidelty"})
-    assert "task: Input should be a registered task: classification, binary, fidelity" in str(
+    assert "registered task: classification, binary, fidelity, detection" in str(
         err.value
     )
     assert "(did you mean 'fidelity'?)" in str(err.value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -69,7 +69,9 @@ class Normalize(_Strict):
 
 
 class DataConfig(_Strict):
-    source: str  # builtin:digits | builtin:breast_cancer | folder:PATH | npz:PATH
+    # builtin:digits | builtin:breast_cancer | builtin:digits-detect | folder:PATH | npz:PATH |
+    # yolo:DATA.yaml | coco:ANNOTATIONS.json[:IMAGES]
+    source: str
     seed: int = 0
     splits: Splits = Splits()
     max_samples: int | None = Field(None, ge=10)  # stratified subsample, for quick runs
@@ -81,12 +83,22 @@ class DataConfig(_Strict):
     @classmethod
     def _kind(cls, v: str) -> str:
         kind = v.split(":", 1)[0]
-        if kind not in ("builtin", "folder", "npz") or ":" not in v:
+        if kind not in ("builtin", "folder", "npz", "yolo", "coco") or ":" not in v:
             raise ValueError(
                 f"'{v}' is not a data source; use builtin:digits, builtin:breast_cancer, "
-                "folder:PATH or npz:PATH"
+                "builtin:digits-detect, folder:PATH, npz:PATH, yolo:DATA.yaml or "
+                "coco:ANNOTATIONS.json"
             )
         return v
+
+
+class DetectionConfig(_Strict):
+    """How detection outputs are read and filtered for evaluation (``tasks/detection``)."""
+
+    layout: Literal["yolov8", "modelpress"] | None = None  # None: recognised from the shapes
+    conf: float = Field(0.001, ge=0, lt=1)  # score floor of the candidates mAP is computed from
+    iou: float = Field(0.7, gt=0, le=1)  # NMS: suppress boxes overlapping a kept one by more
+    max_det: int = Field(300, ge=1)  # detections kept per image
 
 
 class Targets(_Strict):
@@ -131,6 +143,7 @@ class Recipe(_Strict):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     data: DataConfig
     task: Task | None = None  # None: binary for builtin:breast_cancer, fidelity without labels
+    detection: DetectionConfig | None = None  # task detection: layout and NMS settings
     input_shape: str | list[int] | dict[str, Any] | None = None
     targets: Targets = Targets()
     steps: list[StepConfig] = Field(default_factory=list)
@@ -381,9 +394,14 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         out["steps"] = steps
     data_cfg = out.get("data")
     source = data_cfg if isinstance(data_cfg, str) else (data_cfg or {}).get("source")
-    if isinstance(source, str) and source.startswith(("folder:", "npz:")):
+    if isinstance(source, str) and source.startswith(("folder:", "npz:", "yolo:", "coco:")):
         kind, path = source.split(":", 1)
-        new = f"{kind}:{fix(path)}"
+        if kind == "coco" and ":" in path:  # coco:ANNOTATIONS.json:IMAGES
+            ann, images = path.split(":", 1)
+            path = f"{fix(ann)}:{fix(images)}"
+        else:
+            path = fix(path)
+        new = f"{kind}:{path}"
         out["data"] = new if isinstance(data_cfg, str) else {**data_cfg, "source": new}
     if isinstance(out.get("out"), str):
         out["out"] = fix(out["out"])

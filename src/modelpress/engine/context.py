@@ -86,8 +86,8 @@ class Context:
         if weights:
             models.load_weights(module, Path(weights), source)
         example = self.example_inputs(2 if _has_batchnorm(module) else 1)
-        out = models.check_forward(module, example, source)
-        self.task.check_outputs(tuple(out.shape), self.data, source)
+        outs = models.check_forward(module, example, source)
+        self.task.check_outputs([tuple(o.shape) for o in outs], self.data, source)
         return module, spec
 
     def claim(self, path: Path, step: str) -> None:
@@ -151,6 +151,7 @@ def _task(recipe: Recipe, spec: models.ModelSpec, data: Dataset) -> Task:
     task = get_task(
         recipe.task or spec.metadata.get("task") or data.suggested_task or "classification"
     )
+    task = task.bind(getattr(recipe, task.name, None), data)
     task.check_labels(data)
     return task
 
@@ -236,7 +237,7 @@ def build_context(
     if deployed is not None:  # .onnx / .tflite: the file itself, in its runtime
         deployed.input_specs = specs
         ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
-        task.check_outputs(tuple(_check_deployed(deployed, ctx).shape), data, recipe.model)
+        task.check_outputs(_check_deployed(deployed, ctx), data, recipe.model)
         return ctx, deployed
     module = _build(spec, _auto_kwargs(specs, data, spec), recipe.seed)
     if recipe.weights:
@@ -248,8 +249,8 @@ def build_context(
     ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
     example = ctx.example_inputs(2 if _has_batchnorm(module) else 1)
     _check_forward_memory(module, example, recipe.model, specs)
-    out = models.check_forward(module, example, recipe.model)
-    task.check_outputs(tuple(out.shape), data, recipe.model)
+    outs = models.check_forward(module, example, recipe.model)
+    task.check_outputs([tuple(o.shape) for o in outs], data, recipe.model)
     baseline = Artifact(
         "baseline",
         "torch",
@@ -316,13 +317,14 @@ def _deployed(recipe: Recipe, spec: models.ModelSpec) -> Artifact | None:
     return art
 
 
-def _check_deployed(art: Artifact, ctx: Context) -> torch.Tensor:
+def _check_deployed(art: Artifact, ctx: Context) -> list[tuple[int, ...]]:
+    """The shapes of every output of a deployed file on one real batch."""
     from modelpress.runtimes import runtime_for
 
     runtime = runtime_for(art, ctx.threads)
     batch = ctx.data.validation.sample_batch(runtime.fixed_batch or 1)
     try:
-        out = runtime.run(batch)
+        outs = runtime.run_all(batch)
     except Exception as e:
         shapes = ", ".join(f"{a.shape} {a.dtype}" for a in batch)
         raise ModelSourceError(
@@ -331,7 +333,7 @@ def _check_deployed(art: Artifact, ctx: Context) -> torch.Tensor:
         ) from None
     finally:
         runtime.close()
-    return torch.from_numpy(out)
+    return [tuple(o.shape) for o in outs]
 
 
 def _has_batchnorm(module: torch.nn.Module) -> bool:

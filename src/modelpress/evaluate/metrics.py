@@ -29,6 +29,8 @@ METRICS = {
         MetricInfo("accuracy", True, "accuracy at threshold"),
         MetricInfo("cosine", True, "cosine similarity to reference"),
         MetricInfo("agreement", True, "top-1 agreement with reference"),
+        MetricInfo("map50_95", True, "mAP@0.5:0.95 (COCO)"),
+        MetricInfo("map50", True, "mAP@0.5"),
         MetricInfo("max_abs_diff", False, "max |Δ| to reference"),
         MetricInfo("mean_abs_diff", False, "mean |Δ| to reference"),
     ]

@@ -18,7 +18,14 @@ Entry = dict[str, Any]
 RECOMMENDED_MARK = "★"
 UNRELIABLE_MARK = "⚠"  # timings taken on a busy machine (see ``unreliable``)
 SLOWER_MARK = "⚠"  # a quantized artifact slower than its FP32 sibling (see ``versus_fp32``)
-_SHORT_METRIC = {"top1": "top-1", "top5": "top-5", "auc": "AUC", "f1": "F1"}
+_SHORT_METRIC = {
+    "top1": "top-1",
+    "top5": "top-5",
+    "auc": "AUC",
+    "f1": "F1",
+    "map50_95": "mAP50-95",
+    "map50": "mAP50",
+}
 _NOT_METRICS = {"samples", "per_class", "confusion_matrix", "threshold"}
 # The comparison each target makes, by name prefix (max_size_mb → ≤, min_speedup → ≥).
 _COMPARATOR = {"max": "≤", "min": "≥"}

@@ -364,6 +364,18 @@ def load_data(
     kind, _, arg = source.partition(":")
     sample_shape = tuple(input_specs[0].shape[1:]) if input_specs else None
     names = [s.name for s in input_specs] if input_specs else None
+    from modelpress.sources.detection_data import is_detection_source, load_detection
+
+    if is_detection_source(source):
+        return load_detection(
+            source,
+            sample_shape=sample_shape,
+            names=names,
+            seed=seed,
+            splits=splits,
+            max_samples=max_samples,
+            normalize=normalize,
+        )
     suggested, class_names, notes = None, None, []
     warned: list[str] = []
     if kind == "builtin" and arg == "digits":
@@ -374,7 +386,8 @@ def load_data(
         inputs, suggested = [x], "binary"
     elif kind == "builtin":
         raise DataSourceError(
-            f"builtin:{arg}: unknown; built-in data are builtin:digits, builtin:breast_cancer"
+            f"builtin:{arg}: unknown; built-in data are builtin:digits, builtin:breast_cancer, "
+            "builtin:digits-detect"
         )
     elif kind == "folder":
         x, y, class_names = _folder(Path(arg), sample_shape, warned)
@@ -387,7 +400,10 @@ def load_data(
         if y is None:
             suggested = "fidelity"
     else:
-        raise DataSourceError(f"'{source}': use builtin:NAME, folder:PATH or npz:PATH")
+        raise DataSourceError(
+            f"'{source}': use builtin:NAME, folder:PATH, npz:PATH, yolo:DATA.yaml or "
+            "coco:ANNOTATIONS.json"
+        )
     names = (
         names
         if names and len(names) == len(inputs)

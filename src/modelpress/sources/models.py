@@ -344,8 +344,9 @@ def load_weights(model: nn.Module, path: Path, source: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def check_forward(model: nn.Module, example: list[torch.Tensor], source: str) -> torch.Tensor:
-    """Run the model once on an example batch; a rejected input shape becomes a clear error."""
+def check_forward(model: nn.Module, example: list[torch.Tensor], source: str) -> list[torch.Tensor]:
+    """Run the model once on an example batch; every output tensor, in order. A rejected input
+    shape becomes a clear error."""
     try:
         with torch.inference_mode():
             out = model(*example)
@@ -357,7 +358,7 @@ def check_forward(model: nn.Module, example: list[torch.Tensor], source: str) ->
             f"{source} rejects input {shapes} ({first_line(e)}); "
             "set --input-shape / input_shape to what its forward expects"
         ) from None
-    return first_tensor(out, source)
+    return all_tensors(out, source)
 
 
 def eval_mode(module: nn.Module) -> nn.Module:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from modelpress.tasks.base import Task
 
 # The built-in tasks, each in the module of its name (loaded on first use).
-_BUILTIN_TASKS = ("classification", "binary", "fidelity")
+_BUILTIN_TASKS = ("classification", "binary", "fidelity", "detection")
 
 _REGISTRY: dict[str, Task] = {}
 

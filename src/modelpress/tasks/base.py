@@ -61,9 +61,17 @@ class Task(ABC):
     # metrics compare the outputs with the baseline's (no labels), not with labels
     metrics_against_baseline: ClassVar[bool] = False
     plots: ClassVar[tuple[str, ...]] = ()  # names of report/plots.py figures it has numbers for
+    # its postprocess is real work done outside the graph (NMS): latency shows it apart
+    times_postprocess: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
+
+    # ------------------------------------------------------------------ settings
+    def bind(self, settings: Any, data: Dataset) -> Task:
+        """The task for one run, given the recipe's settings for it and the data (a task with
+        settings returns a configured copy; the registered instance is never changed)."""
+        return self
 
     # ------------------------------------------------------------------ primary metric
     @property
@@ -95,9 +103,9 @@ class Task(ABC):
         return held[idx]
 
     # ------------------------------------------------------------------ outputs
-    def check_outputs(self, shape: tuple[int, ...], data: Dataset, source: str) -> None:
-        """Refuse a model whose output (of ``shape``, batch first) does not fit the task or the
-        data, with a message naming ``source`` and the fix. Default: any output fits."""
+    def check_outputs(self, shapes: list[tuple[int, ...]], data: Dataset, source: str) -> None:
+        """Refuse a model whose outputs (``shapes``, every output, batch first) do not fit the
+        task or the data, with a message naming ``source`` and the fix. Default: any fit."""
         return None
 
     def postprocess(self, outputs: Outputs) -> np.ndarray:
@@ -148,7 +156,19 @@ class Task(ABC):
             problems.append(f"{result['nonfinite_samples']} non-finite outputs")
         return result, "; ".join(problems) or None
 
+    def collapse(self, metrics: dict[str, Any], parent: dict[str, Any]) -> str | None:
+        """Why ``metrics`` show an artifact has collapsed against its parent's (the artifact is
+        then ``degraded``), or None. Only tasks with a known failure shape define one."""
+        return None
+
     # ------------------------------------------------------------------ training
+    def train_outputs(self, out: Any) -> Any:
+        """What the training loss gets of a forward's output: the first tensor for a task that
+        reads one output; a task that reads several returns them all."""
+        from modelpress.sources.models import first_tensor
+
+        return first_tensor(out)
+
     def loss(self, label_smoothing: float = 0.0) -> LossFn:
         """The training loss: ``(outputs, labels, inputs) -> scalar``."""
         raise StepError(f"task {self.name} has no labels to train on; training needs labels")

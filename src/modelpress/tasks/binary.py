@@ -46,7 +46,8 @@ class Binary(Classification):
         super()._one_class_split(name, what, data)
 
     # ------------------------------------------------------------------ outputs
-    def check_outputs(self, shape: tuple[int, ...], data: Dataset, source: str) -> None:
+    def check_outputs(self, shapes: list[tuple[int, ...]], data: Dataset, source: str) -> None:
+        shape = shapes[0]
         width = output_width(shape)
         if width not in (1, 2):
             raise ModelSourceError(

@@ -60,7 +60,8 @@ class Classification(Task):
         data.warnings.append(f"{what}; {_ONE_CLASS[name]}")
 
     # ------------------------------------------------------------------ outputs
-    def check_outputs(self, shape: tuple[int, ...], data: Dataset, source: str) -> None:
+    def check_outputs(self, shapes: list[tuple[int, ...]], data: Dataset, source: str) -> None:
+        shape = shapes[0]
         if data.num_classes is None:
             return
         width, k = output_width(shape), data.num_classes

@@ -1,12 +1,13 @@
 """Reference architectures ("the zoo"): small, readable, export-friendly models built here.
 
-Every model takes one tensor and returns logits ``(B, num_classes)``; none has data-dependent
+Every model takes one tensor and returns logits ``(B, num_classes)`` (``yolo_nano``: boxes and
+scores, see its module); none has data-dependent
 Python control flow, so each one can be captured by ``torch.export`` and ``torch.jit.trace``.
 
     >>> from modelpress import zoo
     >>> model = zoo.create("resnet_tiny", num_classes=5)
     >>> [e.name for e in zoo.list_models()]
-    ['dscnn', 'mlp', 'mobilenetv3_small', 'resnet18', 'resnet_tiny', 'text_encoder']
+    ['dscnn', 'mlp', 'mobilenetv3_small', 'resnet18', 'resnet_tiny', 'text_encoder', 'yolo_nano']
 
 Image models also take ``input_size`` (an int or ``[H, W]``): the model then resizes whatever
 arrives to that resolution first (``InputResize``), e.g. a student run at 24×24 on 32×32 data.
@@ -31,6 +32,7 @@ from modelpress.zoo.mlp import mlp
 from modelpress.zoo.mobilenetv3 import mobilenetv3_small
 from modelpress.zoo.resnet import resnet18, resnet_tiny
 from modelpress.zoo.text_encoder import text_encoder
+from modelpress.zoo.yolo_nano import yolo_nano
 
 __all__ = ["ZOO", "ZooEntry", "arguments", "create", "get", "list_models"]
 
@@ -45,6 +47,7 @@ class ZooEntry:
     # image: (N, C, H, W); vector: (N, F), F = in_channels; tokens: (N, T) int64 ids
     input_kind: Literal["image", "vector", "tokens"]
     default_input_shape: tuple[int, ...]  # without the batch dimension, e.g. (3, 32, 32) or (30,)
+    task: str | None = None  # the task its outputs are for, when not a class task
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -86,6 +89,14 @@ ZOO: dict[str, ZooEntry] = {
             default_input_shape=(32,),
         ),
         ZooEntry(
+            name="yolo_nano",
+            factory=yolo_nano,
+            description="YOLO-nano detector: anchor-free, decoupled head, strides 8/16/32",
+            input_kind="image",
+            default_input_shape=(3, 96, 96),
+            task="detection",
+        ),
+        ZooEntry(
             name="mlp",
             factory=mlp,
             description="MLP: Linear-ReLU-Dropout layers for feature vectors",
@@ -125,14 +136,17 @@ def arguments(entry: ZooEntry) -> list[str] | None:
         for p in params.values()
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     ]
-    return [*names, "input_size"] if entry.input_kind == "image" else names
+    # a detector's boxes are in its input's pixels: no resize in front of it
+    resizable = entry.input_kind == "image" and entry.task is None
+    return [*names, "input_size"] if resizable else names
 
 
 def create(name: str, **kwargs: object) -> nn.Module:
     """Build zoo model ``name`` with ``kwargs`` passed to its factory (checked against it first);
     an image model given ``input_size`` comes wrapped in ``InputResize``."""
     entry = get(name)
-    input_size = kwargs.pop("input_size", None) if entry.input_kind == "image" else None
+    resizable = entry.input_kind == "image" and entry.task is None
+    input_size = kwargs.pop("input_size", None) if resizable else None
     accepted = arguments(entry)
     if accepted is not None:
         unknown = [k for k in kwargs if k not in accepted]

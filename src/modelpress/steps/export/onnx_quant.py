@@ -187,9 +187,10 @@ class _Static:
         return out
 
 
-def _outputs(path: Path, split: Split, ctx: Context) -> np.ndarray:
+def _outputs(path: Path, split: Split, ctx: Context) -> list[np.ndarray]:
     art = Artifact("candidate", "onnx", ctx.input_specs, path=path)
-    return runtime_for(art, ctx.threads).predict(split.inputs, ctx.recipe.evaluate.eval_batch_size)
+    runtime = runtime_for(art, ctx.threads)
+    return runtime.predict_all(split.inputs, ctx.recipe.evaluate.eval_batch_size)
 
 
 def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> float:
@@ -304,7 +305,8 @@ def _fallback(
     ref_cal = _outputs(fp32, cal, ctx)
 
     def error(p: Path) -> float:
-        return float(np.abs(_outputs(p, cal, ctx) - ref_cal).mean())
+        got = _outputs(p, cal, ctx)
+        return float(np.mean([np.abs(g - r).mean() for g, r in zip(got, ref_cal, strict=True)]))
 
     full = error(path)
     ranked = []
