@@ -52,7 +52,11 @@ Model = Annotated[
 ]
 Data = Annotated[
     str,
-    typer.Option("--data", help="builtin:digits, builtin:breast_cancer, folder:PATH or npz:PATH."),
+    typer.Option(
+        "--data",
+        help="builtin:digits, builtin:breast_cancer, builtin:digits-detect, folder:PATH, "
+        "npz:PATH, yolo:DATA.yaml or coco:ANNOTATIONS.json[:IMAGES].",
+    ),
 ]
 Weights = Annotated[
     Path | None, typer.Option("--weights", help="State dict (.pt/.safetensors) for the model.")
