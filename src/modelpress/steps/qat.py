@@ -26,6 +26,7 @@ from modelpress.core.registry import register_step
 from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
+from modelpress.steps.float_tail import describe, with_float_tail
 from modelpress.steps.quiet import quiet
 from modelpress.steps.shared import REFERENCE_INT8, capture, resolve_teacher, save_pt2, teacher_loss
 from modelpress.steps.trained import TeacherFields, train_in_step
@@ -38,6 +39,8 @@ LOSSES: dict[str, Callable[[Context, Any], LossFn]] = {}
 
 class QATConfig(TeacherFields):
     type: Literal["qat"] = "qat"
+    # the task's decode tail (detection) trains and runs in float; false quantizes it too
+    float_tail: bool = True
     epochs: int = Field(3, ge=1)
     lr: float | None = Field(None, gt=0)  # type: ignore[assignment]  # 1e-4; 1e-5 with a teacher
     alpha_hard: float = Field(0.3, ge=0)
@@ -92,6 +95,9 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
     quantizer = xiq.X86InductorQuantizer().set_global(
         xiq.get_default_x86_inductor_quantization_config(is_qat=True)
     )
+    tail: list[str] = []
+    if ctx.task.float_tail and config.float_tail:
+        quantizer = with_float_tail(quantizer, tail)
     prepared = prepare_qat_pt2e(capture(original, ctx, where), quantizer)
     model = _Trainable(prepared)
     if config.loss is not None and config.loss not in LOSSES:
@@ -139,6 +145,7 @@ def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
         details={
             "method": "torchao prepare_qat_pt2e + X86InductorQuantizer (is_qat)",
             **details,
+            **({"float_tail": describe(tail, ctx.task.float_tail)} if tail else {}),
             "lr": lr,
             **result.summary(),
         },

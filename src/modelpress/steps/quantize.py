@@ -24,6 +24,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.registry import StepConfig, register_step
 from modelpress.engine.context import Context
 from modelpress.sources.models import eval_mode
+from modelpress.steps.float_tail import describe, with_float_tail
 from modelpress.steps.quiet import quiet
 from modelpress.steps.shared import REFERENCE_INT8, calibrate, capture, save_pt2
 
@@ -32,14 +33,23 @@ class QuantizeConfig(StepConfig):
     type: Literal["quantize"] = "quantize"
     method: Literal["static", "dynamic", "fp16"] = "static"
     calibration_samples: int | None = Field(None, ge=1)  # None: the whole calibration split
+    # INT8: the task's decode tail (detection: after the head's last convolutions) stays
+    # float; false quantizes it too (to show the collapse it prevents)
+    float_tail: bool = True
 
     def default_name(self) -> str:
         return f"quantize-{self.method}"
 
 
 def pt2e_static(
-    module: nn.Module, ctx: Context, samples: int | None, where: str
+    module: nn.Module,
+    ctx: Context,
+    samples: int | None,
+    where: str,
+    float_tail: list[str] | None = None,
 ) -> tuple[nn.Module, int]:
+    """PT2E static INT8 (X86 quantizer); with ``float_tail`` (a list) the task's decode tail
+    is left unannotated and the op names kept float are appended to it."""
     with quiet():
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -48,6 +58,8 @@ def pt2e_static(
     quantizer = xiq.X86InductorQuantizer().set_global(
         xiq.get_default_x86_inductor_quantization_config()
     )
+    if float_tail is not None:
+        quantizer = with_float_tail(quantizer, float_tail)
     prepared = prepare_pt2e(graph, quantizer)
     split = ctx.calibration(samples, where)
     calibrate(prepared, split, 32, ctx, where)
@@ -79,8 +91,11 @@ def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: Context) -> Artif
     details: dict = {"method": config.method}
     notes: list[str] = []
     if config.method == "static":
-        quantized, n = pt2e_static(module, ctx, config.calibration_samples, where)
+        tail = [] if ctx.task.float_tail and config.float_tail else None
+        quantized, n = pt2e_static(module, ctx, config.calibration_samples, where, tail)
         precision = "int8"
+        if tail is not None:
+            details["float_tail"] = describe(tail, ctx.task.float_tail)
         details |= {
             "quantizer": "torchao X86InductorQuantizer (PT2E)",
             "calibration_samples": n,

@@ -63,6 +63,9 @@ class Task(ABC):
     plots: ClassVar[tuple[str, ...]] = ()  # names of report/plots.py figures it has numbers for
     # its postprocess is real work done outside the graph (NMS): latency shows it apart
     times_postprocess: ClassVar[bool] = False
+    # why INT8 keeps the graph's tail (after its last weighted ops) in float, or None to
+    # quantize it like the rest (steps/float_tail.py finds the tail in each graph)
+    float_tail: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,6 +56,14 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.box(x), self.cls(x)
+
+
+def _grid(h: int, w: int, stride: int) -> torch.Tensor:
+    """(2, H·W) cell centres in input pixels, x then y, as a constant: exported graphs hold it
+    as data, not as arange arithmetic (which LiteRT's int8 conversion mangles)."""
+    ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    centres = (np.stack([xs.ravel(), ys.ravel()]).astype(np.float32) + 0.5) * stride
+    return torch.from_numpy(centres)
 
 
 class YoloNano(nn.Module):
@@ -94,11 +103,8 @@ class YoloNano(nn.Module):
             hs, ws = feat.shape[-2:]
             dists.append(d.flatten(2))
             logits.append(c.flatten(2))
-            ys = (torch.arange(hs, dtype=x.dtype) + 0.5) * s
-            xs = (torch.arange(ws, dtype=x.dtype) + 0.5) * s
-            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-            centres.append(torch.stack([gx.flatten(), gy.flatten()]))  # (2, Hs·Ws)
-            strides.append(torch.full((hs * ws,), float(s), dtype=x.dtype))
+            centres.append(_grid(int(hs), int(ws), s))  # (2, Hs·Ws)
+            strides.append(torch.full((hs * ws,), float(s)))
         # the decode tail: kept in float by INT8
         dist = F.softplus(torch.cat(dists, 2)) * torch.cat(strides)  # (B, 4, N) pixels
         centre = torch.cat(centres, 1)  # (2, N)

@@ -38,6 +38,9 @@ class ExportConfig(StepConfig):
     stem: Literal["auto", "int8", "fp32"] = "auto"
     fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
     io: Literal["float", "int8", "uint8"] | None = None  # tflite: the I/O type to insist on
+    # INT8: the task's decode tail (detection: after the head's last convolutions) stays
+    # float; false quantizes it too (to show the collapse it prevents)
+    float_tail: bool = True
 
     reads_targets: ClassVar[tuple[str, ...]] = ("max_accuracy_drop",)  # the INT8 fallback
 

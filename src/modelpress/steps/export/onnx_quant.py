@@ -345,6 +345,14 @@ def _static_int8(
     _check_calibration(split, pre, config.display_name)
     _, by_recipe = _node_names(pre, config.keep_fp32)
     exclude = _stem_fp32_if_asked(pre, config, by_recipe, details)
+    if ctx.task.float_tail and config.float_tail:
+        import onnx
+
+        from modelpress.steps.float_tail import describe, onnx_tail
+
+        tail = onnx_tail(onnx.load(str(pre), load_external_data=False))
+        exclude = [*exclude, *(n.name for n in tail if n.name not in exclude)]
+        details["float_tail"] = describe([n.op_type for n in tail], ctx.task.float_tail)
     static = _Static(pre, split, config, work)
     with ctx.observer.progress(f"{config.display_name}: calibrate and quantize", None):
         activation, path = _choose_activation(static, config, exclude, ctx, details)

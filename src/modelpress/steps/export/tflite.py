@@ -50,6 +50,12 @@ def _static_int8(
     from modelpress.steps.export.tflite_int8 import MobileQuantizer, stem_conv, unannotated_ops
     from modelpress.steps.shared import calibrate
 
+    # litert-torch cannot keep a float tail in a full-int8 model: its converter quantizes the
+    # float ops between int8 ones again with ranges of its own (a detector's box distances
+    # saturate at 127: mAP 0). The tail is quantized, and said so; boxes and scores in outputs
+    # of their own (the modelpress layout) keep their own scales
+    if ctx.task.float_tail and config.float_tail:
+        details["float_tail"] = {"kept": False, "why": LITERT_TAIL}
     quantizer = MobileQuantizer(float_stem=float_stem).set_global(
         get_symmetric_quantization_config(is_per_channel=config.per_channel, is_dynamic=False)
     )
@@ -75,6 +81,11 @@ def _static_int8(
     return quantized, QuantConfig(pt2e_quantizer=quantizer)
 
 
+LITERT_TAIL = (
+    "not kept float: litert-torch's converter re-quantizes float ops between int8 ones in a "
+    "full-int8 model (box distances saturated, mAP 0), so the tail is int8; outputs that hold "
+    "boxes and scores apart keep separate scales"
+)
 STEM_MARGIN = 0.95  # a float stem must be this much faster (ratio of medians) to be kept
 
 

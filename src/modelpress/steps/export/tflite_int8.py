@@ -260,6 +260,13 @@ class MobileQuantizer(PT2EQuantizer):
             annotate_mobile_ops(model, quantization_config, filter_fn)
         return model
 
+    def annotate(self, model: GraphModule) -> GraphModule:
+        from modelpress.steps.float_tail import drop_non_float
+
+        model = super().annotate(model)
+        drop_non_float(model)  # integer tensors (arange grids) take no observer
+        return model
+
 
 # ---- the prepared PT2E graph and the converted .tflite: what runs in float, and why
 

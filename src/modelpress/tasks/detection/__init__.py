@@ -42,6 +42,10 @@ class Detection(Task):
     verified_by = "agreement"  # F1 of the child's detections matched to the parent's
     plots = ("map_vs_latency",)
     times_postprocess = True  # NMS runs outside the graph: latency shows model and end-to-end
+    float_tail = (
+        "the decode tail (head's last convolutions to the outputs) stays float: boxes in "
+        "pixels and scores in [0, 1] under one INT8 scale round every score to zero"
+    )
 
     def __init__(self) -> None:
         self.layout: Layout | None = None  # None: recognised from the output shapes
