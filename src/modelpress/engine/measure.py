@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
+from modelpress.evaluate.benchmark import (
+    LatencyStats,
+    artifact_size,
+    benchmark_runtime,
+    count_macs,
+    time_callable,
+)
 from modelpress.evaluate.coverage import int8_coverage
 from modelpress.evaluate.own_process import own_process_peak
 from modelpress.runtimes import runtime_for
@@ -52,6 +58,10 @@ def analyze(
                 batch_sizes=cfg.batch_sizes,
                 warmup=cfg.warmup,
                 repeats=cfg.repeats,
+            )
+        if ctx.task.times_postprocess:  # NMS outside the graph: model and end-to-end apart
+            bench["end_to_end_ms"] = end_to_end(
+                runtime, ctx.task, val.sample_batch(runtime.fixed_batch or 1), cfg
             )
         params = runtime.param_count() or None
         coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
@@ -114,3 +124,22 @@ def analyze(
             entry["status"] = "degraded"
             entry["notes"].append(f"degraded: {problem} ({artifact.parent})")
     return entry, outputs
+
+
+def end_to_end(runtime: Any, task: Any, batch: list[np.ndarray], cfg: Any) -> dict[str, Any]:
+    """Latency of the model plus the task's postprocess (detection: decode and NMS at the
+    display threshold), and of the postprocess alone, on one real batch; milliseconds."""
+    outputs = runtime.run_all(batch)
+    post = time_callable(lambda: task.timed_postprocess(outputs), cfg.warmup, cfg.repeats)
+    both = time_callable(
+        lambda: task.timed_postprocess(runtime.run_all(batch)), cfg.warmup, cfg.repeats
+    )
+    n = len(batch[0])
+    stats = LatencyStats.of(both, n, runtime.threads, [])
+    return {
+        "median": stats.median,
+        "p90": stats.p90,
+        "batch": n,
+        "postprocess_median": float(np.median(post)),
+        "postprocess": task.timed_postprocess_says,
+    }

@@ -81,7 +81,11 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
             + "</ul>"
         )
 
-    for grid in (sections.fallback(record), sections.coverage(record)):
+    for grid in (
+        sections.detection_benchmark(record),
+        sections.fallback(record),
+        sections.coverage(record),
+    ):
         if grid:
             body += [f"<h2>{escape(grid.title)}</h2>", table(grid)]
 

@@ -80,6 +80,17 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     if fallback:
         out += ["## INT8 accuracy fallback", "", table(fallback), ""]
 
+    detection = sections.detection_benchmark(record)
+    if detection:
+        out += [
+            "## Detection benchmark",
+            "",
+            table(detection),
+            "",
+            sections.detection_legend(record),
+            "",
+        ]
+
     coverage = sections.coverage(record)
     if coverage:
         out += ["## INT8 coverage", "", table(coverage), ""]

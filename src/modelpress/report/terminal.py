@@ -137,6 +137,16 @@ def fallback_table(record: dict[str, Any]) -> Table | None:
     return table
 
 
+def detection_table(record: dict[str, Any]) -> Table | None:
+    """Detection runs: mAP and speed per artifact, model alone and end to end."""
+    grid = sections.detection_benchmark(record)
+    if grid is None:
+        return None
+    table = _table(grid, compact=True)
+    table.caption = _caption(sections.detection_legend(record))
+    return table
+
+
 def coverage_table(record: dict[str, Any]) -> Table | None:
     """INT8 artifacts' coverage, short: int8 ops, MAC and time shares, float op types."""
     grid = sections.coverage(record)

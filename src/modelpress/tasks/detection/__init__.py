@@ -112,6 +112,12 @@ class Detection(Task):
         outs = _as_list(outputs)
         return decode(outs, self._layout(outs), self.input_hw or (1, 1))
 
+    timed_postprocess_says = f"decode + class-aware NMS at conf {SHOW_CONF} (numpy)"
+
+    def timed_postprocess(self, outputs: Outputs) -> list[np.ndarray]:
+        """What a deployed detector runs after the model: detections at the display threshold."""
+        return self.postprocess(outputs, SHOW_CONF)
+
     def postprocess(self, outputs: Outputs, conf: float | None = None) -> list[np.ndarray]:
         """Per image, its detections ``(K, 6)``: ``x1 y1 x2 y2 score class`` after class-aware
         NMS (``conf``, default the task's evaluation floor)."""
