@@ -1,0 +1,198 @@
+"""Detection, side by side: zoo:yolo_nano on builtin:digits-detect in every runtime, both layouts.
+
+    python benchmarks/bench_detection.py [--epochs 12] [--qat-epochs 2] [--fresh]
+
+zoo:yolo_nano is trained by modelpress on builtin:digits-detect at 96×96 (cached under
+runs/bench/), then measured as exported in its own layout (boxes and scores apart) and, with
+the same weights, in the YOLOv8 export layout (one (B, 4 + nc, N) tensor). Each run holds the
+torch baseline, FP32 ONNX, INT8 ONNX with the decode tail in float, the naive INT8 ONNX
+(everything quantized), INT8 TFLite, and QAT INT8 (ONNX), each measured in its own runtime.
+PASS/FAIL, per layout:
+  - FP32 ONNX mAP50-95 within 0.2 pt of torch eager;
+  - the fastest INT8 artifact within 1.0 pt of FP32, ≥ 2× faster than FP32 ONNX at batch 1
+    (model ms; timed side by side in one loop where the run raced them), ≤ 30 % of its size;
+  - the naive INT8 beside it (shown; the YOLOv8 layout is where it collapses);
+  - QAT INT8 ≥ PTQ INT8 mAP50-95;
+  - NMS ≤ 10 % of end-to-end latency at batch 1 (the fastest INT8 artifact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from modelpress.core.recipe import build_recipe
+from modelpress.engine import pipeline
+from modelpress.report import terminal
+from modelpress.training import TrainConfig, train_and_save
+
+CHECKPOINT = Path("runs/bench/yolo-nano-digits96.pt")
+SHAPE = "1,3,96,96"
+DATA = "builtin:digits-detect"
+
+
+def _steps(qat_epochs: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "export", "format": "onnx", "id": "onnx"},
+        {
+            "type": "export",
+            "format": "onnx",
+            "precision": "int8",
+            "id": "onnx-int8",
+            "from": "baseline",
+        },
+        {
+            "type": "export",
+            "format": "onnx",
+            "precision": "int8",
+            "float_tail": False,
+            "fallback": False,
+            "id": "onnx-int8-naive",
+            "name": "onnx-int8-naive",
+            "from": "baseline",
+        },
+        {
+            "type": "export",
+            "format": "tflite",
+            "precision": "int8",
+            "id": "tflite-int8",
+            "from": "baseline",
+        },
+        {"type": "qat", "epochs": qat_epochs, "id": "qat", "from": "baseline"},
+        {
+            "type": "export",
+            "format": "onnx",
+            "precision": "int8",
+            "id": "qat-onnx",
+            "from": "qat",
+            "name": "qat-onnx-int8",
+        },
+    ]
+
+
+def _run(name: str, kwargs: dict[str, Any], out: Path, qat_epochs: int, fresh: bool) -> dict:
+    recipe = build_recipe(
+        {
+            "name": name,
+            "model": "zoo:yolo_nano",
+            "model_kwargs": kwargs,
+            "weights": str(CHECKPOINT.resolve()),
+            "data": DATA,
+            "task": "detection",
+            "input_shape": SHAPE,
+            "targets": {"max_accuracy_drop": 1.0},
+            "steps": _steps(qat_epochs),
+        }
+    )
+    pipeline.run(recipe, out=out, resume=not fresh, force=fresh)
+    return json.loads((out / "record.json").read_text())
+
+
+def _by_name(record: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in [record["baseline"], *record["artifacts"]]}
+
+
+def _map(entry: dict | None) -> float | None:
+    return None if not entry else (entry.get("metrics") or {}).get("map50_95")
+
+
+def _ms(entry: dict | None) -> float | None:
+    return None if not entry else (entry.get("latency_ms") or {}).get("median")
+
+
+def _checks(record: dict) -> list[tuple[str, bool, str]]:
+    e = _by_name(record)
+    base, fp32 = e.get("baseline"), e.get("onnx-fp32")
+    ptq = [v for k, v in e.items() if v.get("precision") == "int8" and "naive" not in k]
+    ptq = [v for v in ptq if v.get("status") in ("ok", "degraded") and _map(v) is not None]
+    checks = []
+    d = 100 * abs(_map(fp32) - _map(base))
+    checks.append(("FP32 ONNX within 0.2 pt of eager", d <= 0.2, f"{d:.3f} pt"))
+    fastest = min(ptq, key=_ms)
+    drop = 100 * (_map(fp32) - _map(fastest))
+    speed = _ms(fp32) / _ms(fastest)
+    size = fastest["size_bytes"] / fp32["size_bytes"]
+    checks.append((f"fastest INT8 ({fastest['name']}) within 1 pt", drop <= 1.0, f"{drop:+.2f} pt"))
+    checks.append(("  ≥ 2× FP32 ONNX (model ms, batch 1)", speed >= 2.0, f"{speed:.2f}×"))
+    checks.append(("  ≤ 30 % of FP32 size", size <= 0.30, f"{100 * size:.1f} %"))
+    naive = e.get("onnx-int8-naive")
+    checks.append(
+        (
+            "naive INT8 (everything quantized), shown",
+            True,
+            f"mAP50-95 {_map(naive):.4f} ({naive['status']}) vs {_map(e['onnx-int8']):.4f} "
+            "float tail",
+        )
+    )
+    qat, ptq_onnx = e.get("qat-onnx-int8") or {}, e.get("onnx-int8")
+    if _map(qat) is not None:
+        checks.append(
+            (
+                "QAT INT8 ≥ PTQ INT8 (ONNX)",
+                _map(qat) >= _map(ptq_onnx),
+                f"{_map(qat):.4f} vs {_map(ptq_onnx):.4f}",
+            )
+        )
+    e2e = fastest.get("end_to_end_ms") or {}
+    share = e2e.get("postprocess_median", 0) / e2e["median"] if e2e.get("median") else None
+    checks.append(
+        (
+            "NMS ≤ 10 % of end-to-end (batch 1)",
+            share is not None and share <= 0.10,
+            "—" if share is None else f"{100 * share:.1f} %",
+        )
+    )
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/detection"))
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true", help="recompute every node")
+    args = parser.parse_args()
+    console = Console(width=200)
+    if not CHECKPOINT.is_file() or args.fresh:
+        console.print(f"training zoo:yolo_nano → {CHECKPOINT} (cached next time)")
+        CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+        train = build_recipe({"model": "zoo:yolo_nano", "data": DATA, "input_shape": SHAPE})
+        train_and_save(
+            train, TrainConfig(epochs=args.epochs, lr=2e-3, batch_size=32, seed=0), CHECKPOINT
+        )
+    results = {}
+    for layout in ("modelpress", "yolov8"):
+        console.rule(f"layout {layout}")
+        record = _run(
+            f"bench-detection-{layout}",
+            {"layout": layout},
+            args.out / layout,
+            args.qat_epochs,
+            args.fresh,
+        )
+        console.print(terminal.detection_table(record))
+        results[layout] = _checks(record)
+    table = Table(title="Detection: done-means, both layouts (one run each)")
+    table.add_column("check")
+    for layout in results:
+        table.add_column(layout)
+    for i, (name, _, _) in enumerate(results["modelpress"]):
+        cells = []
+        for layout in results:
+            rows = results[layout]
+            if i < len(rows):
+                _, ok, value = rows[i]
+                cells.append(f"{'PASS' if ok else 'FAIL'} {value}")
+            else:
+                cells.append("—")
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
