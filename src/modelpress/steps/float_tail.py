@@ -21,23 +21,25 @@ def tail_of(
     nodes: list[Any],
     inputs_of: Any,
     is_weighted: Any,
+    key: Any = id,
 ) -> list[Any]:
     """Nodes (in the given topological order) with no weighted node downstream, that are
     not weighted themselves: the ops after the last convolutions, and the constant branches
-    feeding only them (anchor grids, strides). ``inputs_of(node)`` yields the nodes it reads."""
-    consumers: dict[int, list[Any]] = {id(n): [] for n in nodes}
+    feeding only them (anchor grids, strides). ``inputs_of(node)`` yields the nodes it reads;
+    ``key(node)`` identifies a node (``id``, or a name where wrappers are made per call)."""
+    consumers: dict[Any, list[Any]] = {key(n): [] for n in nodes}
     for n in nodes:
         for src in inputs_of(n):
-            if id(src) in consumers:
-                consumers[id(src)].append(n)
-    feeds_weighted: dict[int, bool] = {}
+            if key(src) in consumers:
+                consumers[key(src)].append(n)
+    feeds_weighted: dict[Any, bool] = {}
     for n in reversed(nodes):  # consumers come later in topological order
-        feeds_weighted[id(n)] = any(
-            is_weighted(c) or feeds_weighted[id(c)] for c in consumers[id(n)]
+        feeds_weighted[key(n)] = any(
+            is_weighted(c) or feeds_weighted[key(c)] for c in consumers[key(n)]
         )
     if not any(is_weighted(n) for n in nodes):
         return []
-    return [n for n in nodes if not is_weighted(n) and not feeds_weighted[id(n)]]
+    return [n for n in nodes if not is_weighted(n) and not feeds_weighted[key(n)]]
 
 
 def onnx_tail(model: Any) -> list[Any]:
@@ -49,6 +51,29 @@ def onnx_tail(model: Any) -> list[Any]:
         return [producer[i] for i in n.input if i in producer]
 
     return tail_of(nodes, inputs_of, lambda n: n.op_type in ONNX_WEIGHTED)
+
+
+OV_WEIGHTED = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
+OV_SKIP = ("Parameter", "Constant", "Result")
+
+
+def openvino_tail(model: Any) -> list[Any]:
+    """The tail's ops of an ``openvino.Model`` (constants, parameters and results aside)."""
+    ops = [op for op in model.get_ordered_ops() if op.get_type_name() not in OV_SKIP]
+
+    def inputs_of(op: Any) -> list[Any]:
+        return [i.get_source_output().get_node() for i in op.inputs()]
+
+    def weighted(op: Any) -> bool:
+        return op.get_type_name() in OV_WEIGHTED
+
+    tail = tail_of(ops, inputs_of, weighted, key=lambda op: op.get_friendly_name())
+    # a convolution's bias is an Add of its own in OpenVINO: it belongs to the convolution
+    return [
+        op
+        for op in tail
+        if not (op.get_type_name() == "Add" and any(weighted(s) for s in inputs_of(op)))
+    ]
 
 
 def fx_tail(graph: Any) -> list[Any]:

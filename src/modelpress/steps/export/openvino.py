@@ -75,7 +75,19 @@ def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Pat
         ]
         nncf.set_log_level(logging.ERROR)
         settings = _nncf_settings(source)
-        kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if settings["model_type"] else {}
+        kwargs: dict[str, Any] = (
+            {"model_type": nncf.ModelType.TRANSFORMER} if settings["model_type"] else {}
+        )
+        if ctx.task.float_tail and config.float_tail:
+            from modelpress.steps.float_tail import describe, openvino_tail
+
+            tail = openvino_tail(model)
+            if tail:
+                names = [op.get_friendly_name() for op in tail]
+                kwargs["ignored_scope"] = nncf.IgnoredScope(names=names, validate=False)
+                details["float_tail"] = describe(
+                    [op.get_type_name() for op in tail], ctx.task.float_tail
+                )
         try:
             with quiet():  # nncf draws progress bars
                 model = nncf.quantize(
