@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,17 @@ from modelpress.tasks.detection.boxes import batched_nms, box_iou, letterbox_par
 from modelpress.tasks.detection.cocoeval import coco_metrics
 from modelpress.tasks.detection.layouts import decode, recognise
 from modelpress.zoo.yolo_nano import yolo_nano
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """The tiny model's ops are too small to share: a second thread only waits on the first,
+    and on a loaded machine that waiting costs tens of seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # ---------------------------------------------------------------- the hand-made mAP case
 # Image 0: class 1 found exactly (0.9) plus a class-1 false positive (0.3).
