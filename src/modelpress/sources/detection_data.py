@@ -18,6 +18,7 @@ one ``(M, 5)`` float32 array per image: ``class, x1, y1, x2, y2`` normalised to 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -260,11 +261,11 @@ def _read_yolo_labels(path: Path, nc: int, counts: _Counts) -> np.ndarray:
         if len(parts) < 5:
             counts.bad_lines += 1
             continue
-        if cls != int(cls) or not 0 <= cls < nc:
+        if not 0 <= cls < nc or cls != int(cls):  # range first: int() of NaN or inf raises
             counts.bad_class += 1
             continue
         x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
-        if min(cx, cy, bw, bh) < 0 or max(cx, cy, bw, bh) > 1 or bw <= 0 or bh <= 0:
+        if not all(0 <= v <= 1 for v in (cx, cy, bw, bh)) or bw <= 0 or bh <= 0:  # NaN fails
             counts.bad_coords += 1
             continue
         rows.append([cls, max(x1, 0), max(y1, 0), min(x2, 1), min(y2, 1)])
@@ -378,16 +379,17 @@ def coco(
             skipped += 1
             continue
         w0, h0 = sizes[a["image_id"]]
-        x, y, bw, bh = a["bbox"]
-        if not w0 or not h0 or bw <= 0 or bh <= 0:
+        if not w0 or not h0 or not _pixel_box(a.get("bbox")):
             skipped += 1
             continue
+        x, y, bw, bh = a["bbox"]
         per_image[a["image_id"]].append(
             [index[a["category_id"]], x / w0, y / h0, (x + bw) / w0, (y + bh) / h0]
         )
     if skipped:
         warned.append(
-            f"{where}: {skipped} annotations skipped (crowd, unknown class or image, or empty box)"
+            f"{where}: {skipped} annotations skipped (crowd, unknown class or image, or an empty "
+            "or malformed box)"
         )
     ids = list(per_image)
     files = [base / str(im.get("file_name", "")) for im in doc["images"]]
@@ -403,6 +405,17 @@ def coco(
     n_cal = max(1, round(n * splits[1])) if splits[1] > 0 else 0
     val, cal, fit = order[:n_val], order[n_val : n_val + n_cal], order[n_val + n_cal :]
     return whole.take(np.sort(fit)), whole.take(np.sort(cal)), whole.take(np.sort(val)), names
+
+
+def _pixel_box(box: Any) -> bool:
+    """A usable COCO ``bbox``: four finite numbers x, y, w, h with w and h above 0."""
+    return (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
+        and box[2] > 0
+        and box[3] > 0
+    )
 
 
 # --------------------------------------------------------------------------- entry
