@@ -335,9 +335,7 @@ def test_an_unknown_task_names_the_closest_and_every_known_one() -> None:
     assert find_task("nope") is None and find_task(None) is None
     with pytest.raises(RecipeError) as err:
         build_recipe({"model": "zoo:mlp", "data": "builtin:digits", "task": "fidelty"})
-    assert "registered task: classification, binary, fidelity, detection" in str(
-        err.value
-    )
+    assert "registered task: classification, binary, fidelity, detection" in str(err.value)
     assert "(did you mean 'fidelity'?)" in str(err.value)
 
 
