@@ -324,3 +324,22 @@ def test_yolo_non_finite_label_values_are_dropped_and_counted(tmp_path: Path) ->
     np.testing.assert_allclose(labels, [[0, 0, 0.5, 0.5, 1]], atol=1e-6)
     assert "3 label lines name a class ≥ 2" in data.warnings[0]  # with t2's class 5
     assert "3 label lines have coordinates outside [0, 1]" in data.warnings[1]  # with v0's 1.2
+
+
+def test_yolo_segment_lines_become_their_boxes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "images" / "a.png")
+    # a triangle: x from 0.25 to 0.75, y from 0.25 to 0.5
+    (tmp_path / "labels" / "a.txt").write_text("1 0.25 0.25 0.75 0.25 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text("path: .\nval: images\nnames: [a, b]\n")
+
+    data = load_data(
+        f"yolo:{tmp_path / 'data.yaml'}",
+        input_specs=[InputSpec("images", (1, 3, 32, 32), "float32")],
+    )
+
+    (box,) = data.validation.labels[0]
+    assert box.tolist() == pytest.approx([1, 0.25, 0.25, 0.75, 0.5])

@@ -200,8 +200,12 @@ def _image_files(root: Path, entry: Any, where: str) -> list[Path]:
         elif p.is_file() and p.suffix == ".txt":
             for line in p.read_text().splitlines():
                 if line.strip():
-                    f = Path(line.strip())
-                    files.append(f if f.is_absolute() else root / f)
+                    # Ultralytics' rule: "./x" is beside the list; other relative paths
+                    # are under the data set's root
+                    entry = line.strip()
+                    base = p.parent if entry.startswith("./") else root
+                    f = Path(entry)
+                    files.append(f if f.is_absolute() else base / f)
         else:
             raise DataSourceError(
                 f"{where}: {p} (from the data.yaml) is neither a folder nor a .txt list"
@@ -254,13 +258,18 @@ def _read_yolo_labels(path: Path, nc: int, counts: _Counts) -> np.ndarray:
         if not parts:
             continue
         try:
-            cls, cx, cy, bw, bh = (float(v) for v in parts[:5])
+            values = [float(v) for v in parts]
         except ValueError:
             counts.bad_lines += 1
             continue
-        if len(parts) < 5:
+        if len(values) < 5:
             counts.bad_lines += 1
             continue
+        cls, cx, cy, bw, bh = values[:5]
+        if len(values) > 5 and len(values) % 2 == 1:  # a segment: cls x1 y1 x2 y2 x3 y3 …
+            xs, ys = values[1::2], values[2::2]  # its box, as Ultralytics takes it
+            cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+            bw, bh = max(xs) - min(xs), max(ys) - min(ys)
         if not 0 <= cls < nc or cls != int(cls):  # range first: int() of NaN or inf raises
             counts.bad_class += 1
             continue
