@@ -66,13 +66,29 @@ def test_io_quantization_round_trip() -> None:
     assert np.abs(back[inside] - x[inside]).max() <= 0.025 + 1e-6  # half a step
 
 
-def test_asking_for_io_the_converter_cannot_give(trained_checkpoint: Path, tmp_path: Path) -> None:
-    steps = [{"type": "export", "format": "tflite", "precision": "int8", "io": "uint8"}]
+def test_uint8_input_takes_camera_frames_and_keeps_accuracy(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    steps = [
+        {"type": "export", "format": "tflite", "precision": "int8", "id": "float-in"},
+        {
+            "type": "export",
+            "format": "tflite",
+            "precision": "int8",
+            "io": "uint8",
+            "from": "baseline",
+        },
+    ]
     record = pipeline.run(
         build_recipe(tiny_recipe(str(trained_checkpoint), steps=steps)), out=tmp_path / "r"
     )
-    assert record["steps"][0]["status"] == "failed"
-    assert "io uint8 asked, but litert-torch gives int8 inputs" in record["steps"][0]["error"]
+    arts = {a["name"]: a for a in record["artifacts"]}
+    pixel = arts["tflite-int8-uint8-input"]
+    assert pixel["status"] in ("ok", "degraded") and pixel["details"]["io"]["inputs"] == ["uint8"]
+    assert pixel["input_transform"]["kind"] == "uint8_nhwc"
+    assert pixel["inputs"][0].endswith(":uint8") and ",16,16,1:" in pixel["inputs"][0]
+    drop = arts["tflite-int8"]["metrics"]["top1"] - pixel["metrics"]["top1"]
+    assert drop <= 0.03  # the same model, fed 8-bit pixels of the same images
 
 
 def test_corrupt_tflite_file(tmp_path: Path) -> None:

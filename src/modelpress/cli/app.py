@@ -210,8 +210,8 @@ def quantize_steps(
     steps: list[dict[str, Any]] = []
     for fmt in formats:
         quantized = {"type": "export", "format": fmt, "precision": _PRECISION[method], **options}
-        if fmt != "tflite":
-            quantized.pop("io", None)  # io applies to TFLite models only
+        if fmt == "openvino" or (fmt == "onnx" and quantized.get("io") != "uint8"):
+            quantized.pop("io", None)  # uint8 input: onnx and tflite; float / int8: tflite
         steps += [{"type": "export", "format": fmt}, quantized]
     return steps
 
@@ -241,7 +241,11 @@ def quantize(
     ] = None,
     io: Annotated[
         str | None,
-        typer.Option("--io", help="TFLite int8 model I/O to insist on: float | int8 | uint8"),
+        typer.Option(
+            "--io",
+            help="uint8: ONNX and TFLite models take uint8 NHWC camera frames (permute, cast, "
+            "/255 in the graph); float | int8: the TFLite int8 model's I/O type to insist on",
+        ),
     ] = None,
     weights: Weights = None,
     model_kwargs: Kwargs = None,

@@ -38,6 +38,9 @@ class Artifact:
     # A new model trained from its parent (a distilled student, a fine-tuned pruned model): its
     # outputs are meant to differ, so agreement with the parent is reported, not judged.
     retrained: bool = False
+    # how the data's float NCHW batches become this artifact's inputs (``runtimes/adapt.py``):
+    # {"kind": "uint8_nhwc", "mean": [...] | None, "std": [...] | None}; None: as they are
+    input_transform: dict[str, Any] | None = None
 
     @property
     def parent(self) -> str | None:

@@ -110,6 +110,9 @@ def analyze(
         "notes": list(artifact.notes),
         "details": dict(artifact.details),
     }
+    if artifact.input_transform:  # fed camera pixels (uint8 NHWC), converted in the graph
+        entry["input_transform"] = dict(artifact.input_transform)
+        entry["inputs"] = [s.describe() for s in artifact.input_specs]
     if "error" in own_memory:
         entry["notes"].append(f"peak memory in its own process not measured: {own_memory['error']}")
     if coverage is not None:  # int8 artifacts: what their runtime really runs in int8

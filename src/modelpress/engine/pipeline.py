@@ -243,10 +243,16 @@ class Runner:
             spec = models.inspect_source(str(path), trust=ctx.recipe.code_trust())
             module, rebuild = models.build(spec), rebuild_info(spec)
         ctx.claim(path, entry["step"])
+        transform = entry.get("input_transform")
+        specs = ctx.input_specs
+        if transform:
+            from modelpress.runtimes.adapt import pixel_specs
+
+            specs = pixel_specs(specs)
         return Artifact(
             entry["name"],
             entry["format"],
-            ctx.input_specs,
+            specs,
             entry["precision"],
             path,
             entry.get("parents") or ([entry["parent"]] if entry.get("parent") else []),
@@ -257,6 +263,7 @@ class Runner:
             details=details,
             handoffs=handoffs,
             rebuild=rebuild,
+            input_transform=transform,
         )
 
     def _inputs(self, index: int, config: StepConfig) -> list[str]:

@@ -95,7 +95,16 @@ def own_process_peak(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modelpress-peak-") as tmp:
         inputs, out = Path(tmp) / "inputs.npz", Path(tmp) / "result.json"
-        np.savez(inputs, **{f"b{b}_{i}": a for b in sizes for i, a in enumerate(sample_batch(b))})
+        transform = getattr(artifact, "input_transform", None)
+
+        def batch_of(b: int) -> list[np.ndarray]:
+            if not transform:
+                return sample_batch(b)
+            from modelpress.runtimes.adapt import to_pixels
+
+            return to_pixels(sample_batch(b), transform)  # what its camera would hand it
+
+        np.savez(inputs, **{f"b{b}_{i}": a for b in sizes for i, a in enumerate(batch_of(b))})
         spec = {
             "name": artifact.name,
             "format": artifact.format,

@@ -29,7 +29,13 @@ def runtime_for(artifact: Artifact, threads: int) -> Runtime:
     if artifact.format not in _BACKENDS:
         raise RuntimeUnavailableError(f"{artifact.name}: no runtime for format '{artifact.format}'")
     module, cls = _BACKENDS[artifact.format]
-    return getattr(importlib.import_module(module), cls)(artifact, threads)
+    runtime = getattr(importlib.import_module(module), cls)(artifact, threads)
+    transform = getattr(artifact, "input_transform", None)
+    if transform:  # a uint8 camera-frame input: fed the data's float images, converted
+        from modelpress.runtimes.adapt import PixelInput
+
+        return PixelInput(runtime, transform)
+    return runtime
 
 
 __all__ = ["Runtime", "runtime_for"]

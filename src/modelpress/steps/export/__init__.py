@@ -37,7 +37,9 @@ class ExportConfig(StepConfig):
     # builds it both ways and keeps a float stem only if over 5 % faster; onnx auto keeps int8
     stem: Literal["auto", "int8", "fp32"] = "auto"
     fallback: bool = True  # keep sensitive layers FP32 until targets.max_accuracy_drop holds
-    io: Literal["float", "int8", "uint8"] | None = None  # tflite: the I/O type to insist on
+    # the model's input: uint8 (onnx, tflite) takes a camera's uint8 NHWC frame, converted in
+    # the graph; float / int8 (tflite) insist on that quantized I/O type
+    io: Literal["float", "int8", "uint8"] | None = None
     # INT8: the task's decode tail (detection: after the head's last convolutions) stays
     # float; false quantizes it too (to show the collapse it prevents)
     float_tail: bool = True
@@ -48,13 +50,16 @@ class ExportConfig(StepConfig):
     def _combination(self) -> ExportConfig:
         if self.format == "torchscript" and self.precision != "fp32":
             raise ValueError("torchscript exports fp32 only; quantize for onnx instead")
-        if self.io is not None and self.format != "tflite":
-            raise ValueError("io applies to format tflite")
+        if self.io in ("float", "int8") and self.format != "tflite":
+            raise ValueError("io float / int8 applies to format tflite (uint8: onnx or tflite)")
+        if self.io == "uint8" and self.format not in ("onnx", "tflite"):
+            raise ValueError("io uint8 applies to formats onnx and tflite")
         return self
 
     def default_name(self) -> str:
         suffix = "" if self.precision == "fp32" else f"-{self.precision}"
-        return f"export-{self.format}{suffix}"
+        io = "-uint8-input" if self.io == "uint8" else ""
+        return f"export-{self.format}{suffix}{io}"
 
     def takes(self) -> list[Takes]:
         # every format converts (and, but for torchscript, quantizes) an fp32 torch model
@@ -72,7 +77,7 @@ class ExportConfig(StepConfig):
 
 @register_step(ExportConfig)
 def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
-    stem = f"model-{config.precision}"
+    stem = f"model-{config.precision}" + ("-uint8-input" if config.io == "uint8" else "")
     if config.format == "torchscript":  # the torchscript step's own handler, through the registry
         torchscript = config_class("torchscript")(name=config.display_name)  # type: ignore[misc]
         return handler_for(torchscript)(artifact, torchscript, ctx)
@@ -96,7 +101,22 @@ def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
     ):
         from modelpress.steps.export.onnx import to_onnx
 
-        return to_onnx(artifact, config, ctx, out)
+        return _pixels(to_onnx(artifact, config, ctx, out), config, ctx)
     from modelpress.steps.export.onnx_quant import quantize_onnx
 
-    return quantize_onnx(artifact, config, ctx, out)
+    return _pixels(quantize_onnx(artifact, config, ctx, out), config, ctx)
+
+
+def _pixels(child: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
+    """``io: uint8``: the finished ONNX file takes uint8 NHWC frames (a prefix of ops)."""
+    if config.io != "uint8" or child.path is None:
+        return child
+    from modelpress.runtimes.adapt import pixel_specs
+    from modelpress.steps.export.pixel_input import pixel_transform, prefix_onnx
+
+    transform = pixel_transform(ctx, config.display_name)
+    prefix_onnx(child.path, transform)
+    child.input_transform, child.input_specs = transform, pixel_specs(child.input_specs)
+    child.name = f"{child.name}-uint8-input"
+    child.details["input"] = "uint8 NHWC; permute, cast, /255 and normalize in the graph"
+    return child

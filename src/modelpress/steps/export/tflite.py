@@ -28,6 +28,7 @@ from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
 from modelpress.sources.models import eval_mode, load_exported
+from modelpress.steps.export.pixel_input import PixelModel, pixel_transform
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
@@ -69,6 +70,11 @@ def _static_int8(
     skip = {stem.name} if float_stem and stem is not None else set()  # float on purpose
     details["unannotated_ops"] = unannotated_ops(prepared, skip)
     split = ctx.calibration(config.calibration_samples, config.display_name)
+    if config.io == "uint8":  # the model takes camera pixels: calibrate on the same
+        from modelpress.runtimes.adapt import to_pixels
+        from modelpress.sources.data import Split
+
+        split = Split(to_pixels(split.inputs, pixel_transform(ctx, config.display_name)), None)
     calibrate(prepared, split, 1, ctx, config.display_name)  # the graph was captured at batch 1
     quantized = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
     torch.nn.Module.train(quantized, False)  # GraphModule.eval() raises; the flag must be clear
@@ -170,6 +176,15 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
     if module is None:
         raise StepError(f"{config.display_name}: needs a torch model as input")
     example = tuple(ctx.example_inputs(1))
+    transform = None
+    if config.io == "uint8":  # permute, cast, /255 and normalize inside the converted graph
+        from modelpress.runtimes.adapt import to_pixels
+
+        transform = pixel_transform(ctx, config.display_name)
+        module = eval_mode(PixelModel(module, transform))
+        pixels = to_pixels([t.numpy() for t in example], transform)
+        example = tuple(torch.from_numpy(a) for a in pixels)
+        details["input"] = "uint8 NHWC; permute, cast, /255 and normalize in the graph"
     with quiet():
         from litert_torch.generative.quantize import quant_recipes
 
@@ -213,7 +228,7 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
         details["names_compacted_bytes"] = compact_tflite_names(out)
     if any(d == "int32" for d in io_types["inputs"]):
         notes.append("int64 inputs became int32 (LiteRT's default); the runtime casts them")
-    return artifact.child(
+    child = artifact.child(
         "tflite",
         config.precision,
         out,
@@ -221,3 +236,9 @@ def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path)
         notes=notes,
         details=details,
     )
+    if transform is not None:
+        from modelpress.runtimes.adapt import pixel_specs
+
+        child.input_transform, child.input_specs = transform, pixel_specs(child.input_specs)
+        child.name = f"{child.name}-uint8-input"
+    return child
