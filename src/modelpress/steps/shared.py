@@ -95,11 +95,22 @@ def resolve_teacher(
 def _check_widths(teacher: nn.Module, student: nn.Module, ctx: Context, where: str) -> None:
     example = ctx.example_inputs(2)
     with torch.no_grad():
-        t = _width(teacher(*example))
+        t_out = ctx.task.train_outputs(teacher(*example))
         was = student.training
         student.eval()
-        s = _width(student(*example))
+        s_out = ctx.task.train_outputs(student(*example))
         student.train(was)
+    if isinstance(t_out, list) or isinstance(s_out, list):  # several outputs (a detector)
+        t_shapes = [tuple(o.shape[1:]) for o in _listed(t_out)]
+        s_shapes = [tuple(o.shape[1:]) for o in _listed(s_out)]
+        if t_shapes != s_shapes:
+            raise StepError(
+                f"{where}: the teacher's outputs per sample are {t_shapes} but the student's "
+                f"{s_shapes}; distillation compares them output by output (same classes, and "
+                "for a detector the same strides at the same input size)"
+            )
+        return
+    t, s = _width(t_out), _width(s_out)
     if t != s:
         raise StepError(
             f"{where}: the teacher outputs {t} values per sample but the student {s}; "
@@ -108,10 +119,18 @@ def _check_widths(teacher: nn.Module, student: nn.Module, ctx: Context, where: s
 
 
 def _width(out: Any) -> int:
-    from modelpress.sources.models import first_tensor
 
     tensor = first_tensor(out)
     return int(tensor[0].numel())
+
+
+def _listed(out: Any) -> list[torch.Tensor]:
+    return list(out) if isinstance(out, list | tuple) else [out]
+
+
+def _per_sample(x: Any) -> Any:
+    """A class head's logits as (B, K); several outputs (a detector's) as they are."""
+    return x.reshape(len(x), -1) if isinstance(x, torch.Tensor) else x
 
 
 def teacher_loss(
@@ -170,14 +189,16 @@ class DistillLoss(nn.Module):
         key = (inputs[0].data_ptr(), tuple(inputs[0].shape))  # SAM's second pass: same batch
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                self._cache = (key, first_tensor(self._teacher[0](*inputs)).detach())
+                out = self.task.train_outputs(self._teacher[0](*inputs))
+                out = [o.detach() for o in out] if isinstance(out, list) else out.detach()
+                self._cache = (key, out)
         return self._cache[1]
 
     def forward(
         self, outputs: torch.Tensor, labels: torch.Tensor, inputs: list[torch.Tensor]
     ) -> torch.Tensor:
         teacher = self.teacher_logits(inputs)
-        s, t = outputs.reshape(len(outputs), -1), teacher.reshape(len(teacher), -1)
+        s, t = _per_sample(outputs), _per_sample(teacher)
         loss = self.task.kd_loss(
             s,
             t,
