@@ -6,13 +6,14 @@ zoo:yolo_nano is trained by modelpress on builtin:digits-detect at 96×96 (cache
 runs/bench/), then measured as exported in its own layout (boxes and scores apart) and, with
 the same weights, in the YOLOv8 export layout (one (B, 4 + nc, N) tensor). Each run holds the
 torch baseline, FP32 ONNX, INT8 ONNX with the decode tail in float, the naive INT8 ONNX
-(everything quantized), INT8 TFLite, and QAT INT8 (ONNX), each measured in its own runtime.
+(everything quantized), INT8 TFLite with float and with uint8 camera-frame input, and QAT+KD
+INT8 (ONNX), each measured in its own runtime.
 PASS/FAIL, per layout:
   - FP32 ONNX mAP50-95 within 0.2 pt of torch eager;
   - the fastest INT8 artifact within 1.0 pt of FP32, ≥ 2× faster than FP32 ONNX at batch 1
     (model ms; timed side by side in one loop where the run raced them), ≤ 30 % of its size;
   - the naive INT8 beside it (shown; the YOLOv8 layout is where it collapses);
-  - QAT INT8 ≥ PTQ INT8 mAP50-95;
+  - QAT INT8 ≥ PTQ INT8 mAP50-95; uint8-input TFLite within 0.5 pt of float-input INT8;
   - NMS ≤ 10 % of end-to-end latency at batch 1 (the fastest INT8 artifact).
 """
 
@@ -63,7 +64,15 @@ def _steps(qat_epochs: int) -> list[dict[str, Any]]:
             "id": "tflite-int8",
             "from": "baseline",
         },
-        {"type": "qat", "epochs": qat_epochs, "id": "qat", "from": "baseline"},
+        {
+            "type": "export",
+            "format": "tflite",
+            "precision": "int8",
+            "io": "uint8",
+            "id": "tflite-int8-u8",
+            "from": "baseline",
+        },
+        {"type": "qat", "epochs": qat_epochs, "teacher": "input", "id": "qat", "from": "baseline"},
         {
             "type": "export",
             "format": "onnx",
@@ -108,7 +117,11 @@ def _ms(entry: dict | None) -> float | None:
 def _checks(record: dict) -> list[tuple[str, bool, str]]:
     e = _by_name(record)
     base, fp32 = e.get("baseline"), e.get("onnx-fp32")
-    ptq = [v for k, v in e.items() if v.get("precision") == "int8" and "naive" not in k]
+    ptq = [
+        v
+        for k, v in e.items()
+        if v.get("precision") == "int8" and "naive" not in k and "uint8-input" not in k
+    ]
     ptq = [v for v in ptq if v.get("status") in ("ok", "degraded") and _map(v) is not None]
     checks = []
     d = 100 * abs(_map(fp32) - _map(base))
@@ -137,6 +150,12 @@ def _checks(record: dict) -> list[tuple[str, bool, str]]:
                 _map(qat) >= _map(ptq_onnx),
                 f"{_map(qat):.4f} vs {_map(ptq_onnx):.4f}",
             )
+        )
+    u8, f32_in = e.get("tflite-int8-uint8-input"), e.get("tflite-int8")
+    if _map(u8) is not None and _map(f32_in) is not None:
+        gap = 100 * (_map(f32_in) - _map(u8))
+        checks.append(
+            ("uint8-input TFLite within 0.5 pt of float input", gap <= 0.5, f"{gap:+.2f} pt")
         )
     e2e = fastest.get("end_to_end_ms") or {}
     share = e2e.get("postprocess_median", 0) / e2e["median"] if e2e.get("median") else None
