@@ -496,3 +496,24 @@ def test_metrics_of_outputs_on_their_own_labels() -> None:
     assert m["map50_95"] == pytest.approx(1.0) and m["samples"] == 6
     assert task.confidence(out).shape == (6,)
     assert (task.confidence(out) >= 0.5).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_small_candidate_path_of_select_equals_batched_nms(seed: int) -> None:
+    from modelpress.tasks.detection import boxes as B
+
+    rng = np.random.default_rng(seed)
+    xy = rng.random((60, 2)).astype(np.float32) * 0.8
+    wh = 0.05 + rng.random((60, 2)).astype(np.float32) * 0.2
+    raw = np.concatenate([xy, xy + wh], axis=1)
+    scores = rng.random((60, 4)).astype(np.float32) ** 3
+
+    small = B.select(raw, scores, conf=0.05, iou=0.5, max_det=300)
+    rows, cls = np.nonzero(scores > 0.05)
+    keep = B.batched_nms(raw[rows], scores[rows, cls], cls, 0.5, 300)
+    reference = np.concatenate(
+        [raw[rows][keep], scores[rows, cls][keep, None], cls[keep, None].astype(np.float32)], 1
+    )
+
+    assert len(rows) <= B.SMALL
+    np.testing.assert_array_equal(small, reference)

@@ -112,11 +112,45 @@ def select(
     if len(s) > 30 * max_det:  # NMS is quadratic: cap the candidates as Ultralytics does (max_nms)
         top = np.argpartition(-s, 30 * max_det)[: 30 * max_det]
         rows, cls, s = rows[top], cls[top], s[top]
+    if len(s) <= SMALL:
+        return _select_small(boxes[rows], s, cls, iou, max_det)
     b = boxes[rows]
     keep = batched_nms(b, s, cls, iou, max_det)
     return np.concatenate(
         [b[keep], s[keep, None], cls[keep, None].astype(np.float32)], axis=1
     ).astype(np.float32)
+
+
+SMALL = 512  # candidates for which one masked IoU matrix is cheapest
+
+
+def _select_small(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, max_det: int
+) -> np.ndarray:
+    """``select`` for a few candidates (a deployed detector at batch 1: tens), in as few numpy
+    calls as possible: one IoU matrix masked to same-class pairs, then the greedy pass."""
+    order = np.argsort(-scores, kind="stable")
+    b, s, c = boxes[order].astype(np.float32, copy=False), scores[order], classes[order]
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    w = np.minimum.outer(x2, x2) - np.maximum.outer(x1, x1)
+    h = np.minimum.outer(y2, y2) - np.maximum.outer(y1, y1)
+    inter = np.maximum(w, 0, out=w) * np.maximum(h, 0, out=h)
+    union = np.add.outer(area, area) - inter
+    over = inter / np.maximum(union, np.float32(1e-12)) > iou
+    over &= c[:, None] == c[None, :]  # class-aware: other classes never suppress
+    keep: list[int] = []
+    alive = np.ones(len(s), dtype=bool)
+    for i in range(len(s)):
+        if alive[i]:
+            keep.append(i)
+            if len(keep) == max_det:
+                break
+            alive &= ~over[i]
+    k = np.asarray(keep, dtype=np.int64)
+    out = np.empty((len(k), 6), dtype=np.float32)
+    out[:, :4], out[:, 4], out[:, 5] = b[k], s[k], c[k]
+    return out
 
 
 def letterbox_params(size: tuple[int, int], target: tuple[int, int]) -> tuple[float, int, int]:
