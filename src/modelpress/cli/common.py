@@ -54,7 +54,8 @@ Data = Annotated[
     str,
     typer.Option(
         "--data",
-        help="builtin:digits, builtin:breast_cancer, builtin:digits-detect, folder:PATH, "
+        help="builtin:digits, builtin:breast_cancer, builtin:digits-detect, "
+        "builtin:digits-manipulated, folder:PATH, "
         "npz:PATH, yolo:DATA.yaml or coco:ANNOTATIONS.json[:IMAGES].",
     ),
 ]

@@ -69,7 +69,8 @@ class Normalize(_Strict):
 
 
 class DataConfig(_Strict):
-    # builtin:digits | builtin:breast_cancer | builtin:digits-detect | folder:PATH | npz:PATH |
+    # builtin:digits | builtin:breast_cancer | builtin:digits-detect | builtin:digits-manipulated |
+    # folder:PATH | npz:PATH |
     # yolo:DATA.yaml | coco:ANNOTATIONS.json[:IMAGES]
     source: str
     seed: int = 0
