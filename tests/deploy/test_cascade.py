@@ -1,0 +1,143 @@
+"""A binary cascade built from two trained models: calibrated, certified, bundled, reloaded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build, log_odds
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+from test_cli import assert_one_line_error, cli
+
+DATA = "builtin:digits-manipulated"
+SHAPE = "1,1,16,16"
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    from modelpress.core.recipe import build_recipe
+    from modelpress.training import TrainConfig, train_and_save
+
+    out = tmp_path_factory.mktemp("stages")
+    paths = []
+    for name, width, epochs in (("fast", 0.25, 2), ("precise", 0.5, 4)):
+        recipe = build_recipe(
+            {
+                "model": "zoo:dscnn",
+                "model_kwargs": {"width_mult": width},
+                "data": DATA,
+                "input_shape": SHAPE,
+            }
+        )
+        path = out / f"{name}.pt"
+        train_and_save(recipe, TrainConfig(epochs=epochs, lr=3e-3, seed=0), path)
+        paths.append(str(path))
+    return paths
+
+
+def test_log_odds_of_one_and_two_logit_heads() -> None:
+    assert log_odds(np.array([[0.5], [-1.0]])).tolist() == [0.5, -1.0]
+    assert log_odds(np.array([[0.0, 2.0], [1.0, -1.0]])).tolist() == [2.0, -2.0]
+    with pytest.raises(CascadeError, match="1 or 2 outputs per item, not 3"):
+        log_odds(np.zeros((2, 3)))
+
+
+def test_a_built_cascade_is_certified_bundled_and_routes_as_its_thresholds_say(
+    stages: list[str], tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    cascade, figures = build(
+        stages, DATA, bundle, max_leakage=0.1, confidence=0.9, input_shape=SHAPE
+    )
+    cascade.close()
+
+    doc = json.loads((bundle / BUNDLE_FILE).read_text())
+    assert [s["file"] for s in doc["stages"]] == ["stage0-fast.pt", "stage1-precise.pt"]
+    assert all((bundle / s["file"]).is_file() for s in doc["stages"])
+    first, last = doc["stages"]
+    assert first["temperature"] > 0 and last["certificate"] is None
+    cert = first["certificate"]
+    assert cert["certified"] and cert["upper_bound"] <= 0.1 and cert["low"] <= (cert["high"] or 1)
+    c = figures["cascade"]
+    assert sum(c["stage_share"]) == pytest.approx(1.0)
+    assert c["deferred"] == pytest.approx(c["stage_share"][-1])
+    assert c["items"] == 240  # the validation split: 20 % of 1200
+    assert 0.5 < c["auc"] <= 1.0 and c["ms_per_item"] > 0
+
+    loaded = Cascade.load(bundle, DATA)
+    try:
+        x = loaded.dataset.validation.inputs
+        routed = loaded.predict(x)
+        p0 = loaded.stages[0].probabilities(x)
+    finally:
+        loaded.close()
+    early = routed.stage == 0
+    assert set(np.unique(routed.decision)) <= {0, 1}
+    # an item the first stage decided has a score outside its band, with that decision
+    assert np.all((p0[early] < cert["low"]) | (p0[early] >= (cert["high"] or np.inf)))
+    assert np.all(routed.decision[early] == (p0[early] >= cert["low"]).astype(int))
+    assert np.all((p0[~early] >= cert["low"]) & (p0[~early] < (cert["high"] or np.inf)))
+
+
+def test_cascade_eval_writes_the_figures(stages: list[str], tmp_path: Path) -> None:
+    bundle, out = tmp_path / "b", tmp_path / "eval.json"
+    built = cli(
+        "cascade",
+        "build",
+        "--stage",
+        stages[0],
+        "--stage",
+        stages[1],
+        "--data",
+        DATA,
+        "--input-shape",
+        SHAPE,
+        "--max-leakage",
+        "0.1",
+        "--confidence",
+        "0.9",
+        "--out",
+        str(bundle),
+    )
+    assert built.returncode == 0, built.stderr
+    assert "Cascade" in built.stdout and "upper bound" in built.stdout
+
+    result = cli("cascade", "eval", str(bundle), "--data", DATA, "--json", str(out))
+
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    assert {"auc", "f1", "precision", "recall", "leakage", "deferred", "stage_share"} <= set(
+        doc["cascade"]
+    )
+    assert doc["cascade"]["items"] == 1200  # the whole source, every split
+    assert [s["name"] for s in doc["stages"]] == ["fast", "precise"]
+    assert doc["bound"]["certified"] is True and doc["bound"]["max_leakage"] == 0.1
+
+
+def test_bad_cascades_are_refused_in_one_line(stages: list[str], tmp_path: Path) -> None:
+    one = cli(
+        "cascade", "build", "--stage", stages[0], "--data", DATA, "--out", str(tmp_path / "x")
+    )
+    assert_one_line_error(one, "two stages at least")
+    missing = cli(
+        "cascade",
+        "build",
+        "--stage",
+        str(tmp_path / "nope.onnx"),
+        "--stage",
+        stages[1],
+        "--data",
+        DATA,
+        "--out",
+        str(tmp_path / "y"),
+    )
+    assert_one_line_error(missing, "nope.onnx", "not found")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    not_bundle = cli("cascade", "eval", str(empty), "--data", DATA)
+    assert_one_line_error(not_bundle, "not a cascade bundle", "cascade build")
