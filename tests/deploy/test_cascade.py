@@ -66,7 +66,7 @@ def test_a_built_cascade_is_certified_bundled_and_routes_as_its_thresholds_say(
     c = figures["cascade"]
     assert sum(c["stage_share"]) == pytest.approx(1.0)
     assert c["deferred"] == pytest.approx(c["stage_share"][-1])
-    assert c["items"] == 240  # the validation split: 20 % of 1200
+    assert c["items"] == 800  # the validation split: 20 % of 4000
     assert 0.5 < c["auc"] <= 1.0 and c["ms_per_item"] > 0
 
     loaded = Cascade.load(bundle, DATA)
@@ -114,7 +114,7 @@ def test_cascade_eval_writes_the_figures(stages: list[str], tmp_path: Path) -> N
     assert {"auc", "f1", "precision", "recall", "leakage", "deferred", "stage_share"} <= set(
         doc["cascade"]
     )
-    assert doc["cascade"]["items"] == 1200  # the whole source, every split
+    assert doc["cascade"]["items"] == 4000  # the whole source, every split
     assert [s["name"] for s in doc["stages"]] == ["fast", "precise"]
     assert doc["bound"]["certified"] is True and doc["bound"]["max_leakage"] == 0.1
 

@@ -44,7 +44,7 @@ def test_load_data_gives_a_binary_task() -> None:
     data = load_data("builtin:digits-manipulated", input_specs=[InputSpec("input", (1, 1, 16, 16))])
     assert data.suggested_task == "binary" and data.num_classes == 2
     assert data.class_names == ["real", "manipulated"]
-    assert len(data.train) + len(data.calibration) + len(data.validation) == 1200
+    assert len(data.train) + len(data.calibration) + len(data.validation) == 4000
     assert data.validation.inputs[0].shape[1:] == (1, 16, 16)
     assert abs(data.validation.labels.mean() - 0.5) < 0.02  # stratified split
 

@@ -4,7 +4,7 @@
                            shape (bilinear) with 1 or 3 channels, scaled to [0, 1]
 ``builtin:breast_cancer``  30 tabular features, binary; standardised with train-split statistics
 ``builtin:digits-manipulated``  digits, half with a region spliced from another digit: real vs
-                           manipulated, binary (``manipulated_data``), 1200 images made by seed
+                           manipulated, binary (``manipulated_data``), 4000 images made by seed
 ``folder:PATH``            one sub-folder per class of PNG/JPEG images, resized to the input shape
 ``npz:PATH``               arrays used exactly as given: ``x`` (or ``x_NAME`` per model input),
                            optional ``y``. No resizing or normalising unless the recipe asks.

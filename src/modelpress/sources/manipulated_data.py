@@ -41,7 +41,7 @@ def _light(rng: np.random.Generator, glyph: np.ndarray, level: float) -> np.ndar
 
 
 def digits_manipulated(
-    shape: tuple[int, ...], seed: int, images: int = 1200
+    shape: tuple[int, ...], seed: int, images: int = 4000
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``images`` samples at ``shape`` (C, H, W): x float32 (N, C, H, W) in [0, 1], y int64 (N,)
     with 0 real, 1 manipulated (half each, the odd one real), and the class names."""
