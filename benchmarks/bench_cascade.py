@@ -70,7 +70,8 @@ def _reseeded(fast: Path, seeds: int, max_leakage: float, confidence: float) -> 
     from modelpress.deploy.certify import CertificationError, choose_thresholds
 
     runtime, data = open_stage(str(fast), DATA, None, SHAPE)
-    x = [np.concatenate([a, b]) for a, b in zip(data.calibration.inputs, data.validation.inputs)]
+    pairs = zip(data.calibration.inputs, data.validation.inputs, strict=True)
+    x = [np.concatenate([a, b]) for a, b in pairs]
     y = np.concatenate([data.calibration.labels, data.validation.labels])
     z = log_odds(runtime.predict_all(x, 256)[0])
     runtime.close()
