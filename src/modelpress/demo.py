@@ -118,3 +118,87 @@ def run_demo(
         return pipeline.run(recipe, out=out, resume=resume, force=not resume, observer=observer)
     except ResumeError:  # an earlier demo with other settings: start over
         return pipeline.run(recipe, out=out, force=True, observer=observer)
+
+
+# ---------------------------------------------------------------------- demo --cascade
+CASCADE_DATA = "builtin:digits-manipulated"
+CASCADE_SHAPE = "1,1,32,32"
+# cheap to precise: a half-width DS-CNN (quantized to INT8) before a tiny ResNet
+CASCADE_STAGES = {"fast": ("zoo:dscnn", {"width_mult": 0.5}), "precise": ("zoo:resnet_tiny", {})}
+
+
+def cascade_stage(
+    name: str,
+    out: Path,
+    epochs: int,
+    precision: str,
+    observer: Observer | None = None,
+    threads: int | None = None,
+) -> Path:
+    """A cascade stage: the model of ``CASCADE_STAGES[name]`` trained on the built-in
+    real-vs-manipulated task (reused when trained before with this config) and exported to
+    ONNX at ``precision`` by modelpress; the ONNX file's path."""
+    observer = observer or Observer()
+    model, kwargs = CASCADE_STAGES[name]
+    evaluate = {"threads": threads} if threads else {}
+    recipe = build_recipe(
+        {
+            "model": model,
+            "model_kwargs": kwargs,
+            "data": CASCADE_DATA,
+            "input_shape": CASCADE_SHAPE,
+            **({"evaluate": evaluate} if evaluate else {}),
+        }
+    )
+    cfg = TrainConfig(epochs=epochs, lr=3e-3, seed=0)
+    checkpoint = out / f"{name}.pt"
+    if not _trained(checkpoint, recipe, cfg):
+        observer.event("train", f"training the {name} stage, {model} ({epochs} epochs)")
+        train_and_save(recipe, cfg, checkpoint, observer)
+    run = out / f"export-{name}-{precision}"
+    export = build_recipe(
+        {
+            "model": str(checkpoint.resolve()),
+            "data": CASCADE_DATA,
+            "input_shape": CASCADE_SHAPE,
+            "evaluate": {"repeats": 5, "batch_sizes": [1], **evaluate},
+            "steps": [{"type": "export", "format": "onnx", "precision": precision}],
+        }
+    )
+    try:
+        record = pipeline.run(export, out=run, resume=True, observer=observer)
+    except ResumeError:
+        record = pipeline.run(export, out=run, force=True, observer=observer)
+    return run / record["artifacts"][-1]["path"]
+
+
+def run_cascade_demo(
+    out: Path,
+    *,
+    quick: bool = False,
+    threads: int | None = None,
+    observer: Observer | None = None,
+    max_leakage: float = 0.05,
+    confidence: float = 0.95,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a fast and a precise model on builtin:digits-manipulated, quantize the fast one,
+    build the cascade into ``out/bundle``; (the cascade, its validation figures)."""
+    from modelpress.deploy.cascade import build
+
+    observer = observer or Observer()
+    check_output(out, "--out", folder=True)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs = 4 if quick else 10
+    fast = cascade_stage("fast", out, epochs, "int8", observer, threads)
+    precise = cascade_stage("precise", out, epochs, "fp32", observer, threads)
+    observer.event("cascade", "calibrating and certifying the cascade")
+    return build(
+        [str(fast), str(precise)],
+        CASCADE_DATA,
+        out / "bundle",
+        max_leakage=max_leakage,
+        confidence=confidence,
+        input_shape=CASCADE_SHAPE,
+        threads=threads,
+        names=["fast (dscnn ×0.5, INT8)", "precise (resnet_tiny)"],
+    )

@@ -90,9 +90,32 @@ def demo(
         bool, typer.Option("--quick", help="Fewer epochs and timing repeats (for tests).")
     ] = False,
     threads: Threads = None,
+    cascade_demo: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="Instead: a fast INT8 and a precise model on builtin:digits-manipulated, built "
+            "into a certified cascade (OUT/bundle).",
+        ),
+    ] = False,
 ) -> None:
     """Train a zoo CNN on the built-in digits and run the demo recipe (TorchScript + ONNX)."""
-    from modelpress.demo import run_demo
+    from modelpress.demo import run_cascade_demo, run_demo
+
+    if cascade_demo:
+        from modelpress.cli.cascade import show
+
+        cascade, figures = run_cascade_demo(
+            out, quick=quick, threads=threads, observer=rich_observer()
+        )
+        try:
+            show(figures, cascade.meta["bound"], [s.certificate for s in cascade.stages])
+        finally:
+            cascade.close()
+        console.print(
+            f"bundle: {out / 'bundle'} (modelpress cascade eval {out / 'bundle'} --data ...)"
+        )
+        return
 
     record = run_demo(out, quick=quick, threads=threads, observer=rich_observer())
     console.print(f"replay with: modelpress run {out / 'recipe.yaml'} --out {out} --resume")

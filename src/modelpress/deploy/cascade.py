@@ -204,6 +204,7 @@ def build(
     confidence: float,
     input_shape: str | None = None,
     threads: int | None = None,
+    names: list[str] | None = None,
 ) -> tuple[Cascade, dict[str, Any]]:
     """Calibrate and certify ``stages`` (cheap to precise) on ``data``'s calibration split,
     measure on its validation split, write the bundle to ``out``; (cascade, figures)."""
@@ -230,7 +231,7 @@ def build(
         fit = fit_temperature(z, cal.labels)
         file = _copy_stage(source, out, i)
         stage = Stage(
-            Path(source).stem if "/" in source or "." in source else source,
+            names[i] if names and i < len(names) else _stage_name(stages, i),
             file,
             float(fit.temperature),
             fit.to_dict(),
@@ -279,6 +280,12 @@ def whole(cascade: Cascade) -> tuple[list[np.ndarray], np.ndarray]:
         raise CascadeError(f"{data.source}: evaluating a cascade needs labelled data")
     inputs = [np.concatenate([p.inputs[i] for p in parts]) for i in range(len(parts[0].inputs))]
     return inputs, np.concatenate([p.labels for p in parts])
+
+
+def _stage_name(stages: list[str], i: int) -> str:
+    """A stage's file stem; numbered when two stages share one (model-int8, model-fp32 …)."""
+    stems = [Path(s).stem for s in stages]
+    return stems[i] if stems.count(stems[i]) == 1 else f"{i}:{stems[i]}"
 
 
 def _copy_stage(source: str, out: Path, index: int) -> str:
