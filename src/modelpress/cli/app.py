@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelpress.cli import cascade, compare, compress
+from modelpress.cli import cascade, compare, compress, video
 from modelpress.cli.common import (
     MODEL_FLAGS,
     Data,
@@ -452,6 +452,7 @@ def steps(
 compress.register()  # distill, prune: listed after the commands above
 compare.register()
 cascade.register()
+video.register()
 
 
 def main() -> None:

@@ -1,0 +1,785 @@
+"""A video through a binary model: decoded packet by packet, sampled by timestamp, scored in
+batches by worker threads, smoothed over time, decided by windows.
+
+Threads: one decodes (PyAV) and prepares the sampled frames — the colour histogram for scene
+cuts, sharpness and brightness for the quality filter, the model's input — into a bounded
+buffer (a file waits when it is full; ``stream=True``, live input, drops the oldest frame
+instead and counts it). The caller's thread takes batches from the buffer for ``workers``
+scoring threads and turns the scores, in frame order, into records: one per scored frame, one
+per complete window of ``window`` sampled frames, a summary last. Nothing grows with the
+video's length: frames live in the buffer only, records are yielded as they are made, and
+latencies go to a fixed-size reservoir.
+
+Decoding never invents a frame: a packet that fails to decode is counted (``frames_corrupt``)
+and skipped; ``max_consecutive_errors`` failures in a row end decoding (``stopped_at``), as does
+a file that ends before the duration it declares (a truncated copy). Only a file where nothing
+decodes is an error.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.errors import ModelpressError, first_line
+
+HIST_BINS = 32  # per channel
+ANALYSIS_SIDE = 512  # larger frames are scaled down (by swscale) before anything looks at them
+DENSE_AFTER_CUT_S = 0.5  # adaptive sampling: every frame for this long after a scene cut
+ADAPTIVE_BASE_FPS = 5.0
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+class VideoError(ModelpressError):
+    """A video that cannot be read, or settings that cannot process one."""
+
+
+# ---------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which decoded frames are scored: ``every:N`` (every Nth), ``fps:R`` (R a second by
+    timestamp) or ``adaptive[:R]`` (like fps:R, and every frame for 0.5 s after a scene
+    cut)."""
+
+    kind: str
+    every: int = 1
+    rate: float = ADAPTIVE_BASE_FPS
+
+    @classmethod
+    def parse(cls, text: str) -> Sampling:
+        kind, _, arg = text.strip().partition(":")
+        try:
+            if kind == "every":
+                n = int(arg or 1)
+                if n >= 1:
+                    return cls("every", every=n)
+            elif kind in ("fps", "adaptive"):
+                rate = float(arg) if arg else ADAPTIVE_BASE_FPS
+                if (kind == "adaptive" or arg) and math.isfinite(rate) and rate > 0:
+                    return cls(kind, rate=rate)
+        except ValueError:
+            pass
+        raise VideoError(
+            f"--sample '{text}': use every:N (N ≥ 1), fps:R (R > 0) or adaptive[:R], e.g. fps:5"
+        )
+
+    def describe(self) -> str:
+        if self.kind == "every":
+            return f"every:{self.every}"
+        return f"{self.kind}:{self.rate:g}"
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Frames outside these bounds are not scored (unless a whole window is: its sharpest
+    ``max(1, window // 4)`` are kept). Sharpness: variance of the 3×3 Laplacian of the grey
+    frame in [0, 1]; brightness: its mean."""
+
+    min_sharpness: float = 1e-4
+    min_brightness: float = 0.03
+    max_brightness: float = 0.97
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float] | None) -> Quality:
+        values = dict(values or {})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise VideoError(
+                f"quality: unknown key {sorted(unknown)[0]}; use min_sharpness, "
+                "min_brightness, max_brightness"
+            )
+        q = cls(**{k: float(v) for k, v in values.items()})
+        if q.min_brightness > q.max_brightness or q.min_sharpness < 0:
+            raise VideoError(
+                "quality: min_brightness must not exceed max_brightness, min_sharpness ≥ 0"
+            )
+        return q
+
+    def passes(self, sharpness: float, brightness: float) -> bool:
+        return (
+            sharpness >= self.min_sharpness
+            and self.min_brightness <= brightness <= self.max_brightness
+        )
+
+
+# ---------------------------------------------------------------------- frame analysis
+
+
+def analysis_rgb(frame: Any) -> np.ndarray:
+    """(h, w, 3) uint8 RGB of a decoded frame; frames over ANALYSIS_SIDE on their long side
+    are scaled down while converting (an 8K frame never exists as a full RGB array)."""
+    w, h = frame.width, frame.height
+    if max(w, h) <= ANALYSIS_SIDE:
+        return frame.to_ndarray(format="rgb24")
+    scale = ANALYSIS_SIDE / max(w, h)
+    return frame.to_ndarray(
+        format="rgb24", width=max(1, round(w * scale)), height=max(1, round(h * scale))
+    )
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """(h, w) float32 luma in [0, 1]."""
+    return (rgb.astype(np.float32) @ LUMA) / 255.0
+
+
+def sharpness(g: np.ndarray) -> float:
+    """Variance of the 3×3 Laplacian (edges padded, so any size works)."""
+    p = np.pad(g, 1, mode="edge")
+    lap = 4 * p[1:-1, 1:-1] - p[:-2, 1:-1] - p[2:, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:]
+    return float(lap.var())
+
+
+def histogram(rgb: np.ndarray) -> np.ndarray:
+    """(3, HIST_BINS) per-channel colour histograms, each summing to 1 (on about 64×64
+    pixels: a strided view of larger frames)."""
+    sy, sx = max(1, rgb.shape[0] // 64), max(1, rgb.shape[1] // 64)
+    small = rgb[::sy, ::sx].reshape(-1, 3) >> (8 - int(math.log2(HIST_BINS)))
+    counts = np.stack([np.bincount(small[:, c], minlength=HIST_BINS) for c in range(3)])
+    return counts / max(1, len(small))
+
+
+def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Half the L1 distance of two histograms, averaged over channels: 0 same, 1 disjoint."""
+    return float(np.abs(a - b).sum(axis=1).mean() / 2)
+
+
+def model_input(rgb: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """(C, H, W) float32 in [0, 1]: resized (bilinear), grey when C == 1."""
+    from PIL import Image
+
+    c, h, w = shape
+    img = Image.fromarray(rgb)
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
+    if c == 1:
+        return (arr @ LUMA)[None]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+# ---------------------------------------------------------------------- plumbing
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A sampled frame on its way to the scorers."""
+
+    index: int  # among decoded frames
+    pts: int | None
+    time: float  # seconds
+    x: np.ndarray  # (C, H, W) the model's input
+    cut: bool  # a scene cut at (or, for skipped frames, just before) this frame
+    window: int  # sampled-frame number // window
+    sharpness: float
+    decoded_at: float  # perf_counter when it was decoded
+
+
+class _Buffer:
+    """Bounded FIFO between the decode thread and the scorers. Full: ``put`` waits (a file),
+    or drops the oldest frame (``drop_oldest``: live input), handing its scene cut on."""
+
+    def __init__(self, size: int, drop_oldest: bool) -> None:
+        self.items: deque[_Frame] = deque()
+        self.size, self.drop_oldest = size, drop_oldest
+        self.cond = threading.Condition()
+        self.finished = self.closed = False
+        self.dropped = 0
+
+    def put(self, item: _Frame) -> bool:
+        """False when the consumer has gone (stop decoding)."""
+        with self.cond:
+            while len(self.items) >= self.size and not self.closed:
+                if self.drop_oldest:
+                    old = self.items.popleft()
+                    self.dropped += 1
+                    if old.cut:
+                        (self.items[0] if self.items else item).cut = True
+                else:
+                    self.cond.wait()
+            if self.closed:
+                return False
+            self.items.append(item)
+            self.cond.notify_all()
+            return True
+
+    def take(self, n: int, timeout: float | None) -> list[_Frame] | None:
+        """Up to ``n`` frames (waiting up to ``timeout`` for the first); None once decoding
+        has finished and nothing is left."""
+        with self.cond:
+            if not self.items and not self.finished:
+                self.cond.wait_for(lambda: self.items or self.finished, timeout)
+            if not self.items:
+                return None if self.finished else []
+            out = [self.items.popleft() for _ in range(min(n, len(self.items)))]
+            self.cond.notify_all()
+            return out
+
+    def finish(self) -> None:
+        with self.cond:
+            self.finished = True
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.items.clear()
+            self.cond.notify_all()
+
+
+class _Reservoir:
+    """A uniform sample of at most ``capacity`` values (exact below it): flat memory."""
+
+    def __init__(self, capacity: int = 4096, seed: int = 0) -> None:
+        self.values: list[float] = []
+        self.capacity, self.seen = capacity, 0
+        self.rng = random.Random(seed)
+
+    def add(self, v: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.capacity:
+            self.values.append(v)
+        else:
+            j = self.rng.randrange(self.seen)
+            if j < self.capacity:
+                self.values[j] = v
+
+    def percentile(self, q: float) -> float | None:
+        return float(np.percentile(self.values, q)) if self.values else None
+
+
+@dataclass
+class _Decoded:
+    """What the decode thread counted (read by the consumer once decoding has finished)."""
+
+    decoded: int = 0
+    sampled: int = 0
+    skipped_quality: int = 0
+    corrupt: int = 0
+    scene_cuts: int = 0
+    last_index: int | None = None
+    last_time: float | None = None
+    stopped_at: dict[str, Any] | None = None
+    first_error: str | None = None
+    error: BaseException | None = None
+
+
+def _open(av: Any, path: str) -> Any:
+    if "://" not in path:
+        p = Path(path)
+        if not p.exists():
+            raise VideoError(f"{path}: no such video file")
+        if p.is_dir():
+            raise VideoError(f"{path}: is a folder; give a video file")
+    try:
+        container = av.open(path, mode="r")
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{path}: not a video PyAV can read ({first_line(e)})") from None
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no stream"]
+        container.close()
+        raise VideoError(f"{path}: holds no video stream ({', '.join(kinds)} only)")
+    return container
+
+
+def check_video(path: str | Path, max_consecutive_errors: int = 25) -> None:
+    """Raise VideoError unless ``path`` opens, holds a video stream and its first frame
+    decodes: a cheap check of every input before any work starts."""
+    from modelpress.extras import require
+
+    av = require("av", "video", "modelpress video")
+    failures, first = 0, None
+    with _open(av, str(path)) as container:
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                try:
+                    if packet.decode():
+                        return
+                except av.error.FFmpegError as e:  # failures before any frame: in a row
+                    failures, first = failures + 1, first or first_line(e)
+                    if failures >= max_consecutive_errors:
+                        break
+        except av.error.FFmpegError as e:  # the demuxer
+            failures, first = failures + 1, first or first_line(e)
+    raise VideoError(_nothing_decodes(str(path), failures, first))
+
+
+def _nothing_decodes(path: str, failures: int, first: str | None) -> str:
+    why = (
+        f"{failures} packet(s) failed to decode, first: {first}"
+        if failures
+        else "the video stream holds none: empty or cut short"
+    )
+    return f"{path}: no frame decodes ({why})"
+
+
+# ---------------------------------------------------------------------- the processor
+
+
+class VideoProcessor:
+    """Score a video's frames with ``score`` ((B, C, H, W) float32 in [0, 1] → (B,) P(positive);
+    called from ``workers`` threads at once, so it must be thread-safe when workers > 1)."""
+
+    def __init__(
+        self,
+        score: Callable[[np.ndarray], np.ndarray],
+        input_shape: tuple[int, int, int],
+        *,
+        sample: str = "every:1",
+        window: int = 8,
+        workers: int = 1,
+        batch: int = 16,
+        stream: bool = False,
+        quality: dict[str, float] | None = None,
+        scene_threshold: float = 0.35,
+        max_consecutive_errors: int = 25,
+        queue_size: int = 64,
+        threshold: float = 0.5,
+    ) -> None:
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
+            raise VideoError(
+                f"input shape {input_shape}: a video model takes (C, H, W) images with 1 or 3 "
+                "channels, e.g. --input-shape 1,3,64,64"
+            )
+        for name, value in (
+            ("window", window),
+            ("workers", workers),
+            ("batch", batch),
+            ("queue_size", queue_size),
+            ("max_consecutive_errors", max_consecutive_errors),
+        ):
+            if int(value) < 1:
+                flag = "max-errors" if name == "max_consecutive_errors" else name.replace("_", "-")
+                raise VideoError(f"--{flag} {value}: must be 1 or more")
+        if not 0 < threshold < 1:
+            raise VideoError(f"--threshold {threshold}: a probability between 0 and 1")
+        if not 0 <= scene_threshold <= 1:
+            raise VideoError(f"--scene-threshold {scene_threshold}: between 0 and 1")
+        self.score, self.input_shape = score, shape
+        self.sampling = Sampling.parse(sample)
+        self.window, self.workers, self.batch = int(window), int(workers), int(batch)
+        self.stream, self.queue_size = stream, int(queue_size)
+        self.quality = Quality.from_dict(quality)
+        self.scene_threshold, self.threshold = float(scene_threshold), float(threshold)
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.alpha = 2.0 / (self.window + 1)  # EMA weight of the newest frame's log-odds
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "sample": self.sampling.describe(),
+            "window": self.window,
+            "ema_alpha": self.alpha,
+            "threshold": self.threshold,
+            "scene_threshold": self.scene_threshold,
+            "scene_measure": f"colour histograms, {HIST_BINS} bins per channel, L1 / 2",
+            "quality": asdict(self.quality),
+            "keep_sharpest": max(1, self.window // 4),
+            "input_shape": list(self.input_shape),
+            "workers": self.workers,
+            "batch": self.batch,
+            "stream": self.stream,
+            "queue_size": self.queue_size,
+            "max_consecutive_errors": self.max_consecutive_errors,
+        }
+
+    # ------------------------------------------------------------------ running
+    def run(self, path: str | Path) -> Iterator[dict[str, Any]]:
+        """Records, in order: ``frame`` per scored frame, ``window`` per complete window,
+        ``summary`` last. Raises VideoError for a missing file, no video stream, or nothing
+        that decodes."""
+        from modelpress.extras import require
+
+        av = require("av", "video", "modelpress video")
+        path = str(path)
+        container = _open(av, path)
+        buffer = _Buffer(self.queue_size, drop_oldest=self.stream)
+        counts = _Decoded()
+        started = time.perf_counter()
+        decoder = threading.Thread(
+            target=self._decode,
+            args=(av, container, buffer, counts),
+            name="modelpress-video-decode",
+            daemon=True,
+        )
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modelpress-video-score")
+        decoder.start()
+        try:
+            yield from self._consume(path, buffer, pool, counts, started)
+        finally:
+            buffer.close()
+            decoder.join()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _score(self, items: list[_Frame]) -> tuple[np.ndarray, float]:
+        x = np.stack([it.x for it in items])  # (B, C, H, W)
+        p = np.asarray(self.score(x), dtype=np.float64).reshape(-1)
+        if len(p) != len(items):
+            raise VideoError(f"the score function gave {len(p)} values for {len(items)} frames")
+        if not np.all(np.isfinite(p)):
+            raise VideoError(
+                f"the model gave a non-finite score in the batch from frame {items[0].index}"
+            )
+        return np.clip(p, 0.0, 1.0), time.perf_counter()
+
+    def _consume(
+        self,
+        path: str,
+        buffer: _Buffer,
+        pool: ThreadPoolExecutor,
+        counts: _Decoded,
+        started: float,
+    ) -> Iterator[dict[str, Any]]:
+        pending: deque[tuple[list[_Frame], Future]] = deque()  # in frame order
+        state = _Timeline(self.alpha, self.threshold)
+        finished = False
+        while pending or not finished:
+            if pending and pending[0][1].done():
+                items, future = pending.popleft()
+                p, done_at = future.result()
+                yield from state.frames(items, p, done_at)
+            elif not finished and len(pending) < self.workers:
+                got = buffer.take(self.batch, timeout=0.002 if pending else None)
+                if got is None:
+                    finished = True
+                elif got:
+                    pending.append((got, pool.submit(self._score, got)))
+            else:
+                wait([pending[0][1]])
+        if counts.error is not None:
+            raise counts.error
+        if counts.decoded == 0:
+            raise VideoError(_nothing_decodes(path, counts.corrupt, counts.first_error))
+        complete_windows = counts.sampled // self.window
+        yield from state.close_window(
+            complete=state.window is not None and state.window < complete_windows
+        )
+        elapsed = time.perf_counter() - started
+        decision, rule = state.decision(self.window)
+        yield {
+            "type": "summary",
+            "frames_decoded": counts.decoded,
+            "frames_sampled": counts.sampled,
+            "frames_processed": state.processed,
+            "frames_skipped_quality": counts.skipped_quality,
+            "frames_dropped": buffer.dropped,
+            "frames_corrupt": counts.corrupt,
+            "scene_cuts": counts.scene_cuts,
+            "windows": state.windows,
+            "windows_positive": state.windows_positive,
+            "fps": state.processed / elapsed if elapsed > 0 else None,
+            "seconds": elapsed,
+            "latency_ms": {
+                "p50": _ms(state.latency.percentile(50)),
+                "p95": _ms(state.latency.percentile(95)),
+            },
+            "decision": decision,
+            "rule": rule,
+            "stopped_at": counts.stopped_at,
+            "settings": self.settings(),
+        }
+
+    # ------------------------------------------------------------------ decoding (its thread)
+    def _decode(self, av: Any, container: Any, buffer: _Buffer, counts: _Decoded) -> None:
+        try:
+            with container:
+                self._demux(av, container, buffer, counts)
+        except BaseException as e:  # handed to the consumer, which raises it
+            counts.error = e
+        finally:
+            buffer.finish()
+
+    def _demux(self, av: Any, container: Any, buffer: _Buffer, counts: _Decoded) -> None:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        sampler = _Sampler(self.sampling, slack=0.25 / rate)
+        prep = _Preparer(self, buffer, counts)
+        errors_in_row = 0
+
+        def failed(e: Exception) -> bool:
+            """Count a failure; True when it is one too many in a row."""
+            nonlocal errors_in_row
+            counts.corrupt += 1
+            errors_in_row += 1
+            counts.first_error = counts.first_error or first_line(e)
+            if errors_in_row < self.max_consecutive_errors:
+                return False
+            counts.stopped_at = {
+                "frame": counts.last_index,
+                "time": counts.last_time,
+                "reason": f"{errors_in_row} packets in a row failed to decode "
+                f"(first: {counts.first_error})",
+            }
+            return True
+
+        packets = container.demux(stream)
+        while not buffer.closed:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:  # the demuxer: a fresh demux reads on from here
+                if failed(e):
+                    return
+                packets = container.demux(stream)
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as e:  # InvalidDataError and its kin: a corrupt packet
+                if failed(e):
+                    return
+                continue
+            errors_in_row = 0
+            for frame in frames:
+                index = counts.decoded
+                counts.decoded += 1
+                t = float(frame.time) if frame.time is not None else index / rate
+                counts.last_index, counts.last_time = index, t
+                if sampler.take(t, index) and not prep.add(frame, index, t, sampler):
+                    return  # the consumer has gone
+        prep.flush()
+        counts.stopped_at = counts.stopped_at or _short_of_declared(container, stream, counts, rate)
+
+
+class _Sampler:
+    """fps:R takes the first frame at or after each tick of a 1/R s clock started at the first
+    frame (R a second on average, whatever the video's rate: 10 of 25 fps, not every third);
+    a gap in the timestamps restarts the clock at the frame after it."""
+
+    def __init__(self, sampling: Sampling, slack: float) -> None:
+        self.s, self.slack = sampling, slack
+        self.due: float | None = None  # the next tick
+        self.dense_until = -math.inf
+
+    def take(self, t: float, index: int) -> bool:
+        if self.s.kind == "every":
+            return index % self.s.every == 0
+        period = 1.0 / self.s.rate
+        if self.due is None or t >= self.due - self.slack:
+            self.due = (t if self.due is None else self.due) + period
+            if self.due <= t:  # a gap: start the clock again here
+                self.due = t + period
+            return True
+        return t < self.dense_until
+
+    def cut(self, t: float) -> None:
+        if self.s.kind == "adaptive":
+            self.dense_until = t + DENSE_AFTER_CUT_S
+
+
+class _Preparer:
+    """Sampled frames → scene cuts, quality, the model's input; into the buffer. A window's
+    frames that fail the quality filter wait until the window ends: if none of it passed, its
+    sharpest k are scored after all."""
+
+    def __init__(self, proc: VideoProcessor, buffer: _Buffer, counts: _Decoded) -> None:
+        self.proc, self.buffer, self.counts = proc, buffer, counts
+        self.previous: np.ndarray | None = None  # the last sampled frame's histograms
+        self.rejected: list[_Frame] = []  # this window's failed frames (≤ window of them)
+        self.passed = 0
+        self.cut_pending = False  # a cut seen on a frame that was not scored
+        self.keep = max(1, proc.window // 4)
+
+    def add(self, frame: Any, index: int, t: float, sampler: _Sampler) -> bool:
+        proc, counts = self.proc, self.counts
+        number = counts.sampled
+        counts.sampled += 1
+        rgb = analysis_rgb(frame)
+        hist = histogram(rgb)
+        cut = (
+            self.previous is not None
+            and histogram_distance(self.previous, hist) > proc.scene_threshold
+        )
+        self.previous = hist
+        if cut:
+            counts.scene_cuts += 1
+            sampler.cut(t)
+        g = grey(rgb)
+        sharp = sharpness(g)
+        item = _Frame(
+            index,
+            frame.pts,
+            t,
+            model_input(rgb, proc.input_shape),
+            cut,
+            number // proc.window,
+            sharp,
+            time.perf_counter(),
+        )
+        alive = True
+        if proc.quality.passes(sharp, float(g.mean())):
+            self.passed += 1
+            alive = self._put(item)
+        else:
+            self.cut_pending |= item.cut
+            item.cut = False
+            self.rejected.append(item)
+        if (number + 1) % proc.window == 0:
+            alive = self.flush() and alive
+        return alive
+
+    def _put(self, item: _Frame) -> bool:
+        item.cut |= self.cut_pending
+        self.cut_pending = False
+        return self.buffer.put(item)
+
+    def flush(self) -> bool:
+        """The window has ended: score its sharpest failed frames if nothing of it passed."""
+        alive = True
+        if self.passed == 0 and self.rejected:
+            sharpest = sorted(self.rejected, key=lambda f: -f.sharpness)[: self.keep]
+            kept = {id(f) for f in sharpest}
+            for f in self.rejected:  # in frame order
+                if id(f) in kept:
+                    alive = self._put(f) and alive
+            self.counts.skipped_quality += len(self.rejected) - len(kept)
+        else:
+            self.counts.skipped_quality += len(self.rejected)
+        self.rejected, self.passed = [], 0
+        return alive
+
+
+def _short_of_declared(
+    container: Any, stream: Any, counts: _Decoded, rate: float
+) -> dict[str, Any] | None:
+    """Where decoding ended, when the file declares more than was decoded (a truncated copy):
+    its frame count, else the stream's duration, else the container's (if it holds only
+    this stream; an audio track may run longer than the video)."""
+    if counts.last_time is None:
+        return None
+    declared = int(stream.frames or 0)
+    if declared and counts.decoded < declared:
+        return {
+            "frame": counts.last_index,
+            "time": counts.last_time,
+            "reason": f"the file ends after {counts.decoded} of the {declared} frames it "
+            "declares (truncated?)",
+        }
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+        start = float((stream.start_time or 0) * stream.time_base)
+    elif container.duration is not None and len(container.streams) == 1:
+        duration = container.duration / 1e6  # AV_TIME_BASE
+        start = (container.start_time or 0) / 1e6
+    if duration is None:
+        return None
+    decoded_span = counts.last_time - start + 1.0 / rate
+    if decoded_span < duration - 2.0 / rate:
+        return {
+            "frame": counts.last_index,
+            "time": counts.last_time,
+            "reason": f"the file ends at {decoded_span:.2f} s of the {duration:.2f} s it "
+            "declares (truncated?)",
+        }
+    return None
+
+
+class _Timeline:
+    """Scores in frame order → frame records (EMA of log-odds, reset at scene cuts) and
+    window records; the video's decision from the windows."""
+
+    def __init__(self, alpha: float, threshold: float) -> None:
+        self.alpha, self.threshold = alpha, threshold
+        self.z: float | None = None  # smoothed log-odds
+        self.p_smooth: float | None = None
+        self.processed = 0
+        self.latency = _Reservoir()
+        self.window: int | None = None  # the window being filled
+        self.n = 0
+        self.sum_p = self.sum_p2 = 0.0
+        self.first: tuple[int, float] | None = None
+        self.last: tuple[int, float] | None = None
+        self.windows = self.windows_positive = 0
+
+    def frames(
+        self, items: list[_Frame], p: np.ndarray, done_at: float
+    ) -> Iterator[dict[str, Any]]:
+        for item, pi in zip(items, p.tolist(), strict=True):
+            if self.window is not None and item.window != self.window:
+                yield from self.close_window(complete=True)  # a later window began: complete
+            self.window = item.window
+            z = _logit(pi)
+            self.z = z if self.z is None or item.cut else self.alpha * z + (1 - self.alpha) * self.z
+            self.p_smooth = _sigmoid(self.z)
+            self.processed += 1
+            self.latency.add(done_at - item.decoded_at)
+            self.n += 1
+            self.sum_p += pi
+            self.sum_p2 += pi * pi
+            self.first = self.first or (item.index, item.time)
+            self.last = (item.index, item.time)
+            yield {
+                "type": "frame",
+                "index": item.index,
+                "pts": item.pts,
+                "time": round(item.time, 6),
+                "p": pi,
+                "p_smooth": self.p_smooth,
+                "scene_cut": bool(item.cut),
+            }
+
+    def close_window(self, complete: bool) -> Iterator[dict[str, Any]]:
+        """The window's record (when all its sampled frames were seen and some scored)."""
+        if complete and self.n and self.first and self.last and self.p_smooth is not None:
+            mean = self.sum_p / self.n
+            std = math.sqrt(max(0.0, self.sum_p2 / self.n - mean * mean))
+            positive = self.p_smooth >= self.threshold
+            self.windows += 1
+            self.windows_positive += int(positive)
+            yield {
+                "type": "window",
+                "window": self.window,
+                "start": round(self.first[1], 6),
+                "end": round(self.last[1], 6),
+                "first_frame": self.first[0],
+                "last_frame": self.last[0],
+                "frames": self.n,
+                "p_mean": mean,
+                "p_smooth": self.p_smooth,
+                "consistency": min(1.0, max(0.0, 1.0 - std)),
+                "decision": "positive" if positive else "negative",
+            }
+        self.n, self.sum_p, self.sum_p2, self.first, self.last = 0, 0.0, 0.0, None, None
+
+    def decision(self, window: int) -> tuple[str | None, str]:
+        t = self.threshold
+        if self.windows:
+            share = self.windows_positive / self.windows
+            return (
+                "positive" if share >= 0.5 else "negative",
+                f"positive when at least half of the complete windows ({window} sampled frames "
+                f"each) are positive (smoothed p ≥ {t:g} at the window's end): "
+                f"{self.windows_positive} of {self.windows}",
+            )
+        if self.p_smooth is not None:
+            return (
+                "positive" if self.p_smooth >= t else "negative",
+                f"no complete window of {window} sampled frames: the last frame's smoothed "
+                f"p {self.p_smooth:.3f} against {t:g}",
+            )
+        return None, "no frame was scored"
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000.0 * seconds
