@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,13 @@ def run_steps(model: Path, out: Path, *steps: dict, resume: bool = False) -> dic
     data = {"source": "builtin:digits", "max_samples": 900}
     recipe = build_recipe(tiny_recipe(str(model), data=data, steps=list(steps)))
     return pipeline.run(recipe, out=out, resume=resume, force=not resume)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models' ops are too small to share: a second thread only waits on the first, and
+    on a loaded machine that waiting costs tens of seconds (``usefixtures`` it)."""
+    from modelpress.core.process import torch_threads
+
+    with torch_threads(1):
+        yield

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,15 +21,7 @@ from modelpress.tasks.detection.cocoeval import coco_metrics
 from modelpress.tasks.detection.layouts import decode, recognise
 from modelpress.zoo.yolo_nano import yolo_nano
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """The tiny model's ops are too small to share: a second thread only waits on the first,
-    and on a loaded machine that waiting costs tens of seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- the hand-made mAP case

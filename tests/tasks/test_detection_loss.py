@@ -4,7 +4,6 @@ zoo:yolo_nano on a few digits-detect images, and distillation refuses mismatched
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,15 +17,7 @@ from modelpress.tasks.detection import Detection
 from modelpress.tasks.detection.loss import assign, detection_kd_loss, detection_loss
 from modelpress.zoo.yolo_nano import yolo_nano
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """The tiny model's ops are too small to share: a second thread only waits on the first,
-    and on a loaded machine that waiting costs tens of seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _boxes_at(centres: list[tuple[float, float]], side: float = 0.1) -> torch.Tensor:

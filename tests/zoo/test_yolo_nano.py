@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,15 +9,7 @@ from modelpress import zoo
 from modelpress.errors import ModelSourceError
 from modelpress.zoo.yolo_nano import STRIDES, yolo_nano
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """The tiny model's ops are too small to share: a second thread only waits on the first,
-    and on a loaded machine that waiting costs tens of seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _anchors(h: int, w: int) -> int:
