@@ -234,7 +234,7 @@ def build(
             names[i] if names and i < len(names) else _stage_name(stages, i),
             file,
             float(fit.temperature),
-            fit.to_dict(),
+            {**fit.to_dict(), "reliability": _reliability(z, cal.labels, fit.temperature)},
             None,
             runtime,
         )
@@ -267,6 +267,16 @@ def build(
     cascade.meta["validation"] = figures
     cascade.save(out)
     return cascade, figures
+
+
+def _reliability(z: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, Any]:
+    """The reliability diagram's bins before (T = 1) and after temperature scaling."""
+    from modelpress.deploy.calibration import calibrated_probs, reliability
+
+    return {
+        "before": reliability(calibrated_probs(z, 1.0), labels).to_dict(),
+        "after": reliability(calibrated_probs(z, temperature), labels).to_dict(),
+    }
 
 
 def whole(cascade: Cascade) -> tuple[list[np.ndarray], np.ndarray]:
