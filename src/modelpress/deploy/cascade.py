@@ -1,20 +1,34 @@
-"""A binary cascade: cheap stages decide the items they are sure of, the last stage the rest.
+"""A cascade: cheap stages decide the items they are sure of, the last stage (or a meta-model)
+the rest.
 
 Each stage is any model source modelpress loads (``.onnx``, ``.tflite``, a modelpress
 checkpoint, a run's artifact), run in its own runtime. Building one:
 
-1. every stage's log-odds of the positive class on the calibration split, temperature-scaled
-   (``calibration.fit_temperature``);
-2. each early stage's two thresholds (exit negative below ``low``, positive at or above
-   ``high``, defer the band) chosen over a grid fixed in advance so that the exact binomial
-   bound on its leakage holds (``certify.choose_thresholds``), on the calibration items that
-   reach it; with several early stages the budget is split (a union bound: leakage
-   ``max_leakage / k`` at confidence ``1 − (1 − confidence) / k`` each), so the cascade's
-   leakage is certified at ``max_leakage`` and ``confidence`` overall;
-3. the last stage decides everything left at P(positive) ≥ 0.5.
+1. every stage's scores on the calibration split — binary: the log-odds of the positive class;
+   classification: its K logits — temperature-scaled (``calibration.fit_temperature``);
+2. each early stage's exits chosen over a grid fixed in advance so that an exact binomial bound
+   holds, on the calibration items that reach it:
+
+   - binary: two thresholds (exit negative below ``low``, positive at or above ``high``, defer
+     the band); the bound is on *leakage*, the share of positives exiting negative
+     (``certify.choose_thresholds``);
+   - classification: one top-1 confidence threshold; the bound is on the early exits' error
+     rate, or with positive classes on the share of their items exiting as another class
+     (``certify.choose_confidence_threshold``);
+   - with buckets (``entropy:B`` — the stage's predictive entropy — or ``quality:B`` — the input's
+     sharpness, the variance of its Laplacian), each of B bins (quantiles on calibration) gets a
+     certificate of its own at confidence ``1 − (1 − c) / B``; a bin too small to certify
+     defers everything.
+
+   With several early stages the budget is split (a union bound: ``max_leakage / k`` at
+   confidence ``1 − (1 − confidence) / k`` each), so the cascade's leakage is certified at
+   ``max_leakage`` and ``confidence`` overall;
+3. the last stage decides everything left (P(positive) ≥ 0.5, or the top class), unless a
+   meta-model (``deploy/meta.py``) is asked for: it scores every item from the stages' scores
+   and which stages ran, and decides the items that reach the end.
 
 The bundle is a directory: the stage files and ``cascade.json`` (temperatures, thresholds, the
-certificates, what was measured). ``Cascade.load(bundle)`` runs it again on new data.
+certificates, the meta-model, what was measured). ``Cascade.load(bundle)`` runs it again.
 """
 
 from __future__ import annotations
@@ -31,7 +45,10 @@ import numpy as np
 from modelpress.errors import ModelpressError
 
 BUNDLE_FILE = "cascade.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+TASKS = ("binary", "classification")
+BUCKET_KINDS = ("entropy", "quality")
+MAX_BUCKETS = 10
 
 
 class CascadeError(ModelpressError):
@@ -47,8 +64,68 @@ def log_odds(outputs: np.ndarray) -> np.ndarray:
         return flat[:, 1] - flat[:, 0]
     raise CascadeError(
         f"a binary cascade stage gives 1 or 2 outputs per item, not {flat.shape[1]}; "
-        "use binary models (task binary)"
+        "use binary models (task binary), or --task classification"
     )
+
+
+def class_logits(outputs: np.ndarray) -> np.ndarray:
+    """(N, K) logits of a classifier's head."""
+    flat = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if flat.shape[1] < 2:
+        raise CascadeError(
+            "a classification cascade stage gives one score per class, and this one gives a "
+            "single output per item; use --task binary"
+        )
+    return flat
+
+
+# ---------------------------------------------------------------------- buckets
+
+
+def parse_buckets(text: str | None) -> tuple[str, int] | None:
+    """``entropy:3`` / ``quality:2`` → (kind, count)."""
+    if not text:
+        return None
+    kind, _, count = text.partition(":")
+    try:
+        n = int(count) if count else 3
+    except ValueError:
+        n = -1
+    if kind not in BUCKET_KINDS or not 2 <= n <= MAX_BUCKETS:
+        raise CascadeError(
+            f"--buckets {text}: give KIND:COUNT with KIND one of {', '.join(BUCKET_KINDS)} and "
+            f"COUNT 2 … {MAX_BUCKETS} (e.g. entropy:3)"
+        )
+    return kind, n
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """(N,) predictive entropy in nats of P(positive) (N,) or class probabilities (N, K)."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = np.stack([1 - p, p], axis=1) if p.ndim == 1 else p
+    q = np.clip(p, 1e-12, 1.0)
+    return -(p * np.log(q)).sum(axis=1)
+
+
+def sharpness(images: np.ndarray) -> np.ndarray:
+    """(N,) variance of the Laplacian of each image's grey level (N, C, H, W): low when blurred
+    or flat."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[2] < 3 or x.shape[3] < 3:
+        raise CascadeError(
+            f"--buckets quality scores images N,C,H,W of 3×3 pixels or more; these inputs are "
+            f"{tuple(x.shape)}: use --buckets entropy"
+        )
+    g = x.mean(axis=1)
+    lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]
+    return lap.reshape(len(g), -1).var(axis=1).astype(np.float64)
+
+
+def bucket_scores(kind: str, probs: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
+    return entropy(probs) if kind == "entropy" else sharpness(inputs[0])
+
+
+# ---------------------------------------------------------------------- stages
 
 
 @dataclass
@@ -56,51 +133,131 @@ class Stage:
     name: str
     file: str  # the stage's file in the bundle
     temperature: float
-    calibration: dict[str, Any]  # the temperature fit (NLL and ECE before and after)
+    calibration: dict[str, Any]  # the temperature fit (NLL, ECE and reliability before/after)
     certificate: dict[str, Any] | None = None  # None: the last stage decides everything left
     runtime: Any = field(default=None, repr=False)
+    buckets: dict[str, Any] | None = None  # {by, edges, certificates}: one certificate per bin
+    task: str = "binary"
+    flip: bool = False  # binary: the positive class is the model's class 0
+
+    def scores(self, inputs: list[np.ndarray], batch: int = 256) -> np.ndarray:
+        """Binary: (N,) log-odds of the positive class; classification: (N, K) logits."""
+        out = self.runtime.predict_all(inputs, batch)[0]
+        if self.task == "classification":
+            return class_logits(out)
+        z = log_odds(out)
+        return -z if self.flip else z
 
     def probabilities(self, inputs: list[np.ndarray], batch: int = 256) -> np.ndarray:
         from modelpress.deploy.calibration import calibrated_probs
 
-        z = log_odds(self.runtime.predict_all(inputs, batch)[0])
-        return calibrated_probs(z, self.temperature)
+        return calibrated_probs(self.scores(inputs, batch), self.temperature)
+
+    def route(self, probs: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
+        """(N,) −1 defer, else the decision (0/1, or the class)."""
+        if self.buckets is not None:
+            score = bucket_scores(self.buckets["by"], probs, inputs)
+            ids = np.digitize(score, self.buckets["edges"])
+            out = np.full(len(probs), -1, dtype=np.int64)
+            for b, cert in enumerate(self.buckets["certificates"]):
+                mask = ids == b
+                out[mask] = _route(probs[mask], cert)
+            return out
+        if self.certificate is not None:
+            return _route(probs, self.certificate)
+        if probs.ndim == 1:
+            return (probs >= 0.5).astype(np.int64)
+        return probs.argmax(axis=1).astype(np.int64)
+
+
+def _route(probs: np.ndarray, cert: dict[str, Any]) -> np.ndarray:
+    if cert["kind"] == "confidence":
+        out = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, np.int64)
+        high = np.inf if cert.get("high") is None else cert["high"]
+        out[probs.max(axis=1, initial=0.0) < high] = -1
+        return out
+    out = np.full(len(probs), -1, dtype=np.int64)
+    out[probs < cert["low"]] = 0
+    if cert.get("high") is not None:
+        out[probs >= cert["high"]] = 1
+    return out
 
 
 @dataclass
 class Routed:
     """What the cascade did with a batch."""
 
-    p: np.ndarray  # (N,) calibrated P(positive) of the stage that decided
-    decision: np.ndarray  # (N,) 0 / 1
+    p: np.ndarray  # (N,) binary: final P(positive); classification: P(decided class)
+    decision: np.ndarray  # (N,) 0 / 1, or the class
     stage: np.ndarray  # (N,) index of the stage that decided
+    probs: np.ndarray | None = None  # classification: (N, K) final class probabilities
+    meta_changed: int | None = None  # items where the meta-model overruled the last stage
 
 
 class Cascade:
-    def __init__(self, stages: list[Stage], meta: dict[str, Any], dataset: Any = None) -> None:
+    def __init__(
+        self,
+        stages: list[Stage],
+        meta: dict[str, Any],
+        dataset: Any = None,
+        meta_model: Any = None,
+    ) -> None:
         self.stages, self.meta = stages, meta
         self.dataset = dataset  # the data as the stages loaded it (``load``'s ``data``)
+        self.meta_model = meta_model  # deploy/meta.MetaModel or None
+
+    @property
+    def task(self) -> str:
+        return self.meta.get("task", "binary")
+
+    def labels(self, labels: np.ndarray) -> np.ndarray:
+        """The data's labels as the cascade counts them (binary: 1 = the positive class)."""
+        y = np.asarray(labels).astype(np.int64)
+        return 1 - y if self.task == "binary" and self.meta.get("positive_index") == 0 else y
 
     # ------------------------------------------------------------------ running
     def predict(self, inputs: list[np.ndarray]) -> Routed:
-        n = len(inputs[0])
-        p = np.zeros(n)
+        from modelpress.deploy.meta import features
+
+        n, last = len(inputs[0]), len(self.stages) - 1
+        binary = self.task == "binary"
         decision = np.zeros(n, dtype=np.int64)
-        stage = np.full(n, len(self.stages) - 1, dtype=np.int64)
+        stage = np.full(n, last, dtype=np.int64)
+        final: np.ndarray | None = None
+        seen: list[np.ndarray] = []  # every stage's probabilities, 0 where it did not run
+        ran = np.zeros((n, len(self.stages)), dtype=bool)
         left = np.arange(n)
         for i, st in enumerate(self.stages):
             if not len(left):
-                break
-            probs = st.probabilities([a[left] for a in inputs])
-            if st.certificate is None:  # the last stage: everything left
-                p[left], decision[left], stage[left] = probs, probs >= 0.5, i
-                break
-            route = _route(probs, st.certificate)
+                seen.append(seen[-1] * 0 if seen else np.zeros(n))
+                continue
+            sub = [a[left] for a in inputs]
+            probs = st.probabilities(sub)
+            if final is None:
+                final = np.zeros((n, *probs.shape[1:]))
+            mine = np.zeros((n, *probs.shape[1:]))
+            mine[left], ran[left, i] = probs, True
+            seen.append(mine)
+            route = st.route(probs, sub)  # the last stage (no certificate) decides all left
             done = route >= 0
-            p[left[done]], decision[left[done]] = probs[done], route[done]
+            final[left[done]], decision[left[done]] = probs[done], route[done]
             stage[left[done]] = i
             left = left[~done]
-        return Routed(p, decision, stage)
+        assert final is not None or n == 0
+        if final is None:
+            final = np.zeros(n) if binary else np.zeros((n, 0))
+        changed = None
+        if self.meta_model is not None and n:
+            mp = self.meta_model.predict(features(seen, ran, binary))
+            reach = stage == last
+            own = decision[reach]
+            decision[reach] = self.meta_model.decide(mp[reach])
+            changed = int((own != decision[reach]).sum())
+            final = mp
+        if binary:
+            return Routed(final, decision, stage, meta_changed=changed)
+        p = final[np.arange(n), decision] if n else np.zeros(0)
+        return Routed(p, decision, stage, probs=final, meta_changed=changed)
 
     def close(self) -> None:
         for st in self.stages:
@@ -111,7 +268,7 @@ class Cascade:
     def save(self, bundle: Path) -> None:
         doc = {
             "format_version": FORMAT_VERSION,
-            **self.meta,
+            **{k: v for k, v in self.meta.items() if k != "meta_model"},
             "stages": [
                 {
                     "name": s.name,
@@ -119,10 +276,15 @@ class Cascade:
                     "temperature": s.temperature,
                     "calibration": s.calibration,
                     "certificate": s.certificate,
+                    "buckets": s.buckets,
                 }
                 for s in self.stages
             ],
+            "meta_model": (
+                self.meta_model.to_dict(bundle) if self.meta_model is not None else None
+            ),
         }
+        self.meta["meta_model"] = doc["meta_model"]
         tmp = bundle / f".{BUNDLE_FILE}.tmp"
         tmp.write_text(json.dumps(doc, indent=2))
         tmp.replace(bundle / BUNDLE_FILE)
@@ -133,6 +295,8 @@ class Cascade:
     ) -> Cascade:
         """The cascade in ``bundle``, each stage in its runtime (``data``: a source whose inputs
         fit the stages; default the one it was built on)."""
+        from modelpress.deploy.meta import MetaModel
+
         bundle = Path(bundle)
         path = bundle / BUNDLE_FILE
         if not path.is_file():
@@ -143,39 +307,56 @@ class Cascade:
         try:
             doc = json.loads(path.read_text())
             specs = doc["stages"]
-        except (ValueError, KeyError) as e:
+            task = doc.get("task", "binary")
+        except (ValueError, KeyError, AttributeError) as e:
             raise CascadeError(f"{path}: not a readable cascade description ({e})") from None
+        if task not in TASKS:
+            raise CascadeError(f"{path}: task {task!r} is not one a cascade runs ({TASKS})")
+        flip = task == "binary" and doc.get("positive_index") == 0
         stages, dataset = [], None
-        for s in specs:
-            file = (bundle / s["file"]).resolve()
-            if bundle.resolve() not in file.parents:
-                raise CascadeError(f"{path}: stage file {s['file']} lies outside the bundle")
-            runtime, dataset = open_stage(
-                str(file), data or doc["data"], threads, doc.get("input_shape")
-            )
-            stages.append(
-                Stage(
-                    s["name"],
-                    s["file"],
-                    float(s["temperature"]),
-                    s["calibration"],
-                    s.get("certificate"),
-                    runtime,
+        try:
+            for s in specs:
+                file = (bundle / s["file"]).resolve()
+                if bundle.resolve() not in file.parents:
+                    raise CascadeError(f"{path}: stage file {s['file']} lies outside the bundle")
+                if not file.is_file():
+                    raise CascadeError(f"{path}: stage file {s['file']} is missing from the bundle")
+                runtime, dataset = open_stage(
+                    str(file), data or doc["data"], threads, doc.get("input_shape"), task
                 )
-            )
-        return cls(stages, {k: v for k, v in doc.items() if k != "stages"}, dataset)
-
-
-def _route(probs: np.ndarray, certificate: dict[str, Any]) -> np.ndarray:
-    out = np.full(len(probs), -1, dtype=np.int64)
-    out[probs < certificate["low"]] = 0
-    if certificate.get("high") is not None:
-        out[probs >= certificate["high"]] = 1
-    return out
+                stages.append(
+                    Stage(
+                        s["name"],
+                        s["file"],
+                        float(s["temperature"]),
+                        s["calibration"],
+                        s.get("certificate"),
+                        runtime,
+                        s.get("buckets"),
+                        task,
+                        flip,
+                    )
+                )
+            meta_model = None
+            if doc.get("meta_model"):
+                classes = len(doc.get("classes") or []) or 2
+                meta_model = MetaModel.from_dict(
+                    doc["meta_model"], bundle, task == "binary", classes
+                )
+        except BaseException:
+            for st in stages:
+                st.runtime.close()
+            raise
+        meta = {k: v for k, v in doc.items() if k != "stages"}
+        return cls(stages, meta, dataset, meta_model)
 
 
 def open_stage(
-    source: str, data: str, threads: int | None, input_shape: str | None = None
+    source: str,
+    data: str,
+    threads: int | None,
+    input_shape: str | None = None,
+    task: str = "binary",
 ) -> tuple[Any, Any]:
     """(the stage's runtime, the data as this stage loads it), through modelpress's loading:
     any model source, the data split as every command splits it (seed 0)."""
@@ -183,7 +364,7 @@ def open_stage(
     from modelpress.engine.context import build_context
     from modelpress.runtimes import runtime_for
 
-    recipe: dict[str, Any] = {"model": source, "data": data, "task": "binary"}
+    recipe: dict[str, Any] = {"model": source, "data": data, "task": task}
     if input_shape:
         recipe["input_shape"] = input_shape
     if threads:
@@ -193,6 +374,151 @@ def open_stage(
 
 
 # ---------------------------------------------------------------------- build
+
+
+def _positive(task: str, positive: list[str] | None, dataset: Any, data: str) -> dict[str, Any]:
+    """The classes the cascade guards, as cascade.json keeps them."""
+    k = dataset.num_classes or 2
+    names = list(dataset.class_names or [str(i) for i in range(k)])
+
+    def index(value: str) -> int:
+        if value in names:
+            return names.index(value)
+        if value.lstrip("-").isdigit() and 0 <= int(value) < k:
+            return int(value)
+        raise CascadeError(
+            f"--positive {value}: {data} has no such class; its classes are {', '.join(names)}"
+        )
+
+    if task == "binary":
+        if k != 2:
+            raise CascadeError(
+                f"{data} has {k} classes and a binary cascade needs two; use --task "
+                "classification (with --positive for the classes to guard)"
+            )
+        if positive and len(positive) > 1:
+            raise CascadeError("--positive: a binary cascade has one positive class; give it once")
+        at = index(positive[0]) if positive else 1
+        return {"classes": names, "positive": [names[at]], "positive_index": at}
+    chosen = sorted({index(v) for v in positive or []})
+    return {
+        "classes": names,
+        "positive": [names[i] for i in chosen] or None,
+        "positive_classes": chosen or None,
+    }
+
+
+def _certify(
+    task: str,
+    probs: np.ndarray,
+    y: np.ndarray,
+    *,
+    max_leakage: float,
+    confidence: float,
+    positive_classes: list[int] | None,
+    max_false_alarm: float | None,
+) -> dict[str, Any]:
+    from modelpress.deploy.certify import choose_confidence_threshold, choose_thresholds
+
+    if task == "binary":
+        cert = choose_thresholds(
+            probs,
+            y,
+            max_leakage=max_leakage,
+            confidence=confidence,
+            max_false_alarm=max_false_alarm,
+        )
+    else:
+        cert = choose_confidence_threshold(
+            probs,
+            y,
+            max_error=max_leakage,
+            confidence=confidence,
+            positive_classes=positive_classes,
+        )
+    return cert.to_dict()
+
+
+def _defer_everything(task: str, y: np.ndarray, max_leakage: float, confidence: float, why: str):
+    """A certificate under which nothing exits (so nothing leaks), for a bin too small."""
+    return {
+        "kind": "binary" if task == "binary" else "confidence",
+        "low": 0.0 if task == "binary" else None,
+        "high": None,
+        "positives": int((y == 1).sum()) if task == "binary" else 0,
+        "passed": 0,
+        "upper_bound": 0.0,
+        "max_leakage": max_leakage,
+        "confidence": confidence,
+        "certified": True,
+        "items": len(y),
+        "deferred_share": 1.0,
+        "exit_share": 0.0,
+        "note": f"everything deferred: {why}",
+    }
+
+
+def _bucketed(
+    task: str,
+    kind: str,
+    count: int,
+    probs: np.ndarray,
+    inputs: list[np.ndarray],
+    y: np.ndarray,
+    *,
+    max_leakage: float,
+    confidence: float,
+    positive_classes: list[int] | None,
+    max_false_alarm: float | None,
+) -> dict[str, Any]:
+    """A certificate per bin of ``kind`` (quantiles of the calibration items reaching the stage),
+    each at confidence ``1 − (1 − confidence) / count``: all hold together at ``confidence``."""
+    from modelpress.deploy.certify import CertificationError
+
+    score = bucket_scores(kind, probs, inputs)
+    edges = np.unique(np.quantile(score, np.linspace(0, 1, count + 1)[1:-1])).tolist()
+    ids = np.digitize(score, edges)
+    each = 1 - (1 - confidence) / (len(edges) + 1)
+    certs = []
+    for b in range(len(edges) + 1):
+        mask = ids == b
+        try:
+            certs.append(
+                _certify(
+                    task,
+                    probs[mask],
+                    y[mask],
+                    max_leakage=max_leakage,
+                    confidence=each,
+                    positive_classes=positive_classes,
+                    max_false_alarm=max_false_alarm,
+                )
+            )
+        except CertificationError as e:
+            certs.append(_defer_everything(task, y[mask], max_leakage, each, str(e)))
+        certs[-1]["items"] = int(mask.sum())
+    return {"by": kind, "edges": edges, "confidence_each": each, "certificates": certs}
+
+
+def _summary(buckets: dict[str, Any]) -> dict[str, Any]:
+    """A bucketed stage's certificate as one: the worst bin's bound holds for the mixture."""
+    certs = buckets["certificates"]
+    items = sum(c["items"] for c in certs) or 1
+    return {
+        "kind": certs[0]["kind"],
+        "low": None,
+        "high": None,
+        "bucketed": f"{len(certs)} bins of {buckets['by']}",
+        "positives": sum(c["positives"] for c in certs),
+        "passed": sum(c["passed"] for c in certs),
+        "upper_bound": max(c["upper_bound"] for c in certs),
+        "max_leakage": certs[0]["max_leakage"],
+        "confidence": certs[0]["confidence"],
+        "certified": all(c["certified"] for c in certs),
+        "items": items,
+        "deferred_share": sum(c["deferred_share"] * c["items"] for c in certs) / items,
+        "measure": certs[0].get("measure", ""),
+    }
 
 
 def build(
@@ -205,68 +531,147 @@ def build(
     input_shape: str | None = None,
     threads: int | None = None,
     names: list[str] | None = None,
+    task: str = "binary",
+    positive: list[str] | None = None,
+    meta: str | None = None,
+    buckets: str | None = None,
+    max_false_alarm: float | None = None,
 ) -> tuple[Cascade, dict[str, Any]]:
     """Calibrate and certify ``stages`` (cheap to precise) on ``data``'s calibration split,
-    measure on its validation split, write the bundle to ``out``; (cascade, figures)."""
-    from modelpress.deploy.calibration import fit_temperature
-    from modelpress.deploy.certify import choose_thresholds
+    fit the meta-model if asked, measure on its validation split, write the bundle to ``out``;
+    (cascade, figures)."""
+    from modelpress.deploy import meta as metamodel
+    from modelpress.deploy.calibration import calibrated_probs, fit_temperature
 
+    if task not in TASKS:
+        raise CascadeError(f"--task {task}: a cascade runs {' or '.join(TASKS)}")
     if len(stages) < 2:
         raise CascadeError("a cascade needs two stages at least (--stage FAST --stage PRECISE)")
     missing = [s for s in stages if not Path(s).exists() and not s.startswith(("zoo:",))]
     if missing:
         raise CascadeError(f"stage file {missing[0]} not found")
+    bins = parse_buckets(buckets)
+    if meta:
+        metamodel.check_kind(meta)
     out.mkdir(parents=True, exist_ok=True)
     early = len(stages) - 1
     leak_each, conf_each = max_leakage / early, 1 - (1 - confidence) / early
     built: list[Stage] = []
-    dataset = None
-    reach = None  # calibration items reaching the stage
-    for i, source in enumerate(stages):
-        runtime, dataset = open_stage(source, data, threads, input_shape)
-        cal = dataset.calibration
-        if cal.labels is None or not len(cal):
-            raise CascadeError(f"{data}: a cascade calibrates on labelled calibration data")
-        z = log_odds(runtime.predict_all(cal.inputs, 256)[0])
-        fit = fit_temperature(z, cal.labels)
-        file = _copy_stage(source, out, i)
-        stage = Stage(
-            names[i] if names and i < len(names) else _stage_name(stages, i),
-            file,
-            float(fit.temperature),
-            {**fit.to_dict(), "reliability": _reliability(z, cal.labels, fit.temperature)},
-            None,
-            runtime,
-        )
-        if i < early:
-            from modelpress.deploy.calibration import calibrated_probs
-
-            reach = np.arange(len(cal)) if reach is None else reach
-            p = calibrated_probs(z[reach], stage.temperature)
-            cert = choose_thresholds(
-                p, cal.labels[reach], max_leakage=leak_each, confidence=conf_each
+    dataset, guard, y = None, {}, None
+    reach: np.ndarray | None = None  # calibration items reaching the stage
+    seen, classes = [], None
+    try:
+        for i, source in enumerate(stages):
+            runtime, dataset = open_stage(source, data, threads, input_shape, task)
+            stage = Stage(
+                names[i] if names and i < len(names) else _stage_name(stages, i),
+                "",
+                1.0,
+                {},
+                None,
+                runtime,
+                task=task,
             )
-            stage.certificate = cert.to_dict()
-            route = _route(p, stage.certificate)
-            reach = reach[route < 0]
-        built.append(stage)
-    meta = {
-        "data": data,
-        "input_shape": input_shape,
-        "task": "binary",
-        "bound": {
-            "max_leakage": max_leakage,
-            "confidence": confidence,
-            "split": f"{early} early stage(s): leakage {leak_each:.4g} at confidence "
-            f"{conf_each:.4g} each (union bound)",
-            "positives": int((dataset.calibration.labels == 1).sum()),
-        },
-    }
-    cascade = Cascade(built, meta)
-    figures = evaluate(cascade, dataset.validation.inputs, dataset.validation.labels)
+            built.append(stage)
+            cal = dataset.calibration
+            if cal.labels is None or not len(cal):
+                raise CascadeError(f"{data}: a cascade calibrates on labelled calibration data")
+            if i == 0:
+                guard = _positive(task, positive, dataset, data)
+                stage.flip = guard.get("positive_index") == 0
+                y = np.asarray(cal.labels).astype(np.int64)
+                y = 1 - y if stage.flip else y
+            stage.flip = built[0].flip
+            z = stage.scores(cal.inputs)
+            k = 2 if z.ndim == 1 else z.shape[1]
+            if classes is not None and k != classes:
+                raise CascadeError(
+                    f"stage {source} gives {k} classes and stage {stages[0]} {classes}; the "
+                    "stages of a cascade share their classes"
+                )
+            classes = k
+            if task == "classification" and k != len(guard["classes"]):
+                raise CascadeError(
+                    f"stage {source} gives {k} classes and {data} has {len(guard['classes'])}"
+                )
+            fit = fit_temperature(z, y)
+            stage.file = _copy_stage(source, out, i)
+            stage.temperature = float(fit.temperature)
+            stage.calibration = {
+                **fit.to_dict(),
+                "reliability": _reliability(z, y, fit.temperature),
+            }
+            probs = calibrated_probs(z, stage.temperature)
+            mine = np.zeros_like(probs)
+            reach = np.arange(len(cal)) if reach is None else reach
+            mine[reach] = probs[reach]
+            seen.append(mine)
+            if i < early:
+                sub = [a[reach] for a in cal.inputs]
+                settings = {
+                    "max_leakage": leak_each,
+                    "positive_classes": guard.get("positive_classes"),
+                    "max_false_alarm": max_false_alarm,
+                }
+                if bins:
+                    stage.buckets = _bucketed(
+                        task, *bins, probs[reach], sub, y[reach], confidence=conf_each, **settings
+                    )
+                    stage.certificate = _summary(stage.buckets)
+                else:
+                    stage.certificate = _certify(
+                        task, probs[reach], y[reach], confidence=conf_each, **settings
+                    )
+                reach = reach[stage.route(probs[reach], sub) < 0]
+        assert dataset is not None and y is not None and classes is not None
+        ran = np.zeros((len(y), len(built)), dtype=bool)
+        for i, s in enumerate(seen):
+            ran[:, i] = s.reshape(len(y), -1).any(axis=1)
+        fitted = None
+        if meta:
+            deferred = np.zeros(len(y), dtype=bool)
+            deferred[reach] = True
+            fitted = metamodel.fit(
+                meta,
+                metamodel.features(seen, ran, task == "binary"),
+                y,
+                deferred,
+                binary=task == "binary",
+                classes=classes,
+                confidence=confidence,
+                names=metamodel.feature_names([s.name for s in built], task == "binary", classes),
+            )
+        doc = {
+            "data": data,
+            "input_shape": input_shape,
+            "task": task,
+            **guard,
+            "bound": {
+                "max_leakage": max_leakage,
+                "confidence": confidence,
+                "measure": _measure(task, guard),
+                "split": f"{early} early stage(s): {leak_each:.4g} at confidence "
+                f"{conf_each:.4g} each (union bound)",
+                "positives": int((y == 1).sum()) if task == "binary" else None,
+            },
+        }
+        cascade = Cascade(built, doc, dataset, fitted)
+        figures = evaluate(cascade, dataset.validation.inputs, dataset.validation.labels)
+    except BaseException:
+        for st in built:
+            st.runtime.close()
+        raise
     cascade.meta["validation"] = figures
     cascade.save(out)
     return cascade, figures
+
+
+def _measure(task: str, guard: dict[str, Any]) -> str:
+    if task == "binary":
+        return f"leakage: items of class {guard['positive'][0]} exiting early as negative"
+    if guard.get("positive"):
+        return f"items of {', '.join(guard['positive'])} exiting early as another class"
+    return "errors among early exits"
 
 
 def _reliability(z: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, Any]:
@@ -316,22 +721,61 @@ def _copy_stage(source: str, out: Path, index: int) -> str:
 # ---------------------------------------------------------------------- measuring
 
 
-def evaluate(
-    cascade: Cascade, inputs: list[np.ndarray], labels: np.ndarray, repeats: int = 3
-) -> dict[str, Any]:
-    """The cascade and each stage alone on ``inputs``: AUC, F1, P, R, leakage, deferred and
-    stage shares, and the time per item and throughput of each (whole-split passes, median of
-    ``repeats``, stages in their runtimes)."""
+def _scores(task: str, labels: np.ndarray, p: np.ndarray, decision: np.ndarray) -> dict:
+    """AUC, F1, P, R (binary; macro over classes for classification, plus accuracy)."""
     from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-    def scores(p: np.ndarray, decision: np.ndarray) -> dict[str, Any]:
+    if task == "binary":
         both = len(np.unique(labels)) == 2
         return {
             "auc": float(roc_auc_score(labels, p)) if both else None,
             "f1": float(f1_score(labels, decision, zero_division=0)),
             "precision": float(precision_score(labels, decision, zero_division=0)),
             "recall": float(recall_score(labels, decision, zero_division=0)),
+            "accuracy": float((labels == decision).mean()),
         }
+    auc = None
+    if p.ndim == 2 and len(np.unique(labels)) == p.shape[1]:
+        rows = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+        auc = float(roc_auc_score(labels, rows, multi_class="ovr"))
+    kw = {"average": "macro", "zero_division": 0}
+    return {
+        "auc": auc,
+        "f1": float(f1_score(labels, decision, **kw)),
+        "precision": float(precision_score(labels, decision, **kw)),
+        "recall": float(recall_score(labels, decision, **kw)),
+        "accuracy": float((labels == decision).mean()),
+    }
+
+
+def _leakage(cascade: Cascade, labels: np.ndarray, routed: Routed) -> dict[str, Any]:
+    """What the certificate bounds, measured: binary, positives exiting early as negative;
+    classification, early exits' errors (or positive-class items exiting as another class)."""
+    early = routed.stage < len(cascade.stages) - 1
+    if cascade.task == "binary":
+        trials = labels == 1
+        failed = early & trials & (routed.decision == 0)
+    elif cascade.meta.get("positive_classes"):
+        pos = cascade.meta["positive_classes"]
+        trials = np.isin(labels, pos)
+        failed = early & trials & ~np.isin(routed.decision, pos)
+    else:
+        trials = early
+        failed = early & (routed.decision != labels)
+    n = int(trials.sum())
+    return {
+        "leakage": int(failed.sum()) / n if n else None,
+        "leaked": int(failed.sum()),
+        "positives": n,
+    }
+
+
+def evaluate(
+    cascade: Cascade, inputs: list[np.ndarray], labels: np.ndarray, repeats: int = 3
+) -> dict[str, Any]:
+    """The cascade and each stage alone on ``inputs``: AUC, F1, P, R, leakage, deferred and
+    stage shares, and the time per item and throughput of each (whole-split passes, median of
+    ``repeats``, stages in their runtimes)."""
 
     def timed(fn: Any) -> tuple[float, Any]:
         best, result = [], None
@@ -341,32 +785,33 @@ def evaluate(
             best.append(time.perf_counter() - start)
         return float(np.median(best)), result
 
-    n = len(labels)
+    y = cascade.labels(labels)
+    task, n, last = cascade.task, len(y), len(cascade.stages) - 1
     seconds, routed = timed(lambda: cascade.predict(inputs))
-    positives = labels == 1
-    early = routed.stage < len(cascade.stages) - 1
-    leaked = int((early & positives & (routed.decision == 0)).sum())
+    score = routed.p if task == "binary" else routed.probs
     figures: dict[str, Any] = {
         "cascade": {
-            **scores(routed.p, routed.decision),
-            "leakage": leaked / int(positives.sum()) if positives.any() else None,
-            "leaked": leaked,
-            "positives": int(positives.sum()),
-            "deferred": float((routed.stage == len(cascade.stages) - 1).mean()),
-            "stage_share": [float((routed.stage == i).mean()) for i in range(len(cascade.stages))],
+            **_scores(task, y, score, routed.decision),
+            **_leakage(cascade, y, routed),
+            "deferred": float((routed.stage == last).mean()),
+            "stage_share": [float((routed.stage == i).mean()) for i in range(last + 1)],
             "ms_per_item": 1000 * seconds / n,
             "throughput_per_s": n / seconds,
             "items": n,
         },
         "stages": [],
     }
+    if routed.meta_changed is not None:
+        figures["cascade"]["meta_decisions"] = float((routed.stage == last).mean())
+        figures["cascade"]["meta_changed"] = routed.meta_changed
     for st in cascade.stages:
         s, p = timed(lambda st=st: st.probabilities(inputs))
+        decision = (p >= 0.5).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
         figures["stages"].append(
             {
                 "name": st.name,
                 "alone": {
-                    **scores(p, (p >= 0.5).astype(np.int64)),
+                    **_scores(task, y, p, decision),
                     "ms_per_item": 1000 * s / n,
                     "throughput_per_s": n / s,
                 },
