@@ -46,11 +46,11 @@ def table(grid: Grid) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _image(name: str, png: bytes) -> str:
+def image(name: str, png: bytes, href: str | None = None) -> str:
+    """The PNG inline as a data: URI, alt ``name``; a link to ``href`` (its file) when given."""
     data = base64.b64encode(png).decode("ascii")
-    href = escape(f"plots/{name}")
-    return (f'<a href="{href}"><img src="data:image/png;base64,{data}" '
-            f'alt="{escape(name)}"></a>')  # fmt: skip
+    tag = f'<img src="data:image/png;base64,{data}" alt="{escape(name)}">'
+    return f'<a href="{escape(href)}">{tag}</a>' if href else tag
 
 
 def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str:
@@ -115,7 +115,7 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
 
     if plots:
         body.append("<h2>Plots</h2>")
-        body += [_image(name, png) for name, png in plots.items()]
+        body += [image(name, png, f"plots/{name}") for name, png in plots.items()]
 
     body.append("<h2>Notes</h2>")
     notes = sections.notes(record)
@@ -134,6 +134,11 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
         "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in pairs) + "</dl>"
     )
 
+    return page(title, body)
+
+
+def page(title: str, body: list[str]) -> str:
+    """A whole page around ``body`` (HTML parts) with the report's CSS; ``title`` escaped."""
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
