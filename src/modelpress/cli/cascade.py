@@ -27,40 +27,55 @@ def _num(v: Any, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def show(figures: dict[str, Any], bound: dict[str, Any] | None, certificates: list[Any]) -> None:
+def show(
+    figures: dict[str, Any],
+    bound: dict[str, Any] | None,
+    certificates: list[Any],
+    meta_model: dict[str, Any] | None = None,
+) -> None:
     """The cascade beside each stage alone, then the certificate."""
-    table = Table(title=Text("Cascade"), header_style="bold")
-    for header in ("", "AUC", "F1", "P", "R", "leakage", "deferred", "ms/item", "items/s"):
-        table.add_column(Text(header), justify="left" if not header else "right")
+    from modelpress.deploy.meta import describe
+
     c = figures["cascade"]
+    many = bool(bound) and not bound.get("measure", "leakage").startswith("leakage")  # K classes
+    headers = ["", "AUC", "F1", "P", "R", *(["acc"] if many else [])]
+    headers += ["leakage", "deferred", "ms/item", "items/s"]
+    table = Table(title=Text("Cascade"), header_style="bold")
+    for header in headers:
+        table.add_column(Text(header), justify="left" if not header else "right")
+
+    def quality(f: dict[str, Any]) -> list[str]:
+        cells = [_num(f.get("auc")), _num(f.get("f1")), _num(f.get("precision"))]
+        cells += [_num(f.get("recall"))] + ([_num(f.get("accuracy"))] if many else [])
+        return cells
+
+    leak = _pct(c.get("leakage"))
+    if c.get("positives"):
+        leak += f" ({c.get('leaked', 0)}/{c['positives']})"
     table.add_row(
         *map(
             Text,
             [
                 "cascade",
-                _num(c["auc"]),
-                _num(c["f1"]),
-                _num(c["precision"]),
-                _num(c["recall"]),
-                f"{_pct(c['leakage'])} ({c['leaked']}/{c['positives']})",
-                _pct(c["deferred"]),
+                *quality(c),
+                leak,
+                _pct(c.get("deferred")),
                 _num(c["ms_per_item"], 3),
                 f"{c['throughput_per_s']:.0f}",
             ],
         )
     )
+    last = len(figures["stages"]) - 1
     for i, st in enumerate(figures["stages"]):
         a = st["alone"]
         share = _pct(c["stage_share"][i])
+        decides = "meta-model" if i == last and meta_model else st["name"]
         table.add_row(
             *map(
                 Text,
                 [
-                    f"{st['name']} alone (decides {share})",
-                    _num(a["auc"]),
-                    _num(a["f1"]),
-                    _num(a["precision"]),
-                    _num(a["recall"]),
+                    f"{st['name']} alone ({decides} decides {share})",
+                    *quality(a),
                     "",
                     "",
                     _num(a["ms_per_item"], 3),
@@ -69,19 +84,35 @@ def show(figures: dict[str, Any], bound: dict[str, Any] | None, certificates: li
             )
         )
     console.print(table)
+    lines = []
     if bound:
-        lines = [
-            f"bound: leakage ≤ {_pct(bound['max_leakage'])} at {_pct(bound['confidence'])} "
-            f"confidence ({bound.get('split', '')})"
-        ]
+        lines.append(
+            f"bound: {bound.get('measure', 'leakage')} ≤ {_pct(bound['max_leakage'])} at "
+            f"{_pct(bound['confidence'])} confidence ({bound.get('split', '')})"
+        )
         for i, cert in enumerate(certificates):
-            if cert:
+            if not cert:
+                continue
+            if cert.get("bucketed"):
+                where = f"{cert['bucketed']}, a certificate each"
+            elif cert["kind"] == "confidence":
                 high = "never" if cert["high"] is None else f"{cert['high']:.2f}"
-                lines.append(
-                    f"stage {i}: exit negative below {cert['low']:.2f}, positive at or above "
-                    f"{high}; {cert['passed']} of {cert['positives']} calibration positives let "
-                    f"through, upper bound {_pct(cert['upper_bound'])}"
-                )
+                where = f"exit with the top class at confidence ≥ {high}"
+            else:
+                high = "never" if cert["high"] is None else f"{cert['high']:.2f}"
+                where = f"exit negative below {cert['low']:.2f}, positive at or above {high}"
+            lines.append(
+                f"stage {i}: {where}; {cert['passed']} of {cert['positives']} counted on "
+                f"calibration, upper bound {_pct(cert['upper_bound'])}"
+            )
+    if meta_model:
+        lines.append(describe(meta_model))
+        if c.get("meta_changed") is not None:
+            lines.append(
+                f"meta-model decided {_pct(c.get('meta_decisions'))} of items and overruled the "
+                f"last stage on {c['meta_changed']}"
+            )
+    if lines:
         console.print(Text("\n".join(lines)))
 
 
@@ -98,13 +129,48 @@ def build_command(
         float, typer.Option("--max-leakage", help="Certified bound on positives let through.")
     ] = 0.05,
     confidence: Annotated[float, typer.Option("--confidence")] = 0.95,
+    task: Annotated[
+        str, typer.Option("--task", help="binary (two thresholds) or classification (top-1).")
+    ] = "binary",
+    positive: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--positive",
+            help="The class to guard (binary: the positive class; classification: repeat for "
+            "several; the bound is then on their items exiting as another class).",
+        ),
+    ] = None,
+    meta: Annotated[
+        str | None,
+        typer.Option(
+            "--meta",
+            help="A meta-model deciding what reaches the end: logistic or "
+            "lightgbm (fitted out-of-fold on calibration).",
+        ),
+    ] = None,
+    buckets: Annotated[
+        str | None,
+        typer.Option(
+            "--buckets",
+            help="A certificate per bin of the early stage's entropy or the input's sharpness: "
+            "entropy:3, quality:3.",
+        ),
+    ] = None,
+    max_false_alarm: Annotated[
+        float | None,
+        typer.Option(
+            "--max-false-alarm",
+            help="Binary: bound on negatives exiting early as positive (default: --max-leakage).",
+        ),
+    ] = None,
     input_shape: Shape = None,
     threads: Threads = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
 ) -> None:
     """Calibrate (temperature) and certify the stages on the calibration split, measure on the
-    validation split, and write a bundle (the stage files and cascade.json)."""
+    validation split, and write a bundle (the stage files, cascade.json and report.html)."""
     from modelpress.deploy.cascade import build
+    from modelpress.deploy.cascade_report import write_report
 
     cascade, figures = build(
         list(stage),
@@ -114,14 +180,25 @@ def build_command(
         confidence=confidence,
         input_shape=input_shape,
         threads=threads,
+        task=task,
+        positive=list(positive) if positive else None,
+        meta=meta,
+        buckets=buckets,
+        max_false_alarm=max_false_alarm,
     )
     try:
-        show(figures, cascade.meta["bound"], [s.certificate for s in cascade.stages])
+        show(
+            figures,
+            cascade.meta["bound"],
+            [s.certificate for s in cascade.stages],
+            cascade.meta.get("meta_model"),
+        )
     finally:
         cascade.close()
     if json_out:
         json_out.write_text(json.dumps(_document(cascade.meta, figures, cascade), indent=2))
-    console.print(Text(f"bundle: {out}"))
+    report = write_report(out)
+    console.print(Text(f"bundle: {out}  report: {report}"))
 
 
 @cascade_app.command("eval")
@@ -140,7 +217,12 @@ def eval_command(
     try:
         inputs, labels = whole(cascade)
         figures = evaluate(cascade, inputs, labels)
-        show(figures, cascade.meta.get("bound"), [s.certificate for s in cascade.stages])
+        show(
+            figures,
+            cascade.meta.get("bound"),
+            [s.certificate for s in cascade.stages],
+            cascade.meta.get("meta_model"),
+        )
     finally:
         cascade.close()
     if json_out:

@@ -39,6 +39,12 @@ def _model(
                 f"({Path(source) / BUNDLE_FILE}); drop --input-shape"
             )
         cascade = Cascade.load(source, data, threads)
+        if cascade.task != "binary":
+            cascade.close()
+            raise ModelpressError(
+                f"{source}: a {cascade.task} cascade; modelpress video scores one probability a "
+                "frame and takes binary cascades (build one with --task binary)"
+            )
         runtimes, dataset, close = (
             [s.runtime for s in cascade.stages],
             cascade.dataset,

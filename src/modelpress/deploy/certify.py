@@ -382,6 +382,12 @@ def choose_confidence_threshold(
                 else f"no threshold of the grid lets the {needed} items exit that certifying "
                 f"an early-exit error ≤ {_pct(max_error)} needs; add lower thresholds"
             )
+        # Start the walk where a bound could pass with some errors seen (half the max error),
+        # not where it needs none: still a choice by the confidences alone, and a first test
+        # on a handful of exits would end the walk at its first error.
+        roomy = positives_needed(max_error, confidence, max_error / 2)
+        if roomy is not None and (trials >= roomy).any():
+            tested = trials >= roomy
     else:
         positive = np.isin(y, list(positive_classes))
         n_pos = int(positive.sum())
