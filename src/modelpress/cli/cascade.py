@@ -156,6 +156,5 @@ def _document(meta: dict[str, Any], figures: dict[str, Any], cascade: Any) -> di
 
 
 def register() -> None:
-    from modelpress.cli import cascade_run  # noqa: F401  (registers cascade run)
-
     app.add_typer(cascade_app, name="cascade")
+    from modelpress.cli import cascade_run  # noqa: F401  (registers cascade run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -92,8 +93,6 @@ def run_command(
 
 
 def _open(tmp: Path | None) -> Any:
-    from contextlib import nullcontext
-
     return nullcontext(None) if tmp is None else tmp.open("w")
 
 

@@ -79,7 +79,7 @@ class Inputs:
         archives = {f: _archive(f, shape, target) for f in self.files if _is_npz(f)}
         images = [f for f in self.files if not _is_npz(f)]
         if images and (len(shape) != 3 or shape[0] not in (1, 3)):
-            dims = ",".join(map(str, shape))
+            dims = ", ".join(map(str, shape))
             raise InputsError(
                 f"{images[0]}: the stages take input (N, {dims}), not images; give .npz arrays "
                 f"of shape (N, {dims})"
@@ -208,7 +208,7 @@ def _archive(f: Path, shape: tuple[int, ...], target: np.dtype) -> _Archive:
         raise InputsError(
             f"{f}: not a readable .npz archive ({first_line(e)}); save the arrays with numpy.savez"
         ) from None
-    dims = ",".join(map(str, shape))
+    dims = ", ".join(map(str, shape))
     if dtype.hasobject:
         raise InputsError(f"{f}: array '{key}' holds Python objects; save a numeric array")
     pixels = (
