@@ -213,3 +213,20 @@ def test_images_for_stages_that_take_no_images_are_refused(tmp_path: Path) -> No
 
     with pytest.raises(InputsError, match=r"a\.png: the stages take input \(N, 30\), not images"):
         _read([f], (30,))
+
+
+@pytest.mark.parametrize(
+    ("meta", "names"),
+    [
+        ({"task": "binary"}, ["negative", "positive"]),  # a bundle that keeps no class names
+        ({"classes": ["real", "fake"], "positive_index": 1}, ["real", "fake"]),
+        ({"task": "binary", "classes": ["fake", "real"], "positive_index": 0}, ["real", "fake"]),
+        ({"task": "classification", "classes": ["a", "b", "c"]}, ["a", "b", "c"]),
+    ],
+)
+def test_each_decision_is_named_as_the_bundle_names_its_classes(
+    meta: dict, names: list[str]
+) -> None:
+    from modelpress.cli.cascade_run import class_names
+
+    assert class_names(meta) == names

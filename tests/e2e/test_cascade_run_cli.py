@@ -109,14 +109,16 @@ def test_run_on_a_folder_of_pngs_and_an_npz_writes_one_line_per_item(
     assert [d["stage"] for d in items] == routed.stage.tolist()
     np.testing.assert_allclose([d["p"] for d in items], routed.p, rtol=1e-5)
     assert [d["stage_name"] for d in items] == [stage_names[s] for s in routed.stage]
-    assert {d["class"] for d in items} <= {"negative", "positive"}
-    assert all(d["class"] == ["negative", "positive"][d["decision"]] for d in items)
+    from modelpress.cli.cascade_run import class_names
+
+    classes = class_names(json.loads((bundle / "cascade.json").read_text()))
+    assert len(classes) == 2 and all(d["class"] == classes[d["decision"]] for d in items)
     summary = lines[-1]
     assert summary["items"] == 40 and summary["skipped"] == 1
     assert summary["per_stage"] == np.bincount(routed.stage, minlength=2).tolist()
     assert summary["decisions"] == {
-        "negative": int((routed.decision == 0).sum()),
-        "positive": int((routed.decision == 1).sum()),
+        classes[0]: int((routed.decision == 0).sum()),
+        classes[1]: int((routed.decision == 1).sum()),
     }
     assert summary["ms_per_item"] > 0
     assert not list(out.parent.glob("*.tmp"))

@@ -58,7 +58,7 @@ def run_command(
             raise InputsError(
                 f"{bundle}: the stages take {len(spec)} inputs; cascade run feeds one"
             )
-        classes = list(cascade.meta.get("classes") or BINARY_CLASSES)
+        classes = class_names(cascade.meta)
         names = [s.name for s in cascade.stages]
         if tmp is not None:
             tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +90,17 @@ def run_command(
     _show(summary, names, plan)
     if out is not None:
         console.print(Text(f"wrote {out}"))
+
+
+def class_names(meta: dict[str, Any]) -> list[str]:
+    """The name of each decision: ``classes`` from cascade.json, else negative / positive. A
+    binary cascade's decision 1 is its positive class, which ``positive_index`` may put first."""
+    classes = [str(c) for c in meta.get("classes") or []]
+    if meta.get("task", "binary") != "binary":
+        return classes
+    if len(classes) != 2:
+        return list(BINARY_CLASSES)
+    return classes[::-1] if meta.get("positive_index") == 0 else classes
 
 
 def _open(tmp: Path | None) -> Any:
