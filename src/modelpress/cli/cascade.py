@@ -239,3 +239,4 @@ def _document(meta: dict[str, Any], figures: dict[str, Any], cascade: Any) -> di
 
 def register() -> None:
     app.add_typer(cascade_app, name="cascade")
+    from modelpress.cli import cascade_run  # noqa: F401  (registers cascade run)

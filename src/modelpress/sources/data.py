@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -191,15 +192,22 @@ def _read_image(f: Path, c: int, h: int, w: int) -> tuple[np.ndarray, tuple[int,
         # past Pillow's pixel limit an image is a likely decompression bomb: refuse, never decode
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(f) as im:
-            size = (im.height, im.width)
-            if im.mode in _SIXTEEN_BIT:
-                grey = np.asarray(im, dtype=np.float32) / 65535.0
-                small = Image.fromarray(grey).resize((w, h), Image.BILINEAR)  # mode F
-                arr = np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)[None]
-                return (arr if c == 1 else np.repeat(arr, 3, axis=0)), size
-            im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    return (arr[None] if c == 1 else arr.transpose(2, 0, 1)), size
+            return image_array(im, c, h, w), (im.height, im.width)
+
+
+def image_array(im: Any, c: int, h: int, w: int) -> np.ndarray:
+    """An open Pillow image as (C, H, W) float in [0, 1]: grey (C = 1) or RGB (C = 3), resized
+    bilinearly to H×W. The one conversion every image in modelpress goes through."""
+    from PIL import Image
+
+    if im.mode in _SIXTEEN_BIT:
+        grey = np.asarray(im, dtype=np.float32) / 65535.0
+        small = Image.fromarray(grey).resize((w, h), Image.BILINEAR)  # mode F
+        arr = np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)[None]
+        return arr if c == 1 else np.repeat(arr, 3, axis=0)
+    im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    return arr[None] if c == 1 else arr.transpose(2, 0, 1)
 
 
 def _unreadable(e: Exception) -> str:
