@@ -187,7 +187,8 @@ def test_a_meta_model_decides_what_reaches_the_end_and_reloads_the_same(
     expected = 1 / (1 + np.exp(-(z + doc["intercept"][0])))
     assert np.allclose(built.p, expected, atol=1e-6)
     assert np.array_equal(built.decision[reach], (expected[reach] >= doc["threshold"]).astype(int))
-    assert np.array_equal(built.decision[~reach], (p0[~reach] >= 0.5).astype(int))
+    low = json.loads((bundle / BUNDLE_FILE).read_text())["stages"][0]["certificate"]["low"]
+    assert np.array_equal(built.decision[~reach], (p0[~reach] >= low).astype(int))  # as exited
     assert figures["cascade"]["meta_changed"] == built.meta_changed
 
     loaded, lx, _ = _reload(bundle)
@@ -249,7 +250,10 @@ def test_bad_cascades_of_these_kinds_are_refused_in_one_line(
     models: dict[str, str], tmp_path: Path
 ) -> None:
     def build_cli(*args: str):
-        return cli("cascade", "build", "--input-shape", SHAPE, "--out", str(tmp_path / "x"), *args)
+        out = str(tmp_path / "x")
+        return cli(
+            "cascade", "build", "--input-shape", SHAPE, "--max-leakage", "0.3", "--out", out, *args
+        )
 
     two_vs_ten = build_cli(
         "--stage",

@@ -4,7 +4,8 @@
                            shape (bilinear) with 1 or 3 channels, scaled to [0, 1]
 ``builtin:breast_cancer``  30 tabular features, binary; standardised with train-split statistics
 ``builtin:digits-manipulated``  digits, half with a region spliced from another digit: real vs
-                           manipulated, binary (``manipulated_data``), 4000 images made by seed
+                           manipulated, binary (``manipulated_data``), 4000 images made by seed;
+                           ``builtin:digits-manipulated-subtle``: the splices harder to see
 ``folder:PATH``            one sub-folder per class of PNG/JPEG images, resized to the input shape
 ``npz:PATH``               arrays used exactly as given: ``x`` (or ``x_NAME`` per model input),
                            optional ``y``. No resizing or normalising unless the recipe asks.
@@ -391,10 +392,11 @@ def load_data(
     if kind == "builtin" and arg == "digits":
         x, y, class_names = _digits(sample_shape, warned)
         inputs = [x]
-    elif kind == "builtin" and arg == "digits-manipulated":
+    elif kind == "builtin" and arg in ("digits-manipulated", "digits-manipulated-subtle"):
         from modelpress.sources.manipulated_data import digits_manipulated
 
-        x, y, class_names = digits_manipulated(sample_shape or (1, 32, 32), seed)
+        subtle = arg.endswith("-subtle")
+        x, y, class_names = digits_manipulated(sample_shape or (1, 32, 32), seed, subtle=subtle)
         inputs, suggested = [x], "binary"
     elif kind == "builtin" and arg == "breast_cancer":
         x, y, class_names = _breast_cancer()
@@ -402,7 +404,8 @@ def load_data(
     elif kind == "builtin":
         raise DataSourceError(
             f"builtin:{arg}: unknown; built-in data are builtin:digits, builtin:breast_cancer, "
-            "builtin:digits-detect, builtin:digits-manipulated"
+            "builtin:digits-detect, builtin:digits-manipulated, "
+            "builtin:digits-manipulated-subtle"
         )
     elif kind == "folder":
         x, y, class_names = _folder(Path(arg), sample_shape, warned)
