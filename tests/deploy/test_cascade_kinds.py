@@ -265,11 +265,11 @@ def test_bad_cascades_of_these_kinds_are_refused_in_one_line(
         "--task",
         "classification",
     )
-    assert_one_line_error(two_vs_ten, "bin-precise.pt", "2 classes", "10")
+    assert_one_line_error(two_vs_ten, "bin-precise.pt", "2 values per sample", "10 classes")
     ten_classes = build_cli(
         "--stage", models["cls-fast"], "--stage", models["cls-precise"], "--data", DIGITS
     )
-    assert_one_line_error(ten_classes, "10 classes", "--task classification")
+    assert_one_line_error(ten_classes, "10 classes", "classification")
     unknown = build_cli(
         "--stage",
         models["bin-fast"],
