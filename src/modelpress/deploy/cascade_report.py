@@ -129,6 +129,16 @@ def render(
     else:
         body.append("<p>No reliability bins recorded in the bundle.</p>")
 
+    meta = _dict(doc.get("meta_model"))
+    if meta:
+        from modelpress.deploy.meta import describe
+
+        oof = _dict(meta.get("out_of_fold")) or {}
+        body += [
+            "<h2>Meta-model</h2>",
+            f"<p>{escape(describe(meta))}.</p>",
+            f"<p>{escape(str(oof.get('says', '')))}</p>" if oof.get("says") else "",
+        ]
     body += ["<h2>Bundle</h2>", _pairs(_bundle_facts(doc, stages))]
     return html.page(escape(title), body)
 
