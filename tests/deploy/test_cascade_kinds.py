@@ -94,6 +94,8 @@ def test_a_classification_cascade_exits_on_top1_confidence_and_bounds_the_exits_
     errors = int((routed.decision[early] != labels[early]).sum())
     assert (c["leaked"], c["positives"]) == (errors, int(early.sum()))
     assert c["accuracy"] == pytest.approx(float((routed.decision == labels).mean()))
+    for timed in (c, *(s["alone"] for s in figures["stages"])):  # batch 1, one item at a time
+        assert 0 < timed["single_ms"]["p50"] <= timed["single_ms"]["p90"]
 
 
 def test_guarded_classes_bound_their_items_exiting_as_another_class(

@@ -27,6 +27,11 @@ def _num(v: Any, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def _single(f: dict[str, Any]) -> str:
+    one = f.get("single_ms") or {}
+    return f"{_num(one.get('p50'), 3)} / {_num(one.get('p90'), 3)}"
+
+
 def show(
     figures: dict[str, Any],
     bound: dict[str, Any] | None,
@@ -39,7 +44,7 @@ def show(
     c = figures["cascade"]
     many = bool(bound) and not bound.get("measure", "leakage").startswith("leakage")  # K classes
     headers = ["", "AUC", "F1", "P", "R", *(["acc"] if many else [])]
-    headers += ["leakage", "deferred", "ms/item", "items/s"]
+    headers += ["leakage", "deferred", "ms/item", "items/s", "1 item p50/p90 ms"]
     table = Table(title=Text("Cascade"), header_style="bold")
     for header in headers:
         table.add_column(Text(header), justify="left" if not header else "right")
@@ -62,6 +67,7 @@ def show(
                 _pct(c.get("deferred")),
                 _num(c["ms_per_item"], 3),
                 f"{c['throughput_per_s']:.0f}",
+                _single(c),
             ],
         )
     )
@@ -80,6 +86,7 @@ def show(
                     "",
                     _num(a["ms_per_item"], 3),
                     f"{a['throughput_per_s']:.0f}",
+                    _single(a),
                 ],
             )
         )

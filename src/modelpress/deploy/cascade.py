@@ -770,12 +770,31 @@ def _leakage(cascade: Cascade, labels: np.ndarray, routed: Routed) -> dict[str, 
     }
 
 
+SINGLE_ITEMS = 100  # items timed one at a time for the batch-1 latency
+
+
+def _single(fn: Any, inputs: list[np.ndarray]) -> dict[str, float]:
+    """p50 / p90 ms of ``fn`` on one item at a time (the first ``SINGLE_ITEMS`` items, after
+    one warm-up call): a cascade's latency depends on the way each item goes."""
+    n = min(SINGLE_ITEMS, len(inputs[0]))
+    if not n:
+        return {"p50": float("nan"), "p90": float("nan")}
+    fn([a[:1] for a in inputs])
+    times = []
+    for i in range(n):
+        item = [a[i : i + 1] for a in inputs]
+        start = time.perf_counter()
+        fn(item)
+        times.append(1000 * (time.perf_counter() - start))
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
+
+
 def evaluate(
     cascade: Cascade, inputs: list[np.ndarray], labels: np.ndarray, repeats: int = 3
 ) -> dict[str, Any]:
     """The cascade and each stage alone on ``inputs``: AUC, F1, P, R, leakage, deferred and
-    stage shares, and the time per item and throughput of each (whole-split passes, median of
-    ``repeats``, stages in their runtimes)."""
+    stage shares, the time per item and throughput of each (whole-split passes, median of
+    ``repeats``, stages in their runtimes), and their batch-1 latency (p50 / p90)."""
 
     def timed(fn: Any) -> tuple[float, Any]:
         best, result = [], None
@@ -797,6 +816,7 @@ def evaluate(
             "stage_share": [float((routed.stage == i).mean()) for i in range(last + 1)],
             "ms_per_item": 1000 * seconds / n,
             "throughput_per_s": n / seconds,
+            "single_ms": _single(cascade.predict, inputs),
             "items": n,
         },
         "stages": [],
@@ -814,6 +834,7 @@ def evaluate(
                     **_scores(task, y, p, decision),
                     "ms_per_item": 1000 * s / n,
                     "throughput_per_s": n / s,
+                    "single_ms": _single(st.probabilities, inputs),
                 },
             }
         )

@@ -160,9 +160,11 @@ def compare(figures: dict[str, Any]) -> Grid:
     quality = ["accuracy"] * with_accuracy + ["auc", "f1", "precision", "recall"]
     headers = ["", *(_LABEL[k] for k in quality)]
     headers += ["leakage", "deferred", "decides", "ms/item", "items/s", "speed-up vs last"]
+    headers += ["1 item p50 / p90 ms"]
 
     def row(name: str, r: dict[str, Any], rest: list[str]) -> list[str]:
         speedup = _ratio(last_ms, fmt.finite(r.get("ms_per_item")))
+        one = _dict(r.get("single_ms")) or {}
         return [
             name,
             *(fmt.metric(r.get(k)) for k in quality),
@@ -170,6 +172,7 @@ def compare(figures: dict[str, Any]) -> Grid:
             fmt.ms(r.get("ms_per_item")),
             fmt.count(r.get("throughput_per_s")),
             fmt.ratio(speedup),
+            f"{fmt.ms(one.get('p50'))} / {fmt.ms(one.get('p90'))}",
         ]
 
     leak = fmt.pct(cascade.get("leakage"), 2)
