@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from test_cli import assert_one_line_error, cli
 
 DATA = "builtin:digits-manipulated"
-SHAPE = "1,1,16,16"
+SHAPE = "1,1,8,8"
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,11 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
     out = tmp_path_factory.mktemp("stages")
     paths = []
-    for name, width, epochs in (("fast", 0.25, 2), ("precise", 0.5, 4)):
+    for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4)):
         recipe = build_recipe(
             {
-                "model": "zoo:dscnn",
-                "model_kwargs": {"width_mult": width},
+                "model": "zoo:mlp",
+                "model_kwargs": {"hidden": hidden},
                 "data": DATA,
                 "input_shape": SHAPE,
             }
