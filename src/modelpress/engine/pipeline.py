@@ -351,6 +351,14 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
+        self.start()
+        for index in run_order(self.recipe.steps):
+            self.run_step(index)
+        return self.finish()
+
+    def start(self) -> None:
+        """The context and the baseline (measured, or reused under its key); record.json
+        written. Steps then run one at a time (``run_step``, ``add_step``), ``finish`` last."""
         rd, recipe = self.rd, self.recipe
         previous = rd.read_record() if self.resume else None
         identity = _identity(recipe)
@@ -389,7 +397,7 @@ class Runner:
             self.outputs["baseline"] = out
         self.entries["baseline"] = record["baseline"]
         self.made[BASELINE], self.keys[BASELINE] = baseline, base_key
-        root_node = {
+        self.root_node = {
             "id": BASELINE,
             "type": "baseline",
             "key": base_key,
@@ -398,24 +406,38 @@ class Runner:
             "artifact": "baseline",
             "reads": reads,
         }
-        record["nodes"] = [root_node]
+        record["nodes"] = [self.root_node]
         ctx.baseline = record["baseline"]
+        self.ctx, self.baseline, self.record, self.before = ctx, baseline, record, before
+        self.done: dict[int, dict[str, Any]] = {}
         self._finalize(record)
 
-        done: dict[int, dict[str, Any]] = {}
-        for index in run_order(recipe.steps):
-            done[index] = self._node(index, recipe.steps[index], ctx, before)
-            record["steps"] = [done[i] for i in sorted(done)]  # recipe order
-            record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
-            record["nodes"] = [root_node, *(_node_summary(s) for s in record["steps"])]
-            self._finalize(record)
+    def run_step(self, index: int) -> dict[str, Any]:
+        """Run (or reuse) the recipe's step ``index``; the record rewritten after it."""
+        record = self.record
+        self.done[index] = self._node(index, self.recipe.steps[index], self.ctx, self.before)
+        record["steps"] = [self.done[i] for i in sorted(self.done)]  # recipe order
+        record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
+        record["nodes"] = [self.root_node, *(_node_summary(s) for s in record["steps"])]
+        self._finalize(record)
+        return self.done[index]
+
+    def add_step(self, config: StepConfig) -> dict[str, Any]:
+        """Append a step to the recipe and run it (a search grows the graph as it goes)."""
+        self.recipe.steps.append(config)
+        return self.run_step(len(self.recipe.steps) - 1)
+
+    def finish(self, reports: bool = True) -> dict[str, Any]:
+        """Quantized artifacts timed against their FP32 siblings, the finalists raced, the
+        recommendation made; the reports written."""
+        record, ctx, baseline = self.record, self.ctx, self.baseline
         self._versus_fp32(record, ctx, baseline)  # flags first: the finalists leave them out
         record["head_to_head"] = self._head_to_head(record, ctx, baseline)
         self._finalize(record)
+        if reports:
+            from modelpress.report import write_reports
 
-        from modelpress.report import write_reports
-
-        write_reports(record, rd.root)
+            write_reports(record, self.rd.root)
         return record
 
     def _reuse(
