@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelpress.cli import cascade, compare, compress, video
+from modelpress.cli import cascade, compare, compress, optimize, video
 from modelpress.cli.common import (
     MODEL_FLAGS,
     Data,
@@ -453,6 +453,7 @@ compress.register()  # distill, prune: listed after the commands above
 compare.register()
 cascade.register()
 video.register()
+optimize.register()
 
 
 def main() -> None:

@@ -137,6 +137,27 @@ class EvaluateConfig(_Strict):
         return v
 
 
+class OptimizeBudget(_Strict):
+    """What ``modelpress optimize`` must meet, and how long it may search."""
+
+    max_accuracy_drop: float | None = Field(None, ge=0)  # points of the primary metric
+    max_size_mb: float | None = Field(None, gt=0)
+    max_latency_ms: float | None = Field(None, gt=0)
+    min_speedup: float | None = Field(None, gt=0)
+    time: str | None = None  # 90s, 20m, 1h30m
+    max_trials: int | None = Field(None, ge=1)
+
+
+class OptimizeSpec(_Strict):
+    """A search over whole pipelines (``search/``): the space as lists of steps' fields."""
+
+    budget: OptimizeBudget = OptimizeBudget()
+    prefer: list[Literal["latency_ms", "size_mb", "loss_pt"]] = Field(
+        default_factory=lambda: ["latency_ms", "size_mb"]
+    )
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class Recipe(_Strict):
     name: str | None = None
     model: str
@@ -155,6 +176,7 @@ class Recipe(_Strict):
     seed: int = 0
     # let a .pt checkpoint build its model with any factory it names (runs that code)
     trust_checkpoint_code: bool = False
+    optimize: OptimizeSpec | None = None  # modelpress optimize RECIPE searches this space
 
     @field_validator("name")
     @classmethod

@@ -43,6 +43,7 @@ class Context:
 
     step_dir: Path | None = None  # set by the runner to the running step's folder
     baseline: dict | None = None  # the baseline's record entry, once measured (targets, Δ)
+    deadline: float | None = None  # time.monotonic() by which a training step stops (a search)
     _owners: dict[Path, str] = field(default_factory=dict, repr=False)
 
     def work_dir(self) -> Path:

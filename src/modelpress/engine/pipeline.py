@@ -561,6 +561,11 @@ def run(
     observer: Observer | None = None,
 ) -> dict[str, Any]:
     """Run a recipe into a run directory and return its record."""
+    if recipe.optimize is not None:
+        raise ModelpressError(
+            "this recipe has an optimize: block, a search; run it with modelpress optimize "
+            "RECIPE (or remove the block to run its steps)"
+        )
     root = Path(out) if out else default_out(recipe)
     check_output(root, "--out", folder=True)  # before any work: a file or read-only folder
     if not resume and not force and (root / "record.json").exists():

@@ -12,6 +12,7 @@ from torch import nn
 
 from modelpress.core.registry import StepConfig
 from modelpress.engine.context import Context
+from modelpress.errors import StepError
 from modelpress.training import Callback, LossFn, TrainConfig, TrainResult, fit
 
 
@@ -60,7 +61,10 @@ def train_in_step(
     select_from: int = 0,
     lr: float | None = None,
 ) -> TrainResult:
-    """``fit`` for a step: checkpoints in ``STEP_DIR/folder``, keyed by the whole step config."""
+    """``fit`` for a step: checkpoints in ``STEP_DIR/folder``, keyed by the whole step config;
+    past ``ctx.deadline`` (a search's time budget) the step stops at the next epoch."""
+    if ctx.deadline is not None:
+        callbacks = [*(callbacks or []), _Deadline(ctx.deadline, epochs, folder)]
     return fit(
         model,
         ctx.data,
@@ -74,3 +78,21 @@ def train_in_step(
         resume_key=config.to_dict(),
         threads=ctx.threads,
     )
+
+
+class _Deadline(Callback):
+    """Stops a training step that would run past a search's time budget (at an epoch start:
+    its checkpoint stays, so a resumed search continues it)."""
+
+    def __init__(self, deadline: float, epochs: int, where: str) -> None:
+        self.deadline, self.epochs, self.where = deadline, epochs, where
+
+    def on_epoch_start(self, epoch: int, model: nn.Module) -> dict[str, Any]:
+        import time
+
+        if epoch > 0 and time.monotonic() >= self.deadline:
+            raise StepError(
+                f"{self.where}: stopped at epoch {epoch} of {self.epochs}: the search's time "
+                "budget ran out (--resume continues it with more --budget)"
+            )
+        return {}

@@ -1,0 +1,254 @@
+"""``modelpress optimize``: the best pipeline under a budget, from a measured Pareto front
+(``search/``). Exit 0 with a recommendation; 3 when no candidate meets every constraint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from modelpress import techniques as tech
+from modelpress.cli.common import (
+    Force,
+    Kwargs,
+    SaveRecipe,
+    Shape,
+    Task,
+    Threads,
+    TrustCode,
+    Weights,
+    app,
+    console,
+    model_recipe,
+    parse_kwargs,
+    rich_observer,
+    user_errors,
+)
+from modelpress.errors import ModelpressError
+
+NOT_MET = 3
+PRECISIONS = {
+    "onnx": ["fp32", "fp16", "int8"],
+    "tflite": ["fp32", "fp16", "int8"],
+    "openvino": ["fp32", "fp16", "int8"],
+}
+
+
+def default_space(
+    model: str,
+    model_kwargs: dict[str, Any],
+    formats: list[str],
+    epochs: int,
+    student: str | None,
+    student_kwargs: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """What a search tries when no recipe says: a student (given, or the zoo model at half
+    width) or none; no pruning or 30 % / 50 % of channels; every precision of each format."""
+    from modelpress.cli.compare import _half_width
+
+    space: dict[str, dict[str, Any]] = {}
+    if student is None:
+        half = _half_width(model, model_kwargs)
+        if half is not None:
+            student, student_kwargs = model, {**half, **student_kwargs}
+    if student is not None:
+        space["distill"] = {
+            "student": ["none", student],
+            "student_kwargs": [student_kwargs],
+            "epochs": 2 * epochs,
+        }
+    space["prune"] = {"method": "structured", "ratio": [0, 0.3, 0.5], "finetune_epochs": epochs}
+    space["export"] = {
+        "format": formats,
+        "precision": sorted(
+            {p for f in formats for p in PRECISIONS[f]}, key=["fp32", "fp16", "int8"].index
+        ),
+    }
+    return space
+
+
+def _table(trial: Any, total: int) -> None:
+    p = trial.point or {}
+    status = trial.status + (" (reused)" if trial.reused else "")
+    parts = [
+        f"trial {trial.index}/{total}",
+        trial.pipeline.describe(),
+        status,
+    ]
+    if p:
+        parts.append(
+            f"lost {p['loss_pt']:+.2f} pt, {p['latency_ms']:.3g} ms, {p['size_mb']:.3g} MB"
+        )
+    if trial.reason:
+        parts.append(trial.reason)
+    console.print(Text(" · ".join(parts)))
+
+
+def show(result: dict[str, Any], out: Path) -> None:
+    table = Table(title=Text("Pareto front (feasible candidates)"), header_style="bold")
+    for h in ("candidate", "node", "lost pt", "latency ms", "size MB"):
+        table.add_column(Text(h), justify="left" if h in ("candidate", "node") else "right")
+    pick = (result.get("recommendation") or {}).get("name")
+    for f in result["front"]:
+        mark = " ← recommended" if f["name"] == pick else ""
+        table.add_row(
+            *map(
+                Text,
+                [
+                    f["name"] + mark,
+                    str(f.get("node")),
+                    f"{f['loss_pt']:+.2f}",
+                    f"{f['latency_ms']:.3g}",
+                    f"{f['size_mb']:.3g}",
+                ],
+            )
+        )
+    if result["front"]:
+        console.print(table)
+    rec = result.get("recommendation")
+    if rec:
+        console.print(Text(f"recommended: {rec['name']} ({rec.get('path')}): {rec['why']}"))
+        console.print(Text(f"its recipe: {rec.get('recipe')} (modelpress run reproduces it)"))
+    else:
+        console.print(Text("no candidate meets every constraint; the closest:"))
+        for c in result.get("least_violating") or []:
+            console.print(Text(f"  {c['name']}: misses {'; '.join(c['misses'])}"))
+    console.print(
+        Text(
+            f"{result['candidates']} candidates measured, {result['feasible']} feasible, in "
+            f"{result['seconds']:.0f} s; report: {out / 'optimize.html'}"
+        )
+    )
+
+
+def optimize(
+    model: Annotated[
+        str,
+        typer.Argument(help="The model (as for every command), or a recipe .yaml with optimize:."),
+    ],
+    data: Annotated[str | None, typer.Option("--data", help="The data source.")] = None,
+    max_accuracy_drop: Annotated[
+        float | None,
+        typer.Option("--max-accuracy-drop", min=0, help="Points of the primary metric."),
+    ] = None,
+    max_size_mb: Annotated[float | None, typer.Option("--max-size-mb", min=0)] = None,
+    max_latency_ms: Annotated[float | None, typer.Option("--max-latency-ms", min=0)] = None,
+    min_speedup: Annotated[float | None, typer.Option("--min-speedup", min=0)] = None,
+    formats: Annotated[
+        str, typer.Option("--formats", help="Export formats: onnx, tflite, openvino.")
+    ] = "onnx",
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="Time for the search: 90s, 20m, 1h30m.")
+    ] = None,
+    max_trials: Annotated[int | None, typer.Option("--max-trials", min=1)] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Fine-tuning epochs.")] = 3,
+    student: Annotated[
+        str | None,
+        typer.Option("--student", help="A student to distil into (default: half width)."),
+    ] = None,
+    student_kwargs: Annotated[
+        str | None, typer.Option("--student-kwargs", help="Student factory arguments (JSON).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="The search's directory.")] = Path(
+        "runs/optimize"
+    ),
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the search in --out; nothing finished reruns."),
+    ] = False,
+    force: Force = False,
+    save_recipe: SaveRecipe = None,
+    weights: Weights = None,
+    model_kwargs: Kwargs = None,
+    input_shape: Shape = None,
+    task: Task = None,
+    threads: Threads = None,
+    trust: TrustCode = False,
+) -> None:
+    """Search whole pipelines (distill → prune → export) under constraints and a time budget;
+    measure every candidate, keep the Pareto front, recommend one and save its recipe."""
+    from modelpress.core.recipe import dump_recipe, load_recipe
+    from modelpress.core.rundir import check_output
+    from modelpress.search import space as sp
+    from modelpress.search.optimize import Search, Settings, parse_budget
+
+    check_output(out, "--out", folder=True)
+    if save_recipe:
+        check_output(save_recipe, "--save-recipe", folder=False, example="recipe.yaml")
+    flags = {
+        "max_accuracy_drop": max_accuracy_drop,
+        "max_size_mb": max_size_mb,
+        "max_latency_ms": max_latency_ms,
+        "min_speedup": min_speedup,
+    }
+    if model.endswith((".yaml", ".yml")) and Path(model).is_file():
+        recipe = load_recipe(Path(model))
+        spec = recipe.optimize
+        if spec is None:
+            raise ModelpressError(
+                f"{model}: no optimize: block; add one (budget, prefer, space) or pass a model"
+            )
+        targets = spec.budget.model_dump(exclude={"time", "max_trials"})
+        targets |= {k: v for k, v in flags.items() if v is not None}
+        space = sp.check(spec.space, f"{model}: optimize.space")
+        seconds = parse_budget(budget or spec.budget.time, "--budget" if budget else "budget.time")
+        trials, prefer = max_trials or spec.budget.max_trials, list(spec.prefer)
+    else:
+        if data is None:
+            raise ModelpressError("--data: give the data source (e.g. --data builtin:digits)")
+        names = tech.parse(formats, tech.FORMATS, "--formats")
+        recipe = load_recipe(
+            model_recipe(
+                model,
+                data,
+                weights,
+                model_kwargs,
+                input_shape,
+                task,
+                threads,
+                trust_checkpoint_code=trust,
+                out=str(out),
+            )
+        )
+        targets = flags
+        space = sp.check(
+            default_space(
+                model,
+                parse_kwargs(model_kwargs),
+                names,
+                epochs,
+                student,
+                parse_kwargs(student_kwargs, "--student-kwargs"),
+            ),
+            "default space",
+        )
+        seconds, trials, prefer = parse_budget(budget), max_trials, ["latency_ms", "size_mb"]
+    if targets.get("max_accuracy_drop") is None:
+        raise ModelpressError(
+            "--max-accuracy-drop: give the accuracy a candidate may lose, in points (e.g. 1.0)"
+        )
+    settings = Settings(targets, space, seconds, trials, prefer)
+    search = Search(
+        recipe.model_copy(update={"optimize": None}),
+        settings,
+        out,
+        resume=resume,
+        force=force,
+        observer=rich_observer(),
+        on_trial=_table,
+    )
+    result = search.run()
+    show(result, out)
+    rec = result.get("recommendation")
+    if save_recipe and rec and rec.get("recipe"):
+        dump_recipe(load_recipe(Path(rec["recipe"])), save_recipe)
+        console.print(Text(f"wrote {save_recipe}"))
+    if not rec:
+        raise typer.Exit(NOT_MET)
+
+
+def register() -> None:
+    app.command()(user_errors(optimize))

@@ -1,0 +1,1 @@
+"""Searching whole pipelines under a budget (``modelpress optimize``)."""

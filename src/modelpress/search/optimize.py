@@ -1,0 +1,430 @@
+"""``modelpress optimize``: whole pipelines searched under a budget, every candidate measured.
+
+One run directory holds everything: the pipeline runner's record (every node measured in its
+own runtime, keyed, reusable) and ``optimize.json``, the search's journal (settings, every
+trial with its status and why, the front, the recommendation), rewritten atomically after each
+trial. The runner grows one step graph as trials go: a trial's nodes that an earlier trial
+built are shared, so nothing is trained twice; ``--resume`` replays the trials in the same
+order and every finished node is reused from its files (the log says so).
+
+The time budget:
+- cheapest trials first (those that train nothing, then fewer training steps);
+- a trial starts only if the time its new nodes are expected to take (the mean time of each
+  step type measured so far in this search) fits in what is left less a reserve for the end
+  (the races between finalists and the reports);
+- a training step past the budget stops at its next epoch (its checkpoint kept);
+- a trial whose candidate cannot meet ``max_size_mb`` (an export's size predicted from its
+  parent's) is skipped unbuilt, and a branch whose trained parent already loses more than the
+  accuracy bound plus a margin is not exported further.
+The front is the Pareto front (accuracy lost, latency, size) of the feasible candidates; the
+recommendation is the runner's (the fastest meeting every constraint, finalists raced side by
+side) unless ``prefer`` puts size or accuracy first.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelpress.core.observer import Observer
+from modelpress.core.recipe import Recipe, build_recipe, dump_recipe
+from modelpress.core.rundir import check_output, write_json_atomic
+from modelpress.errors import ModelpressError, ResumeError, first_line
+from modelpress.search import front as pareto
+from modelpress.search.space import Pipeline, pipelines
+
+JOURNAL = "optimize.json"
+BEST_RECIPE = "best-recipe.yaml"
+PREFER = ("latency_ms", "size_mb", "loss_pt")
+MARGIN_PT = 0.5  # a trained parent losing more than bound + this is not exported further
+SIZE_FACTOR = {"fp32": 1.0, "fp16": 0.5, "int8": 0.25, "int8-dynamic": 0.25}
+SIZE_SLACK = 1.15  # predicted sizes are rough: skip only beyond this factor of the bound
+RESERVE_FRACTION, RESERVE_MIN_S = 0.08, 15.0
+
+
+class OptimizeError(ModelpressError):
+    """A search that cannot run as asked."""
+
+
+def read_journal(path: Path) -> dict[str, Any] | None:
+    """The search's journal, or None; a damaged one is a one-line error."""
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ResumeError(
+            f"{path}: not a readable search journal ({first_line(e)}); drop --resume and pass "
+            "--force to start over"
+        ) from None
+    return doc if isinstance(doc, dict) else None
+
+
+def parse_budget(text: str | float | int | None, where: str = "--budget") -> float | None:
+    """``90s``, ``20m``, ``1h``, ``1h30m`` → seconds."""
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        raise OptimizeError(f"{where}: {text}: give a unit, e.g. 90s, 20m or 1h")
+    parts = re.fullmatch(
+        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text
+    )
+    if not parts or not any(parts.groups()):
+        raise OptimizeError(f"{where}: {text!r}: give a duration such as 90s, 20m, 1h or 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    seconds = 3600 * h + 60 * m + s
+    if seconds <= 0:
+        raise OptimizeError(f"{where}: {text!r}: give a duration above zero")
+    return seconds
+
+
+@dataclass
+class Settings:
+    targets: dict[str, float | None]
+    space: dict[str, dict[str, list[Any]]]
+    time_s: float | None = None
+    max_trials: int | None = None
+    prefer: list[str] = field(default_factory=lambda: ["latency_ms", "size_mb"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": self.targets,
+            "space": self.space,
+            "time_s": self.time_s,
+            "max_trials": self.max_trials,
+            "prefer": self.prefer,
+        }
+
+
+@dataclass
+class Trial:
+    index: int
+    pipeline: Pipeline
+    status: str = "pending"  # done | failed | skipped
+    reason: str = ""
+    seconds: float = 0.0
+    reused: bool = False
+    candidate: str | None = None
+    point: dict[str, float] | None = None
+    feasible: bool = False
+    misses: list[str] = field(default_factory=list)
+    on_front: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.pipeline.id,
+            "pipeline": self.pipeline.describe(),
+            "nodes": [n.id for n in self.pipeline.nodes],
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "reused": self.reused,
+            "candidate": self.candidate,
+            "point": self.point,
+            "feasible": self.feasible,
+            "misses": self.misses,
+            "on_front": self.on_front,
+        }
+
+
+class Costs:
+    """The mean seconds of each step type measured so far (reused nodes left out)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[float]] = {}
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.seen.setdefault(kind, []).append(seconds)
+
+    def estimate(self, kind: str) -> float | None:
+        got = self.seen.get(kind)
+        return sum(got) / len(got) if got else None
+
+
+class Search:
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: Settings,
+        out: Path,
+        *,
+        resume: bool = False,
+        force: bool = False,
+        observer: Observer | None = None,
+        on_trial: Any = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.recipe, self.settings, self.out = recipe, settings, out
+        self.resume, self.force = resume, force
+        self.observer = observer or Observer()
+        self.on_trial = on_trial or (lambda trial, total: None)
+        self.clock = clock
+        self.costs = Costs()
+        self.trials: list[Trial] = []
+        self.failed: dict[str, str] = {}  # node id → why it failed
+
+    # ------------------------------------------------------------------ setup
+    def _prepare(self) -> Any:
+        from modelpress.engine.pipeline import Runner
+
+        out = self.out
+        check_output(out, "--out", folder=True)
+        journal = out / JOURNAL
+        if not self.resume and not self.force and journal.exists():
+            raise ResumeError(
+                f"{out} already holds a search; pass --resume to continue it, --force to start "
+                "over, or choose another --out"
+            )
+        if self.resume and journal.exists():
+            before = read_journal(journal) or {}
+            if before.get("settings", {}).get("space") not in (
+                None,
+                self.settings.space,
+            ):
+                raise ResumeError(
+                    f"{journal}: --resume on a search over another space; drop --resume and "
+                    "start over with --force, or pick another --out"
+                )
+        if self.force and not self.resume:
+            for name in ("record.json", JOURNAL, BEST_RECIPE):
+                (out / name).unlink(missing_ok=True)
+            for folder in ("nodes", "steps", "artifacts", "plots"):
+                shutil.rmtree(out / folder, ignore_errors=True)
+        targets = {k: v for k, v in self.settings.targets.items() if v is not None}
+        recipe = self.recipe.model_copy(
+            update={
+                "out": str(out.resolve()),
+                "steps": [],
+                "targets": self.recipe.targets.model_copy(update=targets),
+                "compare": [],
+            }
+        )
+        return Runner(recipe, out, self.observer, self.resume)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        started = self.clock()
+        runner = self._prepare()
+        runner.start()
+        every = pipelines(self.settings.space)
+        chosen = every
+        note = ""
+        if self.settings.max_trials is not None and len(every) > self.settings.max_trials:
+            chosen = every[: self.settings.max_trials]
+            note = (
+                f"{len(every)} pipelines in the space; the {len(chosen)} cheapest run "
+                "(--max-trials)"
+            )
+        self.trials = [Trial(i + 1, p) for i, p in enumerate(chosen)]
+        budget = self.settings.time_s
+        reserve = max(RESERVE_MIN_S, RESERVE_FRACTION * budget) if budget else 0.0
+        deadline = started + budget - reserve if budget else None
+        self._write(runner, started, note)
+        for trial in self.trials:
+            self._trial(runner, trial, deadline)
+            self._write(runner, started, note)
+            self.on_trial(trial, len(self.trials))
+        runner.ctx.deadline = None
+        self.observer.event("optimize", "timing the finalists side by side")
+        record = runner.finish()
+        result = self._conclude(runner, record, started, note)
+        self._write(runner, started, note, result)
+        from modelpress.search.report import write_report
+
+        write_report(self.out, read_journal(self.out / JOURNAL) or {}, record)
+        return result
+
+    def _trial(self, runner: Any, trial: Trial, deadline: float | None) -> None:
+        from modelpress.core.registry import config_class
+
+        pipe = trial.pipeline
+        new = [n for n in pipe.nodes if n.id not in runner.made]
+        broken = [n.id for n in pipe.nodes if n.id in self.failed]
+        if broken:
+            trial.status, trial.reason = "skipped", f"starts from {broken[0]}, which failed"
+            return
+        why = self._cannot(runner, pipe)
+        if why:
+            trial.status, trial.reason = "skipped", why
+            return
+        if deadline is not None and new:
+            left = deadline - self.clock()
+            known = [self.costs.estimate(n.step["type"]) for n in new]
+            expected = sum(k for k in known if k is not None)
+            if left <= 0 or expected > left:
+                trial.status = "skipped"
+                trial.reason = (
+                    f"would not fit the time left ({max(left, 0):.0f} s; its {len(new)} new "
+                    f"node(s) take about {expected:.0f} s)"
+                )
+                return
+        runner.ctx.deadline = deadline
+        start = self.clock()
+        reused = True
+        for node in pipe.nodes:
+            if node.id in runner.made:
+                continue
+            cls = config_class(node.step["type"])
+            assert cls is not None
+            entry = runner.add_step(cls.model_validate(node.step))
+            if not entry.get("reused"):
+                reused = False
+                self.costs.add(node.step["type"], float(entry.get("seconds") or 0.0))
+            if entry.get("status") not in ("ok", "degraded") or node.id not in runner.made:
+                self.failed[node.id] = entry.get("error") or "failed"
+                trial.status, trial.reason = "failed", f"{node.id}: {self.failed[node.id]}"
+                trial.seconds = self.clock() - start
+                return
+        trial.seconds, trial.reused = self.clock() - start, reused and bool(new)
+        art = runner.made[pipe.id]
+        entry = runner.entries.get(art.name) or {}
+        trial.status, trial.candidate = "done", art.name
+        trial.point = pareto.point(entry)
+        if entry.get("status") == "degraded":
+            trial.reason = "degraded against its parent"
+
+    def _cannot(self, runner: Any, pipe: Pipeline) -> str:
+        """Why a trial cannot meet the constraints, known before building it ('' if none)."""
+        from modelpress.evaluate.targets import loss_pt
+
+        bound = self.settings.targets.get("max_accuracy_drop")
+        for node in pipe.nodes[:-1]:  # a trained parent already too far off
+            art = runner.made.get(node.id)
+            entry = runner.entries.get(art.name) if art is not None else None
+            lost = loss_pt(entry) if entry else None
+            trained = node.step["type"] in ("distill", "prune", "qat")
+            if trained and bound is not None and lost is not None and lost > bound + MARGIN_PT:
+                return (
+                    f"its parent {node.id} already loses {lost:.2f} pt (bound {bound} + "
+                    f"margin {MARGIN_PT})"
+                )
+        limit = self.settings.targets.get("max_size_mb")
+        last = pipe.nodes[-1]
+        parent = runner.made.get(last.parent)
+        if limit is None or last.step["type"] != "export" or parent is None:
+            return ""
+        parent_entry = runner.entries.get(parent.name) or {}
+        size = parent_entry.get("size_bytes")
+        factor = SIZE_FACTOR.get(last.step.get("precision", "fp32"))
+        if size is None or factor is None or parent_entry.get("precision") not in ("fp32", None):
+            return ""
+        predicted = size * factor / 1e6
+        if predicted > limit * SIZE_SLACK:
+            return f"cannot meet max_size_mb {limit}: about {predicted:.1f} MB from its parent"
+        return ""
+
+    # ------------------------------------------------------------------ the answer
+    def _conclude(
+        self, runner: Any, record: dict[str, Any], started: float, note: str
+    ) -> dict[str, Any]:
+        from modelpress.evaluate.targets import check
+
+        targets = {k: v for k, v in self.settings.targets.items() if v is not None}
+        entries = [record["baseline"], *(a for a in record["artifacts"] if a.get("status") == "ok")]
+        candidates = []
+        for e in entries:
+            p = pareto.point(e)
+            if p is None:
+                continue
+            results = check(e, targets)
+            candidates.append((e, p, results, all(r["met"] for r in results.values())))
+        feasible = [c for c in candidates if c[3]]
+        idx = pareto.pareto([[c[1][k] for k in pareto.OBJECTIVES] for c in feasible])
+        on_front = [feasible[i] for i in idx]
+        names = {c[0]["name"] for c in on_front}
+        for trial in self.trials:
+            trial.on_front = trial.candidate in names
+            match = next((c for c in candidates if c[0]["name"] == trial.candidate), None)
+            if match is not None:
+                trial.feasible, trial.misses = match[3], pareto.misses(match[2])
+        chosen = self._recommend(record, feasible)
+        result: dict[str, Any] = {
+            "seconds": round(self.clock() - started, 1),
+            "candidates": len(candidates),
+            "feasible": len(feasible),
+            "front": [
+                {"name": c[0]["name"], **c[1], "node": _node_of(record, c[0]["name"])}
+                for c in sorted(on_front, key=lambda c: c[1]["latency_ms"])
+            ],
+            "recommendation": None,
+            "least_violating": [],
+        }
+        if chosen is not None:
+            entry, why = chosen
+            path = self._save_recipe(runner, record, entry["name"])
+            result["recommendation"] = {
+                "name": entry["name"],
+                "path": entry.get("path"),
+                "node": _node_of(record, entry["name"]),
+                "why": why,
+                **(pareto.point(entry) or {}),
+                "recipe": str(path) if path else None,
+            }
+        else:
+            worst = sorted(candidates, key=lambda c: (pareto.shortfall(c[2]), c[1]["latency_ms"]))
+            result["least_violating"] = [
+                {"name": c[0]["name"], **c[1], "misses": pareto.misses(c[2])} for c in worst[:5]
+            ]
+        return result
+
+    def _recommend(
+        self, record: dict[str, Any], feasible: list[tuple]
+    ) -> tuple[dict[str, Any], str] | None:
+        if not feasible:
+            return None
+        prefer = [k for k in self.settings.prefer if k in PREFER] or ["latency_ms"]
+        rec = record.get("recommendation") or {}
+        by_name = {c[0]["name"]: c for c in feasible}
+        if prefer[0] == "latency_ms" and rec.get("met") and rec.get("name") in by_name:
+            return by_name[rec["name"]][0], rec["why"]
+        best = min(feasible, key=lambda c: tuple(c[1][k] for k in prefer))
+        return best[0], f"best by {', then '.join(prefer)} among the feasible candidates"
+
+    def _save_recipe(self, runner: Any, record: dict[str, Any], name: str) -> Path | None:
+        """The winning pipeline as a plain recipe (``modelpress run`` reproduces it)."""
+        steps = {s.get("id"): s for s in record["steps"]}
+        node = _node_of(record, name)
+        chain: list[dict[str, Any]] = []
+        while node and node != "baseline" and node in steps:
+            chain.append(steps[node]["config"])
+            node = (steps[node].get("from") or ["baseline"])[0]
+        base = self.recipe.to_dict()
+        base.pop("out", None)
+        base.pop("optimize", None)
+        base["compare"] = []
+        base["steps"] = list(reversed(chain))
+        base["targets"] = {k: v for k, v in self.settings.targets.items() if v is not None}
+        path = self.out / BEST_RECIPE
+        dump_recipe(build_recipe(base, str(path)), path)
+        return path
+
+    # ------------------------------------------------------------------ journal
+    def _write(
+        self, runner: Any, started: float, note: str, result: dict[str, Any] | None = None
+    ) -> None:
+        write_json_atomic(
+            self.out / JOURNAL,
+            {
+                "settings": self.settings.to_dict(),
+                "note": note,
+                "elapsed_s": round(self.clock() - started, 1),
+                "trials": [t.to_dict() for t in self.trials],
+                "result": result,
+            },
+        )
+
+
+def _node_of(record: dict[str, Any], name: str) -> str | None:
+    if name == "baseline":
+        return "baseline"
+    for s in record.get("steps") or []:
+        if (s.get("artifact") or {}).get("name") == name:
+            return s.get("id")
+    return None
