@@ -144,6 +144,12 @@ def optimize(
         str | None, typer.Option("--budget", help="Time for the search: 90s, 20m, 1h30m.")
     ] = None,
     max_trials: Annotated[int | None, typer.Option("--max-trials", min=1)] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Trials at once (above 1: on a local Ray).")
+    ] = 1,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Join this Ray cluster for the trials.")
+    ] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Fine-tuning epochs.")] = 3,
     student: Annotated[
         str | None,
@@ -230,7 +236,11 @@ def optimize(
         raise ModelpressError(
             "--max-accuracy-drop: give the accuracy a candidate may lose, in points (e.g. 1.0)"
         )
-    settings = Settings(targets, space, seconds, trials, prefer)
+    if workers > 1 or ray_address:
+        from modelpress.search.parallel import require_ray
+
+        require_ray("--ray-address" if ray_address else f"--workers {workers}")
+    settings = Settings(targets, space, seconds, trials, prefer, workers, ray_address)
     search = Search(
         recipe.model_copy(update={"optimize": None}),
         settings,

@@ -44,6 +44,8 @@ class Context:
     step_dir: Path | None = None  # set by the runner to the running step's folder
     baseline: dict | None = None  # the baseline's record entry, once measured (targets, Δ)
     deadline: float | None = None  # time.monotonic() by which a training step stops (a search)
+    # a search: files named by their node (several processes write one artifacts/ folder)
+    node_names: bool = False
     _owners: dict[Path, str] = field(default_factory=dict, repr=False)
 
     def work_dir(self) -> Path:
@@ -99,6 +101,8 @@ class Context:
         name gets ``STEM-STEP.SUFFIX``, so no step overwrites another's file."""
         base = self.run_dir.artifacts if self.run_dir else self.work_dir()
         path = base / f"{stem}{suffix}"
+        if self.node_names:
+            return base / f"{stem}-{step}{suffix}"
         if self._owners.setdefault(path, step) != step:
             path = base / f"{stem}-{step}{suffix}"
             self._owners.setdefault(path, step)

@@ -5,6 +5,9 @@ The runner, ``modelpress bench`` and ``modelpress export`` all go through ``anal
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +26,15 @@ from modelpress.runtimes import runtime_for
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
     from modelpress.engine.context import Context
+
+
+def _unguarded() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+# Entered around every timing of an artifact (latency, throughput, peak memory): parallel
+# search workers set it to a machine-wide lock, so no two benchmarks share the CPU.
+timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
 
 
 def analyze(
@@ -51,25 +63,31 @@ def analyze(
         ]
         reference = reference_outputs if reference_outputs is not None else outputs
         metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
-        with ctx.observer.progress(f"benchmark {artifact.name}", None):
-            bench = benchmark_runtime(
-                runtime,
-                val.sample_batch,
-                batch_sizes=cfg.batch_sizes,
-                warmup=cfg.warmup,
-                repeats=cfg.repeats,
-            )
-        if ctx.task.times_postprocess:  # NMS outside the graph: model and end-to-end apart
-            bench["end_to_end_ms"] = end_to_end(
-                runtime, ctx.task, val.sample_batch(runtime.fixed_batch or 1), cfg
-            )
+        with timing_guard():
+            window = [time.time()]
+            with ctx.observer.progress(f"benchmark {artifact.name}", None):
+                bench = benchmark_runtime(
+                    runtime,
+                    val.sample_batch,
+                    batch_sizes=cfg.batch_sizes,
+                    warmup=cfg.warmup,
+                    repeats=cfg.repeats,
+                )
+            if ctx.task.times_postprocess:  # NMS outside the graph: model and end-to-end apart
+                bench["end_to_end_ms"] = end_to_end(
+                    runtime, ctx.task, val.sample_batch(runtime.fixed_batch or 1), cfg
+                )
+            window.append(time.time())
         params = runtime.param_count() or None
         coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
     finally:
         runtime.close()
     # the deployed file alone in a fresh process: what a device's budget sees, next to the
     # in-process peak (torch and every runtime loaded), at that figure's batch
-    with ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None):
+    with (
+        timing_guard(),
+        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
+    ):
         own_memory = own_process_peak(
             artifact,
             val.sample_batch,
@@ -104,6 +122,7 @@ def analyze(
         "macs": macs,
         **bench,
         "peak_memory_own_process": own_memory,
+        "timed_between": window,  # wall-clock seconds: when the latency timing ran
         "fixed_batch": runtime.fixed_batch,
         "metrics": metrics,
         "outputs": described,  # every output, in order: name and per-sample shape

@@ -75,11 +75,15 @@ def _check_resume(previous: dict[str, Any] | None, identity: dict[str, Any], roo
 
 
 class Runner:
-    def __init__(self, recipe: Recipe, root: Path, observer: Observer, resume: bool) -> None:
+    def __init__(
+        self, recipe: Recipe, root: Path, observer: Observer, resume: bool, persist: bool = True
+    ) -> None:
         self.recipe = recipe
         self.rd = RunDir(root)
         self.observer = observer
         self.resume = resume
+        # False: a worker building nodes for a search's driver, the only writer of the record
+        self.persist = persist
         self.outputs: dict[str, list[np.ndarray]] = {}  # by artifact name: every output
         self.entries: dict[str, dict[str, Any]] = {}  # by artifact name
         self.produced: list[Artifact] = []  # in the order they were made
@@ -126,7 +130,8 @@ class Runner:
         record["decisions"] = targets_mod.decisions(baseline, record["artifacts"], wanted, race)
         if self.recipe.compare:
             record["techniques"] = techniques.table(record, self.recipe.compare)
-        self.rd.write_record(record)
+        if self.persist:
+            self.rd.write_record(record)
 
     def _head_to_head(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> Any:
         """Time the recommendation's finalists side by side, once, at the end of the run: the
@@ -307,7 +312,12 @@ class Runner:
         )
 
     def _node(
-        self, index: int, config: StepConfig, ctx: Context, before: dict[str, dict[str, Any]]
+        self,
+        index: int,
+        config: StepConfig,
+        ctx: Context,
+        before: dict[str, dict[str, Any]],
+        says: str | None = None,
     ) -> dict[str, Any]:
         name = config.display_name
         entry: dict[str, Any] = {
@@ -340,7 +350,7 @@ class Runner:
         entry["from"] = parents
         node_dir = self.rd.node_dir(key)
         prev = before.get(key)
-        reused = self._reuse(prev, node_dir, config, ctx, index) if prev else None
+        reused = self._reuse(prev, node_dir, config, ctx, index, says) if prev else None
         if reused is not None:
             self.keys[config.ref] = key
             return {**reused, "index": index + 1, "name": name, "id": config.ref, "reused": True}
@@ -364,10 +374,12 @@ class Runner:
         identity = _identity(recipe)
         _check_resume(previous, identity, rd.root)
         rd.create()
-        dump_recipe(recipe, rd.recipe_path)
+        if self.persist:
+            dump_recipe(recipe, rd.recipe_path)
         ctx, baseline = build_context(recipe, self.observer, rd)
         record = self._new_record(ctx, identity)
-        write_json_atomic(rd.root / "env.json", record["environment"])
+        if self.persist:
+            write_json_atomic(rd.root / "env.json", record["environment"])
 
         versions = environment.collect(ctx.threads)["packages"]
         reads = baseline_reads(ctx, baseline)
@@ -414,13 +426,38 @@ class Runner:
 
     def run_step(self, index: int) -> dict[str, Any]:
         """Run (or reuse) the recipe's step ``index``; the record rewritten after it."""
+        return self._recorded(
+            index, self._node(index, self.recipe.steps[index], self.ctx, self.before)
+        )
+
+    def _recorded(self, index: int, done: dict[str, Any]) -> dict[str, Any]:
         record = self.record
-        self.done[index] = self._node(index, self.recipe.steps[index], self.ctx, self.before)
+        self.done[index] = done
         record["steps"] = [self.done[i] for i in sorted(self.done)]  # recipe order
         record["artifacts"] = [s["artifact"] for s in record["steps"] if s.get("artifact")]
         record["nodes"] = [self.root_node, *(_node_summary(s) for s in record["steps"])]
         self._finalize(record)
-        return self.done[index]
+        return done
+
+    def refresh(self) -> None:
+        """Take in the nodes finished since ``start`` (a worker: others built them)."""
+        self.before = _previous_nodes(self.rd.read_record())
+
+    def adopt(self, config: StepConfig, built: dict[str, Any], says: str) -> dict[str, Any]:
+        """Append a step that another process built (its step entry, under the key this runner
+        gives it), restoring its artifact from its files; a failed one is recorded as it is."""
+        self.recipe.steps.append(config)
+        index = len(self.recipe.steps) - 1
+        if built.get("status") not in ("ok", "degraded") or not built.get("artifact"):
+            return self._recorded(index, {**built, "index": index + 1})
+        self.before[built["key"]] = built
+        done = self._node(index, config, self.ctx, self.before, says=says)
+        if done.get("key") != built["key"]:
+            raise ModelpressError(
+                f"{config.display_name}: built under node {built['key']}, but here it is "
+                f"{done.get('key')}; the worker and the driver disagree on its lineage"
+            )
+        return self._recorded(index, {**done, "reused": bool(built.get("reused"))})
 
     def add_step(self, config: StepConfig) -> dict[str, Any]:
         """Append a step to the recipe and run it (a search grows the graph as it goes)."""
@@ -447,6 +484,7 @@ class Runner:
         config: StepConfig,
         ctx: Context,
         index: int,
+        says: str | None = None,
     ) -> dict[str, Any] | None:
         """A finished node of the earlier run under the same key, rebuilt from its files."""
         if prev.get("status") not in ("ok", "degraded"):
@@ -470,7 +508,8 @@ class Runner:
         self.produced.append(art)
         self.made[config.ref] = art
         self.observer.event(
-            "resume", f"{config.display_name}: finished before (node {prev['key']}), reused"
+            "resume",
+            f"{config.display_name}: " + (says or f"finished before (node {prev['key']}), reused"),
         )
         return prev
 
@@ -490,7 +529,7 @@ class Runner:
         try:
             source = inputs if config.max_inputs > 1 else inputs[0]
             art = handler_for(config)(source, config, ctx)
-            art.name = self._unique(art.name, name)
+            art.name = name if ctx.node_names else self._unique(art.name, name)
             parent_entry = self.entries.get(art.parent or "")
             art_entry, out = analyze(
                 art,

@@ -91,6 +91,8 @@ class Settings:
     time_s: float | None = None
     max_trials: int | None = None
     prefer: list[str] = field(default_factory=lambda: ["latency_ms", "size_mb"])
+    workers: int = 1  # above 1, or with ray_address: trials on Ray
+    ray_address: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,8 @@ class Settings:
             "time_s": self.time_s,
             "max_trials": self.max_trials,
             "prefer": self.prefer,
+            "workers": self.workers,
+            "ray_address": self.ray_address,
         }
 
 
@@ -160,12 +164,14 @@ class Search:
         observer: Observer | None = None,
         on_trial: Any = None,
         clock: Any = time.monotonic,
+        worker_class: Any = None,
     ) -> None:
         self.recipe, self.settings, self.out = recipe, settings, out
         self.resume, self.force = resume, force
         self.observer = observer or Observer()
         self.on_trial = on_trial or (lambda trial, total: None)
         self.clock = clock
+        self.worker_class = worker_class  # parallel: the Ray actor class building nodes
         self.costs = Costs()
         self.trials: list[Trial] = []
         self.failed: dict[str, str] = {}  # node id → why it failed
@@ -213,6 +219,7 @@ class Search:
         started = self.clock()
         runner = self._prepare()
         runner.start()
+        runner.ctx.node_names = True  # artifacts named by their node, as the workers name them
         every = pipelines(self.settings.space)
         chosen = every
         note = ""
@@ -227,10 +234,13 @@ class Search:
         reserve = max(RESERVE_MIN_S, RESERVE_FRACTION * budget) if budget else 0.0
         deadline = started + budget - reserve if budget else None
         self._write(runner, started, note)
-        for trial in self.trials:
-            self._trial(runner, trial, deadline)
-            self._write(runner, started, note)
-            self.on_trial(trial, len(self.trials))
+        if self.settings.workers > 1 or self.settings.ray_address:
+            self._parallel(runner, deadline, started, note)
+        else:
+            for trial in self.trials:
+                self._trial(runner, trial, deadline)
+                self._write(runner, started, note)
+                self.on_trial(trial, len(self.trials))
         runner.ctx.deadline = None
         self.observer.event("optimize", "timing the finalists side by side")
         record = runner.finish()
@@ -246,25 +256,10 @@ class Search:
 
         pipe = trial.pipeline
         new = [n for n in pipe.nodes if n.id not in runner.made]
-        broken = [n.id for n in pipe.nodes if n.id in self.failed]
-        if broken:
-            trial.status, trial.reason = "skipped", f"starts from {broken[0]}, which failed"
-            return
-        why = self._cannot(runner, pipe)
+        why = self._before(runner, trial, deadline)
         if why:
             trial.status, trial.reason = "skipped", why
             return
-        if deadline is not None and new:
-            left = deadline - self.clock()
-            known = [self.costs.estimate(n.step["type"]) for n in new]
-            expected = sum(k for k in known if k is not None)
-            if left <= 0 or expected > left:
-                trial.status = "skipped"
-                trial.reason = (
-                    f"would not fit the time left ({max(left, 0):.0f} s; its {len(new)} new "
-                    f"node(s) take about {expected:.0f} s)"
-                )
-                return
         runner.ctx.deadline = deadline
         start = self.clock()
         reused = True
@@ -289,6 +284,114 @@ class Search:
         trial.point = pareto.point(entry)
         if entry.get("status") == "degraded":
             trial.reason = "degraded against its parent"
+
+    def _parallel(self, runner: Any, deadline: float | None, started: float, note: str) -> None:
+        """Trials on Ray workers: every node whose parent is built goes to a free worker, in
+        the trials' order (cheapest first); results are adopted as they come."""
+        from modelpress.core.registry import config_class
+        from modelpress.search.parallel import RayExecutor
+
+        settings = self.settings
+        recipe = runner.recipe.model_copy(update={"steps": []}).to_dict()
+        executor = RayExecutor(
+            recipe,
+            self.out,
+            settings.workers if not settings.ray_address else max(settings.workers, 1),
+            settings.ray_address,
+            self.worker_class,
+        )
+        chains: dict[str, list[dict[str, Any]]] = {}
+        flying: set[str] = set()
+        began: dict[int, float] = {}
+        try:
+            while True:
+                for trial in self.trials:  # those whose nodes others built: done already
+                    if trial.status == "pending" and trial.index in began:
+                        self._settle(runner, trial, began[trial.index])
+                for trial in self.trials:
+                    if trial.status != "pending" or not executor.idle:
+                        continue
+                    pipe = trial.pipeline
+                    if trial.index not in began:
+                        why = self._before(runner, trial, deadline)
+                        if why:
+                            trial.status, trial.reason = "skipped", why
+                            self._write(runner, started, note)
+                            self.on_trial(trial, len(self.trials))
+                            continue
+                        began[trial.index] = self.clock()
+                    for i, node in enumerate(pipe.nodes):
+                        if node.id in runner.made or node.id in flying:
+                            continue
+                        if node.parent != "baseline" and node.parent not in runner.made:
+                            break  # its parent is being built
+                        chains[node.id] = [n.step for n in pipe.nodes[: i + 1]]
+                        wall = None if deadline is None else time.time() + deadline - self.clock()
+                        executor.submit(chains[node.id], node, wall)
+                        flying.add(node.id)
+                        break
+                if not flying:
+                    break
+                node, built = executor.wait()
+                flying.discard(node.id)
+                cls = config_class(node.step["type"])
+                assert cls is not None
+                defaults = {"id": node.id, "name": node.id, "type": node.step["type"]}
+                entry = runner.adopt(
+                    cls.model_validate(node.step),
+                    {**defaults, "config": node.step, **built},
+                    f"built by {built.get('built_by', 'a worker')}",
+                )
+                if entry.get("status") in ("ok", "degraded") and not entry.get("reused"):
+                    self.costs.add(node.step["type"], float(entry.get("seconds") or 0.0))
+                if node.id not in runner.made:
+                    self.failed[node.id] = entry.get("error") or "failed"
+                for trial in self.trials:
+                    if trial.status == "pending" and trial.index in began:
+                        self._settle(runner, trial, began[trial.index])
+                self._write(runner, started, note)
+        finally:
+            executor.close()
+        for trial in self.trials:
+            if trial.status == "pending":
+                trial.status, trial.reason = "skipped", "not started"
+
+    def _settle(self, runner: Any, trial: Trial, began: float) -> None:
+        """A started trial whose nodes are all built (done) or one failed (failed)."""
+        pipe = trial.pipeline
+        broken = [n.id for n in pipe.nodes if n.id in self.failed]
+        if broken:
+            trial.status, trial.reason = "failed", f"{broken[0]}: {self.failed[broken[0]]}"
+        elif all(n.id in runner.made for n in pipe.nodes):
+            art = runner.made[pipe.id]
+            entry = runner.entries.get(art.name) or {}
+            trial.status, trial.candidate = "done", art.name
+            trial.point = pareto.point(entry)
+        else:
+            return
+        trial.seconds = self.clock() - began
+        self.on_trial(trial, len(self.trials))
+
+    def _before(self, runner: Any, trial: Trial, deadline: float | None) -> str:
+        """Why a trial is not started ('' to start it): a failed ancestor, a bound it cannot
+        meet, or the time left."""
+        pipe = trial.pipeline
+        broken = [n.id for n in pipe.nodes if n.id in self.failed]
+        if broken:
+            return f"starts from {broken[0]}, which failed"
+        why = self._cannot(runner, pipe)
+        new = [n for n in pipe.nodes if n.id not in runner.made]
+        if why or deadline is None or not new:
+            return why
+        left = deadline - self.clock()
+        known = [self.costs.estimate(n.step["type"]) for n in new]
+        expected = sum(k for k in known if k is not None)
+        if left <= 0 or expected > left:
+            return (
+                f"would not fit the time left ({max(left, 0):.0f} s; its {len(new)} new "
+                f"node(s) take about {expected:.0f} s)"
+            )
+        return ""
 
     def _cannot(self, runner: Any, pipe: Pipeline) -> str:
         """Why a trial cannot meet the constraints, known before building it ('' if none)."""
