@@ -185,6 +185,13 @@ class RayExecutor:
         cls = worker_class or _node_worker_class(self.ray)
         lock = f"bench-{abs(hash(str(out.resolve()))) % 10**8}"
         self.actors = [cls.remote(recipe, str(out.resolve()), lock) for _ in range(workers)]
+        try:  # every worker up (a process each) before the first node is timed
+            self.ray.get([a.__ray_ready__.remote() for a in self.actors])
+        except Exception as e:
+            self.close()
+            raise ParallelError(
+                f"--workers {workers}: a worker did not start ({first_line(e)})"
+            ) from None
         self.free = list(self.actors)
         self.running: dict[Any, tuple[Any, Any]] = {}  # ref → (actor, tag)
 

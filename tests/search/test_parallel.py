@@ -1,0 +1,136 @@
+"""Parallel trials: the machine-wide timing lock, and Ray scheduling with fake sleep-bound nodes
+(two 2-second nodes finish in under 3 s; their benchmarks never overlap)."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pytest
+
+from modelpress.search.parallel import MachineLock, _Held
+
+
+def _hold_shared(name: str, started, seconds: float) -> None:
+    lock = MachineLock(name)
+    with lock.shared():
+        started.set()
+        time.sleep(seconds)
+
+
+def test_an_exclusive_hold_waits_for_running_work_and_stops_new_work(tmp_path: Path) -> None:
+    name = f"test-{tmp_path.name}"
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    worker = ctx.Process(target=_hold_shared, args=(name, started, 1.5))
+    worker.start()
+    try:
+        assert started.wait(30)
+        lock = MachineLock(name)
+        t0 = time.monotonic()
+        with lock.exclusive():
+            waited = time.monotonic() - t0
+        assert waited >= 1.0  # the other process's work finished first
+        with lock.shared(), lock.shared():  # shared holds coexist
+            pass
+    finally:
+        worker.join(30)
+
+
+def test_a_worker_gives_up_its_shared_hold_while_it_times() -> None:
+    held = _Held(MachineLock("test-held"))
+    with held.work():
+        with held.timing():  # would deadlock if the shared hold were kept
+            pass
+        assert held.stack is not None  # taken back for the rest of the node's work
+
+
+def test_two_sleep_bound_nodes_run_at_once_and_their_benchmarks_never_overlap(
+    tmp_path: Path,
+) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+    from modelpress.search.parallel import RayExecutor
+
+    @ray.remote(num_cpus=1)
+    class Sleeper:
+        def __init__(self, recipe: dict, out: str, lock: str) -> None:
+            self.held = _Held(MachineLock(lock))
+
+        def build(self, chain: list, deadline: float | None) -> dict:
+            with self.held.work():
+                time.sleep(2.0)  # training: sleep-bound, so two overlap even on 2 cores
+                with self.held.timing():
+                    start = time.time()
+                    time.sleep(0.3)  # the benchmark
+                    return {"status": "ok", "window": [start, time.time()], "id": chain[-1]}
+
+    executor = RayExecutor({}, tmp_path, 2, worker_class=Sleeper)
+    try:
+        t0 = time.monotonic()
+        executor.submit(["a"], "a")
+        executor.submit(["b"], "b")
+        results = dict([executor.wait(), executor.wait()])
+        took = time.monotonic() - t0
+    finally:
+        executor.close()
+    assert set(results) == {"a", "b"}
+    assert took < 3.0, f"two 2-second nodes took {took:.2f} s: they did not run at once"
+    (a0, a1), (b0, b1) = results["a"]["window"], results["b"]["window"]
+    assert a1 <= b0 or b1 <= a0, "two benchmarks overlapped"
+
+
+def test_workers_above_one_without_ray_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from modelpress.search.parallel import ParallelError, require_ray
+
+    real = builtins.__import__
+
+    def no_ray(name: str, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("no ray")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ParallelError, match=r"--workers 2: .*pip install 'modelpress\[ray\]'"):
+        require_ray("--workers 2")
+
+
+@pytest.mark.slow
+def test_a_search_on_two_workers_measures_what_one_measures(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+    import json
+
+    from modelpress.core.recipe import load_recipe
+    from modelpress.search.optimize import Search, Settings
+    from modelpress.search.space import check
+
+    recipe = load_recipe(
+        {
+            "model": "zoo:mlp",
+            "model_kwargs": {"hidden": [64]},
+            "data": "builtin:digits",
+            "input_shape": "1,1,8,8",
+            "evaluate": {"repeats": 20, "warmup": 5},
+        }
+    )
+    space = check(
+        {
+            "prune": {"method": "structured", "ratio": [0, 0.5], "finetune_epochs": 2},
+            "export": {"format": ["onnx"], "precision": ["fp32", "int8"]},
+        }
+    )
+    records = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        Search(recipe, Settings({"max_accuracy_drop": 100.0}, space, workers=workers), out).run()
+        records[workers] = json.loads((out / "record.json").read_text())
+    by_name = [{a["name"]: a for a in records[w]["artifacts"]} for w in (1, 2)]
+    assert set(by_name[0]) == set(by_name[1])
+    for name, a in by_name[0].items():  # the same nodes, the same accuracy
+        assert by_name[1][name]["metrics"]["top1"] == pytest.approx(a["metrics"]["top1"]), name
+    windows = sorted(a["timed_between"] for a in by_name[1].values())
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert end <= start, "two benchmarks overlapped"
