@@ -265,7 +265,10 @@ class Search:
                     f"node(s) take about {expected:.0f} s)"
                 )
                 return
-        runner.ctx.deadline = deadline
+        # a training step checks time.monotonic(): the deadline moved into that clock
+        runner.ctx.deadline = (
+            None if deadline is None else time.monotonic() + (deadline - self.clock())
+        )
         start = self.clock()
         reused = True
         for node in pipe.nodes:
