@@ -78,8 +78,9 @@ def _search(
     observer: Observer | None = None,
     on_trial: Callable[..., None] | None = None,
     clock: Callable[[], float] | None = None,
+    targets: dict[str, float] = TARGETS,
 ) -> dict[str, Any]:
-    settings = Settings(dict(TARGETS), check(space), time_s=240.0)
+    settings = Settings(dict(targets), check(space), time_s=240.0)
     extra = {"clock": clock} if clock else {}
     search = Search(
         _recipe(model),
@@ -123,7 +124,7 @@ def test_parse_budget_refuses_text_without_a_unit_or_a_duration(bad: str) -> Non
 
 
 def test_parse_budget_refuses_a_bare_number_naming_the_field() -> None:
-    with pytest.raises(OptimizeError, match="budget.time: 20: give a unit"):
+    with pytest.raises(OptimizeError, match=r"budget\.time: 20: give a unit"):
         parse_budget(20, "budget.time")
 
 
@@ -247,6 +248,29 @@ def test_trials_past_the_budget_are_skipped_unbuilt(mlp: Path, tmp_path: Path) -
     assert set(first["nodes"]) <= built
     assert not (set(second["nodes"]) - set(first["nodes"])) & built
     assert result["recommendation"] is not None
+
+
+# ---------------------------------------------------------------- the size bound
+
+
+def test_exports_that_cannot_meet_the_size_bound_are_skipped_unbuilt(
+    mlp: Path, tmp_path: Path
+) -> None:
+    """No export of a 20 KB model fits in 100 bytes: neither the FP32 ONNX nor the int8 one
+    (whose FP32 parent, skipped, is not built for it either) is built."""
+    space = {"export": {"format": ["onnx"], "precision": ["fp32", "int8"]}}
+    out = tmp_path / "o"
+    targets = {**TARGETS, "max_size_mb": 0.0001}
+    result = _search(mlp, out, space, targets=targets)
+    journal, record = _read(out)
+    for trial in journal["trials"]:
+        assert trial["status"] == "skipped", trial
+        assert trial["reason"].startswith("cannot meet max_size_mb 0.0001: about 0.0")
+    assert record["steps"] == []
+    assert result["recommendation"] is None
+    assert [c["name"] for c in result["least_violating"]] == ["baseline"]
+    assert result["least_violating"][0]["misses"][0].startswith("max_size_mb 0.0")
+    assert not (out / BEST_RECIPE).exists()
 
 
 # ---------------------------------------------------------------- a failing trial
