@@ -49,7 +49,10 @@ def test_shortfall_orders_fewer_misses_then_smaller_ones_first() -> None:
     slightly = {"max_size_mb": _result(5.0, 5.5, False), "max_accuracy_drop": _result(1, 0, True)}
     far = {"max_size_mb": _result(5.0, 20.0, False), "max_accuracy_drop": _result(1, 0, True)}
     both = {"max_size_mb": _result(5.0, 5.1, False), "max_accuracy_drop": _result(1, 1.1, False)}
-    unmeasured = {"max_size_mb": _result(5.0, None, False), "max_accuracy_drop": _result(1, 0, True)}
+    unmeasured = {
+        "max_size_mb": _result(5.0, None, False),
+        "max_accuracy_drop": _result(1, 0, True),
+    }
     assert shortfall(met) == (0, 0.0)
     assert shortfall(slightly) == (1, 0.1)
     ranked = sorted(
