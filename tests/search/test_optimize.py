@@ -11,6 +11,7 @@ import pytest
 
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, build_recipe, load_recipe
+from modelpress.errors import ResumeError
 from modelpress.evaluate.targets import check as check_targets
 from modelpress.search import front
 from modelpress.search.optimize import (
@@ -165,7 +166,7 @@ def test_the_front_is_the_feasible_candidates_no_other_dominates(
         n for n, p in feasible.items() if not any(front.dominates(q, p) for q in feasible.values())
     }
     on_front = {f["name"] for f in result["front"]}
-    assert on_front == expected
+    assert result["front"] and on_front == expected
     assert result["feasible"] == len(feasible)
     for f in result["front"]:
         assert f["loss_pt"] <= TARGETS["max_accuracy_drop"]
@@ -219,6 +220,20 @@ def test_resume_reuses_every_node(
         assert any(m.startswith(f"{s['id']}: finished before") for m in said), said
     assert not [m for kind, m in events.seen if kind == "step"]  # nothing ran again
     assert {f["name"] for f in journal["result"]["front"]} == {f["name"] for f in first["front"]}
+
+
+def test_an_existing_search_is_kept_unless_resumed_or_forced(
+    mlp: Path, searched: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out = tmp_path / "o"
+    shutil.copytree(searched[0], out)
+    before = (out / JOURNAL).read_text()
+    with pytest.raises(ResumeError, match="already holds a search"):
+        _search(mlp, out)
+    other = {"export": {"format": ["onnx"], "precision": ["fp16"]}}
+    with pytest.raises(ResumeError, match="another space"):
+        _search(mlp, out, other, resume=True)
+    assert (out / JOURNAL).read_text() == before
 
 
 # ---------------------------------------------------------------- the time budget
