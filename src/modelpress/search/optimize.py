@@ -260,7 +260,10 @@ class Search:
         if why:
             trial.status, trial.reason = "skipped", why
             return
-        runner.ctx.deadline = deadline
+        # a training step checks time.monotonic(): the deadline moved into that clock
+        runner.ctx.deadline = (
+            None if deadline is None else time.monotonic() + (deadline - self.clock())
+        )
         start = self.clock()
         reused = True
         for node in pipe.nodes:
@@ -411,6 +414,9 @@ class Search:
         limit = self.settings.targets.get("max_size_mb")
         last = pipe.nodes[-1]
         parent = runner.made.get(last.parent)
+        if parent is None and len(pipe.nodes) > 1 and pipe.nodes[-2].step["type"] == "export":
+            # its FP32 ONNX not built (skipped as too big itself): predict from what it exports
+            parent = runner.made.get(pipe.nodes[-2].parent)
         if limit is None or last.step["type"] != "export" or parent is None:
             return ""
         parent_entry = runner.entries.get(parent.name) or {}
@@ -420,7 +426,7 @@ class Search:
             return ""
         predicted = size * factor / 1e6
         if predicted > limit * SIZE_SLACK:
-            return f"cannot meet max_size_mb {limit}: about {predicted:.1f} MB from its parent"
+            return f"cannot meet max_size_mb {limit}: about {predicted:.3g} MB from its parent"
         return ""
 
     # ------------------------------------------------------------------ the answer

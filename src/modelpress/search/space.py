@@ -174,8 +174,10 @@ def pipelines(space: dict[str, dict[str, list[Any]]]) -> list[Pipeline]:
             fields = choice[kind]
             if fields is None:
                 continue
-            if kind == "export" and fields.get("format", "onnx") == "onnx":
-                precision = fields.get("precision", "fp32")
+            if kind == "export":  # defaults explicit: one computation, one node id
+                fields = {"format": "onnx", "precision": "fp32", **fields}
+            if kind == "export" and fields["format"] == "onnx":
+                precision = fields["precision"]
                 if precision != "fp32":  # ORT quantizes / converts the FP32 ONNX, as compare does
                     ref = {"format": "onnx", "precision": "fp32"}
                     ref |= {k: v for k, v in fields.items() if k in ("opset", "dynamic_batch")}
