@@ -111,6 +111,13 @@ def show(result: dict[str, Any], out: Path) -> None:
     rec = result.get("recommendation")
     if rec:
         console.print(Text(f"recommended: {rec['name']} ({rec.get('path')}): {rec['why']}"))
+        if not rec.get("on_front", True):
+            console.print(
+                Text(
+                    "  (not on the front drawn from the separate benchmarks: the side-by-side "
+                    "race of the finalists decided)"
+                )
+            )
         console.print(Text(f"its recipe: {rec.get('recipe')} (modelpress run reproduces it)"))
     else:
         console.print(Text("no candidate meets every constraint; the closest:"))
