@@ -223,19 +223,24 @@ class Search:
         every = pipelines(self.settings.space)
         chosen = every
         note = ""
-        if self.settings.max_trials is not None and len(every) > self.settings.max_trials:
-            chosen = every[: self.settings.max_trials]
-            note = (
-                f"{len(every)} pipelines in the space; the {len(chosen)} cheapest run "
-                "(--max-trials)"
-            )
-        self.trials = [Trial(i + 1, p) for i, p in enumerate(chosen)]
+        parallel = self.settings.workers > 1 or bool(self.settings.ray_address)
+        limit = self.settings.max_trials
+        sampled = limit is not None and len(every) > limit
+        if sampled and parallel:
+            chosen = every[:limit]
+            note = f"{len(every)} pipelines in the space; the {len(chosen)} cheapest run"
+        self.trials = (
+            [] if sampled and not parallel else [Trial(i + 1, p) for i, p in enumerate(chosen)]
+        )
         budget = self.settings.time_s
         reserve = max(RESERVE_MIN_S, RESERVE_FRACTION * budget) if budget else 0.0
         deadline = started + budget - reserve if budget else None
         self._write(runner, started, note)
-        if self.settings.workers > 1 or self.settings.ray_address:
+        if parallel:
             self._parallel(runner, deadline, started, note)
+        elif sampled:
+            assert limit is not None
+            note = self._sampled(runner, every, limit, deadline, started)
         else:
             for trial in self.trials:
                 self._trial(runner, trial, deadline)
@@ -250,6 +255,37 @@ class Search:
 
         write_report(self.out, read_journal(self.out / JOURNAL) or {}, record)
         return result
+
+    def _sampled(
+        self, runner: Any, every: list[Pipeline], limit: int, deadline: float | None, started: float
+    ) -> str:
+        """``limit`` trials proposed by Optuna's TPE (``sampler.py``), told as they finish."""
+        from modelpress.search.sampler import TPEProposer
+
+        warm = max(1, limit // 3)
+        note = (
+            f"{len(every)} pipelines in the space, {limit} tried: Optuna's multi-objective TPE "
+            f"(seed 0), the {warm} cheapest first"
+        )
+        targets = {k: v for k, v in self.settings.targets.items() if v is not None}
+        proposer = TPEProposer(self.settings.space, every, targets, warm)
+        while len(self.trials) < limit:
+            got = proposer.propose()
+            if got is None:
+                note += "; every pipeline of the space was tried"
+                break
+            asked, pipe = got
+            trial = Trial(len(self.trials) + 1, pipe)
+            self.trials.append(trial)
+            self._trial(runner, trial, deadline)
+            art = runner.made.get(pipe.id)
+            entry = (runner.entries.get(art.name) if art is not None else None) or {}
+            proposer.tell(asked, pipe, trial.point if trial.status == "done" else None, entry)
+            self._write(runner, started, note)
+            self.on_trial(trial, limit)
+            if trial.status == "skipped" and "time left" in trial.reason:
+                break  # the budget is spent: what is left would not fit either
+        return note
 
     def _trial(self, runner: Any, trial: Trial, deadline: float | None) -> None:
         from modelpress.core.registry import config_class
