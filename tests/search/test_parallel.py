@@ -134,3 +134,14 @@ def test_a_search_on_two_workers_measures_what_one_measures(tmp_path: Path) -> N
     windows = sorted(a["timed_between"] for a in by_name[1].values())
     for (_, end), (start, _) in itertools.pairwise(windows):
         assert end <= start, "two benchmarks overlapped"
+
+
+def test_an_unreachable_ray_address_is_one_line_at_once() -> None:
+    from modelpress.search.parallel import ParallelError, check_reachable
+
+    t0 = time.monotonic()
+    with pytest.raises(ParallelError, match=r"--ray-address 127\.0\.0\.1:9: nothing answers there"):
+        check_reachable("127.0.0.1:9", timeout=1.0)
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(ParallelError, match="give HOST:PORT"):
+        check_reachable("nowhere")

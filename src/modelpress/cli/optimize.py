@@ -244,9 +244,11 @@ def optimize(
             "--max-accuracy-drop: give the accuracy a candidate may lose, in points (e.g. 1.0)"
         )
     if workers > 1 or ray_address:
-        from modelpress.search.parallel import require_ray
+        from modelpress.search.parallel import check_reachable, require_ray
 
         require_ray("--ray-address" if ray_address else f"--workers {workers}")
+        if ray_address:
+            check_reachable(ray_address)  # before any work
     settings = Settings(targets, space, seconds, trials, prefer, workers, ray_address)
     search = Search(
         recipe.model_copy(update={"optimize": None}),

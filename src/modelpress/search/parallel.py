@@ -156,6 +156,26 @@ def _node_worker_class(ray: Any) -> Any:
     return NodeWorker
 
 
+def check_reachable(address: str, timeout: float = 3.0) -> None:
+    """A cluster address that answers on its port, checked before Ray tries (and waits long)."""
+    if address == "auto":
+        return
+    rest = address.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise ParallelError(
+            f"--ray-address {address}: give HOST:PORT (e.g. 10.0.0.5:6379, or "
+            "ray://10.0.0.5:10001), or auto"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ParallelError(
+            f"--ray-address {address}: nothing answers there ({first_line(e)}); start the "
+            "cluster (ray start --head) or check the address"
+        ) from None
+
+
 class RayExecutor:
     """K node workers; ``submit`` a node's lineage, ``wait`` for the first to finish."""
 
@@ -172,9 +192,12 @@ class RayExecutor:
         if not self.ray.is_initialized():
             try:
                 if address:
+                    check_reachable(address)
                     self.ray.init(address=address, log_to_driver=False)
                 else:
                     self.ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            except ParallelError:
+                raise
             except Exception as e:
                 where = f"--ray-address {address}" if address else f"--workers {workers}"
                 raise ParallelError(
