@@ -12,7 +12,10 @@ again with ``modelpress run``. PASS/FAIL:
   - the search finishes within the budget + 5 %;
   - its pick is ≥ 2× faster than the fastest single-technique artifact within the bound, at ≤ the
     bound's top-1 drop;
-  - the saved recipe reproduces the pick's top-1 within 0.2 pt.
+  - the saved recipe reproduces the pick's top-1 within 0.2 pt;
+  - (``--workers 2``, needs the [ray] extra) the same search on two Ray workers measures the same
+    candidates, its front matches within timing noise, and no two benchmarks overlapped; its wall
+    time beside the serial one (on 2 cores CPU-bound trials are not faster in parallel).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="rerun compare and the search")
+    parser.add_argument("--workers", type=int, default=1, help="also search on this many")
     args = parser.parse_args()
     console = Console(width=200)
     _checkpoint(console)
@@ -223,8 +227,70 @@ def main() -> None:
         )
     else:
         checks.append(("a recommendation", False, "no candidate meets the bound"))
+    if args.workers > 1:
+        checks += _parallel(args, space, budget, took, result, record, line, console)
     for name, ok, value in checks:
         console.print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}")
+
+
+def _parallel(args, space, budget, took, result, record, line, console) -> list:
+    """The same search on ``args.workers`` Ray workers, beside the serial one."""
+    import itertools
+    import statistics
+
+    from modelpress.search.optimize import Search, Settings
+
+    out = ROOT / f"search-w{args.workers}"
+    if out.exists():
+        shutil.rmtree(out)
+    console.print(f"optimize on {args.workers} Ray workers …")
+    start = time.monotonic()
+    other = Search(
+        load_recipe(_base(args.threads)),
+        Settings({"max_accuracy_drop": args.max_drop}, space, budget, workers=args.workers),
+        out,
+        on_trial=line,
+    ).run()
+    took_k = time.monotonic() - start
+    rec_k = json.loads((out / "record.json").read_text())
+    serial = {a["name"]: a for a in record["artifacts"]}
+    par = {a["name"]: a for a in rec_k["artifacts"]}
+    common = sorted(set(serial) & set(par))
+    ratios = [par[n]["latency_ms"]["median"] / serial[n]["latency_ms"]["median"] for n in common]
+    top1 = [abs(par[n]["metrics"]["top1"] - serial[n]["metrics"]["top1"]) for n in common]
+    windows = sorted(a["timed_between"] for a in par.values())
+    overlaps = sum(1 for (_, end), (s, _) in itertools.pairwise(windows) if end > s)
+    front_1 = {f["name"] for f in result["front"]}
+    front_k = {f["name"] for f in other["front"]}
+    console.print(
+        f"wall time: 1 worker {took:.0f} s, {args.workers} workers {took_k:.0f} s "
+        f"({took / took_k:.2f}× faster); latency ratio {args.workers} vs 1 worker per candidate: "
+        f"median {statistics.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f}; "
+        f"fronts: 1 worker {sorted(front_1)}, {args.workers} workers {sorted(front_k)}"
+    )
+    return [
+        (
+            f"{args.workers} workers measured the same candidates",
+            set(serial) == set(par),
+            f"{len(common)} in common of {len(serial)} / {len(par)}",
+        ),
+        (
+            "the same accuracy for every candidate",
+            max(top1, default=0) == 0,
+            f"largest top-1 difference {max(top1, default=0):.4f}",
+        ),
+        (
+            "latencies match within timing noise (median ratio within 15 %)",
+            abs(statistics.median(ratios) - 1) <= 0.15,
+            f"median ratio {statistics.median(ratios):.2f}",
+        ),
+        ("no two benchmarks overlapped", overlaps == 0, f"{overlaps} overlaps"),
+        (
+            "the fronts share the recommended pick",
+            (other.get("recommendation") or {}).get("name") in front_1 | {None},
+            f"{(other.get('recommendation') or {}).get('name')}",
+        ),
+    ]
 
 
 if __name__ == "__main__":
