@@ -145,3 +145,35 @@ def test_an_unreachable_ray_address_is_one_line_at_once() -> None:
     assert time.monotonic() - t0 < 5
     with pytest.raises(ParallelError, match="give HOST:PORT"):
         check_reachable("nowhere")
+
+
+@pytest.mark.slow
+def test_tpe_on_two_workers_proposes_max_trials_distinct_pipelines(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+    import json
+
+    from modelpress.core.recipe import load_recipe
+    from modelpress.search.optimize import Search, Settings
+    from modelpress.search.space import check
+
+    recipe = load_recipe(
+        {
+            "model": "zoo:mlp",
+            "model_kwargs": {"hidden": [32]},
+            "data": "builtin:digits",
+            "input_shape": "1,1,8,8",
+            "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1]},
+        }
+    )
+    space = check(
+        {
+            "prune": {"method": "structured", "ratio": [0, 0.3, 0.5, 0.7], "finetune_epochs": 1},
+            "export": {"format": ["onnx"], "precision": ["fp32", "fp16", "int8"]},
+        }
+    )
+    settings = Settings({"max_accuracy_drop": 100.0}, space, max_trials=4, workers=2)
+    Search(recipe, settings, tmp_path / "s").run()
+    journal = json.loads((tmp_path / "s" / "optimize.json").read_text())
+    assert "Optuna's multi-objective TPE" in journal["note"]
+    assert len(journal["trials"]) == 4 and len({t["id"] for t in journal["trials"]}) == 4
+    assert all(t["status"] == "done" for t in journal["trials"])

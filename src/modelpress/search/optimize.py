@@ -172,6 +172,8 @@ class Search:
         self.on_trial = on_trial or (lambda trial, total: None)
         self.clock = clock
         self.worker_class = worker_class  # parallel: the Ray actor class building nodes
+        self.proposer: Any = None  # TPE when the space is larger than max_trials
+        self.asked: dict[int, Any] = {}  # trial index → its Optuna trial, until told
         self.costs = Costs()
         self.trials: list[Trial] = []
         self.failed: dict[str, str] = {}  # node id → why it failed
@@ -226,17 +228,17 @@ class Search:
         parallel = self.settings.workers > 1 or bool(self.settings.ray_address)
         limit = self.settings.max_trials
         sampled = limit is not None and len(every) > limit
-        if sampled and parallel:
-            chosen = every[:limit]
-            note = f"{len(every)} pipelines in the space; the {len(chosen)} cheapest run"
-        self.trials = (
-            [] if sampled and not parallel else [Trial(i + 1, p) for i, p in enumerate(chosen)]
-        )
+        self.trials = [] if sampled else [Trial(i + 1, p) for i, p in enumerate(chosen)]
         budget = self.settings.time_s
         reserve = max(RESERVE_MIN_S, RESERVE_FRACTION * budget) if budget else 0.0
         deadline = started + budget - reserve if budget else None
         self._write(runner, started, note)
-        if parallel:
+        if parallel and sampled:
+            assert limit is not None
+            note = self._tpe_note(len(every), limit)
+            self.proposer = self._tpe(every, limit)
+            self._parallel(runner, deadline, started, note, self.proposer, limit)
+        elif parallel:
             self._parallel(runner, deadline, started, note)
         elif sampled:
             assert limit is not None
@@ -260,15 +262,8 @@ class Search:
         self, runner: Any, every: list[Pipeline], limit: int, deadline: float | None, started: float
     ) -> str:
         """``limit`` trials proposed by Optuna's TPE (``sampler.py``), told as they finish."""
-        from modelpress.search.sampler import TPEProposer
-
-        warm = max(1, limit // 3)
-        note = (
-            f"{len(every)} pipelines in the space, {limit} tried: Optuna's multi-objective TPE "
-            f"(seed 0), the {warm} cheapest first"
-        )
-        targets = {k: v for k, v in self.settings.targets.items() if v is not None}
-        proposer = TPEProposer(self.settings.space, every, targets, warm)
+        note = self._tpe_note(len(every), limit)
+        proposer = self._tpe(every, limit)
         while len(self.trials) < limit:
             got = proposer.propose()
             if got is None:
@@ -286,6 +281,19 @@ class Search:
             if trial.status == "skipped" and "time left" in trial.reason:
                 break  # the budget is spent: what is left would not fit either
         return note
+
+    @staticmethod
+    def _tpe_note(pipelines_in_space: int, limit: int) -> str:
+        return (
+            f"{pipelines_in_space} pipelines in the space, {limit} tried: Optuna's "
+            f"multi-objective TPE (seed 0), the {max(1, limit // 3)} cheapest first"
+        )
+
+    def _tpe(self, every: list[Pipeline], limit: int) -> Any:
+        from modelpress.search.sampler import TPEProposer
+
+        targets = {k: v for k, v in self.settings.targets.items() if v is not None}
+        return TPEProposer(self.settings.space, every, targets, max(1, limit // 3))
 
     def _trial(self, runner: Any, trial: Trial, deadline: float | None) -> None:
         from modelpress.core.registry import config_class
@@ -324,9 +332,19 @@ class Search:
         if entry.get("status") == "degraded":
             trial.reason = "degraded against its parent"
 
-    def _parallel(self, runner: Any, deadline: float | None, started: float, note: str) -> None:
+    def _parallel(
+        self,
+        runner: Any,
+        deadline: float | None,
+        started: float,
+        note: str,
+        proposer: Any = None,
+        limit: int | None = None,
+    ) -> None:
         """Trials on Ray workers: every node whose parent is built goes to a free worker, in
-        the trials' order (cheapest first); results are adopted as they come."""
+        the trials' order (cheapest first); results are adopted as they come. With a
+        ``proposer`` (TPE), a new trial is asked for whenever a worker would sit idle, up to
+        ``limit``, and each is told its result as it settles."""
         from modelpress.core.registry import config_class
         from modelpress.search.parallel import RayExecutor
 
@@ -342,11 +360,24 @@ class Search:
         chains: dict[str, list[dict[str, Any]]] = {}
         flying: set[str] = set()
         began: dict[int, float] = {}
+        spent = False  # the proposer has nothing new, or the budget ran out
         try:
             while True:
                 for trial in self.trials:  # those whose nodes others built: done already
                     if trial.status == "pending" and trial.index in began:
                         self._settle(runner, trial, began[trial.index])
+                asked = False
+                waiting = any(t.status == "pending" and t.index not in began for t in self.trials)
+                room = len(self.trials) < (limit or 0)
+                if proposer and room and not spent and executor.idle and not waiting:
+                    got = proposer.propose()
+                    if got is None:
+                        spent = True
+                    else:
+                        trial = Trial(len(self.trials) + 1, got[1])
+                        self.asked[trial.index] = got[0]
+                        self.trials.append(trial)
+                        asked = True
                 for trial in self.trials:
                     if trial.status != "pending" or not executor.idle:
                         continue
@@ -355,8 +386,10 @@ class Search:
                         why = self._before(runner, trial, deadline)
                         if why:
                             trial.status, trial.reason = "skipped", why
+                            self._told(runner, trial)
+                            spent = spent or "time left" in why
                             self._write(runner, started, note)
-                            self.on_trial(trial, len(self.trials))
+                            self.on_trial(trial, limit or len(self.trials))
                             continue
                         began[trial.index] = self.clock()
                     for i, node in enumerate(pipe.nodes):
@@ -370,6 +403,10 @@ class Search:
                         flying.add(node.id)
                         break
                 if not flying:
+                    if asked or any(
+                        t.status == "pending" and t.index not in began for t in self.trials
+                    ):
+                        continue
                     break
                 node, built = executor.wait()
                 flying.discard(node.id)
@@ -409,7 +446,18 @@ class Search:
         else:
             return
         trial.seconds = self.clock() - began
-        self.on_trial(trial, len(self.trials))
+        self._told(runner, trial)
+        self.on_trial(trial, self.settings.max_trials if self.proposer else len(self.trials))
+
+    def _told(self, runner: Any, trial: Trial) -> None:
+        """The proposer (TPE under --workers) learns how a trial it asked for ended."""
+        asked = self.asked.pop(trial.index, None)
+        if asked is None or self.proposer is None:
+            return
+        art = runner.made.get(trial.pipeline.id)
+        entry = (runner.entries.get(art.name) if art is not None else None) or {}
+        point = trial.point if trial.status == "done" else None
+        self.proposer.tell(asked, trial.pipeline, point, entry)
 
     def _before(self, runner: Any, trial: Trial, deadline: float | None) -> str:
         """Why a trial is not started ('' to start it): a failed ancestor, a bound it cannot
