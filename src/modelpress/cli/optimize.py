@@ -157,6 +157,15 @@ def optimize(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Join this Ray cluster for the trials.")
     ] = None,
+    coarse: Annotated[
+        int | None,
+        typer.Option(
+            "--coarse",
+            min=1,
+            help="Score candidates on this many validation samples first; only those near the "
+            "front get the whole split.",
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Fine-tuning epochs.")] = 3,
     student: Annotated[
         str | None,
@@ -204,11 +213,12 @@ def optimize(
             raise ModelpressError(
                 f"{model}: no optimize: block; add one (budget, prefer, space) or pass a model"
             )
-        targets = spec.budget.model_dump(exclude={"time", "max_trials"})
+        targets = spec.budget.model_dump(exclude={"time", "max_trials", "coarse"})
         targets |= {k: v for k, v in flags.items() if v is not None}
         space = sp.check(spec.space, f"{model}: optimize.space")
         seconds = parse_budget(budget or spec.budget.time, "--budget" if budget else "budget.time")
         trials, prefer = max_trials or spec.budget.max_trials, list(spec.prefer)
+        coarse = coarse or spec.budget.coarse
     else:
         if data is None:
             raise ModelpressError("--data: give the data source (e.g. --data builtin:digits)")
@@ -249,7 +259,7 @@ def optimize(
         require_ray("--ray-address" if ray_address else f"--workers {workers}")
         if ray_address:
             check_reachable(ray_address)  # before any work
-    settings = Settings(targets, space, seconds, trials, prefer, workers, ray_address)
+    settings = Settings(targets, space, seconds, trials, prefer, workers, ray_address, coarse)
     search = Search(
         recipe.model_copy(update={"optimize": None}),
         settings,

@@ -146,6 +146,7 @@ class OptimizeBudget(_Strict):
     min_speedup: float | None = Field(None, gt=0)
     time: str | None = None  # 90s, 20m, 1h30m
     max_trials: int | None = Field(None, ge=1)
+    coarse: int | None = Field(None, ge=1)  # validation samples of the first pass
 
 
 class OptimizeSpec(_Strict):

@@ -366,9 +366,11 @@ class Runner:
             self.run_step(index)
         return self.finish()
 
-    def start(self) -> None:
+    def start(self, validation_samples: int | None = None) -> None:
         """The context and the baseline (measured, or reused under its key); record.json
-        written. Steps then run one at a time (``run_step``, ``add_step``), ``finish`` last."""
+        written. Steps then run one at a time (``run_step``, ``add_step``), ``finish`` last.
+        ``validation_samples``: every node is evaluated on the first that many validation
+        samples only (a search's coarse pass; the data's digest, hence every key, says so)."""
         rd, recipe = self.rd, self.recipe
         previous = rd.read_record() if self.resume else None
         identity = _identity(recipe)
@@ -377,6 +379,13 @@ class Runner:
         if self.persist:
             dump_recipe(recipe, rd.recipe_path)
         ctx, baseline = build_context(recipe, self.observer, rd)
+        self.full_validation = ctx.data.validation
+        if validation_samples is not None and len(ctx.data.validation) > validation_samples:
+            import dataclasses
+
+            ctx.data = dataclasses.replace(
+                ctx.data, validation=ctx.data.validation.head(validation_samples)
+            )
         record = self._new_record(ctx, identity)
         if self.persist:
             write_json_atomic(rd.root / "env.json", record["environment"])

@@ -93,6 +93,7 @@ class Settings:
     prefer: list[str] = field(default_factory=lambda: ["latency_ms", "size_mb"])
     workers: int = 1  # above 1, or with ray_address: trials on Ray
     ray_address: str | None = None
+    coarse: int | None = None  # validation samples of the first pass (None: all, one pass)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +104,7 @@ class Settings:
             "prefer": self.prefer,
             "workers": self.workers,
             "ray_address": self.ray_address,
+            "coarse": self.coarse,
         }
 
 
@@ -220,7 +222,8 @@ class Search:
     def run(self) -> dict[str, Any]:
         started = self.clock()
         runner = self._prepare()
-        runner.start()
+        runner.start(self.settings.coarse)
+        self._coarse_again(runner)
         runner.ctx.node_names = True  # artifacts named by their node, as the workers name them
         every = pipelines(self.settings.space)
         chosen = every
@@ -249,6 +252,8 @@ class Search:
                 self._write(runner, started, note)
                 self.on_trial(trial, len(self.trials))
         runner.ctx.deadline = None
+        if self.settings.coarse is not None:
+            self._fine(runner)
         self.observer.event("optimize", "timing the finalists side by side")
         record = runner.finish()
         result = self._conclude(runner, record, started, note)
@@ -281,6 +286,79 @@ class Search:
             if trial.status == "skipped" and "time left" in trial.reason:
                 break  # the budget is spent: what is left would not fit either
         return note
+
+    @staticmethod
+    def _coarse_again(runner: Any) -> None:
+        """A resumed coarse search reuses entries a fine pass changed: back to their coarse
+        figures, so the search sees what it saw the first time (the fine pass redoes the rest)."""
+        changed = False
+        for e in [runner.record.get("baseline") or {}, *runner.record.get("artifacts", [])]:
+            if "metrics_coarse" in e:
+                e["metrics"] = e.pop("metrics_coarse")
+                changed = True
+            if e.get("status") == "coarse":
+                e["status"] = "ok"
+                changed = True
+            e.pop("accuracy_on", None)
+        if changed:
+            runner._finalize(runner.record)  # the deltas again, from the coarse figures
+
+    def _fine(self, runner: Any) -> None:
+        """The second pass of a coarse search: the candidates near the front — meeting every
+        constraint but accuracy, and within the accuracy bound + margin on the coarse pass —
+        and the baseline evaluated on the whole validation split; the rest stay ``coarse`` and
+        out of the front and the recommendation. Both figures are kept."""
+        from modelpress.evaluate.targets import check, loss_pt
+        from modelpress.runtimes import runtime_for
+
+        ctx, full = runner.ctx, runner.full_validation
+        coarse_n = len(ctx.data.validation)
+        if len(full) <= coarse_n:
+            return
+        bound = self.settings.targets.get("max_accuracy_drop")
+        others = {
+            k: v
+            for k, v in self.settings.targets.items()
+            if v is not None and k != "max_accuracy_drop"
+        }
+        record = runner.record
+        entries = [record["baseline"], *record["artifacts"]]
+        near = [record["baseline"]]
+        for e in record["artifacts"]:
+            lost = loss_pt(e)
+            meets = all(r["met"] for r in check(e, others).values())
+            if (
+                e.get("status") == "ok"
+                and meets
+                and lost is not None
+                and (bound is None or lost <= bound + MARGIN_PT)
+            ):
+                near.append(e)
+        self.observer.event(
+            "optimize",
+            f"evaluating {len(near) - 1} candidates near the front and the baseline on all "
+            f"{len(full)} validation samples (the search used {coarse_n})",
+        )
+        live = {a.name: a for a in [runner.baseline, *runner.produced]}
+        reference = None
+        for e in near:
+            runtime = runtime_for(live[e["name"]], ctx.threads)
+            try:
+                out = runtime.predict_all(full.inputs, runner.recipe.evaluate.eval_batch_size)
+            finally:
+                runtime.close()
+            if e is record["baseline"]:
+                reference = out
+            ref = reference if ctx.task.metrics_against_baseline else out
+            e["metrics_coarse"] = e["metrics"]
+            e["metrics"] = ctx.task.metrics(out, full.labels, reference=ref)
+            e["accuracy_on"] = f"all {len(full)} validation samples"
+        chosen = {id(e) for e in near}
+        for e in entries:
+            if id(e) not in chosen and e.get("status") == "ok":
+                e["accuracy_on"] = f"the first {coarse_n} validation samples only"
+                e["status"] = "coarse"  # not near the front: never recommended
+        runner._finalize(record)
 
     @staticmethod
     def _tpe_note(pipelines_in_space: int, limit: int) -> str:
@@ -316,6 +394,7 @@ class Search:
             cls = config_class(node.step["type"])
             assert cls is not None
             entry = runner.add_step(cls.model_validate(node.step))
+            self._coarse_again(runner)
             if not entry.get("reused"):
                 reused = False
                 self.costs.add(node.step["type"], float(entry.get("seconds") or 0.0))
@@ -356,6 +435,7 @@ class Search:
             settings.workers if not settings.ray_address else max(settings.workers, 1),
             settings.ray_address,
             self.worker_class,
+            settings.coarse,
         )
         chains: dict[str, list[dict[str, Any]]] = {}
         flying: set[str] = set()
@@ -418,6 +498,7 @@ class Search:
                     {**defaults, "config": node.step, **built},
                     f"built by {built.get('built_by', 'a worker')}",
                 )
+                self._coarse_again(runner)
                 if entry.get("status") in ("ok", "degraded") and not entry.get("reused"):
                     self.costs.add(node.step["type"], float(entry.get("seconds") or 0.0))
                 if node.id not in runner.made:

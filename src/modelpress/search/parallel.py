@@ -114,13 +114,16 @@ def _node_worker_class(ray: Any) -> Any:
     class NodeWorker:
         """Builds nodes of one run directory for the driver (see the module's doc)."""
 
-        def __init__(self, recipe: dict[str, Any], out: str, lock: str) -> None:
+        def __init__(
+            self, recipe: dict[str, Any], out: str, lock: str, coarse: int | None = None
+        ) -> None:
             from modelpress.engine import measure
 
             self.recipe, self.out = recipe, Path(out)
             self.held = _Held(MachineLock(lock))
             measure.timing_guard = self.held.timing
             self.runner: Any = None
+            self.coarse = coarse
 
         def build(self, chain: list[dict[str, Any]], deadline: float | None) -> dict[str, Any]:
             """Build the last node of ``chain``; training stops at ``deadline`` (wall clock)."""
@@ -135,7 +138,7 @@ def _node_worker_class(ray: Any) -> Any:
                 if self.runner is None:
                     recipe = load_recipe(self.recipe)
                     self.runner = Runner(recipe, self.out, Observer(), True, persist=False)
-                    self.runner.start()
+                    self.runner.start(self.coarse)
                     self.runner.ctx.node_names = True
                 else:
                     self.runner.refresh()
@@ -186,6 +189,7 @@ class RayExecutor:
         workers: int,
         address: str | None = None,
         worker_class: Any = None,
+        coarse: int | None = None,
     ) -> None:
         self.ray = require_ray("--ray-address" if address else f"--workers {workers}")
         self.started = False
@@ -207,7 +211,11 @@ class RayExecutor:
             self.started = True
         cls = worker_class or _node_worker_class(self.ray)
         lock = f"bench-{abs(hash(str(out.resolve()))) % 10**8}"
-        self.actors = [cls.remote(recipe, str(out.resolve()), lock) for _ in range(workers)]
+        where = str(out.resolve())
+        self.actors = [
+            cls.remote(recipe, where, lock, *([coarse] if coarse is not None else []))
+            for _ in range(workers)
+        ]
         try:  # every worker up (a process each) before the first node is timed
             self.ray.get([a.__ray_ready__.remote() for a in self.actors])
         except Exception as e:
