@@ -11,9 +11,13 @@ atomically after every node, so an interrupted run keeps what it finished.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ from modelpress.core.rundir import (
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
 from modelpress.engine.measure import analyze
-from modelpress.errors import ModelpressError, ResumeError, first_line
+from modelpress.errors import ModelpressError, ResumeError, StepError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate import techniques, versus_fp32
 from modelpress.evaluate.benchmark import head_to_head
@@ -537,7 +541,8 @@ class Runner:
         start = time.perf_counter()
         try:
             source = inputs if config.max_inputs > 1 else inputs[0]
-            art = handler_for(config)(source, config, ctx)
+            with _cut_at(ctx.deadline, name):
+                art = handler_for(config)(source, config, ctx)
             art.name = name if ctx.node_names else self._unique(art.name, name)
             parent_entry = self.entries.get(art.parent or "")
             art_entry, out = analyze(
@@ -571,6 +576,31 @@ class Runner:
             seconds=entry["seconds"],
         )
         return entry
+
+
+@contextlib.contextmanager
+def _cut_at(deadline: float | None, name: str) -> Iterator[None]:
+    """A step's work stopped at a search's deadline (``time.monotonic()``): a timer signal
+    raises StepError at the next Python instruction, so even an export or a calibration that
+    would run on is cut off, and the node is recorded failed (run again by --resume). Only in
+    the main thread, where signals arrive; elsewhere training still stops per epoch."""
+    if deadline is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise StepError(
+            f"{name}: stopped: the search's time budget ran out during this step "
+            "(--resume runs it again with more --budget)"
+        )
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _previous_nodes(previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
