@@ -82,6 +82,13 @@ def _table(trial: Any, total: int) -> None:
         parts.append(
             f"lost {p['loss_pt']:+.2f} pt, {p['latency_ms']:.3g} ms, {p['size_mb']:.3g} MB"
         )
+        parts.append(
+            "on the front so far"
+            if trial.on_front
+            else "feasible"
+            if trial.feasible
+            else "misses a constraint"
+        )
     if trial.reason:
         parts.append(trial.reason)
     console.print(Text(" · ".join(parts)))

@@ -171,14 +171,34 @@ class Search:
         self.recipe, self.settings, self.out = recipe, settings, out
         self.resume, self.force = resume, force
         self.observer = observer or Observer()
-        self.on_trial = on_trial or (lambda trial, total: None)
+        self._on_trial = on_trial or (lambda trial, total: None)
         self.clock = clock
         self.worker_class = worker_class  # parallel: the Ray actor class building nodes
+        self._entries: dict[str, dict[str, Any]] = {}
         self.proposer: Any = None  # TPE when the space is larger than max_trials
         self.asked: dict[int, Any] = {}  # trial index → its Optuna trial, until told
         self.costs = Costs()
         self.trials: list[Trial] = []
         self.failed: dict[str, str] = {}  # node id → why it failed
+
+    def on_trial(self, trial: Trial, total: int) -> None:
+        """A trial ended: the provisional front over the trials so far (feasible, measured
+        separately; the final front comes after the side-by-side timing), then the caller."""
+        from modelpress.evaluate.targets import check
+
+        targets = {k: v for k, v in self.settings.targets.items() if v is not None}
+        done = [t for t in self.trials if t.status == "done" and t.point is not None]
+        feasible = []
+        for t in done:
+            entry = self._entries.get(t.candidate or "") or {}
+            t.feasible = bool(entry) and all(r["met"] for r in check(entry, targets).values())
+            if t.feasible:
+                feasible.append(t)
+        keep = pareto.pareto([[t.point[k] for k in pareto.OBJECTIVES] for t in feasible])
+        front = {id(feasible[i]) for i in keep}
+        for t in self.trials:
+            t.on_front = id(t) in front
+        self._on_trial(trial, total)
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> Any:
@@ -223,6 +243,7 @@ class Search:
         started = self.clock()
         runner = self._prepare()
         runner.start(self.settings.coarse)
+        self._entries = runner.entries  # by artifact name: the provisional front reads them
         self._coarse_again(runner)
         runner.ctx.node_names = True  # artifacts named by their node, as the workers name them
         every = pipelines(self.settings.space)
