@@ -148,16 +148,29 @@ def optimize(
         float | None,
         typer.Option("--max-accuracy-drop", min=0, help="Points of the primary metric."),
     ] = None,
-    max_size_mb: Annotated[float | None, typer.Option("--max-size-mb", min=0)] = None,
-    max_latency_ms: Annotated[float | None, typer.Option("--max-latency-ms", min=0)] = None,
-    min_speedup: Annotated[float | None, typer.Option("--min-speedup", min=0)] = None,
+    max_size_mb: Annotated[
+        float | None, typer.Option("--max-size-mb", min=0, help="The largest artifact, MB.")
+    ] = None,
+    max_latency_ms: Annotated[
+        float | None,
+        typer.Option("--max-latency-ms", min=0, help="The slowest batch-1 median latency, ms."),
+    ] = None,
+    min_speedup: Annotated[
+        float | None,
+        typer.Option("--min-speedup", min=0, help="The least speed-up over the baseline."),
+    ] = None,
     formats: Annotated[
         str, typer.Option("--formats", help="Export formats: onnx, tflite, openvino.")
     ] = "onnx",
     budget: Annotated[
         str | None, typer.Option("--budget", help="Time for the search: 90s, 20m, 1h30m.")
     ] = None,
-    max_trials: Annotated[int | None, typer.Option("--max-trials", min=1)] = None,
+    max_trials: Annotated[
+        int | None,
+        typer.Option(
+            "--max-trials", min=1, help="Pipelines tried at most (beyond: Optuna TPE chooses)."
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Trials at once (above 1: on a local Ray).")
     ] = 1,
