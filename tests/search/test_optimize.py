@@ -205,7 +205,7 @@ def test_the_recommended_recipe_reproduces_the_candidate(
 def test_resume_reuses_every_node(
     mlp: Path, searched: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    out, first = searched
+    out, _ = searched
     again = tmp_path / "o"
     shutil.copytree(out, again)
     _, record_before = _read(again)
@@ -221,7 +221,10 @@ def test_resume_reuses_every_node(
     for s in record["steps"]:
         assert any(m.startswith(f"{s['id']}: finished before") for m in said), said
     assert not [m for kind, m in events.seen if kind == "step"]  # nothing ran again
-    assert {f["name"] for f in journal["result"]["front"]} == {f["name"] for f in first["front"]}
+    # the same measurements come back (the side-by-side races at the end are timed again, so
+    # which artifacts they set aside, and the front, may differ within timing noise)
+    before_journal = json.loads((out / JOURNAL).read_text())
+    assert [t["point"] for t in journal["trials"]] == [t["point"] for t in before_journal["trials"]]
 
 
 def test_an_existing_search_is_kept_unless_resumed_or_forced(
