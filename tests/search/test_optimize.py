@@ -314,3 +314,12 @@ def test_a_crashing_trial_is_recorded_failed_and_the_search_goes_on(
     assert journal["result"] == result and result["recommendation"] is not None
     # the export after the failed distillation was never built
     assert failed["nodes"][-1] not in {s["id"] for s in record["steps"]}
+
+
+def test_a_run_that_is_not_a_search_is_never_overwritten(mlp: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "record.json").write_text('{"schema": 2, "steps": []}')
+    with pytest.raises(ResumeError, match="holds a run that is not a search"):
+        _search(mlp, out)
+    assert (out / "record.json").read_text() == '{"schema": 2, "steps": []}'

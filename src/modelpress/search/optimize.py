@@ -212,6 +212,11 @@ class Search:
                 f"{out} already holds a search; pass --resume to continue it, --force to start "
                 "over, or choose another --out"
             )
+        if not self.force and not journal.exists() and (out / "record.json").exists():
+            raise ResumeError(
+                f"{out} already holds a run that is not a search; pass --force to replace it, "
+                "or choose another --out"
+            )
         if self.resume and journal.exists():
             before = read_journal(journal) or {}
             if before.get("settings", {}).get("space") not in (
