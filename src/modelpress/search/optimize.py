@@ -35,7 +35,7 @@ from modelpress.core.recipe import Recipe, build_recipe, dump_recipe
 from modelpress.core.rundir import check_output, write_json_atomic
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.search import front as pareto
-from modelpress.search.space import Pipeline, pipelines
+from modelpress.search.space import TRAINED, Pipeline, pipelines
 
 JOURNAL = "optimize.json"
 BEST_RECIPE = "best-recipe.yaml"
@@ -294,19 +294,17 @@ class Search:
     ) -> str:
         """``limit`` trials proposed by Optuna's TPE (``sampler.py``), told as they finish."""
         note = self._tpe_note(len(every), limit)
-        proposer = self._tpe(every, limit)
+        self.proposer = proposer = self._tpe(every, limit)
         while len(self.trials) < limit:
             got = proposer.propose()
             if got is None:
                 note += "; every pipeline of the space was tried"
                 break
-            asked, pipe = got
-            trial = Trial(len(self.trials) + 1, pipe)
+            trial = Trial(len(self.trials) + 1, got[1])
+            self.asked[trial.index] = got[0]
             self.trials.append(trial)
             self._trial(runner, trial, deadline)
-            art = runner.made.get(pipe.id)
-            entry = (runner.entries.get(art.name) if art is not None else None) or {}
-            proposer.tell(asked, pipe, trial.point if trial.status == "done" else None, entry)
+            self._told(runner, trial)
             self._write(runner, started, note)
             self.on_trial(trial, limit)
             if trial.status == "skipped" and "time left" in trial.reason:
@@ -430,9 +428,18 @@ class Search:
                 trial.seconds = self.clock() - start
                 return
         trial.seconds, trial.reused = self.clock() - start, reused and bool(new)
-        art = runner.made[pipe.id]
-        entry = runner.entries.get(art.name) or {}
-        trial.status, trial.candidate = "done", art.name
+        self._done(runner, trial)
+
+    @staticmethod
+    def _entry(runner: Any, node: str) -> dict[str, Any]:
+        """The record entry of a built node's artifact ({} when the node was not built)."""
+        art = runner.made.get(node)
+        return (runner.entries.get(art.name) if art is not None else None) or {}
+
+    def _done(self, runner: Any, trial: Trial) -> None:
+        """Every node of the trial built: its candidate and objectives."""
+        entry = self._entry(runner, trial.pipeline.id)
+        trial.status, trial.candidate = "done", runner.made[trial.pipeline.id].name
         trial.point = pareto.point(entry)
         if entry.get("status") == "degraded":
             trial.reason = "degraded against its parent"
@@ -546,10 +553,7 @@ class Search:
         if broken:
             trial.status, trial.reason = "failed", f"{broken[0]}: {self.failed[broken[0]]}"
         elif all(n.id in runner.made for n in pipe.nodes):
-            art = runner.made[pipe.id]
-            entry = runner.entries.get(art.name) or {}
-            trial.status, trial.candidate = "done", art.name
-            trial.point = pareto.point(entry)
+            self._done(runner, trial)
         else:
             return
         trial.seconds = self.clock() - began
@@ -561,10 +565,8 @@ class Search:
         asked = self.asked.pop(trial.index, None)
         if asked is None or self.proposer is None:
             return
-        art = runner.made.get(trial.pipeline.id)
-        entry = (runner.entries.get(art.name) if art is not None else None) or {}
         point = trial.point if trial.status == "done" else None
-        self.proposer.tell(asked, trial.pipeline, point, entry)
+        self.proposer.tell(asked, trial.pipeline, point, self._entry(runner, trial.pipeline.id))
 
     def _before(self, runner: Any, trial: Trial, deadline: float | None) -> str:
         """Why a trial is not started ('' to start it): a failed ancestor, a bound it cannot
@@ -593,10 +595,9 @@ class Search:
 
         bound = self.settings.targets.get("max_accuracy_drop")
         for node in pipe.nodes[:-1]:  # a trained parent already too far off
-            art = runner.made.get(node.id)
-            entry = runner.entries.get(art.name) if art is not None else None
+            entry = self._entry(runner, node.id)
             lost = loss_pt(entry) if entry else None
-            trained = node.step["type"] in ("distill", "prune", "qat")
+            trained = node.step["type"] in TRAINED
             if trained and bound is not None and lost is not None and lost > bound + MARGIN_PT:
                 return (
                     f"its parent {node.id} already loses {lost:.2f} pt (bound {bound} + "
