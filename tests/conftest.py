@@ -92,6 +92,19 @@ def trained_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def train_mlp(path: Path, data: str, shape: str, hidden: list[int], epochs: int) -> str:
+    """A zoo:mlp of ``hidden`` widths trained on ``data`` at ``shape`` (a second or two): the
+    cheap stages cascade tests build bundles from. Its path, as a string."""
+    from modelpress.core.recipe import build_recipe
+    from modelpress.training import TrainConfig, train_and_save
+
+    recipe = build_recipe(
+        {"model": "zoo:mlp", "model_kwargs": {"hidden": hidden}, "data": data, "input_shape": shape}
+    )
+    train_and_save(recipe, TrainConfig(epochs=epochs, lr=3e-3, seed=0), path)
+    return str(path)
+
+
 def tiny_recipe(model: str, **extra: object) -> dict:
     """A recipe dict that evaluates quickly (few repeats, small inputs)."""
     recipe = {

@@ -14,30 +14,19 @@ from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build,
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from test_cli import assert_one_line_error, cli
 
+from conftest import train_mlp
+
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"
 
 
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
-
     out = tmp_path_factory.mktemp("stages")
-    paths = []
-    for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4)):
-        recipe = build_recipe(
-            {
-                "model": "zoo:mlp",
-                "model_kwargs": {"hidden": hidden},
-                "data": DATA,
-                "input_shape": SHAPE,
-            }
-        )
-        path = out / f"{name}.pt"
-        train_and_save(recipe, TrainConfig(epochs=epochs, lr=3e-3, seed=0), path)
-        paths.append(str(path))
-    return paths
+    return [
+        train_mlp(out / f"{name}.pt", DATA, SHAPE, hidden, epochs)
+        for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4))
+    ]
 
 
 def test_log_odds_of_one_and_two_logit_heads() -> None:

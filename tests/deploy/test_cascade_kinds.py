@@ -23,30 +23,20 @@ from modelpress.deploy.meta import features
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from test_cli import assert_one_line_error, cli
 
+from conftest import train_mlp
+
 SHAPE = "1,1,8,8"
 BINARY, DIGITS = "builtin:digits-manipulated", "builtin:digits"
-
-
-def _train(out: Path, name: str, data: str, hidden: list[int], epochs: int) -> str:
-    from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
-
-    recipe = build_recipe(
-        {"model": "zoo:mlp", "model_kwargs": {"hidden": hidden}, "data": data, "input_shape": SHAPE}
-    )
-    path = out / f"{name}.pt"
-    train_and_save(recipe, TrainConfig(epochs=epochs, lr=3e-3, seed=0), path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("kinds")
     return {
-        "bin-fast": _train(out, "bin-fast", BINARY, [8], 2),
-        "bin-precise": _train(out, "bin-precise", BINARY, [64], 4),
-        "cls-fast": _train(out, "cls-fast", DIGITS, [16], 3),
-        "cls-precise": _train(out, "cls-precise", DIGITS, [128], 8),
+        "bin-fast": train_mlp(out / "bin-fast.pt", BINARY, SHAPE, [8], 2),
+        "bin-precise": train_mlp(out / "bin-precise.pt", BINARY, SHAPE, [64], 4),
+        "cls-fast": train_mlp(out / "cls-fast.pt", DIGITS, SHAPE, [16], 3),
+        "cls-precise": train_mlp(out / "cls-precise.pt", DIGITS, SHAPE, [128], 8),
     }
 
 

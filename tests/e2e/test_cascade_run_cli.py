@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 from test_cli import assert_one_line_error, cli
 
+from conftest import train_mlp
+
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,16,16"
 
@@ -18,23 +20,11 @@ SHAPE = "1,1,16,16"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two tiny binary MLPs (a second or two each to train) built into a cascade bundle."""
-    from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
-
     out = tmp_path_factory.mktemp("cascade-run")
-    stages = []
-    for name, hidden, epochs in (("fast", [16], 1), ("precise", [64], 2)):
-        recipe = build_recipe(
-            {
-                "model": "zoo:mlp",
-                "model_kwargs": {"hidden": hidden},
-                "data": DATA,
-                "input_shape": SHAPE,
-            }
-        )
-        path = out / f"{name}.pt"
-        train_and_save(recipe, TrainConfig(epochs=epochs, lr=3e-3, seed=0), path)
-        stages.append(str(path))
+    stages = [
+        train_mlp(out / f"{name}.pt", DATA, SHAPE, hidden, epochs)
+        for name, hidden, epochs in (("fast", [16], 1), ("precise", [64], 2))
+    ]
     built = cli(
         "cascade",
         "build",
