@@ -16,9 +16,10 @@ from modelpress.errors import DataSourceError, ModelSourceError
 from modelpress.sources.data import Dataset, Split
 from modelpress.tasks import get_task
 from modelpress.tasks.detection import Detection
-from modelpress.tasks.detection.boxes import batched_nms, box_iou, letterbox_params, nms, select
+from modelpress.tasks.detection.boxes import box_iou, letterbox_params
 from modelpress.tasks.detection.cocoeval import coco_metrics
 from modelpress.tasks.detection.layouts import decode, recognise
+from modelpress.tasks.detection.nms import batched_nms, nms, select, select_yolov8
 from modelpress.zoo.yolo_nano import yolo_nano
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -490,21 +491,38 @@ def test_metrics_of_outputs_on_their_own_labels() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_small_candidate_path_of_select_equals_batched_nms(seed: int) -> None:
-    from modelpress.tasks.detection import boxes as B
-
+def test_select_is_batched_nms_over_its_candidates_in_both_layouts(seed: int) -> None:
     rng = np.random.default_rng(seed)
     xy = rng.random((60, 2)).astype(np.float32) * 0.8
     wh = 0.05 + rng.random((60, 2)).astype(np.float32) * 0.2
     raw = np.concatenate([xy, xy + wh], axis=1)
     scores = rng.random((60, 4)).astype(np.float32) ** 3
 
-    small = B.select(raw, scores, conf=0.05, iou=0.5, max_det=300)
+    got = select(raw, scores, conf=0.05, iou=0.5, max_det=300)
     rows, cls = np.nonzero(scores > 0.05)
-    keep = B.batched_nms(raw[rows], scores[rows, cls], cls, 0.5, 300)
+    keep = batched_nms(raw[rows], scores[rows, cls], cls, 0.5, 300)
     reference = np.concatenate(
         [raw[rows][keep], scores[rows, cls][keep, None], cls[keep, None].astype(np.float32)], 1
     )
+    np.testing.assert_array_equal(got, reference)
+    assert 5 < len(got) < len(rows)  # suppression happened
 
-    assert len(rows) <= B.SMALL
-    np.testing.assert_array_equal(small, reference)
+    # the same boxes as a yolov8 output: (4 + nc, N), cx cy w h in pixels of a 64×96 input
+    h, w = 64, 96
+    cxcywh = np.concatenate([(raw[:, :2] + raw[:, 2:]) / 2, raw[:, 2:] - raw[:, :2]], axis=1)
+    v8 = np.concatenate([cxcywh * np.float32([w, h, w, h]), scores], axis=1).T.astype(np.float32)
+    from_v8 = select_yolov8(v8, input_hw=(h, w), conf=0.05, iou=0.5, max_det=300)
+    assert [d[5] for d in from_v8] == [d[5] for d in got]
+    np.testing.assert_allclose(from_v8, got, atol=1e-5)
+
+
+def test_select_caps_candidates_at_thirty_times_max_det_by_score() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    xy = rng.random((n, 2)).astype(np.float32) * 0.9
+    boxes = np.concatenate([xy, xy + 0.01], axis=1)  # small and apart: nothing suppressed
+    scores = np.linspace(1.0, 0.01, n, dtype=np.float32)[:, None]
+    boxes[:150] = boxes[0]  # the 150 best are one box: NMS keeps one of them
+    got = select(boxes, scores, conf=0.0, iou=0.5, max_det=5)  # cap: 30 · 5 = 150 candidates
+    assert got.shape == (1, 6) and got[0, 4] == scores[0, 0]
+    assert select(boxes, scores, conf=0.0, iou=0.5, max_det=6).shape == (6, 6)  # cap 180

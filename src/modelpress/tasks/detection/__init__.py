@@ -2,9 +2,9 @@
 
 Labels are one ``(M, 5)`` float32 array per image (``class, x1, y1, x2, y2`` normalised to the
 model input), held in an object array of length N. A model's outputs are recognised as one of the
-layouts in ``layouts.py``; ``postprocess`` decodes them and runs class-aware NMS (numpy) per
-image. Settings (``detection:`` in a recipe) are bound to the task when a run starts
-(``bind``): the layout, and NMS's ``conf``, ``iou`` and ``max_det`` for evaluation.
+layouts in ``layouts.py``; ``postprocess`` decodes them and runs class-aware NMS per image (one
+compiled pass, numba). Settings (``detection:`` in a recipe) are bound to the task when a run
+starts (``bind``): the layout, and NMS's ``conf``, ``iou`` and ``max_det`` for evaluation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from modelpress.errors import DataSourceError, ModelSourceError, StepError
 from modelpress.tasks import register_task
 from modelpress.tasks.base import LossFn, Outputs, Task, Thresholds
-from modelpress.tasks.detection.boxes import box_iou, select
+from modelpress.tasks.detection.boxes import box_iou
 from modelpress.tasks.detection.layouts import ACCEPTED, LAYOUTS, Layout, decode, recognise
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class Detection(Task):
         outs = _as_list(outputs)
         return decode(outs, self._layout(outs), self.input_hw or (1, 1))
 
-    timed_postprocess_says = f"decode + class-aware NMS at conf {SHOW_CONF} (numpy)"
+    timed_postprocess_says = f"decode + class-aware NMS at conf {SHOW_CONF} (numba)"
 
     def timed_postprocess(self, outputs: Outputs) -> list[np.ndarray]:
         """What a deployed detector runs after the model: detections at the display threshold."""
@@ -120,14 +120,21 @@ class Detection(Task):
 
     def postprocess(self, outputs: Outputs, conf: float | None = None) -> list[np.ndarray]:
         """Per image, its detections ``(K, 6)``: ``x1 y1 x2 y2 score class`` after class-aware
-        NMS (``conf``, default the task's evaluation floor)."""
-        return self._select(*self.decode(outputs), conf)
+        NMS (``conf``, default the task's evaluation floor). The yolov8 layout is read as it
+        is: only the candidates' boxes are converted."""
+        from modelpress.tasks.detection.nms import select, select_yolov8  # numba: loaded on use
 
-    def _select(self, boxes: np.ndarray, scores: np.ndarray, conf: float | None = None) -> list:
+        outs = _as_list(outputs)
         c = self.conf if conf is None else conf
+        if self._layout(outs) == "yolov8":
+            hw = self.input_hw or (1, 1)
+            return [
+                select_yolov8(raw, input_hw=hw, conf=c, iou=self.iou, max_det=self.max_det)
+                for raw in outs[0]
+            ]
         return [
             select(b, s, conf=c, iou=self.iou, max_det=self.max_det)
-            for b, s in zip(boxes, scores, strict=True)
+            for b, s in zip(*self.decode(outs), strict=True)
         ]
 
     # ------------------------------------------------------------------ measuring
@@ -145,7 +152,12 @@ class Detection(Task):
         out: dict[str, Any] = {"samples": len(boxes)}
         if not finite.all():
             out["nonfinite_samples"] = int((~finite).sum())
-        dets = self._select(boxes[finite], scores[finite])
+        from modelpress.tasks.detection.nms import select
+
+        dets = [
+            select(b, s, conf=self.conf, iou=self.iou, max_det=self.max_det)
+            for b, s in zip(boxes[finite], scores[finite], strict=True)
+        ]
         labs = [np.asarray(lab, dtype=np.float32).reshape(-1, 5) for lab in labels[finite]]
         nc = self.num_classes or int(scores.shape[-1])
         out |= coco_metrics(
