@@ -56,6 +56,16 @@ def test_onnx_uint8_input_takes_frames_and_scores_as_the_float_model(
     got = session.run(None, {inp.name: frames})[0]
     np.testing.assert_allclose(got, want, atol=1e-4)
 
+    # the file brought back as a deployed model: recognised as taking camera frames, fed the
+    # data's images as pixels (its normalisation is inside), scoring as it did in the run
+    again = tiny_recipe(str(tmp_path / "r" / pixels["path"]))
+    del again["input_shape"]
+    back = pipeline.run(build_recipe(again), out=tmp_path / "b")
+    base = back["baseline"]
+    assert base["input_transform"] == {"kind": "uint8_nhwc", "mean": None, "std": None}
+    assert base["inputs"] == ["input:1,16,16,1:uint8"]
+    assert abs(base["metrics"]["top1"] - pixels["metrics"]["top1"]) <= 0.01
+
 
 def test_uint8_input_is_for_onnx_and_tflite_only() -> None:
     with pytest.raises(RecipeError, match="io uint8 applies to formats onnx and tflite"):

@@ -89,6 +89,17 @@ def test_uint8_input_takes_camera_frames_and_keeps_accuracy(
     assert pixel["inputs"][0].endswith(":uint8") and ",16,16,1:" in pixel["inputs"][0]
     drop = arts["tflite-int8"]["metrics"]["top1"] - pixel["metrics"]["top1"]
     assert drop <= 0.03  # the same model, fed 8-bit pixels of the same images
+    assert pixel["precision"] == "int8"
+
+    # the file as a deployed model: its raw uint8 input (no scale) is a camera frame, not a
+    # quantized int8 input; it is fed pixels and scores as it did in the run
+    recipe = tiny_recipe(str(tmp_path / "r" / pixel["path"]))
+    del recipe["input_shape"]
+    base = pipeline.run(build_recipe(recipe), out=tmp_path / "b")["baseline"]
+    assert base["input_transform"]["kind"] == "uint8_nhwc"
+    assert base["inputs"][0].endswith(":1,16,16,1:uint8")
+    assert base["precision"] == "int8"
+    assert abs(base["metrics"]["top1"] - pixel["metrics"]["top1"]) <= 0.01
 
 
 def test_corrupt_tflite_file(tmp_path: Path) -> None:

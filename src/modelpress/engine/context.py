@@ -19,6 +19,7 @@ from modelpress.core.process import seeded
 from modelpress.core.recipe import Recipe
 from modelpress.core.rundir import RunDir
 from modelpress.errors import DataSourceError, ModelSourceError, StepError, first_line
+from modelpress.runtimes.adapt import UINT8_NHWC, camera_input, float_specs, pixel_specs
 from modelpress.sources import models
 from modelpress.sources.data import Dataset, Split, load_data
 from modelpress.sources.inputs import InputSpec, parse_input_shape
@@ -240,7 +241,8 @@ def build_context(
         observer.event("warning", warning)
     threads = _threads(recipe, observer)
     if deployed is not None:  # .onnx / .tflite: the file itself, in its runtime
-        deployed.input_specs = specs
+        # a camera-frame file keeps its own (uint8 NHWC) inputs; the data stays float NCHW
+        deployed.input_specs = pixel_specs(specs) if deployed.input_transform else specs
         ctx = Context(recipe, task, data, specs, spec, threads, observer, run_dir)
         task.check_outputs(_check_deployed(deployed, ctx), data, recipe.model)
         return ctx, deployed
@@ -319,6 +321,14 @@ def _deployed(recipe: Recipe, spec: models.ModelSpec) -> Artifact | None:
     art.input_specs = runtime.input_specs()
     art.precision = runtime.precision()  # type: ignore[assignment]
     runtime.close()
+    if camera_input(art.input_specs):  # fed the data's float images, turned into pixels
+        norm = recipe.data.normalize
+        art.input_transform = {
+            "kind": UINT8_NHWC,
+            "mean": list(norm.mean) if norm else None,
+            "std": list(norm.std) if norm else None,
+        }
+        art.input_specs = float_specs(art.input_specs)
     return art
 
 

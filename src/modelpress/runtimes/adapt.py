@@ -28,6 +28,27 @@ def pixel_specs(specs: list[Any]) -> list[Any]:
     return [InputSpec(first.name, (n, h, w, c), "uint8"), *specs[1:]]
 
 
+def camera_input(specs: list[Any]) -> bool:
+    """Whether a deployed file's first input is a camera frame: (N, H, W, C) uint8, C 1 or 3
+    (an ``io: uint8`` export, or any model made for raw pixels)."""
+    first = specs[0] if specs else None
+    return (
+        first is not None
+        and first.dtype == "uint8"
+        and len(first.shape) == 4
+        and first.shape[3] in (1, 3)
+    )
+
+
+def float_specs(specs: list[Any]) -> list[Any]:
+    """``pixel_specs`` undone: the uint8 NHWC input as the float NCHW images the data gives."""
+    from modelpress.sources.inputs import InputSpec
+
+    first = specs[0]
+    n, h, w, c = first.shape
+    return [InputSpec(first.name, (n, c, h, w)), *specs[1:]]
+
+
 def to_pixels(inputs: list[np.ndarray], transform: dict[str, Any]) -> list[np.ndarray]:
     """The data's float NCHW images (normalised as the recipe says) → uint8 NHWC pixels."""
     x = inputs[0].astype(np.float32, copy=False)

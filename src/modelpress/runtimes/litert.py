@@ -133,11 +133,17 @@ def delegate_partitions(path: Path) -> int:
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     """float → the tensor's integer type with its (scale, zero point); plain cast otherwise."""
     dtype = np.dtype(detail["dtype"])
-    if dtype in (np.int8, np.uint8, np.int16) and np.issubdtype(x.dtype, np.floating):
+    if _quantized(detail) and np.issubdtype(x.dtype, np.floating):
         scale, zero = detail["quantization"]
         info = np.iinfo(dtype)
         return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
     return x.astype(dtype, copy=False)
+
+
+def _quantized(detail: dict) -> bool:
+    """An integer tensor with a scale: a quantized value (raw uint8 pixels have none)."""
+    dtype = np.dtype(detail["dtype"])
+    return dtype in (np.int8, np.uint8, np.int16) and float(detail["quantization"][0]) != 0.0
 
 
 def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
@@ -209,8 +215,7 @@ class LiteRTRuntime(Runtime):
     def precision(self) -> str:
         details = self.it.get_tensor_details()
         dtypes = {np.dtype(d["dtype"]).name for d in details}
-        io = np.dtype(self.inputs[0]["dtype"]).name
-        if io in ("int8", "uint8"):
+        if _quantized(self.inputs[0]):  # int8 I/O (not a camera frame's raw uint8 pixels)
             return "int8"
         if "int8" in dtypes:  # int8 activations (a float stem, then int8): full int8
             produced = {i for op in self.it._get_ops_details() for i in op["outputs"]}
@@ -228,7 +233,7 @@ class LiteRTRuntime(Runtime):
             dtype = np.dtype(d["dtype"]).name
             dtype = (
                 "float32"
-                if dtype in ("int8", "uint8")
+                if _quantized(d)  # fed floats, quantized here
                 else ("int64" if dtype == "int32" else dtype)
             )
             specs.append(
