@@ -130,3 +130,45 @@ def test_bad_cascades_are_refused_in_one_line(stages: list[str], tmp_path: Path)
     empty.mkdir()
     not_bundle = cli("cascade", "eval", str(empty), "--data", DATA)
     assert_one_line_error(not_bundle, "not a cascade bundle", "cascade build")
+
+
+def test_a_bundle_of_deployed_stages_scores_new_inputs_without_loading_any_data(
+    stages: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import tiny_recipe
+    from modelpress.core.recipe import build_recipe
+    from modelpress.engine import pipeline
+
+    files = []
+    for i, stage in enumerate(stages):
+        steps = [{"type": "export", "format": "onnx"}]
+        recipe = tiny_recipe(stage, data=DATA, input_shape=SHAPE, steps=steps)
+        record = pipeline.run(build_recipe(recipe), out=tmp_path / f"s{i}")
+        files.append(str(tmp_path / f"s{i}" / record["artifacts"][0]["path"]))
+    cascade, _ = build(files, DATA, tmp_path / "b", max_leakage=0.1, confidence=0.9)
+    cascade.close()
+
+    with_data = Cascade.load(tmp_path / "b")
+    x = with_data.dataset.validation.inputs
+    try:
+        want = with_data.predict(x)
+    finally:
+        with_data.close()
+
+    import modelpress.sources.data as data_module
+
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("load_data was called")
+
+    monkeypatch.setattr(data_module, "load_data", no_data)
+    monkeypatch.setattr("modelpress.engine.context.load_data", no_data)
+    lean = Cascade.load(tmp_path / "b", with_data=False)
+    try:
+        assert lean.dataset is None
+        assert [s.shape for s in lean.inputs] == [(1, 1, 8, 8)]
+        got = lean.predict(x)
+    finally:
+        lean.close()
+    np.testing.assert_array_equal(got.decision, want.decision)
+    np.testing.assert_array_equal(got.stage, want.stage)
+    np.testing.assert_allclose(got.p, want.p, rtol=1e-6, atol=1e-7)

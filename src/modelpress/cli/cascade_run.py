@@ -50,10 +50,10 @@ def run_command(
     if out is not None:
         check_output(out, "--out", folder=False, example="results.jsonl")
     plan = resolve(list(inputs))  # a missing path fails before the bundle loads
-    cascade = Cascade.load(bundle, data, threads)
+    cascade = Cascade.load(bundle, data, threads, with_data=False)
     tmp = None if out is None else out.with_name(f".{out.name}.tmp")
     try:
-        spec = cascade.dataset.input_specs()
+        spec = cascade.inputs or []
         if len(spec) != 1:
             raise InputsError(
                 f"{bundle}: the stages take {len(spec)} inputs; cascade run feeds one"

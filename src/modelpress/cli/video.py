@@ -38,30 +38,26 @@ def _model(
                 f"--input-shape: a bundle's stages run at the shape they were built with "
                 f"({Path(source) / BUNDLE_FILE}); drop --input-shape"
             )
-        cascade = Cascade.load(source, data, threads)
+        cascade = Cascade.load(source, data, threads, with_data=False)
         if cascade.task != "binary":
             cascade.close()
             raise ModelpressError(
                 f"{source}: a {cascade.task} cascade; modelpress video scores one probability a "
                 "frame and takes binary cascades (build one with --task binary)"
             )
-        runtimes, dataset, close = (
-            [s.runtime for s in cascade.stages],
-            cascade.dataset,
-            cascade.close,
-        )
+        runtimes, specs, close = [s.runtime for s in cascade.stages], cascade.inputs, cascade.close
 
         def score(x: np.ndarray) -> np.ndarray:
             return cascade.predict([x]).p
 
     else:
         runtime, dataset = open_stage(source, data or DEFAULT_DATA, threads, input_shape)
-        runtimes, close = [runtime], runtime.close
+        runtimes, specs, close = [runtime], dataset.input_specs(), runtime.close
 
         def score(x: np.ndarray) -> np.ndarray:
             return calibrated_probs(log_odds(runtime.predict_all([x], len(x))[0]), 1.0)
 
-    specs = dataset.input_specs()
+    specs = specs or []
     if len(specs) != 1 or len(specs[0].shape) != 4:
         close()
         raise ModelpressError(

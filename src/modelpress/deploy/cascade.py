@@ -34,6 +34,7 @@ certificates, the meta-model, what was measured). ``Cascade.load(bundle)`` runs 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -204,6 +205,8 @@ class Cascade:
     ) -> None:
         self.stages, self.meta = stages, meta
         self.dataset = dataset  # the data as the stages loaded it (``load``'s ``data``)
+        # the first stage's inputs, float N,C,H,W as the data gives them (set by ``load``)
+        self.inputs: list[Any] | None = dataset.input_specs() if dataset is not None else None
         self.meta_model = meta_model  # deploy/meta.MetaModel or None
 
     @property
@@ -291,10 +294,15 @@ class Cascade:
 
     @classmethod
     def load(
-        cls, bundle: Path | str, data: str | None = None, threads: int | None = None
+        cls,
+        bundle: Path | str,
+        data: str | None = None,
+        threads: int | None = None,
+        with_data: bool = True,
     ) -> Cascade:
         """The cascade in ``bundle``, each stage in its runtime (``data``: a source whose inputs
-        fit the stages; default the one it was built on)."""
+        fit the stages; default the one it was built on). ``with_data=False`` and no ``data``:
+        no data is loaded (scoring new inputs needs only the stages' input shape)."""
         from modelpress.deploy.meta import MetaModel
 
         bundle = Path(bundle)
@@ -313,7 +321,7 @@ class Cascade:
         if task not in TASKS:
             raise CascadeError(f"{path}: task {task!r} is not one a cascade runs ({TASKS})")
         flip = task == "binary" and doc.get("positive_index") == 0
-        stages, dataset = [], None
+        stages, dataset, inputs = [], None, None
         try:
             for s in specs:
                 file = (bundle / s["file"]).resolve()
@@ -321,9 +329,14 @@ class Cascade:
                     raise CascadeError(f"{path}: stage file {s['file']} lies outside the bundle")
                 if not file.is_file():
                     raise CascadeError(f"{path}: stage file {s['file']} is missing from the bundle")
-                runtime, dataset = open_stage(
-                    str(file), data or doc["data"], threads, doc.get("input_shape"), task
-                )
+                if with_data or data or file.suffix not in DEPLOYED:  # torch: built on data
+                    runtime, dataset = open_stage(
+                        str(file), data or doc["data"], threads, doc.get("input_shape"), task
+                    )
+                    inputs = inputs or dataset.input_specs()
+                else:
+                    runtime, specs = open_stage_file(file, threads, doc.get("input_shape"))
+                    inputs = inputs or specs
                 stages.append(
                     Stage(
                         s["name"],
@@ -348,7 +361,9 @@ class Cascade:
                 st.runtime.close()
             raise
         meta = {k: v for k, v in doc.items() if k != "stages"}
-        return cls(stages, meta, dataset, meta_model)
+        cascade = cls(stages, meta, dataset, meta_model)
+        cascade.inputs = inputs
+        return cascade
 
 
 def open_stage(
@@ -371,6 +386,26 @@ def open_stage(
         recipe["evaluate"] = {"threads": threads}
     ctx, artifact = build_context(build_recipe(recipe, source))
     return runtime_for(artifact, ctx.threads), ctx.data
+
+
+DEPLOYED = (".onnx", ".tflite")  # stage files that open without any data
+
+
+def open_stage_file(
+    file: Path, threads: int | None, input_shape: str | None = None
+) -> tuple[Any, list[Any]]:
+    """(a bundle stage's runtime, the float inputs it takes) with no data loaded: the shapes
+    are the file's own (``input_shape`` where the bundle was built with one)."""
+    from modelpress.engine.context import deployed_artifact
+    from modelpress.runtimes import runtime_for
+    from modelpress.sources.inputs import parse_input_shape
+
+    artifact = deployed_artifact(Path(file))  # cascades never normalise
+    specs = artifact.input_specs
+    if input_shape:
+        specs = parse_input_shape(input_shape)
+    cores = os.cpu_count() or 1
+    return runtime_for(artifact, min(threads or cores, cores)), specs
 
 
 # ---------------------------------------------------------------------- build

@@ -313,20 +313,28 @@ def _deployed(recipe: Recipe, spec: models.ModelSpec) -> Artifact | None:
         raise ModelSourceError(
             f"{recipe.model}: a {spec.kind} file carries its own weights; drop --weights"
         )
+    norm = recipe.data.normalize
+    return deployed_artifact(Path(spec.source), (list(norm.mean), list(norm.std)) if norm else None)
+
+
+def deployed_artifact(
+    path: Path, normalize: tuple[list[float], list[float]] | None = None
+) -> Artifact:
+    """A deployed .onnx / .tflite file as an artifact, its inputs and precision read from its
+    runtime. A file taking camera frames (uint8 NHWC) gets the transform that feeds it the
+    data's float images (``normalize``: how those images were normalised) and float specs."""
     from modelpress.runtimes import runtime_for
 
-    path = Path(spec.source)
-    art = Artifact("baseline", spec.kind, [], path=path, details={"source": spec.source})  # type: ignore[arg-type]
+    art = Artifact("baseline", path.suffix[1:], [], path=path, details={"source": str(path)})  # type: ignore[arg-type]
     runtime = runtime_for(art, 1)
     art.input_specs = runtime.input_specs()
     art.precision = runtime.precision()  # type: ignore[assignment]
     runtime.close()
     if camera_input(art.input_specs):  # fed the data's float images, turned into pixels
-        norm = recipe.data.normalize
         art.input_transform = {
             "kind": UINT8_NHWC,
-            "mean": list(norm.mean) if norm else None,
-            "std": list(norm.std) if norm else None,
+            "mean": normalize[0] if normalize else None,
+            "std": normalize[1] if normalize else None,
         }
         art.input_specs = float_specs(art.input_specs)
     return art
