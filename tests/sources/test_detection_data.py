@@ -343,3 +343,19 @@ def test_yolo_segment_lines_become_their_boxes(tmp_path: Path) -> None:
 
     (box,) = data.validation.labels[0]
     assert box.tolist() == pytest.approx([1, 0.25, 0.25, 0.75, 0.5])
+
+
+def test_a_16_bit_grey_image_is_scaled_not_clipped(tmp_path: Path) -> None:
+    """A 16-bit PNG's values run to 65535: read as every image in modelpress is (scaled to
+    [0, 1]), not clipped at 255 by an 8-bit conversion."""
+    root = tmp_path / "set"
+    (root / "images/val").mkdir(parents=True)
+    (root / "labels/val").mkdir(parents=True)
+    Image.fromarray(np.full((40, 40), 30000, np.uint16)).save(root / "images/val/deep.png")
+    (root / "labels/val/deep.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    doc = {"path": ".", "val": "images/val", "names": ["a"]}
+    (root / "data.yaml").write_text(yaml.safe_dump(doc))
+    for c in (1, 3):
+        x = load_data(f"yolo:{root / 'data.yaml'}", input_specs=_specs(c)).validation.inputs[0]
+        assert x.shape == (1, c, 64, 64)
+        np.testing.assert_allclose(x[0, :, 32, 32], 30000 / 65535, atol=1e-4)

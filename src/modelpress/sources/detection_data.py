@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from modelpress.errors import DataSourceError
-from modelpress.sources.data import IMAGE_SUFFIXES, Dataset, Split, _check_fits, _unreadable
+from modelpress.sources.data import (
+    IMAGE_SUFFIXES,
+    Dataset,
+    Split,
+    _check_fits,
+    _unreadable,
+    image_array,
+)
 from modelpress.tasks.detection.boxes import NO_LABELS, letterbox_params
 
 DEFAULT_SHAPE = (3, 96, 96)
@@ -58,19 +65,16 @@ def letterbox(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A PIL image and its boxes (M, 4) xyxy normalised to the image → (C, H, W) float in
     [0, 1] and the boxes normalised to the letterboxed input."""
-    from PIL import Image
-
-    image = image.convert("L" if c == 1 else "RGB")
     scale, left, top = letterbox_params((image.height, image.width), (h, w))
     nw, nh = round(image.width * scale), round(image.height * scale)
-    small = np.asarray(image.resize((nw, nh), Image.BILINEAR), dtype=np.float32) / 255.0
-    canvas = np.full((h, w, c), PAD, dtype=np.float32)
-    canvas[top : top + nh, left : left + nw] = small.reshape(nh, nw, c)
+    canvas = np.full((c, h, w), PAD, dtype=np.float32)
+    # the one image conversion (grey or RGB, 16-bit grey scaled, not clipped), then resized
+    canvas[:, top : top + nh, left : left + nw] = image_array(image, c, nh, nw)
     b = boxes.astype(np.float32) * np.array([nw, nh, nw, nh], dtype=np.float32)
     b = (b + np.array([left, top, left, top], dtype=np.float32)) / np.array(
         [w, h, w, h], dtype=np.float32
     )
-    return canvas.transpose(2, 0, 1), b
+    return canvas, b
 
 
 # --------------------------------------------------------------------------- digits-detect
