@@ -53,6 +53,37 @@ def test_a_detector_exports_to_int8_onnx_with_a_float_tail_and_is_measured_by_ma
     assert "## Detection benchmark" in report and "mAP50-95" in report
 
 
+def test_qat_distillation_and_pruning_take_a_detector(tmp_path: Path) -> None:
+    """Each training step on a (tiny, untrained) detector: QAT keeps the decode tail float into
+    its INT8 ONNX, distillation trains a narrower student beside one from scratch, structured
+    pruning keeps the head's last convolutions, so the outputs keep their shapes."""
+    student = {"student": "zoo:yolo_nano", "student_kwargs": {"width_mult": 0.125}}
+    steps = [
+        {"type": "qat", "epochs": 1, "teacher": "input", "id": "qat"},
+        {"type": "export", "format": "onnx", "precision": "int8", "from": "qat"},
+        {"type": "distill", **student, "epochs": 1, "compare_scratch": True, "from": "baseline"},
+        {"type": "prune", "ratio": 0.3, "finetune_epochs": 1, "from": "baseline"},
+    ]
+    record = _run(tmp_path, {**SMALL, "steps": steps})
+
+    by_type = {s["type"]: s for s in record["steps"] if s["type"] != "export"}
+    assert all(s["status"] == "ok" for s in record["steps"]), [s["error"] for s in record["steps"]]
+    qat = by_type["qat"]["artifact"]
+    assert qat["details"]["float_tail"]["nodes"] > 0 and qat["details"]["teacher"]
+    qat_onnx = record["steps"][1]["artifact"]
+    assert qat_onnx["parent"] == qat["name"] and qat_onnx["precision"] == "int8"
+    assert [o["shape"] for o in qat_onnx["outputs"]] == [[84, 4], [84, 10]]
+    scratch = by_type["distill"]["scratch"]
+    assert scratch["epochs"] == 1 and "map50_95" in scratch["metrics"]
+    distilled = by_type["distill"]["artifact"]
+    assert distilled["size_bytes"] < record["baseline"]["size_bytes"]
+    pruned = by_type["prune"]["artifact"]
+    assert pruned["params"] < record["baseline"]["params"]
+    assert [o["shape"] for o in pruned["outputs"]] == [[84, 4], [84, 10]]
+    for entry in (qat, qat_onnx, distilled, pruned):
+        assert 0.0 <= entry["metrics"]["map50_95"] <= 1.0
+
+
 def test_a_naive_int8_run_quantizes_the_tail_and_says_nothing_was_kept_float(
     tmp_path: Path,
 ) -> None:
