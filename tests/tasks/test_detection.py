@@ -266,6 +266,8 @@ def test_nms_of_nothing_is_empty() -> None:
     assert nms(empty, none, 0.5).tolist() == []
     assert nms(empty, none, 0.5).dtype == np.int64
     assert batched_nms(empty, none, np.zeros(0, int), 0.5).tolist() == []
+    boxes, scores, _ = _case("sparse", 0)
+    assert nms(boxes, scores, 0.5, limit=0).tolist() == []
 
 
 @pytest.mark.parametrize("limit", [None, 40])

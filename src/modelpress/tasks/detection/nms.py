@@ -19,6 +19,8 @@ def _greedy(b: np.ndarray, s: np.ndarray, c: np.ndarray, iou: np.float32, limit:
     later box of its class whose IoU with it is greater than ``iou`` (all in float32, as
     torchvision computes it). Returns the kept indices in score order, at most ``limit``."""
     n = len(s)
+    if limit <= 0:  # numba does not check bounds: keep[] below must have room
+        return np.empty(0, np.int64)
     order = np.argsort(-s, kind="mergesort")  # stable: ties in input order
     zero, tiny = np.float32(0.0), np.float32(1e-12)
     area = np.empty(n, np.float32)
