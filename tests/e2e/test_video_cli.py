@@ -164,3 +164,44 @@ def test_a_cascade_bundle_scores_a_video(
     assert records[0] == {"type": "video", "path": str(clips["whole"])}
     assert records[-1]["type"] == "summary" and records[-1]["frames_processed"] == 100
     assert "decision:" in result.stdout
+
+
+def _onnx(checkpoint: str, data: str, shape: str, out: Path) -> Path:
+    from conftest import tiny_recipe
+    from modelpress.core.recipe import build_recipe
+    from modelpress.engine import pipeline
+
+    steps = [{"type": "export", "format": "onnx"}]
+    recipe = tiny_recipe(checkpoint, data=data, input_shape=shape, steps=steps)
+    record = pipeline.run(build_recipe(recipe), out=out)
+    return out / record["artifacts"][0]["path"]
+
+
+def test_an_onnx_model_scores_frames_without_loading_any_data(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from modelpress.cli.video import _model
+
+    onnx = _onnx(str(model), DATA, SHAPE, tmp_path / "run")
+
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("load_data was called")
+
+    monkeypatch.setattr("modelpress.engine.context.load_data", no_data)
+    score, chw, close = _model(str(onnx), None, None, 1)
+    try:
+        p = score(np.random.default_rng(0).random((3, *chw), dtype=np.float32))
+    finally:
+        close()
+    assert chw == (1, 16, 16) and p.shape == (3,) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_a_ten_class_onnx_model_is_refused_before_any_frame(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    onnx = _onnx("zoo:dscnn", "builtin:digits", SHAPE, tmp_path / "run")
+    result = cli("video", str(onnx), str(clips["whole"]), "--out", str(tmp_path / "r.jsonl"))
+    assert_one_line_error(result, str(onnx), "1 or 2 outputs per item, not 10")
+    assert not (tmp_path / "r.jsonl").exists()

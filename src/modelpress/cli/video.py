@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from modelpress.cli.common import Shape, Threads, app, console, user_errors
-from modelpress.errors import ModelpressError
+from modelpress.errors import ModelpressError, first_line
 
 DEFAULT_DATA = "builtin:digits-manipulated"
 # runtimes whose run may be called from several threads at once; the others get a lock
@@ -29,7 +29,14 @@ def _model(
     """(score: (B, C, H, W) → P(positive), the model's (C, H, W), close) for a cascade bundle
     (a folder with cascade.json) or a binary model file."""
     from modelpress.deploy.calibration import calibrated_probs
-    from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, log_odds, open_stage
+    from modelpress.deploy.cascade import (
+        BUNDLE_FILE,
+        DEPLOYED,
+        Cascade,
+        log_odds,
+        open_stage,
+        open_stage_file,
+    )
 
     score: Callable[[np.ndarray], np.ndarray]
     if Path(source).is_dir():
@@ -51,8 +58,17 @@ def _model(
             return cascade.predict([x]).p
 
     else:
-        runtime, dataset = open_stage(source, data or DEFAULT_DATA, threads, input_shape)
-        runtimes, specs, close = [runtime], dataset.input_specs(), runtime.close
+        if Path(source).suffix in DEPLOYED and not data:  # the file's own shape: no data loaded
+            runtime, specs = open_stage_file(Path(source), threads, input_shape)
+            try:  # a binary head (1 or 2 outputs), before any frame is decoded
+                log_odds(runtime.run_all([np.zeros(specs[0].shape, np.float32)])[0])
+            except Exception as e:
+                runtime.close()
+                raise ModelpressError(f"{source}: {first_line(e)}") from None
+        else:
+            runtime, dataset = open_stage(source, data or DEFAULT_DATA, threads, input_shape)
+            specs = dataset.input_specs()
+        runtimes, close = [runtime], runtime.close
 
         def score(x: np.ndarray) -> np.ndarray:
             return calibrated_probs(log_odds(runtime.predict_all([x], len(x))[0]), 1.0)
