@@ -60,11 +60,13 @@ def _model(
     else:
         if Path(source).suffix in DEPLOYED and not data:  # the file's own shape: no data loaded
             runtime, specs = open_stage_file(Path(source), threads, input_shape)
-            try:  # a binary head (1 or 2 outputs), before any frame is decoded
-                log_odds(runtime.run_all([np.zeros(specs[0].shape, np.float32)])[0])
-            except Exception as e:
+            head = runtime.run_all([np.zeros(specs[0].shape, np.float32)])[0]
+            if int(np.prod(head.shape[1:])) not in (1, 2):
                 runtime.close()
-                raise ModelpressError(f"{source}: {first_line(e)}") from None
+                raise ModelpressError(
+                    f"{source}: gives {int(np.prod(head.shape[1:]))} outputs per item; modelpress "
+                    "video takes a binary model (1 or 2 outputs) or a binary cascade bundle"
+                )
         else:
             runtime, dataset = open_stage(source, data or DEFAULT_DATA, threads, input_shape)
             specs = dataset.input_specs()
@@ -87,8 +89,13 @@ def _model(
             with lock:
                 return unlocked(x)
 
-    _, c, h, w = specs[0].shape
-    return score, (int(c), int(h), int(w)), close
+    _, c, h, w = (int(d) for d in specs[0].shape)
+    try:  # once before any frame: the runtime's first run and lazy imports (scipy) happen here
+        score(np.zeros((1, c, h, w), np.float32))
+    except Exception as e:
+        close()
+        raise ModelpressError(f"{source}: scoring a blank frame failed ({first_line(e)})") from None
+    return score, (c, h, w), close
 
 
 def _seconds(v: Any) -> str:
