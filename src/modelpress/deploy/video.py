@@ -393,6 +393,8 @@ class VideoProcessor:
         self.scene_threshold, self.threshold = float(scene_threshold), float(threshold)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.alpha = 2.0 / (self.window + 1)  # EMA weight of the newest frame's log-odds
+        # Pillow's first import (about 80 ms) and resize, here rather than in the first frame's
+        model_input(np.zeros((2, 2, 3), np.uint8), shape)
 
     def settings(self) -> dict[str, Any]:
         return {
