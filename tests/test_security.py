@@ -60,7 +60,7 @@ def test_a_checkpoint_naming_a_factory_does_not_run_it(tmp_path: Path) -> None:
     message = str(err.value)
     assert "'subprocess:getoutput'" in message and "--trust-checkpoint-code" in message
     assert "\n" not in message
-    with pytest.raises(ModelSourceError, match="trust_checkpoint_code: true"):
+    with pytest.raises(ModelSourceError, match="trust_checkpoint_code=True"):
         build_context(build_recipe({"model": str(evil), "data": "builtin:digits"}))
     assert not marker.exists()
 
@@ -294,3 +294,25 @@ def test_a_pt2_with_pickled_python_objects_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelSourceError, match=r"evil\.pt2: holds pickled Python objects"):
         load_exported(evil)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_recipe_file_cannot_switch_trust_on(tmp_path: Path) -> None:
+    """Trust to run a checkpoint's factory comes from the keyboard, never from a shared file."""
+    marker = tmp_path / "PWNED"
+    evil = _evil_checkpoint(tmp_path / "evil.pt", marker)
+    shared = tmp_path / "shared.yaml"
+    shared.write_text(
+        f"model: {evil}\ndata: builtin:digits\ninput_shape: 1,1,8,8\ntrust_checkpoint_code: true\n"
+    )
+    with pytest.raises(RecipeError) as err:
+        load_recipe(shared)
+    message = str(err.value)
+    assert "shared.yaml" in message and "--trust-checkpoint-code" in message
+    assert "\n" not in message and not marker.exists()
+    # the same recipe without the key loads; trust from the command line (--set) still works
+    shared.write_text(f"model: {evil}\ndata: builtin:digits\ninput_shape: 1,1,8,8\n")
+    assert not load_recipe(shared).trust_checkpoint_code
+    trusted = load_recipe(shared, ["trust_checkpoint_code=true"])
+    assert trusted.trust_checkpoint_code
+    # and a run's resolved recipe never writes it out, so it cannot travel with the run
+    assert "trust_checkpoint_code" not in trusted.to_dict()

@@ -175,7 +175,9 @@ class Recipe(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     out: str | None = None
     seed: int = 0
-    # let a .pt checkpoint build its model with any factory it names (runs that code)
+    # let a .pt checkpoint build its model with any factory it names (runs that code). Only the
+    # person at the keyboard sets it (--trust-checkpoint-code, --set, or the API): a recipe file
+    # that says so is refused (load_recipe), and it is never written out (to_dict)
     trust_checkpoint_code: bool = False
     optimize: OptimizeSpec | None = None  # modelpress optimize RECIPE searches this space
 
@@ -215,7 +217,11 @@ class Recipe(_Strict):
         return CodeTrust.naming(named, self.trust_checkpoint_code)
 
     def to_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json", exclude_none=True, exclude={"steps"})
+        """The recipe as plain data, as a file keeps it: without ``trust_checkpoint_code``,
+        which a file never carries."""
+        d = self.model_dump(
+            mode="json", exclude_none=True, exclude={"steps", "trust_checkpoint_code"}
+        )
         d["steps"] = [s.to_dict() for s in self.steps]
         return d
 
@@ -489,6 +495,9 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     return _resolve_paths(data, path.parent.resolve())
 
 
+TRUST_KEY = "trust_checkpoint_code"
+
+
 def load_recipe(
     source: str | Path | dict[str, Any],
     overrides: list[str] | None = None,
@@ -500,6 +509,12 @@ def load_recipe(
         data, where = _resolve_paths(source, Path.cwd()), "recipe"
     else:
         data, where = read_recipe_file(Path(source)), str(source)
+        if TRUST_KEY in data:  # a file someone sent must not switch on code from checkpoints
+            raise RecipeError(
+                f"{source}: {TRUST_KEY} cannot be set in a recipe file (a file never chooses "
+                "which code runs); drop it and pass --trust-checkpoint-code if you trust the "
+                "checkpoints this recipe names"
+            )
     if overrides:
         data = apply_overrides(data, overrides)
     return build_recipe(data, where, flags)

@@ -462,6 +462,7 @@ class Search:
 
         settings = self.settings
         recipe = runner.recipe.model_copy(update={"steps": []}).to_dict()
+        recipe["trust_checkpoint_code"] = runner.recipe.trust_checkpoint_code  # the user's flag
         executor = RayExecutor(
             recipe,
             self.out,

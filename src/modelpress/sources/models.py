@@ -157,7 +157,7 @@ def _checkpoint_model(source: str, meta: dict[str, Any], trust: CodeTrust) -> st
         raise ModelSourceError(
             f"{source}: the checkpoint asks to run the factory {stored!r} (code outside "
             "modelpress), which you did not name; if you trust this file, pass "
-            "--trust-checkpoint-code (recipe: trust_checkpoint_code: true), or name "
+            "--trust-checkpoint-code (Python: trust_checkpoint_code=True), or name "
             f"{stored!r} yourself as the model with this file as --weights"
         )
     return stored
