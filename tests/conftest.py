@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +137,16 @@ def one_torch_thread() -> Iterator[None]:
 
     with torch_threads(1):
         yield
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process (typer's CliRunner), for error cases: exit code, stdout and
+    stderr as a subprocess would give them, without a new interpreter's start-up."""
+    from typer.testing import CliRunner
+
+    from modelpress.cli.app import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)

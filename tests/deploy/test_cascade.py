@@ -46,7 +46,7 @@ def test_a_built_cascade_is_certified_bundled_and_routes_as_its_thresholds_say(
     cascade.close()
 
     doc = json.loads((bundle / BUNDLE_FILE).read_text())
-    assert [s["file"] for s in doc["stages"]] == ["stage0-fast.pt", "stage1-precise.pt"]
+    assert [s["file"] for s in doc["stages"]] == ["stage0-fast.ts", "stage1-precise.ts"]
     assert all((bundle / s["file"]).is_file() for s in doc["stages"])
     first, last = doc["stages"]
     assert first["temperature"] > 0 and last["certificate"] is None

@@ -11,7 +11,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from modelpress.cli.common import Data, Shape, Threads, app, console, user_errors
+from modelpress.cli.common import (
+    Data,
+    Shape,
+    Threads,
+    TrustCode,
+    app,
+    console,
+    user_errors,
+)
 
 cascade_app = typer.Typer(
     help="Cascades: cheap stages decide the sure items, a precise one the rest; leakage certified.",
@@ -173,9 +181,15 @@ def build_command(
     input_shape: Shape = None,
     threads: Threads = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+    trust: TrustCode = False,
 ) -> None:
     """Calibrate (temperature) and certify the stages on the calibration split, measure on the
-    validation split, and write a bundle (the stage files, cascade.json and report.html)."""
+    validation split, and write a bundle (the stage files, cascade.json and report.html).
+
+    A stage given as a deployed file (.onnx, .tflite, OpenVINO .xml, .pt2, TorchScript) goes
+    into the bundle as it is; a torch model (a .pt checkpoint, zoo:NAME) is traced to
+    TorchScript there. The bundle records the digest of every file and the calibration scores
+    its certificates were counted on, and is checked against both whenever it is loaded."""
     from modelpress.deploy.cascade import build
     from modelpress.deploy.cascade_report import write_report
 
@@ -192,6 +206,7 @@ def build_command(
         meta=meta,
         buckets=buckets,
         max_false_alarm=max_false_alarm,
+        trust=trust,
     )
     try:
         show(

@@ -28,15 +28,11 @@ def _model(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int], Callable[[], None]]:
     """(score: (B, C, H, W) → P(positive), the model's (C, H, W), close) for a cascade bundle
     (a folder with cascade.json) or a binary model file."""
+    from modelpress.deploy.bundle import deployed_kind, open_stage_file
     from modelpress.deploy.calibration import calibrated_probs
-    from modelpress.deploy.cascade import (
-        BUNDLE_FILE,
-        DEPLOYED,
-        Cascade,
-        log_odds,
-        open_stage,
-        open_stage_file,
-    )
+    from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, log_odds, open_model
+    from modelpress.runtimes import runtime_for
+    from modelpress.sources.inputs import parse_input_shape
 
     score: Callable[[np.ndarray], np.ndarray]
     if Path(source).is_dir():
@@ -58,8 +54,10 @@ def _model(
             return cascade.predict([x]).p
 
     else:
-        if Path(source).suffix in DEPLOYED and not data:  # the file's own shape: no data loaded
-            runtime, specs = open_stage_file(Path(source), threads, input_shape)
+        own = Path(source).is_file() and deployed_kind(Path(source)) in ("onnx", "tflite")
+        if own and not data:  # the file's own shape: no data loaded
+            shape = parse_input_shape(input_shape) if input_shape else None
+            runtime, specs = open_stage_file(Path(source), threads, shape)
             head = runtime.run_all([np.zeros(specs[0].shape, np.float32)])[0]
             if int(np.prod(head.shape[1:])) not in (1, 2):
                 runtime.close()
@@ -68,8 +66,8 @@ def _model(
                     "video takes a binary model (1 or 2 outputs) or a binary cascade bundle"
                 )
         else:
-            runtime, dataset = open_stage(source, data or DEFAULT_DATA, threads, input_shape)
-            specs = dataset.input_specs()
+            ctx, artifact = open_model(source, data or DEFAULT_DATA, threads, input_shape)
+            runtime, specs = runtime_for(artifact, ctx.threads), ctx.data.input_specs()
         runtimes, close = [runtime], runtime.close
 
         def score(x: np.ndarray) -> np.ndarray:

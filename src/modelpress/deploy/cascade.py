@@ -1,8 +1,9 @@
 """A cascade: cheap stages decide the items they are sure of, the last stage (or a meta-model)
 the rest.
 
-Each stage is any model source modelpress loads (``.onnx``, ``.tflite``, a modelpress
-checkpoint, a run's artifact), run in its own runtime. Building one:
+Each stage is a deployed file run in its own runtime: ``cascade build`` takes any model source
+the user names and puts a deployed file in the bundle (a torch model traced to TorchScript; an
+``.onnx``, ``.tflite``, OpenVINO ``.xml``, ``.pt2`` or TorchScript file as it is). Building one:
 
 1. every stage's scores on the calibration split — binary: the log-odds of the positive class;
    classification: its K logits — temperature-scaled (``calibration.fit_temperature``);
@@ -27,14 +28,16 @@ checkpoint, a run's artifact), run in its own runtime. Building one:
    meta-model (``deploy/meta.py``) is asked for: it scores every item from the stages' scores
    and which stages ran, and decides the items that reach the end.
 
-The bundle is a directory: the stage files and ``cascade.json`` (temperatures, thresholds, the
-certificates, the meta-model, what was measured). ``Cascade.load(bundle)`` runs it again.
+The bundle is a directory: the stage files, ``cascade.json`` (temperatures, thresholds, the
+certificates, the meta-model, what was measured) and the calibration evidence. ``Cascade.load``
+runs it again, once ``deploy/bundle.py`` and ``deploy/evidence.py`` have checked that it is what
+its build wrote: a bundle travels between people, and nothing in it chooses code to run.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -43,87 +46,38 @@ from typing import Any
 
 import numpy as np
 
-from modelpress.errors import ModelpressError
+from modelpress.deploy.bundle import BUNDLE_FILE
+from modelpress.deploy.routing import (
+    BUCKET_KINDS,
+    MAX_BUCKETS,
+    CascadeError,
+    bucket_scores,
+    class_logits,
+    entropy,
+    log_odds,
+    parse_buckets,
+    route,
+    sharpness,
+)
 
-BUNDLE_FILE = "cascade.json"
-FORMAT_VERSION = 2
+__all__ = [  # the scoring names live in deploy/routing.py; imported from here for convenience
+    "BUCKET_KINDS",
+    "BUNDLE_FILE",
+    "MAX_BUCKETS",
+    "Cascade",
+    "CascadeError",
+    "Stage",
+    "bucket_scores",
+    "build",
+    "class_logits",
+    "entropy",
+    "evaluate",
+    "log_odds",
+    "parse_buckets",
+    "sharpness",
+]
+
 TASKS = ("binary", "classification")
-BUCKET_KINDS = ("entropy", "quality")
-MAX_BUCKETS = 10
-
-
-class CascadeError(ModelpressError):
-    """A cascade that cannot be built or loaded as asked."""
-
-
-def log_odds(outputs: np.ndarray) -> np.ndarray:
-    """(N,) log-odds of the positive class from a binary head: one logit, or two (z1 − z0)."""
-    flat = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-    if flat.shape[1] == 1:
-        return flat[:, 0]
-    if flat.shape[1] == 2:
-        return flat[:, 1] - flat[:, 0]
-    raise CascadeError(
-        f"a binary cascade stage gives 1 or 2 outputs per item, not {flat.shape[1]}; "
-        "use binary models (task binary), or --task classification"
-    )
-
-
-def class_logits(outputs: np.ndarray) -> np.ndarray:
-    """(N, K) logits of a classifier's head."""
-    flat = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-    if flat.shape[1] < 2:
-        raise CascadeError(
-            "a classification cascade stage gives one score per class, and this one gives a "
-            "single output per item; use --task binary"
-        )
-    return flat
-
-
-# ---------------------------------------------------------------------- buckets
-
-
-def parse_buckets(text: str | None) -> tuple[str, int] | None:
-    """``entropy:3`` / ``quality:2`` → (kind, count)."""
-    if not text:
-        return None
-    kind, _, count = text.partition(":")
-    try:
-        n = int(count) if count else 3
-    except ValueError:
-        n = -1
-    if kind not in BUCKET_KINDS or not 2 <= n <= MAX_BUCKETS:
-        raise CascadeError(
-            f"--buckets {text}: give KIND:COUNT with KIND one of {', '.join(BUCKET_KINDS)} and "
-            f"COUNT 2 … {MAX_BUCKETS} (e.g. entropy:3)"
-        )
-    return kind, n
-
-
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """(N,) predictive entropy in nats of P(positive) (N,) or class probabilities (N, K)."""
-    p = np.asarray(probs, dtype=np.float64)
-    p = np.stack([1 - p, p], axis=1) if p.ndim == 1 else p
-    q = np.clip(p, 1e-12, 1.0)
-    return -(p * np.log(q)).sum(axis=1)
-
-
-def sharpness(images: np.ndarray) -> np.ndarray:
-    """(N,) variance of the Laplacian of each image's grey level (N, C, H, W): low when blurred
-    or flat."""
-    x = np.asarray(images, dtype=np.float32)
-    if x.ndim != 4 or x.shape[2] < 3 or x.shape[3] < 3:
-        raise CascadeError(
-            f"--buckets quality scores images N,C,H,W of 3×3 pixels or more; these inputs are "
-            f"{tuple(x.shape)}: use --buckets entropy"
-        )
-    g = x.mean(axis=1)
-    lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]
-    return lap.reshape(len(g), -1).var(axis=1).astype(np.float64)
-
-
-def bucket_scores(kind: str, probs: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
-    return entropy(probs) if kind == "entropy" else sharpness(inputs[0])
 
 
 # ---------------------------------------------------------------------- stages
@@ -156,32 +110,10 @@ class Stage:
 
     def route(self, probs: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
         """(N,) −1 defer, else the decision (0/1, or the class)."""
+        score = None
         if self.buckets is not None:
             score = bucket_scores(self.buckets["by"], probs, inputs)
-            ids = np.digitize(score, self.buckets["edges"])
-            out = np.full(len(probs), -1, dtype=np.int64)
-            for b, cert in enumerate(self.buckets["certificates"]):
-                mask = ids == b
-                out[mask] = _route(probs[mask], cert)
-            return out
-        if self.certificate is not None:
-            return _route(probs, self.certificate)
-        if probs.ndim == 1:
-            return (probs >= 0.5).astype(np.int64)
-        return probs.argmax(axis=1).astype(np.int64)
-
-
-def _route(probs: np.ndarray, cert: dict[str, Any]) -> np.ndarray:
-    if cert["kind"] == "confidence":
-        out = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, np.int64)
-        high = np.inf if cert.get("high") is None else cert["high"]
-        out[probs.max(axis=1, initial=0.0) < high] = -1
-        return out
-    out = np.full(len(probs), -1, dtype=np.int64)
-    out[probs < cert["low"]] = 0
-    if cert.get("high") is not None:
-        out[probs >= cert["high"]] = 1
-    return out
+        return route(probs, self.certificate, self.buckets, score)
 
 
 @dataclass
@@ -269,9 +201,13 @@ class Cascade:
 
     # ------------------------------------------------------------------ bundle
     def save(self, bundle: Path) -> None:
+        """cascade.json, sealed (``deploy/bundle.seal``): the digest of every file it names
+        and of its own content."""
+        from modelpress.deploy.bundle import FORMAT_VERSION, seal
+
         doc = {
             "format_version": FORMAT_VERSION,
-            **{k: v for k, v in self.meta.items() if k != "meta_model"},
+            **{k: v for k, v in self.meta.items() if k not in ("meta_model", "integrity")},
             "stages": [
                 {
                     "name": s.name,
@@ -289,7 +225,7 @@ class Cascade:
         }
         self.meta["meta_model"] = doc["meta_model"]
         tmp = bundle / f".{BUNDLE_FILE}.tmp"
-        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.write_text(json.dumps(seal(bundle, doc), indent=2))
         tmp.replace(bundle / BUNDLE_FILE)
 
     @classmethod
@@ -302,110 +238,148 @@ class Cascade:
     ) -> Cascade:
         """The cascade in ``bundle``, each stage in its runtime (``data``: a source whose inputs
         fit the stages; default the one it was built on). ``with_data=False`` and no ``data``:
-        no data is loaded (scoring new inputs needs only the stages' input shape)."""
+        no data is loaded (scoring new inputs needs only the stages' input shape).
+
+        Before any stage opens, the bundle is checked as one received from someone else
+        (``deploy/bundle.py``): every file it names lies inside it with the digest it was built
+        with, cascade.json is as it was sealed, and every certificate is recounted from the
+        calibration evidence (``deploy/evidence.py``). Any mismatch is one line."""
+        from modelpress.deploy import evidence
+        from modelpress.deploy.bundle import check_integrity, member, open_stage_file
         from modelpress.deploy.meta import MetaModel
 
         bundle = Path(bundle)
-        path = bundle / BUNDLE_FILE
-        if not path.is_file():
-            raise CascadeError(
-                f"{bundle}: not a cascade bundle (no {BUNDLE_FILE}); build one "
-                "with modelpress cascade build"
-            )
+        doc = _read_doc(bundle)
+        check_integrity(bundle, doc)
+        stages = _stages_of(bundle, doc)
+        evidence.verify(bundle, doc, stages, evidence.read(member(bundle, doc["evidence"], "")))
+        specs = _input_specs(bundle, doc)
+        dataset = None
+        if with_data or data:
+            from modelpress.core.recipe import DataConfig
+            from modelpress.engine.context import load_configured_data
+
+            dataset = load_configured_data(DataConfig(source=data or doc["data"]), specs)
+            specs = specs or dataset.input_specs()
         try:
-            doc = json.loads(path.read_text())
-            specs = doc["stages"]
-            task = doc.get("task", "binary")
-        except (ValueError, KeyError, AttributeError) as e:
-            raise CascadeError(f"{path}: not a readable cascade description ({e})") from None
-        if task not in TASKS:
-            raise CascadeError(f"{path}: task {task!r} is not one a cascade runs ({TASKS})")
-        flip = task == "binary" and doc.get("positive_index") == 0
-        stages, dataset, inputs = [], None, None
-        try:
-            for s in specs:
-                file = (bundle / s["file"]).resolve()
-                if bundle.resolve() not in file.parents:
-                    raise CascadeError(f"{path}: stage file {s['file']} lies outside the bundle")
-                if not file.is_file():
-                    raise CascadeError(f"{path}: stage file {s['file']} is missing from the bundle")
-                if with_data or data or file.suffix not in DEPLOYED:  # torch: built on data
-                    runtime, dataset = open_stage(
-                        str(file), data or doc["data"], threads, doc.get("input_shape"), task
-                    )
-                    inputs = inputs or dataset.input_specs()
-                else:
-                    runtime, specs = open_stage_file(file, threads, doc.get("input_shape"))
-                    inputs = inputs or specs
-                stages.append(
-                    Stage(
-                        s["name"],
-                        s["file"],
-                        float(s["temperature"]),
-                        s["calibration"],
-                        s.get("certificate"),
-                        runtime,
-                        s.get("buckets"),
-                        task,
-                        flip,
-                    )
-                )
+            for st in stages:
+                path = member(bundle, st.file, "stage file")
+                st.runtime, file_specs = open_stage_file(path, threads, specs)
+                specs = specs or file_specs
             meta_model = None
             if doc.get("meta_model"):
                 classes = len(doc.get("classes") or []) or 2
                 meta_model = MetaModel.from_dict(
-                    doc["meta_model"], bundle, task == "binary", classes
+                    doc["meta_model"], bundle, doc["task"] == "binary", classes
                 )
         except BaseException:
             for st in stages:
-                st.runtime.close()
+                if st.runtime is not None:
+                    st.runtime.close()
             raise
         meta = {k: v for k, v in doc.items() if k != "stages"}
         cascade = cls(stages, meta, dataset, meta_model)
-        cascade.inputs = inputs
+        cascade.inputs = specs
         return cascade
 
 
-def open_stage(
+def _read_doc(bundle: Path) -> dict[str, Any]:
+    path = bundle / BUNDLE_FILE
+    if not path.is_file():
+        raise CascadeError(
+            f"{bundle}: not a cascade bundle (no {BUNDLE_FILE}); build one "
+            "with modelpress cascade build"
+        )
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise CascadeError(f"{path}: not a readable cascade description ({e})") from None
+    if not isinstance(doc, dict):
+        raise CascadeError(f"{path}: not a cascade description (a JSON object)")
+    return doc
+
+
+def _stages_of(bundle: Path, doc: dict[str, Any]) -> list[Stage]:
+    """The bundle's stages as cascade.json describes them (runtimes not opened), every field
+    checked: one line naming the stage and the field otherwise."""
+    path = bundle / BUNDLE_FILE
+    task = doc.get("task", "binary")
+    if task not in TASKS:
+        raise CascadeError(f"{path}: task {task!r} is not one a cascade runs ({TASKS})")
+    specs = doc.get("stages")
+    if not isinstance(specs, list) or len(specs) < 2:
+        raise CascadeError(f"{path}: 'stages' must list two stages at least")
+    if not isinstance(doc.get("evidence"), str):
+        raise CascadeError(f"{path}: names no calibration evidence; rebuild the bundle")
+    flip = task == "binary" and doc.get("positive_index") == 0
+    stages = []
+    last = len(specs) - 1
+    for i, s in enumerate(specs):
+        where = f"{path}: stage {i}"
+        if not isinstance(s, dict):
+            raise CascadeError(f"{where} is not an object")
+        for key in ("name", "file"):
+            if not isinstance(s.get(key), str):
+                raise CascadeError(f"{where}: '{key}' must be a string")
+        t = s.get("temperature")
+        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < float("inf"):
+            raise CascadeError(f"{where}: 'temperature' must be a positive number, not {t!r}")
+        cert, buckets = s.get("certificate"), s.get("buckets")
+        if i < last and not isinstance(cert, dict):
+            raise CascadeError(f"{where}: an early stage needs its 'certificate'")
+        if i == last and (cert is not None or buckets is not None):
+            raise CascadeError(f"{where}: the last stage decides everything left; no certificate")
+        if buckets is not None and not (
+            isinstance(buckets, dict)
+            and buckets.get("by") in BUCKET_KINDS
+            and isinstance(buckets.get("edges"), list)
+            and isinstance(buckets.get("certificates"), list)
+            and len(buckets["certificates"]) == len(buckets["edges"]) + 1
+        ):
+            raise CascadeError(f"{where}: 'buckets' is not a set of bins with a certificate each")
+        if buckets is not None and cert != _summary(buckets):
+            raise CascadeError(f"{where}: its certificate is not the summary of its bins' own")
+        calibration = s.get("calibration") if isinstance(s.get("calibration"), dict) else {}
+        stages.append(
+            Stage(s["name"], s["file"], float(t), calibration, cert, None, buckets, task, flip)
+        )
+    return stages
+
+
+def _input_specs(bundle: Path, doc: dict[str, Any]) -> list[Any] | None:
+    """The inputs the stages were built and calibrated on (None: a bundle without them)."""
+    from modelpress.errors import RecipeError
+    from modelpress.sources.inputs import parse_input_shape
+
+    shape = doc.get("inputs") or doc.get("input_shape")
+    try:
+        return parse_input_shape(shape) if shape else None
+    except RecipeError as e:
+        raise CascadeError(f"{bundle / BUNDLE_FILE}: 'inputs' {e}") from None
+
+
+def open_model(
     source: str,
     data: str,
     threads: int | None,
     input_shape: str | None = None,
     task: str = "binary",
+    trust: bool = False,
 ) -> tuple[Any, Any]:
-    """(the stage's runtime, the data as this stage loads it), through modelpress's loading:
-    any model source, the data split as every command splits it (seed 0)."""
+    """(the context, the model as an artifact) for a model source the user named — never one a
+    bundle names — through modelpress's loading: the data split as every command splits it
+    (seed 0); ``trust``: the user's --trust-checkpoint-code."""
     from modelpress.core.recipe import build_recipe
     from modelpress.engine.context import build_context
-    from modelpress.runtimes import runtime_for
 
     recipe: dict[str, Any] = {"model": source, "data": data, "task": task}
     if input_shape:
         recipe["input_shape"] = input_shape
     if threads:
         recipe["evaluate"] = {"threads": threads}
-    ctx, artifact = build_context(build_recipe(recipe, source))
-    return runtime_for(artifact, ctx.threads), ctx.data
-
-
-DEPLOYED = (".onnx", ".tflite")  # stage files that open without any data
-
-
-def open_stage_file(
-    file: Path, threads: int | None, input_shape: str | None = None
-) -> tuple[Any, list[Any]]:
-    """(a bundle stage's runtime, the float inputs it takes) with no data loaded: the shapes
-    are the file's own (``input_shape`` where the bundle was built with one)."""
-    from modelpress.engine.context import deployed_artifact
-    from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import parse_input_shape
-
-    artifact = deployed_artifact(Path(file))  # cascades never normalise
-    specs = artifact.input_specs
-    if input_shape:
-        specs = parse_input_shape(input_shape)
-    cores = os.cpu_count() or 1
-    return runtime_for(artifact, min(threads or cores, cores)), specs
+    if trust:
+        recipe["trust_checkpoint_code"] = True
+    return build_context(build_recipe(recipe, source))
 
 
 # ---------------------------------------------------------------------- build
@@ -571,12 +545,18 @@ def build(
     meta: str | None = None,
     buckets: str | None = None,
     max_false_alarm: float | None = None,
+    trust: bool = False,
 ) -> tuple[Cascade, dict[str, Any]]:
     """Calibrate and certify ``stages`` (cheap to precise) on ``data``'s calibration split,
     fit the meta-model if asked, measure on its validation split, write the bundle to ``out``;
-    (cascade, figures)."""
+    (cascade, figures). A stage given as a deployed file is copied into the bundle as it is;
+    one given as a torch model (a checkpoint, zoo:NAME) is traced to TorchScript there. Either
+    way what is calibrated and certified is the bundled file, in its runtime. ``trust``: the
+    user's --trust-checkpoint-code, for checkpoints naming a factory."""
+    from modelpress.deploy import evidence
     from modelpress.deploy import meta as metamodel
     from modelpress.deploy.calibration import calibrated_probs, fit_temperature
+    from modelpress.sources.inputs import format_input_shape
 
     if task not in TASKS:
         raise CascadeError(f"--task {task}: a cascade runs {' or '.join(TASKS)}")
@@ -588,6 +568,8 @@ def build(
     bins = parse_buckets(buckets)
     if meta:
         metamodel.check_kind(meta)
+    if out.exists() and not out.is_dir():
+        raise CascadeError(f"--out {out}: is a file; give a folder to write the bundle into")
     out.mkdir(parents=True, exist_ok=True)
     early = len(stages) - 1
     leak_each, conf_each = max_leakage / early, 1 - (1 - confidence) / early
@@ -595,12 +577,15 @@ def build(
     dataset, guard, y = None, {}, None
     reach: np.ndarray | None = None  # calibration items reaching the stage
     seen, classes = [], None
+    scores: list[np.ndarray] = []  # each early stage's on every calibration item: the evidence
     try:
         for i, source in enumerate(stages):
-            runtime, dataset = open_stage(source, data, threads, input_shape, task)
+            file, runtime, dataset = _bundle_stage(
+                source, i, out, data, threads, input_shape, task, trust
+            )
             stage = Stage(
                 names[i] if names and i < len(names) else _stage_name(stages, i),
-                "",
+                file,
                 1.0,
                 {},
                 None,
@@ -630,7 +615,6 @@ def build(
                     f"stage {source} gives {k} classes and {data} has {len(guard['classes'])}"
                 )
             fit = fit_temperature(z, y)
-            stage.file = _copy_stage(source, out, i)
             stage.temperature = float(fit.temperature)
             stage.calibration = {
                 **fit.to_dict(),
@@ -642,6 +626,7 @@ def build(
             mine[reach] = probs[reach]
             seen.append(mine)
             if i < early:
+                scores.append(z)
                 sub = [a[reach] for a in cal.inputs]
                 settings = {
                     "max_leakage": leak_each,
@@ -676,9 +661,13 @@ def build(
                 confidence=confidence,
                 names=metamodel.feature_names([s.name for s in built], task == "binary", classes),
             )
+        cal = dataset.calibration
+        quality = sharpness(cal.inputs[0]) if bins and bins[0] == "quality" else None
         doc = {
             "data": data,
             "input_shape": input_shape,
+            "inputs": format_input_shape(dataset.input_specs()),
+            "evidence": evidence.write(out, scores, y, quality),
             "task": task,
             **guard,
             "bound": {
@@ -738,19 +727,63 @@ def _stage_name(stages: list[str], i: int) -> str:
     return stems[i] if stems.count(stems[i]) == 1 else f"{i}:{stems[i]}"
 
 
-def _copy_stage(source: str, out: Path, index: int) -> str:
-    """The stage's file copied into the bundle (OpenVINO's .bin with its .xml)."""
+def _bundle_stage(
+    source: str,
+    index: int,
+    out: Path,
+    data: str,
+    threads: int | None,
+    input_shape: str | None,
+    task: str,
+    trust: bool,
+) -> tuple[str, Any, Any]:
+    """(the stage's file name in the bundle, its runtime on that file, the data shaped for it).
+    A deployed file is copied (OpenVINO's .bin with its .xml); a torch model the user named is
+    traced to TorchScript, checked against the eager model on a real batch."""
+    from modelpress.core.recipe import DataConfig
+    from modelpress.deploy.bundle import deployed_kind, open_stage_file
+    from modelpress.engine.context import load_configured_data
+    from modelpress.errors import StepError
+    from modelpress.sources.inputs import parse_input_shape
+    from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
+
     src = Path(source)
-    if not src.is_file():
+    specs = parse_input_shape(input_shape) if input_shape else None
+    kind = deployed_kind(src) if src.is_file() else None
+    if kind is not None:
+        name = f"stage{index}-{src.name}"
+        shutil.copyfile(src, out / name)
+        if kind == "openvino":
+            weights = src.with_suffix(".bin")
+            if not weights.is_file():
+                raise CascadeError(f"stage {source}: its weights {weights} are missing")
+            shutil.copyfile(weights, out / Path(name).with_suffix(".bin"))
+        dataset = None
+        if kind not in ("onnx", "tflite") and specs is None:  # shapes from the data
+            dataset = load_configured_data(DataConfig(source=data), None)
+            specs = dataset.input_specs()
+        runtime, specs = open_stage_file(out / name, threads, specs)
+        if dataset is None:
+            try:
+                dataset = load_configured_data(DataConfig(source=data), specs)
+            except BaseException:
+                runtime.close()
+                raise
+        return name, runtime, dataset
+    ctx, artifact = open_model(source, data, threads, input_shape, task, trust)
+    if artifact.module is None:
+        raise CascadeError(f"stage {source}: not a torch model modelpress can bundle")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", src.stem if src.suffix else source).strip("._")
+    name = f"stage{index}-{stem or 'model'}.ts"
+    try:
+        to_torchscript(artifact, TorchScriptConfig(lite=False), ctx, out / name)
+    except StepError as e:
         raise CascadeError(
-            f"stage {source}: a cascade stage is a model file (.onnx, .tflite, "
-            ".pt checkpoint, .pt2)"
-        )
-    name = f"stage{index}-{src.name}"
-    shutil.copyfile(src, out / name)
-    if src.suffix == ".xml" and src.with_suffix(".bin").is_file():
-        shutil.copyfile(src.with_suffix(".bin"), out / Path(name).with_suffix(".bin"))
-    return name
+            f"stage {source}: cannot be traced to TorchScript for the bundle ({e}); export it "
+            "yourself (.onnx, .tflite, .pt2) and pass that file"
+        ) from None
+    runtime, _ = open_stage_file(out / name, threads, ctx.input_specs)
+    return name, runtime, ctx.data
 
 
 # ---------------------------------------------------------------------- measuring

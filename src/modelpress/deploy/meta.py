@@ -120,9 +120,9 @@ class MetaModel:
             check_kind(kind)
             import lightgbm
 
-            path = bundle / str(doc.get("file", LIGHTGBM_FILE))
-            if not path.is_file():
-                raise MetaError(f"{bundle}: the meta-model file {path.name} is missing")
+            from modelpress.deploy.bundle import member
+
+            path = member(bundle, doc.get("file", LIGHTGBM_FILE), "the meta-model file")
             booster = lightgbm.Booster(model_str=path.read_text())
             return cls(kind, binary, classes, doc.get("threshold"), booster=booster, info=info)
         if kind != "logistic" or "coef" not in doc:

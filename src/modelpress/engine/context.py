@@ -16,7 +16,7 @@ import torch
 from modelpress.core.artifact import Artifact
 from modelpress.core.observer import Observer
 from modelpress.core.process import seeded
-from modelpress.core.recipe import Recipe
+from modelpress.core.recipe import DataConfig, Recipe
 from modelpress.core.rundir import RunDir
 from modelpress.errors import DataSourceError, ModelSourceError, StepError, first_line
 from modelpress.runtimes.adapt import UINT8_NHWC, camera_input, float_specs, pixel_specs
@@ -221,18 +221,7 @@ def build_context(
     spec = models.inspect_source(recipe.model, recipe.model_kwargs, recipe.code_trust())
     deployed = _deployed(recipe, spec)
     planned = _planned_specs(recipe, spec) or (deployed.input_specs if deployed else None)
-    cfg = recipe.data
-    splits = cfg.splits
-    data = load_data(
-        cfg.source,
-        input_specs=planned,
-        seed=cfg.seed,
-        splits=(splits.train, splits.calibration, splits.validation),
-        max_samples=cfg.max_samples,
-        normalize=(cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None,
-        resize=cfg.resize,
-        allow_nonfinite=cfg.allow_nonfinite,
-    )
+    data = load_configured_data(recipe.data, planned)
     if recipe.evaluate.max_samples is not None:
         data.validation = data.validation.head(recipe.evaluate.max_samples)
     specs = _fit_specs(planned, data)
@@ -267,6 +256,22 @@ def build_context(
         rebuild=rebuild_info(spec),
     )
     return ctx, baseline
+
+
+def load_configured_data(cfg: DataConfig, planned: list[InputSpec] | None) -> Dataset:
+    """The data as a recipe's ``data:`` block says (splits, seed, normalisation), shaped for
+    the ``planned`` inputs (None: as the data come)."""
+    splits = cfg.splits
+    return load_data(
+        cfg.source,
+        input_specs=planned,
+        seed=cfg.seed,
+        splits=(splits.train, splits.calibration, splits.validation),
+        max_samples=cfg.max_samples,
+        normalize=(cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None,
+        resize=cfg.resize,
+        allow_nonfinite=cfg.allow_nonfinite,
+    )
 
 
 def baseline_reads(ctx: Context, baseline: Artifact) -> dict:

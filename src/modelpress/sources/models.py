@@ -50,7 +50,7 @@ class ModelSpec:
         return self.metadata.get("model", self.source) if self.kind == "checkpoint" else self.source
 
 
-def _is_torchscript(path: Path) -> bool:
+def is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(
@@ -183,7 +183,7 @@ def inspect_source(
     if source.endswith((".pt", ".pth", ".ts")):
         if not path.is_file():
             raise ModelSourceError(f"{source}: model file not found")
-        if _is_torchscript(path):
+        if is_torchscript(path):
             return ModelSpec(source, "torchscript", kwargs)
         ckpt = read_checkpoint(path)
         meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
