@@ -52,9 +52,12 @@ def test_every_command_that_loads_a_model_offers_the_trust_flag() -> None:
     from modelpress.cli.app import app
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    for name in ("run", "bench", "export", "quantize", "train", "distill", "prune"):
+    names = ("run", "bench", "export", "quantize", "train", "distill", "prune", "compare")
+    for name in (*names, "optimize", "video"):
         options = {opt for param in commands[name].params for opt in param.opts}
         assert "--trust-checkpoint-code" in options, name
+    build = commands["cascade"].commands["build"]  # its stages are models the user names
+    assert "--trust-checkpoint-code" in {opt for param in build.params for opt in param.opts}
 
 
 @pytest.mark.parametrize("name", ["../../escape", "../../../../escape"])

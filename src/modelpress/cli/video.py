@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from modelpress.cli.common import Shape, Threads, app, console, user_errors
+from modelpress.cli.common import Shape, Threads, TrustCode, app, console, user_errors
 from modelpress.errors import ModelpressError, first_line
 
 DEFAULT_DATA = "builtin:digits-manipulated"
@@ -24,7 +24,7 @@ THREAD_SAFE = {"torch", "torchscript", "onnxruntime"}
 
 
 def _model(
-    source: str, data: str | None, input_shape: str | None, threads: int | None
+    source: str, data: str | None, input_shape: str | None, threads: int | None, trust: bool
 ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int], Callable[[], None]]:
     """(score: (B, C, H, W) → P(positive), the model's (C, H, W), close) for a cascade bundle
     (a folder with cascade.json) or a binary model file."""
@@ -66,7 +66,9 @@ def _model(
                     "video takes a binary model (1 or 2 outputs) or a binary cascade bundle"
                 )
         else:
-            ctx, artifact = open_model(source, data or DEFAULT_DATA, threads, input_shape)
+            ctx, artifact = open_model(
+                source, data or DEFAULT_DATA, threads, input_shape, trust=trust
+            )
             runtime, specs = runtime_for(artifact, ctx.threads), ctx.data.input_specs()
         runtimes, close = [runtime], runtime.close
 
@@ -192,6 +194,7 @@ def video(
         typer.Option("--max-errors", min=1, help="Consecutive bad packets that end decoding."),
     ] = 25,
     threads: Threads = None,
+    trust: TrustCode = False,
 ) -> None:
     """Score every sampled frame of each video: one JSON line per frame, per window and a summary
     per video (scene cuts, quality skips, corrupt packets, where decoding stopped)."""
@@ -212,7 +215,7 @@ def video(
         import av
 
         av.logging.set_level(av.logging.WARNING)
-    score, shape, close = _model(source, data, input_shape, threads)
+    score, shape, close = _model(source, data, input_shape, threads, trust)
     tmp = out.with_name(out.name + ".tmp")
     try:
         processor = VideoProcessor(
