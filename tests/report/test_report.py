@@ -84,8 +84,8 @@ def test_markdown_summary_targets_recommendation_environment(record: dict) -> No
     summary = md.split("\n\n")[1]
     assert "classification" in summary and "360 validation" in summary
     assert "2 threads on AMD EPYC" in summary
-    assert "| max_size_mb | ≤ 1.00 | 0.0278 | ✅ |" in _section(md, "Targets")
-    assert "**onnx-fp32 (artifacts/model-fp32.onnx) — meets every target ✅**" in md
+    assert "| max_size_mb | ≤ 1.00 | 0.0278 | ✓ |" in _section(md, "Targets")
+    assert "**onnx-fp32 (artifacts/model-fp32.onnx) — meets every target ✓**" in md
     assert "25.95× the baseline's speed" in _section(md, "Recommendation")
     assert "| 5 | 97.5% | 97.5% | +0.00 pt |" in _section(md, "Per-class accuracy")
     environment = _section(md, "Environment")
@@ -225,7 +225,7 @@ def test_format_latency_and_throughput_name_their_batch() -> None:
     assert fmt.latency_pair(0.97, 1.0336, batch=1) == "0.970 / 1.03"
     assert fmt.latency_pair(1.48, 1.62, batch=32) == "1.48 / 1.62 @b32"
     assert fmt.throughput(21616.5, 32) == "21.6K @b32"
-    assert fmt.check(True) == "✅" and fmt.check(False) == "❌" and fmt.check(None) == "—"
+    assert fmt.check(True) == "✓" and fmt.check(False) == "✗" and fmt.check(None) == "—"
 
 
 def test_terminal_progression_table(troubled: dict) -> None:
