@@ -159,7 +159,7 @@ def write_report(out: Path, journal: dict[str, Any], record: dict[str, Any]) -> 
         ("time budget", f"{settings.get('time_s')} s" if settings.get("time_s") else "none"),
         ("max trials", str(settings.get("max_trials") or "all")),
         ("prefer", ", ".join(settings.get("prefer") or [])),
-        ("elapsed", f"{journal.get('elapsed_s')} s"),
+        ("elapsed", f"{journal['elapsed_s']} s" if journal.get("elapsed_s") else fmt.MISSING),
         ("note", journal.get("note") or ""),
     ]
     body.append(
