@@ -1,7 +1,7 @@
 """report.html as a user sees it: the report of a real small run opened in headless Chromium.
 The page is not blank, every plot loads as an image (decoded, at the size of its PNG under
 plots/), every table is rendered with its rows, and a screenshot shows something. The demo's
-report (tests/report/demo_record.json, the record ``make demo`` writes) fits a 1400 px window,
+report (tests/report/demo_record.json: the record ``make demo`` wrote, its paths under runs/demo) fits a 1400 px window,
 and no character either report shows, nor any mark a report can show, is drawn as the empty
 box of a missing glyph (an emoji such as ✅ is, where no colour-emoji font is installed).
 
