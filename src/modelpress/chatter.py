@@ -1,5 +1,7 @@
 """What libraries print on their own, kept off the console unless asked for (``--verbose``).
 
+Python-side chatter (warnings, log records) is silenced at its source by ``quiet_libraries``.
+
 C++ libraries write banners straight to file descriptor 2, past ``sys.stderr`` and ``logging``:
 absl ("WARNING: All log messages before absl::InitializeLog() …" and ``I0000 …`` lines),
 oneDNN ("oneDNN custom operations are on …") and XNNPACK ("Created TensorFlow Lite XNNPACK
@@ -11,6 +13,7 @@ block and writes back every line that is not such a banner: errors still show.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -19,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 
 _state = {"verbose": False}
+_QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
 
 BANNER = re.compile(
     r"All log messages before absl::InitializeLog\(\)"
@@ -29,10 +33,38 @@ BANNER = re.compile(
 
 
 def set_verbose(on: bool) -> None:
-    """``--verbose``: let every library speak. Otherwise sklearn's warnings are ignored too."""
+    """``--verbose``: let every library speak. Otherwise what they say on their own that a user
+    cannot act on is kept off (``quiet_libraries``)."""
     _state["verbose"] = on
-    if not on:
-        warnings.filterwarnings("ignore", module=r"sklearn(\.|$)")
+    if on:
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    else:
+        quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Python-side chatter, silenced where it is made (before the library is imported, so it
+    holds for what their import says):
+
+    - sklearn's warnings (an ill-defined precision on a tiny split);
+    - JAX's "os.fork() was called …" RuntimeWarning: JAX (imported by litert-torch) warns at
+      every fork once it has a backend, and Ray starts its processes with one;
+    - torchao's "Failed to load …/_C_mxfp8…so" (its CUDA kernel libraries, which a CPU build
+      cannot load) and torch's _pytree deprecation notice about torchao's enums, both logged
+      on every import of torchao: loading a quantized ``.pt2`` imports it;
+    - Ray's INFO lines: ``search.parallel`` starts Ray at ``ray_logging_level()``.
+    """
+    warnings.filterwarnings("ignore", module=r"sklearn(\.|$)")
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def ray_logging_level() -> int:
+    """The level Ray's driver logs at: its INFO lines (a local instance started, an auth token
+    saved) and notices only with ``--verbose``; its errors always."""
+    return logging.INFO if verbose() else logging.ERROR
 
 
 def verbose() -> bool:

@@ -84,8 +84,8 @@ def test_markdown_summary_targets_recommendation_environment(record: dict) -> No
     summary = md.split("\n\n")[1]
     assert "classification" in summary and "360 validation" in summary
     assert "2 threads on AMD EPYC" in summary
-    assert "| max_size_mb | ≤ 1.00 | 0.0278 | ✅ |" in _section(md, "Targets")
-    assert "**onnx-fp32 (artifacts/model-fp32.onnx) — meets every target ✅**" in md
+    assert "| max_size_mb | ≤ 1.00 | 0.0278 | ✓ |" in _section(md, "Targets")
+    assert "**onnx-fp32 (artifacts/model-fp32.onnx) — meets every target ✓**" in md
     assert "25.95× the baseline's speed" in _section(md, "Recommendation")
     assert "| 5 | 97.5% | 97.5% | +0.00 pt |" in _section(md, "Per-class accuracy")
     environment = _section(md, "Environment")
@@ -225,7 +225,7 @@ def test_format_latency_and_throughput_name_their_batch() -> None:
     assert fmt.latency_pair(0.97, 1.0336, batch=1) == "0.970 / 1.03"
     assert fmt.latency_pair(1.48, 1.62, batch=32) == "1.48 / 1.62 @b32"
     assert fmt.throughput(21616.5, 32) == "21.6K @b32"
-    assert fmt.check(True) == "✅" and fmt.check(False) == "❌" and fmt.check(None) == "—"
+    assert fmt.check(True) == "✓" and fmt.check(False) == "✗" and fmt.check(None) == "—"
 
 
 def test_terminal_progression_table(troubled: dict) -> None:
@@ -324,3 +324,71 @@ def test_training_steps_show_a_pruned_model_before_and_after_fine_tuning(record:
     row = next(line for line in section.splitlines() if line.startswith("| 4. prune"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:6] == ["structured 0.5", "3", "3", "0.6100", "0.9300"]
+
+
+def test_a_classification_run_with_troubled_steps_has_no_detection_table(
+    tmp_path: Path, troubled: dict
+) -> None:
+    paths = write_reports(troubled, tmp_path)  # a degraded artifact and a failed step
+    assert "Detection benchmark" not in paths["report.md"].read_text()
+    assert "Detection benchmark" not in paths["report.html"].read_text()
+    assert terminal.detection_table(troubled) is None
+
+
+def _crowded(record: dict[str, Any], n: int = 12) -> dict[str, Any]:
+    """``n`` artifacts with long names measured almost alike (exports of one model are)."""
+    template = record["steps"][1]
+    record["steps"] = []
+    for i in range(n):
+        step = copy.deepcopy(template)
+        step["index"], step["name"] = i + 1, f"export-{i}"
+        art = step["artifact"]
+        art["name"] = f"student-pruned-{i}-onnx-int8-percentile"
+        art["latency_ms"] = {**art["latency_ms"], "median": 0.30 + 0.002 * i}
+        art["latency_by_batch"] = []
+        art["metrics"] = {**art["metrics"], "top1": 0.95 + 0.0005 * (i % 3)}
+        record["steps"].append(step)
+    record["recommendation"]["name"] = record["steps"][5]["artifact"]["name"]
+    return record
+
+
+def _drawn_texts(ax: Any) -> list[Any]:
+    """Every text a plot draws: title, axis labels, the tick labels within the limits, the
+    legend's entries."""
+    texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_legend().get_texts()]
+    for axis, labels, at in (
+        (ax.xaxis, ax.get_xticklabels(), 0),
+        (ax.yaxis, ax.get_yticklabels(), 1),
+    ):
+        lo, hi = sorted(axis.get_view_interval())
+        texts += [t for t in labels if lo <= t.get_position()[at] <= hi]
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def test_the_latency_vs_quality_labels_never_overlap(record: dict) -> None:
+    from modelpress.report import plots
+
+    fig = plots.latency_vs_metric_figure(_crowded(record))
+    assert fig is not None
+    fig.canvas.draw()  # laid out as saved: the legend placed, the ticks chosen
+    renderer = fig.canvas.get_renderer()
+    texts = _drawn_texts(fig.axes[0])
+    names = [t.get_text() for t in texts]
+    # every artifact is named once, the recommended one said to be
+    assert sum("student-pruned-" in n for n in names) == 12 and "baseline" in names
+    assert "student-pruned-5-onnx-int8-percentile (recommended)" in names
+    page = fig.bbox
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    for name, box in boxes:  # nothing cut off at the figure's edge
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0, name
+        assert box.y1 <= page.y1, name
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1 :]:
+            overlap_w = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+            overlap_h = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            assert overlap_w <= 0 or overlap_h <= 0, f"{a!r} overlaps {b!r}"
+    axes = fig.axes[0].get_window_extent(renderer)  # the names sit beside the points
+    for name, box in boxes:
+        if "student-pruned-" in name or name == "baseline":
+            assert box.x0 >= axes.x1, f"{name} is drawn over the axes"
+    plots._pyplot().close(fig)

@@ -74,7 +74,7 @@ def test_layers_kept_fp32_are_on_the_console_and_in_the_report(
     assert "INT8 accuracy fallback" in printed
     assert "/features/conv0/Conv" in printed and "/head/Gemm" in printed
     section = _section(md, "INT8 accuracy fallback")
-    assert "| onnx-int8 | 1.00 | 3.20 | 0.400 | ✅ |" in section
+    assert "| onnx-int8 | 1.00 | 3.20 | 0.400 | ✓ |" in section
     assert "2 of 9: /features/conv0/Conv (Conv), /head/Gemm (Gemm)" in section
     assert "INT8 accuracy fallback" in html.render(record)
 
@@ -93,7 +93,7 @@ def test_no_targets_no_verdict(record: dict[str, Any]) -> None:
     rec = _section(markdown.render(record), "Recommendation")
 
     assert "**onnx-fp32 (artifacts/model-fp32.onnx) — no targets set**" in rec
-    assert "meets every target" not in rec and "✅" not in rec
+    assert "meets every target" not in rec and "✓" not in rec
 
 
 def test_one_thread_is_singular(record: dict[str, Any]) -> None:

@@ -48,7 +48,7 @@ def test_a_worker_gives_up_its_shared_hold_while_it_times() -> None:
 
 
 def test_two_sleep_bound_nodes_run_at_once_and_their_benchmarks_never_overlap(
-    tmp_path: Path,
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
     from modelpress.search.parallel import RayExecutor
@@ -76,6 +76,9 @@ def test_two_sleep_bound_nodes_run_at_once_and_their_benchmarks_never_overlap(
     finally:
         executor.close()
     assert set(results) == {"a", "b"}
+    # Ray's INFO lines ("Started a local Ray instance") and notices (its auth token) kept off
+    said = capfd.readouterr().err
+    assert not [ln for ln in said.splitlines() if ln.split()[2:3] in (["INFO"], ["WARNING"])], said
     assert took < 3.0, f"two 2-second nodes took {took:.2f} s: they did not run at once"
     (a0, a1), (b0, b1) = results["a"]["window"], results["b"]["window"]
     assert a1 <= b0 or b1 <= a0, "two benchmarks overlapped"

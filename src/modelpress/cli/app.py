@@ -40,7 +40,9 @@ def _main(
     verbose: Annotated[
         bool,
         typer.Option(
-            "--verbose", help="Show the libraries' own output (absl, oneDNN, XNNPACK, warnings)."
+            "--verbose",
+            help="Show the libraries' own output (absl, oneDNN, XNNPACK banners, warnings, "
+            "torchao's and Ray's logs).",
         ),
     ] = False,
 ) -> None:

@@ -71,6 +71,8 @@ def default_space(
 
 
 def _table(trial: Any, total: int) -> None:
+    from modelpress.search.report import accuracy_change
+
     p = trial.point or {}
     status = trial.status + (" (reused)" if trial.reused else "")
     parts = [
@@ -80,7 +82,7 @@ def _table(trial: Any, total: int) -> None:
     ]
     if p:
         parts.append(
-            f"lost {p['loss_pt']:+.2f} pt, {p['latency_ms']:.3g} ms, {p['size_mb']:.3g} MB"
+            f"{accuracy_change(p['loss_pt'])}, {p['latency_ms']:.3g} ms, {p['size_mb']:.3g} MB"
         )
         parts.append(
             "on the front so far"
@@ -95,9 +97,11 @@ def _table(trial: Any, total: int) -> None:
 
 
 def show(result: dict[str, Any], out: Path) -> None:
+    from modelpress.search.report import ACCURACY, accuracy_change, recommended_line
+
     table = Table(title=Text("Pareto front (feasible candidates)"), header_style="bold")
-    for h in ("candidate", "node", "lost pt", "latency ms", "size MB"):
-        table.add_column(Text(h), justify="left" if h in ("candidate", "node") else "right")
+    for h in ("candidate", "node", ACCURACY, "latency ms", "size MB"):
+        table.add_column(Text(h), justify="right" if h.endswith(("ms", "MB")) else "left")
     pick = (result.get("recommendation") or {}).get("name")
     for f in result["front"]:
         mark = " ← recommended" if f["name"] == pick else ""
@@ -106,8 +110,8 @@ def show(result: dict[str, Any], out: Path) -> None:
                 Text,
                 [
                     f["name"] + mark,
-                    str(f.get("node")),
-                    f"{f['loss_pt']:+.2f}",
+                    str(f.get("node") or "—"),
+                    accuracy_change(f["loss_pt"]),
                     f"{f['latency_ms']:.3g}",
                     f"{f['size_mb']:.3g}",
                 ],
@@ -117,7 +121,7 @@ def show(result: dict[str, Any], out: Path) -> None:
         console.print(table)
     rec = result.get("recommendation")
     if rec:
-        console.print(Text(f"recommended: {rec['name']} ({rec.get('path')}): {rec['why']}"))
+        console.print(Text(recommended_line(rec)))
         if not rec.get("on_front", True):
             console.print(
                 Text(
@@ -125,7 +129,8 @@ def show(result: dict[str, Any], out: Path) -> None:
                     "race of the finalists decided)"
                 )
             )
-        console.print(Text(f"its recipe: {rec.get('recipe')} (modelpress run reproduces it)"))
+        if rec.get("recipe"):
+            console.print(Text(f"its recipe: {rec['recipe']} (modelpress run reproduces it)"))
     else:
         console.print(Text("no candidate meets every constraint; the closest:"))
         for c in result.get("least_violating") or []:

@@ -137,11 +137,16 @@ def latency_pair(median: Any, p90: Any, batch: Any = None, want_batch: int = 1) 
     return f"{ms(median)} / {ms(p90)}{suffix}"
 
 
+# Marks that text fonts carry (DejaVu, Segoe UI Symbol, Apple Symbols…): an emoji such as ✅
+# needs a colour-emoji font, and a browser without one draws an empty box.
+MET, MISSED = "✓", "✗"
+
+
 def check(met: Any) -> str:
-    """✅ met, ❌ missed, — not judged."""
+    """✓ met, ✗ missed, — not judged."""
     if met is None:
         return MISSING
-    return "✅" if met else "❌"
+    return MET if met else MISSED
 
 
 def text(value: Any) -> str:

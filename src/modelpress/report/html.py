@@ -12,13 +12,16 @@ from modelpress.report.sections import Grid
 # Status cells get a class of the same name (coloured in CSS).
 STATUSES = {"ok", "degraded", "failed", "skipped"}
 
+# The widest table, the progression (17 columns), fits a 1400 px window: numbers never wrap,
+# a notes cell wraps anywhere (a path or an error's token would otherwise widen its column).
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
        max-width: 1400px; margin: 2em auto; padding: 0 1.5em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: .3em .6em; vertical-align: top; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: 12px; }
+th, td { border: 1px solid #ddd; padding: .25em .45em; vertical-align: top; }
 th { background: #f4f4f4; text-align: left; } td.num { text-align: right; white-space: nowrap; }
+td.notes { overflow-wrap: anywhere; min-width: 10em; }
 tr:nth-child(even) td { background: #fafafa; }
 .ok { color: #1a7f37; font-weight: 600; } .degraded { color: #b26b00; font-weight: 600; }
 .failed { color: #cf222e; font-weight: 600; } .skipped { color: #777; }
@@ -32,12 +35,13 @@ dd { margin: 0 0 .3em 10em; }
 
 def table(grid: Grid) -> str:
     status = grid.headers.index("status") if "status" in grid.headers else -1
+    notes = {i for i, h in enumerate(grid.headers) if h == "notes"}
     head = "".join(f"<th>{escape(h)}</th>" for h in grid.headers)
     rows = []
     for row in grid.rows:
         cells = []
         for i, text in enumerate(row):
-            classes = ["num"] if i in grid.numeric else []
+            classes = ["num"] if i in grid.numeric else ["notes"] if i in notes else []
             if i == status and text in STATUSES:
                 classes.append(text)
             attr = f' class="{" ".join(classes)}"' if classes else ""

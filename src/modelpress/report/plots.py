@@ -1,7 +1,7 @@
 """record.json → PNG plots (bytes). matplotlib is imported here only, with the Agg backend.
 
 overview.png           size, latency (median, p90 whisker) and primary metric per artifact
-latency_vs_metric.png  the trade-off, each point labelled, the recommended one highlighted
+latency_vs_metric.png  the trade-off, each point named in a legend, the recommended one a star
 confusion_matrix.png   the recommended artifact's confusion matrix (classification)
 """
 
@@ -87,8 +87,14 @@ def overview(record: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
-def latency_vs_metric(record: dict[str, Any]) -> bytes | None:
-    """None when no artifact has both a latency and a metric."""
+# One marker and colour per artifact, named in the legend beside the axes: labels written next
+# to the points overlapped wherever artifacts measure alike (an export and its parent often do).
+MARKERS = "osD^vPXhp<>"
+
+
+def latency_vs_metric_figure(record: dict[str, Any]) -> Figure | None:
+    """The trade-off, laid out: one point per artifact, each named in a legend outside the
+    axes (the recommended one a large star); None when no artifact has both figures."""
     key = sections.primary_key(record)
     rec = sections.recommended(record)
     points = []
@@ -100,25 +106,30 @@ def latency_vs_metric(record: dict[str, Any]) -> bytes | None:
     if not points:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for x, y, name, is_rec in points:
+    # tab10 without its orange, which marks the recommended artifact
+    colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 1]
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for i, (x, y, name, is_rec) in enumerate(points):
         ax.scatter(
             [x],
             [y],
-            s=140 if is_rec else 50,
-            color=HIGHLIGHT if is_rec else PLAIN,
-            marker="*" if is_rec else "o",
-            zorder=3,
+            s=170 if is_rec else 55,
+            color=HIGHLIGHT if is_rec else colours[i % len(colours)],
+            marker="*" if is_rec else MARKERS[i % len(MARKERS)],
+            zorder=4 if is_rec else 3,
+            alpha=0.85,
             edgecolors="black",
             linewidths=0.5,
+            label=name + (" (recommended)" if is_rec else ""),
         )
-        ax.annotate(
-            name + (" (recommended)" if is_rec else ""),
-            (x, y),
-            textcoords="offset points",
-            xytext=(6, 6),
-            fontsize=9,
-        )
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        ncol=1 + len(points) // 26,  # a second column past what one holds at this height
+        frameon=False,
+    )
     xs = [p[0] for p in points]
     if min(xs) > 0 and max(xs) / min(xs) > 10:
         ax.set_xscale("log")
@@ -127,7 +138,14 @@ def latency_vs_metric(record: dict[str, Any]) -> bytes | None:
     ax.set_ylabel(f"{sections.metric_label(key)} (validation)")
     ax.grid(alpha=0.3)
     ax.margins(x=0.15, y=0.15)
-    return _png(fig)
+    fig.tight_layout()  # the legend beside the axes counts: nothing is cut off
+    return fig
+
+
+def latency_vs_metric(record: dict[str, Any]) -> bytes | None:
+    """latency_vs_metric.png; None when no artifact has both a latency and a metric."""
+    fig = latency_vs_metric_figure(record)
+    return None if fig is None else _png(fig)
 
 
 def confusion_matrix(record: dict[str, Any]) -> bytes | None:

@@ -851,7 +851,10 @@ DETECTION_HEADERS = (
 def detection_benchmark(record: dict[str, Any]) -> Grid | None:
     """Like ``yolo benchmark``: each artifact's size, mAP, precision / recall, and its speed
     at batch 1 as the model alone and end to end (model + decode + NMS, measured in one loop);
-    FPS is end-to-end images per second. None when no entry timed a postprocess."""
+    FPS is end-to-end images per second. None when no entry timed a postprocess (a
+    classification run: its degraded or failed artifacts are no detection rows)."""
+    if not any(isinstance(e.get("end_to_end_ms"), dict) for e in entries(record)):
+        return None
     grid = Grid("Detection benchmark", list(DETECTION_HEADERS), numeric=set(range(3, 12)))
     for entry in entries(record):
         e2e = entry.get("end_to_end_ms")

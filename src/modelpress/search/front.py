@@ -51,7 +51,8 @@ def shortfall(results: dict[str, dict[str, Any]]) -> tuple[int, float]:
 
 
 def misses(results: dict[str, dict[str, Any]]) -> list[str]:
-    """What a candidate misses, in words: "max_size_mb 6.1 vs 5 (+22 %)"."""
+    """What a candidate misses, in words: "max_size_mb 6.1 vs 5 (+22 %)"; against a bound of 0,
+    by how much: "max_accuracy_drop 0.52 vs 0 (over by 0.52)"."""
     out = []
     for name, r in results.items():
         if r["met"]:
@@ -59,6 +60,10 @@ def misses(results: dict[str, dict[str, Any]]) -> list[str]:
         if r["value"] is None:
             out.append(f"{name} not measured")
             continue
-        rel = (r["value"] - r["target"]) / max(abs(r["target"]), 1e-9)
+        if r["target"] == 0:  # a share of 0 means nothing: by how much, in the target's unit
+            word = "short" if name.startswith("min") else "over"
+            out.append(f"{name} {r['value']:.3g} vs 0 ({word} by {abs(r['value']):.3g})")
+            continue
+        rel = (r["value"] - r["target"]) / abs(r["target"])
         out.append(f"{name} {r['value']:.3g} vs {r['target']:.3g} ({100 * rel:+.0f} %)")
     return out

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from modelpress.chatter import ray_logging_level
 from modelpress.errors import ModelpressError, first_line
 
 RAY_EXTRA = "pip install 'modelpress[ray]'"
@@ -195,11 +196,12 @@ class RayExecutor:
         self.started = False
         if not self.ray.is_initialized():
             try:
+                quiet = {"log_to_driver": False, "logging_level": ray_logging_level()}
                 if address:
                     check_reachable(address)
-                    self.ray.init(address=address, log_to_driver=False)
+                    self.ray.init(address=address, **quiet)
                 else:
-                    self.ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                    self.ray.init(num_cpus=workers, include_dashboard=False, **quiet)
             except ParallelError:
                 raise
             except Exception as e:

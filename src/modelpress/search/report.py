@@ -14,6 +14,25 @@ from modelpress.report import html
 from modelpress.report.sections import Grid
 
 REPORT = "optimize.html"
+ACCURACY = "accuracy vs baseline"  # the column of ``accuracy_change``
+
+
+def accuracy_change(loss_pt: Any) -> str:
+    """A candidate's primary metric against the baseline, in words: "lost 1.20 pt", "gained
+    0.50 pt", "no change" (``loss_pt`` is what it lost; negative: it gained)."""
+    x = fmt.finite(loss_pt)
+    if x is None:
+        return fmt.MISSING
+    if round(x, 2) == 0:
+        return "no change"
+    return f"{'lost' if x > 0 else 'gained'} {abs(x):.2f} pt"
+
+
+def recommended_line(rec: dict[str, Any]) -> str:
+    """``recommended: NAME (PATH): WHY``; the path left out where there is none (the baseline
+    held in memory)."""
+    where = f" ({rec['path']})" if rec.get("path") else ""
+    return f"recommended: {rec.get('name')}{where}: {rec.get('why')}"
 
 
 def scatter(journal: dict[str, Any], record: dict[str, Any]) -> bytes | None:
@@ -71,8 +90,8 @@ def scatter(journal: dict[str, Any], record: dict[str, Any]) -> bytes | None:
 def trials(journal: dict[str, Any]) -> Grid:
     grid = Grid(
         "Trials",
-        ["#", "pipeline", "status", "lost pt", "latency ms", "size MB", "feasible", "front", "why"],
-        numeric={0, 3, 4, 5},
+        ["#", "pipeline", "status", ACCURACY, "latency ms", "size MB", "feasible", "front", "why"],
+        numeric={0, 4, 5},
     )
     for t in journal.get("trials") or []:
         p = t.get("point") or {}
@@ -81,7 +100,7 @@ def trials(journal: dict[str, Any]) -> Grid:
                 str(t.get("index")),
                 str(t.get("pipeline")),
                 str(t.get("status")),
-                fmt.sig(p.get("loss_pt")),
+                accuracy_change(p.get("loss_pt")),
                 fmt.sig(p.get("latency_ms")),
                 fmt.sig(p.get("size_mb")),
                 "yes" if t.get("feasible") else "no" if t.get("point") else "—",
@@ -98,9 +117,11 @@ def write_report(out: Path, journal: dict[str, Any], record: dict[str, Any]) -> 
     rec = result.get("recommendation")
     body = ["<h1>modelpress optimize</h1>"]
     if rec:
+        where = f" ({rec['path']})" if rec.get("path") else ""
+        recipe = f" Recipe: {rec['recipe']}" if rec.get("recipe") else ""
         body.append(
-            f'<p class="why"><b>Recommended: {escape(rec["name"])}</b> — {escape(rec["why"])}. '
-            f"Recipe: {escape(str(rec.get('recipe')))}</p>"
+            f'<p class="why"><b>Recommended: {escape(str(rec["name"]) + where)}</b> — '
+            f"{escape(str(rec['why']))}.{escape(recipe)}</p>"
         )
     else:
         lines = [
@@ -115,15 +136,13 @@ def write_report(out: Path, journal: dict[str, Any], record: dict[str, Any]) -> 
     png = scatter(journal, record)
     if png:
         body += ["<h2>Pareto front</h2>", html.image("pareto.png", png)]
-    front = Grid(
-        "Front", ["candidate", "node", "lost pt", "latency ms", "size MB"], numeric={2, 3, 4}
-    )
+    front = Grid("Front", ["candidate", "node", ACCURACY, "latency ms", "size MB"], numeric={3, 4})
     for f in result.get("front") or []:
         front.rows.append(
             [
                 f["name"],
-                str(f.get("node")),
-                fmt.sig(f["loss_pt"]),
+                fmt.text(f.get("node")),
+                accuracy_change(f["loss_pt"]),
                 fmt.sig(f["latency_ms"]),
                 fmt.sig(f["size_mb"]),
             ]
@@ -140,7 +159,7 @@ def write_report(out: Path, journal: dict[str, Any], record: dict[str, Any]) -> 
         ("time budget", f"{settings.get('time_s')} s" if settings.get("time_s") else "none"),
         ("max trials", str(settings.get("max_trials") or "all")),
         ("prefer", ", ".join(settings.get("prefer") or [])),
-        ("elapsed", f"{journal.get('elapsed_s')} s"),
+        ("elapsed", f"{journal['elapsed_s']} s" if journal.get("elapsed_s") else fmt.MISSING),
         ("note", journal.get("note") or ""),
     ]
     body.append(

@@ -7,6 +7,7 @@ missing the pass is recorded as skipped with the reason, never silently dropped.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -57,8 +58,8 @@ def to_torchscript(
 
             try:
                 scripted = optimize_for_mobile(scripted)
-            except Exception as e:  # this CPU build has no XNNPACK
-                notes.append(f"optimize_for_mobile skipped: {first_line(e)[:160]}")
+            except Exception as e:
+                notes.append(_not_optimized(e))
         out.parent.mkdir(parents=True, exist_ok=True)
         scripted.save(str(out))
         extra = []
@@ -94,6 +95,20 @@ def to_torchscript(
             | {"rtol": config.rtol, "atol": config.atol},
         },
     )
+
+
+def _not_optimized(error: Exception) -> str:
+    """Why optimize_for_mobile did not run, in one plain sentence. Without XNNPACK (PyTorch's
+    CPU wheels) it fails an internal assert whose text asks to report a bug to PyTorch."""
+    text = str(error)
+    if "XNNPACK" in text:
+        return (
+            "not optimized for mobile: this PyTorch build has no XNNPACK, which "
+            "optimize_for_mobile needs; the model is saved frozen, as traced"
+        )
+    assert_text = r"^.*INTERNAL ASSERT FAILED at \S+ please report a bug to PyTorch\.\s*"
+    plain = type(error)(re.sub(assert_text, "", text)) if re.match(assert_text, text) else error
+    return f"not optimized for mobile: optimize_for_mobile failed ({first_line(plain, 160)})"
 
 
 @register_step(TorchScriptConfig)
