@@ -73,7 +73,7 @@ def test_every_frame_is_decoded_scored_and_summarised(clip: Path) -> None:
     assert summary["decision"] == ("positive" if share >= 0.5 else "negative")
     assert "at least half" in summary["rule"]
     assert summary["fps"] > 0 and summary["latency_ms"]["p95"] >= summary["latency_ms"]["p50"]
-    assert summary["settings"]["scene_threshold"] == 0.35
+    assert summary["settings"]["scene_cuts"]["detector"] == "adaptive"
     # the stand-in model sees each frame: its score is the grey frame's mean brightness
     assert all(0 < f["p"] < 1 for f in frames)
 

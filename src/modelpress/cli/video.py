@@ -177,12 +177,23 @@ def video(
     threshold: Annotated[
         float, typer.Option("--threshold", min=0.0, max=1.0, help="Positive at smoothed P ≥ this.")
     ] = 0.5,
-    scene_threshold: Annotated[
-        float,
+    scene_detector: Annotated[
+        str,
         typer.Option(
-            "--scene-threshold", min=0.0, max=1.0, help="Histogram distance (0–1) of a cut."
+            "--scene-detector",
+            help="PySceneDetect's adaptive (a change that stands out from its neighbours') or "
+            "content (a change over a fixed threshold) detector finds scene cuts.",
         ),
-    ] = 0.35,
+    ] = "adaptive",
+    scene_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--scene-threshold",
+            help="In the detector's units: adaptive, the ratio of a frame's change to its "
+            "neighbours' (default 3); content, the mean change of hue, saturation and "
+            "brightness, 0–255 (default 27).",
+        ),
+    ] = None,
     min_sharpness: Annotated[
         float, typer.Option("--min-sharpness", help="Laplacian variance below: skipped.")
     ] = 1e-4,
@@ -200,7 +211,9 @@ def video(
     per video (scene cuts, quality skips, corrupt packets, where decoding stopped)."""
     from modelpress.chatter import verbose
     from modelpress.core.rundir import check_output
+    from modelpress.deploy.scenecuts import SceneCuts
     from modelpress.deploy.video import Quality, Sampling, VideoProcessor, check_video
+    from modelpress.extras import require
 
     check_output(out, "--out", folder=False, example="results.jsonl")
     quality = {
@@ -209,6 +222,8 @@ def video(
         "max_brightness": max_brightness,
     }
     Sampling.parse(sample), Quality.from_dict(quality)  # refused before anything is loaded
+    SceneCuts.parse(scene_detector, scene_threshold)
+    require("scenedetect", "video", "modelpress video")
     for path in videos:  # every input opened, its first frame decoded, before any work
         check_video(path, max_errors)
     if verbose():
@@ -227,6 +242,7 @@ def video(
             batch=batch,
             stream=stream,
             quality=quality,
+            scene_detector=scene_detector,
             scene_threshold=scene_threshold,
             max_consecutive_errors=max_errors,
             queue_size=queue_size,

@@ -1,9 +1,10 @@
 """Short test videos written with PyAV, made on the fly (nothing binary is committed).
 
 ``make_video`` draws scikit-learn digits (8×8, upscaled) on a coloured background: each scene
-shows another digit in another palette (so a cut changes the colour histogram), drifting a pixel
-or two with mild noise within the scene; an optional span of pure black frames stands in for a
-dropped signal. ``truncate`` copies the first part of a file, as a broken download leaves it;
+shows another digit in another palette, drifting a pixel or two with mild noise within the
+scene. ``palette`` keeps one palette for every scene and ``digits`` names the digit each scene
+shows: scenes that differ by content alone. An optional span of pure black frames stands in for
+a dropped signal. ``truncate`` copies the first part of a file, as a broken download leaves it;
 ``make_audio_only`` and ``make_empty`` write files with no video to decode.
 
 Write ``.mkv`` (or ``.avi``) for truncation tests: Matroska declares the duration up front and
@@ -12,13 +13,14 @@ keeps no index at the end, so a truncated copy still opens and decodes up to whe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from modelpress.extras import require
 
-# (background, ink) per scene, far apart in every channel so a cut moves the histograms
+# (background, ink) per scene, far apart in every channel
 PALETTES = [
     ((20, 30, 110), (250, 230, 120)),
     ((210, 190, 40), (40, 20, 90)),
@@ -47,6 +49,8 @@ def digit_frames(
     seed: int = 0,
     scenes: int = 2,
     black: tuple[float, float] | None = None,
+    palette: int | None = None,
+    digits: Sequence[int] | None = None,
 ):
     """Yield (H, W, 3) uint8 frames, one per 1/fps s (see the module's docstring)."""
     from PIL import Image
@@ -54,9 +58,15 @@ def digit_frames(
 
     if scenes < 1 or size < 8:
         raise ValueError("a test video needs a scene at least and 8×8 pixels or more")
+    if digits is not None and len(digits) != scenes:
+        raise ValueError(f"digits: one a scene ({scenes}), got {len(digits)}")
     rng = np.random.default_rng(seed)
-    glyphs = load_digits().images / 16.0  # (1797, 8, 8) in [0, 1]
-    picks = rng.choice(len(glyphs), scenes, replace=False)
+    data = load_digits()
+    glyphs = data.images / 16.0  # (1797, 8, 8) in [0, 1]
+    if digits is None:
+        picks = rng.choice(len(glyphs), scenes, replace=False)
+    else:  # an image of each named digit
+        picks = [int(rng.choice(np.flatnonzero(data.target == d))) for d in digits]
     side = max(4, int(size * 0.6))
     starts = scene_starts(seconds, fps, scenes)
     yy, xx = np.mgrid[0:size, 0:size]
@@ -66,7 +76,8 @@ def digit_frames(
             yield np.zeros((size, size, 3), np.uint8)
             continue
         s = max(k for k, start in enumerate(starts) if start <= i)
-        bg, ink = (np.array(c, np.float32) for c in PALETTES[s % len(PALETTES)])
+        colours = PALETTES[(s if palette is None else palette) % len(PALETTES)]
+        bg, ink = (np.array(c, np.float32) for c in colours)
         glyph = Image.fromarray((glyphs[picks[s]] * 255).astype(np.uint8)).resize(
             (side, side), Image.Resampling.BILINEAR
         )
@@ -92,11 +103,14 @@ def make_video(
     scenes: int = 2,
     black: tuple[float, float] | None = None,
     corrupt_packets: tuple[int, int] | None = None,
+    palette: int | None = None,
+    digits: Sequence[int] | None = None,
 ) -> Path:
     """Write a ``seconds`` long clip of ``size``×``size`` digit frames at ``fps`` to ``path``
     (the container from its suffix); ``black``: a span (start, end) in seconds of black
     frames; ``corrupt_packets``: packets [start, end) get random bytes for their payload
-    (with ``codec="mpeg4"`` each then fails to decode). Returns ``path``."""
+    (with ``codec="mpeg4"`` each then fails to decode); ``palette``, ``digits``: see
+    ``digit_frames``. Returns ``path``."""
     av = require("av", "video", "writing test videos")
     path = Path(path)
     codec = codec or default_codec()
@@ -120,7 +134,7 @@ def make_video(
                 container.mux(packet)
                 written += 1
 
-        for img in digit_frames(seconds, fps, size, seed, scenes, black):
+        for img in digit_frames(seconds, fps, size, seed, scenes, black, palette, digits):
             mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         mux(stream.encode())  # flush the encoder
     return path

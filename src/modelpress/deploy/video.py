@@ -1,14 +1,14 @@
 """A video through a binary model: decoded packet by packet, sampled by timestamp, scored in
 batches by worker threads, smoothed over time, decided by windows.
 
-Threads: one decodes (PyAV) and prepares the sampled frames — the colour histogram for scene
-cuts, sharpness and brightness for the quality filter, the model's input — into a bounded
-buffer (a file waits when it is full; ``stream=True``, live input, drops the oldest frame
-instead and counts it). The caller's thread takes batches from the buffer for ``workers``
-scoring threads and turns the scores, in frame order, into records: one per scored frame, one
-per complete window of ``window`` sampled frames, a summary last. Nothing grows with the
-video's length: frames live in the buffer only, records are yielded as they are made, and
-latencies go to a fixed-size reservoir.
+Threads: one decodes (PyAV), shows every frame to a PySceneDetect detector for scene cuts
+(``deploy/scenecuts.py``) and prepares the sampled frames — sharpness and brightness for the
+quality filter, the model's input — into a bounded buffer (a file waits when it is full;
+``stream=True``, live input, drops the oldest frame instead and counts it). The caller's thread
+takes batches from the buffer for ``workers`` scoring threads and turns the scores, in frame
+order, into records: one per scored frame, one per complete window of ``window`` sampled
+frames, a summary last. Nothing grows with the video's length: frames live in the buffer only,
+records are yielded as they are made, and latencies go to a fixed-size reservoir.
 
 Decoding never invents a frame: a packet that fails to decode is counted (``frames_corrupt``)
 and skipped; ``max_consecutive_errors`` failures in a row end decoding (``stopped_at``), as does
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.deploy.scenecuts import SceneCuts, detect_size
 from modelpress.errors import ModelpressError, first_line
 
-HIST_BINS = 32  # per channel
 ANALYSIS_SIDE = 512  # larger frames are scaled down (by swscale) before anything looks at them
 DENSE_AFTER_CUT_S = 0.5  # adaptive sampling: every frame for this long after a scene cut
 ADAPTIVE_BASE_FPS = 5.0
@@ -157,20 +157,6 @@ def sharpness(g: np.ndarray) -> float:
     p = np.pad(g, 1, mode="edge")
     lap = 4 * p[1:-1, 1:-1] - p[:-2, 1:-1] - p[2:, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:]
     return float(lap.var())
-
-
-def histogram(rgb: np.ndarray) -> np.ndarray:
-    """(3, HIST_BINS) per-channel colour histograms, each summing to 1 (on about 64×64
-    pixels: a strided view of larger frames)."""
-    sy, sx = max(1, rgb.shape[0] // 64), max(1, rgb.shape[1] // 64)
-    small = rgb[::sy, ::sx].reshape(-1, 3) >> (8 - int(math.log2(HIST_BINS)))
-    counts = np.stack([np.bincount(small[:, c], minlength=HIST_BINS) for c in range(3)])
-    return counts / max(1, len(small))
-
-
-def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Half the L1 distance of two histograms, averaged over channels: 0 same, 1 disjoint."""
-    return float(np.abs(a - b).sum(axis=1).mean() / 2)
 
 
 def model_input(rgb: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -360,7 +346,8 @@ class VideoProcessor:
         batch: int = 16,
         stream: bool = False,
         quality: dict[str, float] | None = None,
-        scene_threshold: float = 0.35,
+        scene_detector: str = "adaptive",
+        scene_threshold: float | None = None,
         max_consecutive_errors: int = 25,
         queue_size: int = 64,
         threshold: float = 0.5,
@@ -383,14 +370,13 @@ class VideoProcessor:
                 raise VideoError(f"--{flag} {value}: must be 1 or more")
         if not 0 < threshold < 1:
             raise VideoError(f"--threshold {threshold}: a probability between 0 and 1")
-        if not 0 <= scene_threshold <= 1:
-            raise VideoError(f"--scene-threshold {scene_threshold}: between 0 and 1")
+        self.scene_cuts = SceneCuts.parse(scene_detector, scene_threshold)
         self.score, self.input_shape = score, shape
         self.sampling = Sampling.parse(sample)
         self.window, self.workers, self.batch = int(window), int(workers), int(batch)
         self.stream, self.queue_size = stream, int(queue_size)
         self.quality = Quality.from_dict(quality)
-        self.scene_threshold, self.threshold = float(scene_threshold), float(threshold)
+        self.threshold = float(threshold)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.alpha = 2.0 / (self.window + 1)  # EMA weight of the newest frame's log-odds
         # Pillow's first import (about 80 ms) and resize, here rather than in the first frame's
@@ -402,8 +388,7 @@ class VideoProcessor:
             "window": self.window,
             "ema_alpha": self.alpha,
             "threshold": self.threshold,
-            "scene_threshold": self.scene_threshold,
-            "scene_measure": f"colour histograms, {HIST_BINS} bins per channel, L1 / 2",
+            "scene_cuts": self.scene_cuts.settings(),
             "quality": asdict(self.quality),
             "keep_sharpest": max(1, self.window // 4),
             "input_shape": list(self.input_shape),
@@ -525,6 +510,7 @@ class VideoProcessor:
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         sampler = _Sampler(self.sampling, slack=0.25 / rate)
         prep = _Preparer(self, buffer, counts)
+        cuts = _Cuts(self.scene_cuts, rate, counts, sampler, prep)
         errors_in_row = 0
 
         def failed(e: Exception) -> bool:
@@ -551,14 +537,14 @@ class VideoProcessor:
                 break
             except av.error.FFmpegError as e:  # the demuxer: a fresh demux reads on from here
                 if failed(e):
-                    return
+                    break
                 packets = container.demux(stream)
                 continue
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as e:  # InvalidDataError and its kin: a corrupt packet
                 if failed(e):
-                    return
+                    break
                 continue
             errors_in_row = 0
             for frame in frames:
@@ -566,8 +552,10 @@ class VideoProcessor:
                 counts.decoded += 1
                 t = float(frame.time) if frame.time is not None else index / rate
                 counts.last_index, counts.last_time = index, t
-                if sampler.take(t, index) and not prep.add(frame, index, t, sampler):
+                if not cuts.add(frame, index, t):
                     return  # the consumer has gone
+        if not cuts.finish():
+            return
         prep.flush()
         counts.stopped_at = counts.stopped_at or _short_of_declared(container, stream, counts, rate)
 
@@ -598,14 +586,77 @@ class _Sampler:
             self.dense_until = t + DENSE_AFTER_CUT_S
 
 
+class _Cuts:
+    """Every decoded frame → the scene-cut detector, and on to sampling once the detector has
+    seen the ``lag`` frames after it (the adaptive detector compares a frame with those): a cut
+    is counted, makes adaptive sampling dense from the cut's own frame on, and marks the first
+    sampled frame from it on. Holds ``lag`` decoded frames at most."""
+
+    def __init__(
+        self,
+        cuts: SceneCuts,
+        rate: float,
+        counts: _Decoded,
+        sampler: _Sampler,
+        prep: _Preparer,
+    ) -> None:
+        self.cutter = cuts.cutter(rate)
+        self.lag = self.cutter.lag
+        self.counts, self.sampler, self.prep = counts, sampler, prep
+        self.size: tuple[int, int] | None = None  # the detector's frame size, from the first
+        self.pending: deque[tuple[Any, int, float, float]] = deque()  # frame, index, time, when
+        self.cuts: set[int] = set()  # pending frames that start a scene
+        self.carry = False  # a cut on a frame that was not sampled: the next sampled one's
+        from av.video.reformatter import VideoReformatter
+
+        self.reformatter = VideoReformatter()
+
+    def add(self, frame: Any, index: int, t: float) -> bool:
+        """False when the consumer has gone."""
+        self.size = self.size or detect_size(frame.width, frame.height)
+        w, h = self.size  # every frame at the first one's size (the detector compares pixels)
+        bgr = self.reformatter.reformat(
+            frame, format="bgr24", width=w, height=h, **_sws_threads()
+        ).to_ndarray()
+        self.pending.append((frame, index, t, time.perf_counter()))
+        self._found(self.cutter.feed(index, bgr))
+        return self._release(index - self.lag)
+
+    def finish(self) -> bool:
+        self._found(self.cutter.finish())
+        return self._release(None)
+
+    def _found(self, indices: list[int]) -> None:
+        for index in indices:
+            self.counts.scene_cuts += 1
+            t = next((t for _, i, t, _ in self.pending if i == index), None)
+            if t is None:  # not pending (a detector later than its lag): the next sampled frame
+                self.carry = True
+                t = self.pending[-1][2] if self.pending else self.counts.last_time or 0.0
+            self.cuts.add(index)
+            self.sampler.cut(t)
+
+    def _release(self, upto: int | None) -> bool:
+        """Sample the pending frames up to decoded frame ``upto`` (None: all)."""
+        while self.pending and (upto is None or self.pending[0][1] <= upto):
+            frame, index, t, decoded_at = self.pending.popleft()
+            if index in self.cuts:
+                self.cuts.discard(index)
+                self.carry = True
+            if self.sampler.take(t, index):
+                cut, self.carry = self.carry, False
+                if not self.prep.add(frame, index, t, cut, decoded_at):
+                    return False
+        return True
+
+
 class _Preparer:
-    """Sampled frames → scene cuts, quality, the model's input; into the buffer. A window's
-    frames that fail the quality filter wait until the window ends: if none of it passed, its
-    sharpest k are scored after all."""
+    """Sampled frames → quality, the model's input; into the buffer. A window's frames that
+    fail the quality filter wait until the window ends: if none of it passed, its sharpest k
+    are scored after all."""
 
     def __init__(self, proc: VideoProcessor, buffer: _Buffer, counts: _Decoded) -> None:
         self.proc, self.buffer, self.counts = proc, buffer, counts
-        self.previous: np.ndarray | None = None  # the last sampled frame's histograms
         self.rejected: list[_Frame] = []  # this window's failed frames (≤ window of them)
         self.passed = 0
         self.cut_pending = False  # a cut seen on a frame that was not scored
@@ -614,20 +665,11 @@ class _Preparer:
 
         self.reformatter = VideoReformatter()  # one swscale context for the video's frames
 
-    def add(self, frame: Any, index: int, t: float, sampler: _Sampler) -> bool:
+    def add(self, frame: Any, index: int, t: float, cut: bool, decoded_at: float) -> bool:
         proc, counts = self.proc, self.counts
         number = counts.sampled
         counts.sampled += 1
         rgb = analysis_rgb(frame, self.reformatter)
-        hist = histogram(rgb)
-        cut = (
-            self.previous is not None
-            and histogram_distance(self.previous, hist) > proc.scene_threshold
-        )
-        self.previous = hist
-        if cut:
-            counts.scene_cuts += 1
-            sampler.cut(t)
         g = grey(rgb)
         sharp = sharpness(g)
         item = _Frame(
@@ -638,7 +680,7 @@ class _Preparer:
             cut,
             number // proc.window,
             sharp,
-            time.perf_counter(),
+            decoded_at,
         )
         alive = True
         if proc.quality.passes(sharp, float(g.mean())):
