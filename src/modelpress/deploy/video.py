@@ -379,8 +379,10 @@ class VideoProcessor:
         self.threshold = float(threshold)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.alpha = 2.0 / (self.window + 1)  # EMA weight of the newest frame's log-odds
-        # Pillow's first import (about 80 ms) and resize, here rather than in the first frame's
+        # Pillow's first import (about 80 ms) and resize, PySceneDetect's and OpenCV's (about
+        # 0.4 s) and a detector's first frame, here rather than in the first frame's time
         model_input(np.zeros((2, 2, 3), np.uint8), shape)
+        self.scene_cuts.cutter(25.0).feed(0, np.zeros((2, 2, 3), np.uint8))
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -615,8 +617,8 @@ class _Cuts:
         """False when the consumer has gone."""
         self.size = self.size or detect_size(frame.width, frame.height)
         w, h = self.size  # every frame at the first one's size (the detector compares pixels)
-        bgr = self.reformatter.reformat(
-            frame, format="bgr24", width=w, height=h, **_sws_threads()
+        bgr = self.reformatter.reformat(  # AREA: a larger frame's pixels averaged, noise too
+            frame, format="bgr24", width=w, height=h, interpolation="AREA", **_sws_threads()
         ).to_ndarray()
         self.pending.append((frame, index, t, time.perf_counter()))
         self._found(self.cutter.feed(index, bgr))
