@@ -181,8 +181,9 @@ def video(
         str,
         typer.Option(
             "--scene-detector",
-            help="PySceneDetect's adaptive (a change that stands out from its neighbours') or "
-            "content (a change over a fixed threshold) detector finds scene cuts.",
+            help="PySceneDetect's detector of scene cuts: adaptive (a change that stands out "
+            "from its neighbours'; each frame waits for the 4 after it) or content (a change "
+            "over a fixed threshold; no wait).",
         ),
     ] = "adaptive",
     scene_threshold: Annotated[
@@ -190,8 +191,8 @@ def video(
         typer.Option(
             "--scene-threshold",
             help="In the detector's units: adaptive, the ratio of a frame's change to its "
-            "neighbours' (default 3); content, the mean change of hue, saturation and "
-            "brightness, 0–255 (default 27).",
+            "neighbours' (default 3); content, the mean change of saturation and brightness, "
+            "0–255 (default 27).",
         ),
     ] = None,
     min_sharpness: Annotated[

@@ -69,7 +69,7 @@ class SceneCuts:
         if name == "content" and not 0 < value <= 255:
             raise SceneCutError(
                 f"--scene-threshold {threshold}: the content detector's threshold is a mean "
-                f"change of hue, saturation and brightness, above 0 and at most 255 (default "
+                f"change of saturation and brightness, above 0 and at most 255 (default "
                 f"{DEFAULT_THRESHOLD['content']:g})"
             )
         if name == "adaptive" and not 0 < value <= 255:
