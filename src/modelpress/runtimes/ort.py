@@ -135,6 +135,9 @@ class OnnxRuntime(Runtime):
 
         return call
 
+    def read_outputs(self, result: object) -> list[np.ndarray]:
+        return [np.asarray(v.numpy(), dtype=np.float32) for v in result]  # type: ignore[attr-defined]
+
     @functools.cached_property
     def graph(self):
         """The model's graph, read once (structure only, for counting and classifying)."""
