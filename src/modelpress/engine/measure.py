@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpress.evaluate import isolated
+from modelpress.evaluate import benchmark, isolated
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.coverage import int8_coverage
 from modelpress.evaluate.own_process import own_process_peak
@@ -30,6 +30,15 @@ def _unguarded() -> contextlib.AbstractContextManager[None]:
 # Entered around every timing of an artifact (latency, throughput, peak memory): parallel
 # search workers set it to a machine-wide lock, so no two benchmarks share the CPU.
 timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
+
+
+def _installed_guard() -> contextlib.AbstractContextManager[None]:
+    return timing_guard()  # the one installed when the timing runs, not at import
+
+
+# steps time candidate builds through evaluate/benchmark (they do not import the engine):
+# the same guard
+benchmark.timing_guard = _installed_guard
 
 
 def analyze(
@@ -59,7 +68,7 @@ def analyze(
                 warmup=cfg.warmup,
                 repeats=cfg.repeats,
                 task=timed_task,
-                guard=lambda: timing_guard(),  # the guard installed when it runs
+                guard=_installed_guard,
             )
     else:
         measured = _measure_here(artifact, ctx, timed_task)
