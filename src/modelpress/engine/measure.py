@@ -1,6 +1,9 @@
 """Measure one artifact in its own runtime: outputs, metrics, verification, benchmark.
 
-The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``.
+The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``. A file
+for a native runtime (ONNX Runtime, LiteRT, OpenVINO) is run in a process of its own
+(``evaluate/isolated``), so that a runtime that crashes fails that artifact, not the run; torch
+artifacts are run here, where torch is.
 """
 
 from __future__ import annotations

@@ -3,9 +3,13 @@
 Every runtime is measured by the same loop: warm-up calls, then ``repeats`` timed calls of one
 prepared batch (inputs converted once, up front), reporting median and p90. Peak memory is the
 process's high-water mark (VmHWM) during inference, reset just before it through
-/proc/self/clear_refs, so each artifact's peak is its own. It counts what this process holds
-(torch and every runtime loaded); the peak of a process holding only the artifact's runtime is
-measured by ``own_process``.
+/proc/self/clear_refs, so each artifact's peak is its own. It counts what the measuring process
+holds: modelpress's (torch and every runtime loaded) for a torch artifact, the artifact's own
+process for a file in a native runtime (``isolated``); ``own_process`` measures the peak of a
+process that only loads the file and runs it.
+
+A task with work after the model (detection's decode and NMS) is timed with it in one loop
+(``time_with_postprocess``): end-to-end is never below the model alone.
 
 Timings taken on a busy machine say so: a spread (p90 / p50) over ``MAX_SPREAD`` or a 1-minute
 load average above the thread count while timing puts the reasons in the stats' ``unreliable``.

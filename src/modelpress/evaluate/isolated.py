@@ -118,12 +118,14 @@ def measure(
             raise (kind if own else errors.StepError)(result["error"])  # type: ignore[misc]
         with np.load(work / "outputs.npz") as z:
             outputs = [z[f"arr_{i}"] for i in range(len(z.files))]
-    own = result["own_memory"]
-    if "by_batch" in own:
-        at = {b["batch"]: b["mb"] for b in own["by_batch"]}
-        batch = result["bench"]["throughput_batch"]
-        own = {"mb": at.get(batch), "batch": batch, **own}
+    own = result["own_memory"]  # as own_process_peak gives it: at the throughput batch
+    at = {b["batch"]: b["mb"] for b in own["by_batch"]}
+    batch = result["bench"]["throughput_batch"]
+    if batch in at:
+        own = {"mb": at[batch], "batch": batch, **own}
         own["seconds"] = round(time.perf_counter() - started, 2)
+    else:
+        own = {"error": f"its runtime did not run batch {batch} in its own process"}
     return Measured(
         outputs=outputs,
         names=result["names"],
