@@ -61,6 +61,7 @@ def test_deployed_artifacts_report_a_small_own_process_peak_without_torch(record
         assert art["peak_memory_mb"] < torch_process / 3, (art["peak_memory_mb"], torch_process)
         assert own["batch"] == art["throughput_batch"] and own["threads"] == 2
         assert [b["batch"] for b in own["by_batch"]] == sorted({1, art["throughput_batch"]})
+    assert arts["onnx-fp32"]["params"] > 0  # read from the file by modelpress's process
 
 
 def test_the_baseline_held_in_memory_is_skipped_with_the_reason(record: dict) -> None:

@@ -19,7 +19,7 @@ from modelpress.evaluate import benchmark, isolated
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.coverage import int8_coverage
 from modelpress.evaluate.own_process import own_process_peak
-from modelpress.runtimes import runtime_for
+from modelpress.runtimes import file_param_count, runtime_for
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
@@ -75,7 +75,8 @@ def analyze(
             )
     else:
         measured = _measure_here(artifact, ctx, timed_task)
-    outputs, bench, params = measured.outputs, measured.bench, measured.params
+    outputs, bench = measured.outputs, measured.bench
+    params = measured.params or file_param_count(artifact)
     if "end_to_end_ms" in bench and timed_task is not None:
         bench["end_to_end_ms"]["postprocess"] = timed_task.timed_postprocess_says
     names = measured.names
