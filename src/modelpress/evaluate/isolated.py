@@ -6,9 +6,10 @@ detector (exit 139, no record). For a file in one of them (``isolated``), the ch
 its own-process peak memory (``own_process``) does every measurement: it loads the file through
 modelpress's runtime class, runs it at each batch size for its peak memory, times it
 (``benchmark_runtime``: latency, throughput, the task's postprocess in the model's loop),
-evaluates it on the validation split and reads its int8 coverage. The split is saved once and
-memory-mapped by each child; the outputs come back in a file. So there is no extra process per
-artifact, and the figures are those of a process holding the runtime only, as a device would.
+evaluates it on the validation split and reads its int8 coverage. The split is saved beside the
+child's spec and memory-mapped; the outputs come back in a file; the folder is then removed.
+So there is no extra process per artifact, and the figures are those of a process holding the
+runtime only, as a device would.
 
 The child tells modelpress's process what it is doing over a pipe, one JSON line at a time, and
 asks it for the timing lock (``guard``: parallel search workers never time at once) around its
@@ -28,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +99,7 @@ def measure(
             "batch_sizes": batch_sizes,
             "warmup": warmup,
             "repeats": repeats,
-            "inputs": [str(p) for p in _saved(validation)],
+            "inputs": [str(p) for p in _save(validation, work)],
             "task": None,
             "out": str(work / "result.json"),
             "outputs": str(work / "outputs.npz"),
@@ -139,27 +139,14 @@ def measure(
     )
 
 
-# The validation split as .npy files, one per input, written once per split object and removed
-# with it (or at exit): a child memory-maps them rather than receiving a copy each.
-_SAVED: dict[int, tuple[list[Path], tempfile.TemporaryDirectory[str]]] = {}
-
-
-def _saved(split: Split) -> list[Path]:
-    key = id(split)
-    if key not in _SAVED:
-        folder = tempfile.TemporaryDirectory(prefix="modelpress-validation-")
-        paths = [Path(folder.name) / f"input_{i}.npy" for i in range(len(split.inputs))]
-        for path, array in zip(paths, split.inputs, strict=True):
-            np.save(path, np.ascontiguousarray(array))
-        _SAVED[key] = (paths, folder)
-        weakref.finalize(split, _forget, key)
-    return _SAVED[key][0]
-
-
-def _forget(key: int) -> None:
-    _, folder = _SAVED.pop(key, (None, None))
-    if folder is not None:
-        folder.cleanup()
+def _save(split: Split, work: Path) -> list[Path]:
+    """The split's inputs as .npy files in ``work`` (one per input), for the child to
+    memory-map. Written for each artifact, in its own temporary folder: a cache kept across
+    artifacts outlived the processes Ray kills at the end of a search."""
+    paths = [work / f"input_{i}.npy" for i in range(len(split.inputs))]
+    for path, array in zip(paths, split.inputs, strict=True):
+        np.save(path, np.ascontiguousarray(array))
+    return paths
 
 
 def _run_child(work: Path, guard: Guard) -> tuple[int, str, str]:
