@@ -25,7 +25,7 @@ def test_run_and_bench_show_the_own_process_peak(trained_checkpoint: Path, tmp_p
     assert onnx["measured_in"] == "own_process"
     assert 0 < own["mb"] < record["baseline"]["peak_memory_mb"] / 3
     assert (
-        "| peak MB (in process) | peak MB (own process) |"
+        "| peak MB (measuring) | peak MB (own process) |"
         in (tmp_path / "run/report.md").read_text()
     )
 

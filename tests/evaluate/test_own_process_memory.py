@@ -74,7 +74,7 @@ def test_reports_show_both_peaks_side_by_side(record: dict, tmp_path: Path) -> N
     md = paths["report.md"].read_text()
     header = next(ln for ln in md.splitlines() if ln.startswith("| step |"))
     cells = [c.strip() for c in header.strip("|").split("|")]
-    at = cells.index("peak MB (in process)")
+    at = cells.index("peak MB (measuring)")
     assert cells[at + 1] == "peak MB (own process)"
     tflite = record["artifacts"][1]
     row = next(ln for ln in md.splitlines() if "export-tflite-int8" in ln and ln.startswith("|"))

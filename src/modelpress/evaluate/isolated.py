@@ -190,7 +190,12 @@ def _run_child(work: Path, guard: Guard) -> tuple[int, str, str]:
             if child.poll() is None:  # interrupted here (Ctrl-C, a deadline): no orphan
                 child.kill()
                 child.wait()
-    return code, phase, log_path.read_text(errors="replace")
+    text = log_path.read_text(errors="replace")
+    from modelpress.chatter import verbose
+
+    if verbose():  # --verbose: the libraries' own output, as it would be in this process
+        sys.stderr.write(text)
+    return code, phase, text
 
 
 def _tell(child: subprocess.Popen[str], word: str) -> None:
