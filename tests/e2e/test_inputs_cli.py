@@ -5,6 +5,7 @@ before any model work, or an explicit choice with a warning. The CLI runs in-pro
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,3 +61,53 @@ def test_a_recipe_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> Non
         result, f"{recipe}:3:10: not UTF-8 text (byte 0xe9)", "save the recipe as UTF-8"
     )
     assert _files(tmp_path) == before
+
+
+# ---------------------------------------------------------------- detection data
+
+
+def _coco(root: Path, categories: list[dict], annotations: list[dict]) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    images = []
+    for i in range(6):
+        Image.fromarray(np.full((40, 40, 3), 30 * i, np.uint8)).save(root / f"{i}.png")
+        images.append({"id": i, "file_name": f"{i}.png", "width": 40, "height": 40})
+    path = root / "ann.json"
+    doc = {"images": images, "annotations": annotations, "categories": categories}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+DETECT = ("--input-shape", "1,3,64,64", "--repeats", "3", "--warmup", "0", "--batch-sizes", "1")
+
+
+def test_detection_data_without_ground_truth_stops_before_any_measurement(tmp_path: Path) -> None:
+    """Regression: every annotation naming a category the file does not have left no box, and
+    `bench` measured the model and printed mAP 0.0000 with exit 0."""
+    boxes = [{"id": k, "image_id": k % 6, "category_id": 5, "bbox": [2, 2, 9, 9]} for k in range(8)]
+    ann = _coco(tmp_path, [{"id": 1, "name": "one"}], boxes)
+
+    result = cli("bench", "zoo:yolo_nano", "--data", f"coco:{ann}", *DETECT, cwd=tmp_path)
+
+    assert_one_line_error(
+        result,
+        f"coco:{ann}: no ground-truth box to score: none of its 8 annotations is usable (8 with "
+        "a category_id that no category has)",
+    )
+
+
+def test_a_coco_image_with_a_string_width_is_one_line(tmp_path: Path) -> None:
+    """Regression: "internal error: TypeError: unsupported operand type(s) for /"."""
+    boxes = [{"id": k, "image_id": k % 6, "category_id": 1, "bbox": [2, 2, 9, 9]} for k in range(8)]
+    ann = _coco(tmp_path, [{"id": 1, "name": "one"}], boxes)
+    doc = json.loads(ann.read_text())
+    doc["images"][2]["width"] = "40"
+    ann.write_text(json.dumps(doc))
+
+    result = cli("bench", "zoo:yolo_nano", "--data", f"coco:{ann}", *DETECT, cwd=tmp_path)
+
+    assert_one_line_error(
+        result, f'coco:{ann}: images[2].width is "40" (a string)', "fix the annotation file"
+    )
