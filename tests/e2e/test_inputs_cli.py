@@ -111,3 +111,19 @@ def test_a_coco_image_with_a_string_width_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(
         result, f'coco:{ann}: images[2].width is "40" (a string)', "fix the annotation file"
     )
+
+
+# ---------------------------------------------------------------- class labels
+
+
+def test_a_stray_label_stops_before_a_1001_class_model_is_built(tmp_path: Path) -> None:
+    import numpy as np
+
+    y = np.arange(200) % 10
+    y[37] = 1000
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(200, 8)).astype(np.float32), y=y)
+
+    result = cli("bench", "zoo:mlp", "--data", "npz:d.npz", *DETECT[2:], cwd=tmp_path)
+
+    assert_one_line_error(result, "d.npz: label 1000 (1 of 200 samples)", "a typo? Fix y")
