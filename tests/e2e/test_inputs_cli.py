@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -127,3 +128,99 @@ def test_a_stray_label_stops_before_a_1001_class_model_is_built(tmp_path: Path) 
     result = cli("bench", "zoo:mlp", "--data", "npz:d.npz", *DETECT[2:], cwd=tmp_path)
 
     assert_one_line_error(result, "d.npz: label 1000 (1 of 200 samples)", "a typo? Fix y")
+
+
+# ---------------------------------------------------------------- one run per output
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from modelpress.core.rundir import output_lock
+with output_lock(Path(sys.argv[1]), folder=sys.argv[2] == "folder"):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes it: then the lock is released as a run ends
+"""
+
+
+@contextmanager
+def _held(path: Path, folder: bool = True) -> Iterator[int]:
+    """Another process holding ``path`` as a run would: its PID."""
+    import subprocess
+    import sys
+
+    kind = "folder" if folder else "file"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), kind],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        proc.communicate(timeout=60)  # stdin closed: the holder leaves its `with`
+
+
+RECIPE = "model: zoo:mlp\ndata: builtin:digits\nsteps: [{type: export, format: onnx}]\n"
+SECOND_RUNS = {
+    "run": ("run", "r.yaml", "--out", "OUT"),
+    "quantize": ("quantize", "zoo:mlp", "--data", "builtin:digits", "--out", "OUT"),
+    "compare": ("compare", "zoo:mlp", "--data", "builtin:digits", "--out", "OUT"),
+    "optimize": (
+        *("optimize", "zoo:mlp", "--data", "builtin:digits", "--max-accuracy-drop", "1"),
+        *("--out", "OUT"),
+    ),
+    "cascade build": (
+        *("cascade", "build", "--data", "builtin:digits-manipulated"),
+        *("--stage", "a.onnx", "--stage", "b.onnx", "--out", "OUT"),
+    ),
+}
+
+
+@pytest.mark.parametrize("command", list(SECOND_RUNS))
+def test_a_second_run_into_a_held_out_gets_one_line_naming_the_first(
+    tmp_path: Path, command: str
+) -> None:
+    """Regression: two runs into one --out both went on, writing one directory at once."""
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    out = tmp_path / "out"
+    args = [str(out) if a == "OUT" else a for a in SECOND_RUNS[command]]
+    with _held(out) as pid:
+        result = cli(*args, cwd=tmp_path)
+        assert_one_line_error(
+            result,
+            f"--out {out}: another modelpress run (PID {pid}, started ",
+            "is writing there; wait for it to finish, or choose another --out",
+        )
+        assert _files(out) == {Path(".modelpress.lock")}  # nothing of the second run
+    assert not out.exists()  # the first run's lock gone with it: a folder left empty removed
+
+
+@pytest.mark.parametrize("command", ["video", "cascade run"])
+def test_a_second_run_writing_the_same_results_file_is_refused(
+    tmp_path: Path, command: str
+) -> None:
+    out = tmp_path / "results.jsonl"
+    (tmp_path / "clip.mkv").write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    if command == "video":
+        args = ("video", "bundle", "clip.mkv", "--out", str(out))
+    else:
+        args = ("cascade", "run", "bundle", "a.png", "--out", str(out))
+    with _held(out, folder=False) as pid:
+        result = cli(*args, cwd=tmp_path)
+    assert_one_line_error(result, f"--out {out}: another modelpress run (PID {pid}")
+    assert not out.exists() and not (tmp_path / ".results.jsonl.lock").exists()
+
+
+def test_cascade_build_out_at_a_file_is_one_line(tmp_path: Path) -> None:
+    """Regression: "internal error: FileExistsError" after the stages were loaded."""
+    (tmp_path / "bundle").write_text("a file")
+    result = cli(
+        *("cascade", "build", "--data", "builtin:digits-manipulated"),
+        *("--stage", "a.onnx", "--stage", "b.onnx", "--out", "bundle"),
+        cwd=tmp_path,
+    )
+    assert_one_line_error(result, "--out bundle: is a file", "choose another --out")

@@ -33,6 +33,7 @@ from modelpress.core.registry import StepConfig, describe_artifact, handler_for
 from modelpress.core.rundir import (
     RunDir,
     check_output,
+    output_lock,
     stable_hash,
     write_json_atomic,
 )
@@ -646,14 +647,15 @@ def run(
         )
     root = Path(out) if out else default_out(recipe)
     check_output(root, "--out", folder=True)  # before any work: a file or read-only folder
-    if not resume and not force and (root / "record.json").exists():
-        raise ResumeError(
-            f"{root} already holds a run; pass --resume to continue it, --force to start over, "
-            "or choose another --out"
-        )
-    if force and not resume and (root / "record.json").exists():
-        (root / "record.json").unlink()
-        for folder in ("nodes", "steps", "artifacts", "plots"):  # files of the run being replaced
-            shutil.rmtree(root / folder, ignore_errors=True)
-    recipe = recipe.model_copy(update={"out": str(root.resolve())})
-    return Runner(recipe, root, observer or Observer(), resume).run()
+    with output_lock(root):  # one run writes a run directory at a time
+        if not resume and not force and (root / "record.json").exists():
+            raise ResumeError(
+                f"{root} already holds a run; pass --resume to continue it, --force to start "
+                "over, or choose another --out"
+            )
+        if force and not resume and (root / "record.json").exists():
+            (root / "record.json").unlink()
+            for folder in ("nodes", "steps", "artifacts", "plots"):  # the replaced run's files
+                shutil.rmtree(root / folder, ignore_errors=True)
+        recipe = recipe.model_copy(update={"out": str(root.resolve())})
+        return Runner(recipe, root, observer or Observer(), resume).run()
