@@ -224,3 +224,87 @@ def test_cascade_build_out_at_a_file_is_one_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert_one_line_error(result, "--out bundle: is a file", "choose another --out")
+
+
+# ---------------------------------------------------------------- checks before the baseline
+
+
+def _no_baseline(out: Path) -> None:
+    """The baseline was never measured: its record (written once it is) does not exist."""
+    assert not (out / "record.json").exists()
+
+
+def test_bad_student_kwargs_stop_before_the_baseline(tmp_path: Path) -> None:
+    """Regression: refused only after the baseline was measured, as a failed step, exit 0."""
+    result = cli(
+        *("distill", "--teacher", "zoo:mlp", "--student", "zoo:mlp", "--data", "builtin:digits"),
+        *("--student-kwargs", '{"bogus": 1}', "--epochs", "1", "--out", "d"),
+        cwd=tmp_path,
+    )
+    assert_one_line_error(
+        result, "distill (student): zoo model 'mlp' has no argument 'bogus'; accepted: num_classes"
+    )
+    _no_baseline(tmp_path / "d")
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        ("net.0:nope", "distill: feature_layers: the student has no layer 'nope'; close names:"),
+        ("nope:net.0", "distill: feature_layers: the teacher has no layer 'nope'; close names:"),
+        ("net.0", "--feature-layers: entry 'net.0' is not TEACHER_LAYER:STUDENT_LAYER"),
+    ],
+)
+def test_bad_feature_layers_stop_before_the_baseline(
+    tmp_path: Path, layers: str, expected: str
+) -> None:
+    result = cli(
+        *("distill", "--teacher", "zoo:mlp", "--student", "zoo:mlp", "--data", "builtin:digits"),
+        *("--feature-layers", layers, "--epochs", "1", "--out", "d"),
+        cwd=tmp_path,
+    )
+    assert_one_line_error(result, expected)
+    _no_baseline(tmp_path / "d")
+
+
+def test_an_untrusted_distill_from_stops_before_the_baseline(tmp_path: Path) -> None:
+    import torch
+
+    marker = tmp_path / "PWNED"
+    meta = {"model": "subprocess:getoutput", "model_kwargs": {"cmd": f"touch {marker}"}}
+    torch.save({"state_dict": {}, "modelpress": meta}, tmp_path / "teacher.pt")
+
+    result = cli(
+        *("prune", "zoo:mlp", "--data", "builtin:digits", "--method", "l1-unstructured"),
+        *("--distill-from", "teacher.pt", "--out", "p"),
+        cwd=tmp_path,
+    )
+
+    assert_one_line_error(
+        result,
+        "prune-l1-unstructured (teacher): ",
+        "asks to run the factory 'subprocess:getoutput'",
+        "--trust-checkpoint-code",
+    )
+    _no_baseline(tmp_path / "p")
+    assert not marker.exists()
+
+
+def test_a_from_naming_a_step_whose_artifact_it_cannot_take_is_a_recipe_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "model: zoo:mlp\ndata: builtin:digits\nsteps:\n"
+        "  - {type: export, format: onnx, id: onnx}\n"
+        "  - {type: prune, method: l1-unstructured, from: onnx}\n"
+    )
+    before = _files(tmp_path)
+
+    result = cli("run", "r.yaml", "--out", "run", cwd=tmp_path)
+
+    assert_one_line_error(
+        result,
+        "r.yaml: steps.1.from: `prune` takes an fp32 torch model, but 'onnx' (steps.0, "
+        "`export`) makes an onnx model",
+    )
+    assert _files(tmp_path) == before

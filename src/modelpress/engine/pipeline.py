@@ -39,6 +39,7 @@ from modelpress.core.rundir import (
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
 from modelpress.engine.measure import analyze
+from modelpress.engine.preflight import check_steps
 from modelpress.errors import ModelpressError, ResumeError, StepError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate import techniques, versus_fp32
@@ -384,6 +385,7 @@ class Runner:
         if self.persist:
             dump_recipe(recipe, rd.recipe_path)
         ctx, baseline = build_context(recipe, self.observer, rd)
+        check_steps(recipe.steps, ctx, baseline)  # what needs no model run: before the baseline
         self.full_validation = ctx.data.validation
         if validation_samples is not None and len(ctx.data.validation) > validation_samples:
             import dataclasses
