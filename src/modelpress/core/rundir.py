@@ -4,6 +4,7 @@ runs/NAME/
   recipe.yaml  env.json  record.json
   nodes/KEY/   (a node's files: outputs.npz, training checkpoints, error.txt)
   artifacts/   report.md  report.html  plots/
+  .modelpress.lock  (while a run writes here: its PID; ``OutputLock``)
 """
 
 from __future__ import annotations
