@@ -33,11 +33,13 @@ from modelpress.core.registry import StepConfig, describe_artifact, handler_for
 from modelpress.core.rundir import (
     RunDir,
     check_output,
+    output_lock,
     stable_hash,
     write_json_atomic,
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
 from modelpress.engine.measure import analyze
+from modelpress.engine.preflight import check_steps
 from modelpress.errors import ModelpressError, ResumeError, StepError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate import techniques, versus_fp32
@@ -407,6 +409,7 @@ class Runner:
         if self.persist:
             dump_recipe(recipe, rd.recipe_path)
         ctx, baseline = build_context(recipe, self.observer, rd)
+        check_steps(recipe.steps, ctx, baseline)  # what needs no model run: before the baseline
         self.full_validation = ctx.data.validation
         if validation_samples is not None and len(ctx.data.validation) > validation_samples:
             import dataclasses
@@ -683,14 +686,15 @@ def run(
         )
     root = Path(out) if out else default_out(recipe)
     check_output(root, "--out", folder=True)  # before any work: a file or read-only folder
-    if not resume and not force and (root / "record.json").exists():
-        raise ResumeError(
-            f"{root} already holds a run; pass --resume to continue it, --force to start over, "
-            "or choose another --out"
-        )
-    if force and not resume and (root / "record.json").exists():
-        (root / "record.json").unlink()
-        for folder in ("nodes", "steps", "artifacts", "plots"):  # files of the run being replaced
-            shutil.rmtree(root / folder, ignore_errors=True)
-    recipe = recipe.model_copy(update={"out": str(root.resolve())})
-    return Runner(recipe, root, observer or Observer(), resume).run()
+    with output_lock(root):  # one run writes a run directory at a time
+        if not resume and not force and (root / "record.json").exists():
+            raise ResumeError(
+                f"{root} already holds a run; pass --resume to continue it, --force to start "
+                "over, or choose another --out"
+            )
+        if force and not resume and (root / "record.json").exists():
+            (root / "record.json").unlink()
+            for folder in ("nodes", "steps", "artifacts", "plots"):  # the replaced run's files
+                shutil.rmtree(root / folder, ignore_errors=True)
+        recipe = recipe.model_copy(update={"out": str(root.resolve())})
+        return Runner(recipe, root, observer or Observer(), resume).run()
