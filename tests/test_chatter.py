@@ -20,6 +20,7 @@ def test_jax_fork_warning_is_hidden_unless_verbose(monkeypatch: pytest.MonkeyPat
     jax = pytest.importorskip("jax", reason="JAX comes with the [tflite] extra")
     jax.devices()  # a backend: from here on JAX warns at every fork
     monkeypatch.setitem(chatter._state, "verbose", False)
+    monkeypatch.setenv(chatter.VERBOSE_ENV, "0")  # set_verbose writes it: restored after
     for verbose, expected in ((False, 0), (True, 1)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

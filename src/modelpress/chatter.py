@@ -21,7 +21,8 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 
-_state = {"verbose": False}
+VERBOSE_ENV = "MODELPRESS_VERBOSE"  # set by --verbose, so the processes modelpress starts agree
+_state = {"verbose": os.environ.get(VERBOSE_ENV) == "1"}
 _QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
 
 BANNER = re.compile(
@@ -36,6 +37,10 @@ def set_verbose(on: bool) -> None:
     """``--verbose``: let every library speak. Otherwise what they say on their own that a user
     cannot act on is kept off (``quiet_libraries``)."""
     _state["verbose"] = on
+    if on:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        os.environ.pop(VERBOSE_ENV, None)
     if on:
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)

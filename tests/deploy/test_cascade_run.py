@@ -230,3 +230,34 @@ def test_each_decision_is_named_as_the_bundle_names_its_classes(
     from modelpress.cli.cascade_run import class_names
 
     assert class_names(meta) == names
+
+
+def test_a_dangling_symlink_in_a_folder_is_skipped_counted_and_named(tmp_path: Path) -> None:
+    """Regression: a symlink to a deleted image vanished from the results (neither read nor
+    counted as skipped), so the output silently held one item fewer than the folder."""
+    px = _pixels(2)
+    _png(tmp_path / "in" / "a.png", px[0])
+    _png(tmp_path / "in" / "c.png", px[1])
+    (tmp_path / "in" / "b.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "in" / "notes.txt").symlink_to(tmp_path / "gone.txt")  # not an image: ignored
+
+    inputs, _, ids, _ = _read([tmp_path / "in"])
+
+    assert ids == [str(tmp_path / "in" / "a.png"), str(tmp_path / "in" / "c.png")]
+    assert inputs.read == 2 and inputs.ignored == 1
+    assert inputs.skipped == [
+        (str(tmp_path / "in" / "b.png"), f"a dangling symlink to {tmp_path / 'gone.png'}")
+    ]
+    assert inputs.skipped_line() == (
+        f"{tmp_path / 'in' / 'b.png'} (a dangling symlink to {tmp_path / 'gone.png'})"
+    )
+
+
+def test_a_dangling_symlink_given_by_name_stops_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "x.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(InputsError) as err:
+        resolve([tmp_path / "x.png"])
+    assert str(err.value) == (
+        f"{tmp_path / 'x.png'}: a symlink to {tmp_path / 'gone.png'}, which does not exist; give "
+        "image files, folders of images or .npz files"
+    )

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("av")
 
 from modelpress.deploy.testvideo import (
+    damage,
     make_audio_only,
     make_empty,
     make_video,
@@ -288,3 +289,59 @@ def test_settings_that_cannot_work_are_refused() -> None:
         VideoProcessor(brightness, (2, 16, 16))
     with pytest.raises(VideoError, match="unknown key min_contrast"):
         VideoProcessor(brightness, SHAPE, quality={"min_contrast": 0.1})
+
+
+# ---------------------------------------------------------------- damage mid-file vs a cut
+
+
+def test_damage_in_the_middle_of_an_mp4_is_corrupt_frames_not_truncation(tmp_path: Path) -> None:
+    """Regression: packets that failed mid-file were counted, yet the summary said the file
+    ended early (truncated?) because fewer frames decoded than it declares."""
+    clip = make_video(tmp_path / "clip.mp4", 4, faststart=True)
+    bad = damage(clip, tmp_path / "bad.mp4", 0.5, 0.1)
+
+    _, _, summary = run(bad)
+
+    assert 0 < summary["frames_corrupt"] < 100
+    assert summary["frames_decoded"] + summary["frames_corrupt"] == 100
+    assert summary["stopped_at"] is None  # it was read to its end
+
+
+def test_damage_the_demuxer_resyncs_past_counts_the_frames_it_skipped(tmp_path: Path) -> None:
+    """Regression: Matroska skipped the damaged clusters and read on at a later one: 73 frames
+    vanished with frames_corrupt 0 and no stopped_at."""
+    clip = make_video(tmp_path / "clip.mkv", 4, codec="mpeg4")  # a cluster every 12 frames
+    bad = damage(clip, tmp_path / "bad.mkv", 0.4, 0.3)
+
+    _, _, summary = run(bad)
+
+    assert summary["frames_decoded"] < 60
+    assert summary["frames_decoded"] + summary["frames_corrupt"] == 100
+    assert summary["stopped_at"] is None
+
+
+def test_damage_the_demuxer_cannot_read_past_is_corrupt_not_truncated(tmp_path: Path) -> None:
+    """One Matroska cluster holds the whole clip: after the damage nothing is read, though
+    the file goes on. That is damage (the frames after it counted corrupt), not a cut."""
+    clip = make_video(tmp_path / "clip.mkv", 4, codec="libx264")
+    bad = damage(clip, tmp_path / "bad.mkv", 0.4, 0.05)
+
+    _, _, summary = run(bad)
+
+    stopped = summary["stopped_at"]
+    assert stopped["kind"] == "corrupt" and "truncated" not in stopped["reason"]
+    assert "the file is not cut short" in stopped["reason"]
+    assert summary["frames_decoded"] < 60
+    assert summary["frames_decoded"] + summary["frames_corrupt"] == 100
+
+
+def test_a_faststart_mp4_cut_short_decodes_to_the_cut_and_says_truncated(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "clip.mp4", 4, faststart=True)
+    cut = truncate(clip, tmp_path / "cut.mp4", 0.8)
+
+    frames, _, summary = run(cut)
+
+    assert 40 < summary["frames_decoded"] < 100 and summary["frames_corrupt"] == 0
+    assert summary["stopped_at"]["kind"] == "truncated"
+    assert summary["stopped_at"]["frame"] == frames[-1]["index"]
+    assert "truncated" in summary["stopped_at"]["reason"]

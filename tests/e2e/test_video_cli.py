@@ -190,7 +190,7 @@ def test_an_onnx_model_scores_frames_without_loading_any_data(
         raise AssertionError("load_data was called")
 
     monkeypatch.setattr("modelpress.engine.context.load_data", no_data)
-    score, chw, close = _model(str(onnx), None, None, 1, trust=False)
+    score, chw, close = _model(str(onnx), None, None, 1, False)
     try:
         p = score(np.random.default_rng(0).random((3, *chw), dtype=np.float32))
     finally:

@@ -130,23 +130,33 @@ def test_editing_the_model_file_or_the_data_recomputes_from_the_baseline(
     assert fourth["steps"][0]["reused"] is True and not log.said("baseline")
 
 
-def test_a_step_wired_to_an_input_it_cannot_take_fails_with_both_named(
-    factory_file: Path, tmp_path: Path
-) -> None:
+def test_a_step_wired_to_an_input_it_cannot_take_is_a_recipe_error_with_both_named() -> None:
+    """It was a failed step (and the steps after it), found after the baseline was measured:
+    the configs say what each step makes, so the recipe says it when it is read."""
     steps = [
         {"type": "export", "format": "onnx", "id": "onnx"},
         {"type": "quantize", "from": "onnx"},
         {"type": "export", "format": "onnx", "precision": "int8", "from": "quantize-static"},
     ]
-    record, _ = _run(_model(factory_file), tmp_path / "run", steps)
-    wrong, after = record["steps"][1], record["steps"][2]
-    assert wrong["status"] == "failed"
-    assert wrong["error"] == (
-        "quantize-static: `quantize` takes an fp32 torch model; `onnx-fp32` is an onnx fp32 "
-        "artifact (from: onnx)"
+    with pytest.raises(RecipeError) as err:
+        build_recipe(tiny_recipe("zoo:mlp", steps=steps))
+    assert str(err.value) == (
+        "recipe: steps.1.from: `quantize` takes an fp32 torch model, but 'onnx' (steps.0, "
+        "`export`) makes an onnx model; start it from a step that makes one (or baseline)"
     )
-    assert after["status"] == "failed"
-    assert "starts from 'quantize-static', which failed" in after["error"]
+
+
+def test_a_step_wired_to_a_failed_step_fails_with_it_named(
+    factory_file: Path, tmp_path: Path
+) -> None:
+    steps = [  # more calibration samples than the split holds: the step fails as it starts
+        {"type": "quantize", "id": "q", "calibration_samples": 100000},
+        {"type": "export", "format": "onnx", "precision": "int8", "from": "q"},
+    ]
+    record, _ = _run(_model(factory_file), tmp_path / "run", steps)
+    assert record["steps"][0]["status"] == "failed"
+    assert record["steps"][1]["status"] == "failed"
+    assert "starts from 'q', which failed" in record["steps"][1]["error"]
 
 
 @pytest.mark.parametrize(

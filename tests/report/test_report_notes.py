@@ -205,6 +205,7 @@ def test_sklearn_warnings_are_hidden_unless_verbose(monkeypatch: pytest.MonkeyPa
     from sklearn.metrics import precision_score
 
     monkeypatch.setitem(chatter._state, "verbose", False)
+    monkeypatch.setenv(chatter.VERBOSE_ENV, "0")  # set_verbose writes it: restored after
     for verbose, expected in ((False, 0), (True, 1)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -164,3 +164,43 @@ def test_data_that_cannot_fit_in_memory_is_refused_before_it_is_made(
     folder = _folder(tmp_path / "imgs")
     with pytest.raises(DataSourceError, match=r"12 samples at input shape 1,3,256,256"):
         load_data(f"folder:{folder}", input_specs=_shape(3, 256, 256))
+
+
+def _labelled(path: Path, y: np.ndarray) -> str:
+    x = np.random.default_rng(0).normal(size=(len(y), 8)).astype(np.float32)
+    np.savez(path, x=x, y=y)
+    return f"npz:{path}"
+
+
+def test_one_stray_label_far_beyond_the_others_is_refused(tmp_path: Path) -> None:
+    """Regression: labels 0–9 and a single 1000 built a 1001-class model without a word."""
+    y = np.arange(200) % 10
+    y[37] = 1000
+    source = _labelled(tmp_path / "d.npz", y)
+    with pytest.raises(DataSourceError) as err:
+        load_data(source)
+    assert str(err.value) == (
+        f"{source}: label 1000 (1 of 200 samples) lies far beyond the others (0–9), which would "
+        "make a 1001-class model for 11 labels: a typo? Fix y (class labels run 0, 1, … number "
+        "of classes − 1)"
+    )
+
+
+def test_unused_class_ids_are_a_recorded_warning_with_the_count_of_classes(
+    tmp_path: Path,
+) -> None:
+    y = np.arange(200) % 10
+    y[:3] = 12  # a class 12 with 3 samples; 10 and 11 never occur
+    data = load_data(_labelled(tmp_path / "d.npz", y))
+    assert data.num_classes == 13
+    assert data.warnings == [
+        f"npz:{tmp_path / 'd.npz'}: labels 0–9, 12 occur, so the model gets 13 classes (the "
+        "largest label + 1) and 2 of them no sample; rarest labels: 12 (3 samples), 0 (19 "
+        "samples), 1 (19 samples); renumber y 0 … k−1 if those classes do not exist"
+    ]
+    assert data.summary()["warnings"] == data.warnings  # what record.json keeps
+
+
+def test_labels_zero_to_k_minus_one_say_nothing(tmp_path: Path) -> None:
+    data = load_data(_labelled(tmp_path / "d.npz", np.arange(50) % 5))
+    assert data.num_classes == 5 and data.warnings == []

@@ -239,10 +239,7 @@ def test_coco_maps_categories_in_id_order_and_boxes_to_the_input(
     source = f"coco:{ann}" + (f":{images}" if where == "explicit" else "")
     data = load_data(source, input_specs=_specs())
     assert data.class_names == ["one", "three", "seven"] and data.num_classes == 3
-    assert data.warnings == [
-        f"coco:{ann}: 1 annotations skipped (crowd, unknown class or image, or an empty or "
-        "malformed box)"
-    ]
+    assert data.warnings == [f"coco:{ann}: 1 of 5 annotations skipped: 1 crowd regions (iscrowd)"]
     grey = {g: labels for (_, _, _, g, labels) in COCO_IMAGES.values()}
     seen = 0
     for part in (data.train, data.calibration, data.validation):
@@ -268,7 +265,11 @@ def test_coco_malformed_boxes_are_skipped_and_counted(tmp_path: Path) -> None:
     ]
     ann = _coco_set(tmp_path, tmp_path, extra)
     data = load_data(f"coco:{ann}", input_specs=_specs())
-    assert data.warnings[0].startswith(f"coco:{ann}: 7 annotations skipped")
+    assert data.warnings[0] == (
+        f"coco:{ann}: 7 of 11 annotations skipped: 1 crowd regions (iscrowd), 1 with a "
+        "category_id that no category has, 1 with an image_id that no image has, 4 without a "
+        "usable bbox (4 finite numbers x, y, w, h with w, h > 0)"
+    )
     labels = [lab for s in (data.train, data.calibration, data.validation) for lab in s.labels]
     assert all(np.isfinite(lab).all() for lab in labels)
     assert sum(map(len, labels)) == 4  # the four good boxes
@@ -359,3 +360,117 @@ def test_a_16_bit_grey_image_is_scaled_not_clipped(tmp_path: Path) -> None:
         x = load_data(f"yolo:{root / 'data.yaml'}", input_specs=_specs(c)).validation.inputs[0]
         assert x.shape == (1, c, 64, 64)
         np.testing.assert_allclose(x[0, :, 32, 32], 30000 / 65535, atol=1e-4)
+
+
+# ---------------------------------------------------------------- faults named, before any image
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["categories"][1].pop("id"), "categories[1] has no 'id'"),
+        (lambda d: d["images"][2].pop("id"), "images[2] has no 'id'"),
+        (
+            lambda d: d["images"][0].update(width="40"),
+            'images[0].width is "40" (a string); it must be a number of pixels above 0',
+        ),
+        (lambda d: d["images"].insert(1, "c9.png"), 'images[1] is "c9.png" (a string), not an'),
+        (lambda d: d["annotations"].append([1, 2]), "annotations[5] is [1, 2] (a list), not an"),
+        (lambda d: d["images"][3].update(id=10), "images[3].id 10 is also the id of images[0]"),
+    ],
+)
+def test_a_malformed_coco_entry_is_named_in_one_line(
+    tmp_path: Path, edit: object, expected: str
+) -> None:
+    """Regression: each of these ended in an internal error (KeyError, TypeError,
+    AttributeError) instead of a line naming the entry."""
+    ann = _coco_set(tmp_path, tmp_path)
+    doc = json.loads(ann.read_text())
+    edit(doc)  # type: ignore[operator]
+    ann.write_text(json.dumps(doc))
+    with pytest.raises(DataSourceError) as err:
+        load_data(f"coco:{ann}", input_specs=_specs())
+    message = str(err.value)
+    assert message.startswith(f"coco:{ann}: {expected}") and "\n" not in message
+    assert "fix the annotation file" in message
+
+
+def test_coco_boxes_outside_their_image_are_dropped_or_clipped_and_counted(
+    tmp_path: Path,
+) -> None:
+    """A box mostly outside its image is dropped (clipping would make a box along the edge that
+    no one drew); one partly outside is clipped; a rounding-sized overhang says nothing."""
+    extra = [  # image 14 is 40 × 40
+        {"id": 80, "image_id": 14, "category_id": 1, "bbox": [-500, -500, 2000, 2000]},
+        {"id": 81, "image_id": 14, "category_id": 1, "bbox": [30, 30, 20, 10]},  # half inside
+        {"id": 82, "image_id": 14, "category_id": 1, "bbox": [0, 0, 40.5, 40.5]},  # rounding
+    ]
+    ann = _coco_set(tmp_path, tmp_path, extra)
+    data = load_data(f"coco:{ann}", input_specs=_specs())
+    assert data.warnings[1] == (
+        f"coco:{ann}: 1 boxes lie mostly outside their image (under half their area inside; "
+        "first: annotation 80 on c4.png, bbox [-500, -500, 2000, 2000] in a 40×40 image): "
+        "dropped, not clipped (clipped, each would become a box along the image's edge that no "
+        "one drew; pycocotools would score it as annotated, a miss no prediction inside the "
+        "image can match); fix their bbox if they are mistakes"
+    )
+    assert data.warnings[2].startswith(
+        f"coco:{ann}: 1 boxes extend more than 1 pixel past their image's edge (first: "
+        "annotation 81 on c4.png"
+    )
+    assert len(data.warnings) == 3
+    labels = {
+        round(float(x[0, 32, 32]) * 255): lab
+        for s in (data.train, data.calibration, data.validation)
+        for x, lab in zip(s.inputs[0], s.labels, strict=True)
+    }
+    np.testing.assert_allclose(
+        labels[200], [[0, 0.75, 0.75, 1, 1], [0, 0, 0, 1, 1]], atol=1e-6
+    )  # 81 clipped to its inside part, 82 to the image; 80 gone
+
+
+def test_coco_without_a_usable_annotation_is_refused(tmp_path: Path) -> None:
+    """Regression: every annotation skipped left 0 boxes, and runs scored mAP 0.0000."""
+    ann = _coco_set(tmp_path, tmp_path)
+    doc = json.loads(ann.read_text())
+    for a in doc["annotations"]:
+        a["category_id"] = 99
+    ann.write_text(json.dumps(doc))
+    with pytest.raises(DataSourceError) as err:
+        load_data(f"coco:{ann}", input_specs=_specs())
+    assert str(err.value) == (
+        f"coco:{ann}: no ground-truth box to score: none of its 5 annotations is usable (1 crowd "
+        "regions (iscrowd), 4 with a category_id that no category has); mAP over 0 boxes means "
+        "nothing, so fix the annotations (category_id from categories, image_id from images, "
+        "bbox [x, y, w, h] in pixels inside the image)"
+    )
+
+
+@pytest.mark.parametrize("fault", ["class ids", "no label files"])
+def test_yolo_without_a_usable_label_is_refused(tmp_path: Path, fault: str) -> None:
+    path = _yolo_set(tmp_path)
+    for label in (tmp_path / "labels").rglob("*.txt"):
+        if fault == "no label files":
+            label.unlink()
+        else:  # every class id ≥ nc (names has 2)
+            label.write_text("".join(f"7{ln[1:]}\n" for ln in label.read_text().splitlines() if ln))
+    with pytest.raises(DataSourceError) as err:
+        load_data(f"yolo:{path}", input_specs=_specs())
+    why = (
+        "6 images have no label file"
+        if fault == "no label files"
+        else "10 label lines name a class ≥ 2 (names has 2); 1 images have no label file"
+    )
+    assert str(err.value).startswith(f"yolo:{path}: no ground-truth box to score: {why}; mAP")
+
+
+def test_a_validation_split_without_boxes_is_refused(tmp_path: Path) -> None:
+    path = _yolo_set(tmp_path)
+    for label in (tmp_path / "labels" / "val").glob("*.txt"):
+        label.unlink()
+    with pytest.raises(DataSourceError) as err:
+        load_data(f"yolo:{path}", input_specs=_specs())
+    assert str(err.value).startswith(
+        f"yolo:{path}: the validation split (2 images) holds no ground-truth box (the 4 boxes "
+        "are all in the training and calibration images)"
+    )

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import run_steps
+from modelpress.errors import StepError
 from modelpress.sources import models
 
 STUDENT = {"student": "zoo:dscnn", "student_kwargs": {"width_mult": 0.25}}
@@ -73,13 +75,17 @@ def test_teacher_and_student_with_different_output_sizes(
     assert "the teacher outputs 10 values per sample but the student 12" in entry["error"]
 
 
-def test_unknown_feature_layer_fails_the_step_with_close_names(
+def test_unknown_feature_layer_stops_the_run_before_the_baseline_with_close_names(
     trained_checkpoint: Path, tmp_path: Path
 ) -> None:
+    """It was a failed step, found after the baseline had been measured."""
     step = {"type": "distill", **STUDENT, "epochs": 1, "feature_layers": ["blocks.1:blokcs.1"]}
-    entry = run_steps(trained_checkpoint, tmp_path / "run", step)["steps"][0]
-    assert entry["status"] == "failed"
-    assert "the student has no layer 'blokcs.1'; close names: blocks.1" in entry["error"]
+    with pytest.raises(StepError) as err:
+        run_steps(trained_checkpoint, tmp_path / "run", step)
+    assert str(err.value).startswith(
+        "distill: feature_layers: the student has no layer 'blokcs.1'; close names: blocks.1"
+    )
+    assert not (tmp_path / "run" / "record.json").exists()  # no baseline measured
 
 
 def test_qat_with_a_teacher_uses_the_kd_defaults(trained_checkpoint: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from modelpress.cli.common import (
     console,
     user_errors,
 )
+from modelpress.core.rundir import holding_output
 
 cascade_app = typer.Typer(
     help="Cascades: cheap stages decide the sure items, a precise one the rest; leakage certified.",
@@ -133,6 +134,7 @@ def show(
 
 @cascade_app.command("build")
 @user_errors
+@holding_output("out", folder=True)  # a file or read-only --out, a second build into it
 def build_command(
     data: Data,
     out: Annotated[Path, typer.Option("--out", help="The bundle directory to write.")],

@@ -17,12 +17,14 @@ from rich.text import Text
 
 from modelpress.cli.cascade import cascade_app
 from modelpress.cli.common import Threads, console, user_errors
+from modelpress.core.rundir import holding_output
 
 BINARY_CLASSES = ["negative", "positive"]
 
 
 @cascade_app.command("run")
 @user_errors
+@holding_output("out", folder=False, example="results.jsonl")  # one run writes OUT
 def run_command(
     bundle: Annotated[Path, typer.Argument(help="A bundle from modelpress cascade build.")],
     inputs: Annotated[

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from modelpress.cli.common import Shape, Threads, TrustCode, app, console, user_errors
+from modelpress.core.rundir import holding_output
 from modelpress.errors import ModelpressError, first_line
 
 DEFAULT_DATA = "builtin:digits-manipulated"
@@ -148,6 +149,7 @@ def show(path: str, summary: dict[str, Any]) -> None:
 
 
 @user_errors
+@holding_output("out", folder=False, example="results.jsonl")  # one run writes OUT
 def video(
     source: Annotated[
         str,

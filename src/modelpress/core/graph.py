@@ -53,6 +53,25 @@ def wiring_errors(steps: Sequence[StepConfig]) -> list[str]:
             run_order(steps)
         except ValueError as e:
             errors.append(str(e))
+    if not errors:  # the ids and the order sound: what each step would be handed
+        errors.extend(e for i in range(len(steps)) for e in _misfits(steps, i, seen))
+    return errors
+
+
+def _misfits(steps: Sequence[StepConfig], i: int, index: dict[str, int]) -> list[str]:
+    """``from:`` naming a step whose artifact, as its config says, this step cannot take (a
+    prune from an ONNX export): found when the recipe is read, not after the baseline."""
+    step, errors = steps[i], []
+    for source in step.sources or []:
+        j = index.get(source)
+        made = steps[j].makes() if j is not None and source != step.ref else None
+        if made is None or any(t.takes_made(made) for t in step.takes()):
+            continue
+        errors.append(
+            f"steps.{i}.from: `{step.type}` takes {step.wants()}, but '{source}' (steps.{j}, "
+            f"`{steps[j].type}`) makes {made.describe()}; start it from a step that makes one "
+            "(or baseline)"
+        )
     return errors
 
 

@@ -26,7 +26,7 @@ from pydantic import (
 from modelpress.core.graph import wiring_errors
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
 from modelpress.core.rundir import check_name
-from modelpress.errors import RecipeError
+from modelpress.errors import RecipeError, first_line
 from modelpress.sources.inputs import InputSpec, parse_input_shape
 from modelpress.sources.trust import CodeTrust
 from modelpress.tasks import task_names, unknown_task_message
@@ -480,11 +480,29 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
     return f"{where}: not valid YAML ({problem}{f', {context}' if context else ''})"
 
 
+def _recipe_text(path: Path) -> str:
+    """The recipe file's text, read as UTF-8 (what YAML and JSON files are); a file in another
+    encoding (Latin-1 from an old editor) or one that cannot be read is one line naming it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot be read ({first_line(e)})") from None
+    try:
+        return raw.decode("utf-8-sig")  # a BOM from a Windows editor is fine
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise RecipeError(
+            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the "
+            "recipe as UTF-8"
+        ) from None
+
+
 def read_recipe_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
+    text = _recipe_text(path)
     try:
-        text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as e:
         raise RecipeError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None

@@ -40,9 +40,18 @@ class Takes:
         )
 
     def describe(self) -> str:
-        what = f"{' or '.join(self.precisions)} {self.format} model"
+        what = f"{' or '.join(self.precisions)} {self.format} model".strip()
         what = f"{_article(what)} {what}"
         return what + (f" with its {self.companion.replace('_', ' ')}" if self.companion else "")
+
+    def takes_made(self, made: Takes) -> bool:
+        """Whether an artifact a step is known to make (``StepConfig.makes``: its precisions
+        empty when they depend on the input) fits this input."""
+        return (
+            made.format == self.format
+            and all(p in self.precisions for p in made.precisions)
+            and (self.companion is None or self.companion == made.companion)
+        )
 
 
 def describe_artifact(artifact: Artifact) -> str:
@@ -97,6 +106,19 @@ class StepConfig(BaseModel):
     def wants(self) -> str:
         """What ``accepts`` takes, in words (for the error when a run has none)."""
         return ", or ".join(t.describe() for t in self.takes())
+
+    def makes(self) -> Takes | None:
+        """What the step's artifact is, as far as the config alone says (a format; precisions
+        and companion when they do not depend on the input), so that ``from:`` is checked when
+        the recipe is read; None when only the run can tell."""
+        return None
+
+    def check_before_run(self, ctx: Context, parent: Artifact | None, where: str) -> None:
+        """Checks that need no model run, made before the baseline is measured: flags parsed,
+        model sources resolved (and trusted), layer names looked up in built models. ``parent``
+        is the step's input when it is known before the run (the baseline), else None; raise a
+        ModelpressError naming ``where`` (``steps.N (NAME)``). The default checks nothing."""
+        return None
 
     @property
     def ref(self) -> str:

@@ -4,15 +4,18 @@ runs/NAME/
   recipe.yaml  env.json  record.json
   nodes/KEY/   (a node's files: outputs.npz, training checkpoints, error.txt)
   artifacts/   report.md  report.html  plots/
+  .modelpress.lock  (while a run writes here: its PID; ``OutputLock``)
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +221,178 @@ class RunDir:
             return str(p.resolve().relative_to(self.root.resolve()))
         except ValueError:
             return str(p)
+
+
+# --------------------------------------------------------------------------- the output lock
+
+LOCK_NAME = ".modelpress.lock"  # in a run directory; beside a file output: .NAME.lock
+
+
+def _lock_path(path: Path, folder: bool) -> Path:
+    return path / LOCK_NAME if folder else path.parent / f".{path.name}.lock"
+
+
+def _holder(text: str) -> str:
+    """Who holds a lock, from its file: ``PID 123, started 12:00:03: modelpress run r.yaml``."""
+    try:
+        info = json.loads(text)
+        pid, started, command = info["pid"], info.get("started", "?"), info.get("command", "")
+    except (ValueError, TypeError, KeyError):
+        return "PID unknown"
+    return f"PID {pid}, started {started}" + (f": {command}" if command else "")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _created_folders(path: Path) -> list[Path]:
+    """The folders ``path.mkdir(parents=True)`` would create, deepest first."""
+    made = []
+    while not _exists(path) and path != path.parent:
+        made.append(path)
+        path = path.parent
+    return made
+
+
+class OutputLock:
+    """An exclusive lock on an output (a run directory, or a file a command writes) held by one
+    process: ``LOCK_NAME`` inside the folder (``.NAME.lock`` beside a file) holds the holder's
+    PID, and ``fcntl.flock`` on it is released by the kernel when the process ends however it
+    ends, so a lock left by a killed run is simply taken over. A second run into the same place
+    gets one line naming the first's PID. Released on exit: the lock file is removed, and the
+    folders the lock made are removed again if nothing was written in them.
+
+    (Not ``filelock``: it truncates the file on open, so a waiting process would erase the
+    holder's PID before it could read it.)"""
+
+    def __init__(self, path: Path, flag: str = "--out", *, folder: bool = True) -> None:
+        self.path, self.flag, self.folder = path, flag, folder
+        self.file = _lock_path(path, folder)
+        self.fd: int | None = None
+        self.made: list[Path] = []
+
+    def __enter__(self) -> OutputLock:
+        self.made = _created_folders(self.file.parent)
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputPathError(
+                f"{self.flag} {self.path}: cannot be created ({first_line(e)}); choose another "
+                f"{self.flag}"
+            ) from None
+        try:
+            self._acquire()
+        except BaseException:
+            self._remove_made()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _refuse(self, holder: str) -> OutputPathError:
+        return OutputPathError(
+            f"{self.flag} {self.path}: another modelpress run ({holder}) is writing there; wait "
+            f"for it to finish, or choose another {self.flag}"
+        )
+
+    def _acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): the PID alone says whether the lock is held
+            self._acquire_by_pid()
+            return
+        while True:
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+                os.close(fd)
+                raise self._refuse(holder) from None
+            except OSError:  # a file system without flock (some network mounts)
+                os.close(fd)
+                self._acquire_by_pid()
+                return
+            try:  # the holder may have removed the file as we opened it: lock the one on disk
+                same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self.fd = fd
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self._describe().encode(), 0)
+
+    def _acquire_by_pid(self) -> None:
+        try:
+            text = self.file.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        if text:
+            try:
+                pid = int(json.loads(text)["pid"])
+            except (ValueError, TypeError, KeyError):
+                pid = None
+            if pid is not None and pid != os.getpid() and _pid_alive(pid):
+                raise self._refuse(_holder(text))
+        self.file.write_text(self._describe())  # a dead holder's lock is taken over
+        self.fd = -1
+
+    def _describe(self) -> str:
+        import sys
+        from datetime import datetime
+
+        command = " ".join(["modelpress", *sys.argv[1:]])[:200] if sys.argv else ""
+        started = datetime.now().isoformat(timespec="seconds")
+        return json.dumps({"pid": os.getpid(), "started": started, "command": command})
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        self.file.unlink(missing_ok=True)  # before unlocking: a waiter then re-checks the inode
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = None
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for folder in self.made:  # deepest first; only folders left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def output_lock(path: Path, flag: str = "--out", *, folder: bool = True) -> OutputLock:
+    """``with output_lock(out):`` — see ``OutputLock``."""
+    return OutputLock(path, flag, folder=folder)
+
+
+def holding_output(
+    param: str, flag: str = "--out", *, folder: bool, example: str = "out"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a command: its output (the keyword argument ``param``; None: nothing written)
+    is checked (``check_output``) and held (``output_lock``) while it runs."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            path = kwargs.get(param)
+            if path is None:
+                return fn(*args, **kwargs)
+            check_output(Path(path), flag, folder=folder, example=example)
+            with output_lock(Path(path), flag, folder=folder):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -13,7 +13,8 @@ The rules for an .npz archive:
   * (N, H, W) or (N, H, W, C) uint8 with C 1, 3 or 4: pixels, each made a Pillow image and read
     as an image file is (resized, grey ↔ RGB, alpha dropped, /255).
 Items are named by their file (``file.npz#i`` in an archive). An item that cannot be read (a
-damaged image, a decompression bomb, a sample holding NaN/Inf) is skipped and counted; a missing
+damaged image, a decompression bomb, a dangling symlink in a folder, a sample holding NaN/Inf) is
+skipped, counted and named; a missing
 path, a folder without images or an archive of the wrong shape stops the run before it starts.
 Folders are walked recursively in sorted order; their other files (.npz included) are counted,
 not read.
@@ -133,6 +134,9 @@ class Inputs:
                         self.read += 1
                         yield item, x
                 continue
+            if _dangling(f):
+                self.skipped.append((str(f), f"a dangling symlink to {_target(f)}"))
+                continue
             try:
                 x, size = data._read_image(f, *shape)
             except Exception as e:  # Pillow raises OSError, SyntaxError, EOFError, struct.error,
@@ -153,11 +157,19 @@ def resolve(paths: list[Path]) -> Inputs:
     files: list[Path] = []
     ignored = 0
     for p in paths:
+        if _dangling(p):
+            raise InputsError(
+                f"{p}: a symlink to {_target(p)}, which does not exist; give image files, "
+                "folders of images or .npz files"
+            )
         if not p.exists():
             raise InputsError(f"{p}: not found; give image files, folders of images or .npz files")
         if p.is_dir():
+            # a dangling symlink is neither a file nor a folder: kept, so that it is counted
+            # and named like a damaged image instead of vanishing from the results
             found = sorted(
-                (f for f in p.rglob("*") if f.is_file()), key=lambda f: f.relative_to(p).parts
+                (f for f in p.rglob("*") if f.is_file() or _dangling(f)),
+                key=lambda f: f.relative_to(p).parts,
             )
             images = [f for f in found if f.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
@@ -175,6 +187,21 @@ def resolve(paths: list[Path]) -> Inputs:
                 "image files, folders of images or .npz files"
             )
     return Inputs(files, ignored)
+
+
+def _dangling(f: Path) -> bool:
+    """A symlink whose target is gone (or that points at itself, round a loop)."""
+    try:
+        return f.is_symlink() and not f.exists()
+    except OSError:  # a symlink loop: ELOOP
+        return True
+
+
+def _target(f: Path) -> str:
+    try:
+        return str(f.readlink())
+    except OSError as e:
+        return f"(unreadable: {first_line(e)})"
 
 
 def _is_npz(f: Path) -> bool:

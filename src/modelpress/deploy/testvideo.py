@@ -5,10 +5,13 @@ shows another digit in another palette, drifting a pixel or two with mild noise 
 scene. ``palette`` keeps one palette for every scene and ``digits`` names the digit each scene
 shows: scenes that differ by content alone. An optional span of pure black frames stands in for
 a dropped signal. ``truncate`` copies the first part of a file, as a broken download leaves it;
-``make_audio_only`` and ``make_empty`` write files with no video to decode.
+``damage`` overwrites bytes in the middle of a copy, as a bad disk sector or a bad transfer
+leaves it; ``make_audio_only`` and ``make_empty`` write files with no video to decode.
 
 Write ``.mkv`` (or ``.avi``) for truncation tests: Matroska declares the duration up front and
 keeps no index at the end, so a truncated copy still opens and decodes up to where it is cut.
+An ``.mp4`` keeps its index (``moov``) at the end unless written with ``faststart=True``: cut
+short, it no longer opens at all; with faststart it decodes up to the cut.
 """
 
 from __future__ import annotations
@@ -103,20 +106,22 @@ def make_video(
     scenes: int = 2,
     black: tuple[float, float] | None = None,
     corrupt_packets: tuple[int, int] | None = None,
+    faststart: bool = False,
     palette: int | None = None,
     digits: Sequence[int] | None = None,
 ) -> Path:
     """Write a ``seconds`` long clip of ``size``×``size`` digit frames at ``fps`` to ``path``
     (the container from its suffix); ``black``: a span (start, end) in seconds of black
     frames; ``corrupt_packets``: packets [start, end) get random bytes for their payload
-    (with ``codec="mpeg4"`` each then fails to decode); ``palette``, ``digits``: see
-    ``digit_frames``. Returns ``path``."""
+    (with ``codec="mpeg4"`` each then fails to decode); ``faststart``: an MP4's index before
+    its frames; ``palette``, ``digits``: see ``digit_frames``. Returns ``path``."""
     av = require("av", "video", "writing test videos")
     path = Path(path)
     codec = codec or default_codec()
     rng = np.random.default_rng(seed)
     written = 0
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
@@ -178,4 +183,17 @@ def truncate(path: Path | str, out: Path | str, fraction: float) -> Path:
     data = Path(path).read_bytes()
     out = Path(out)
     out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def damage(path: Path | str, out: Path | str, at: float, length: float, seed: int = 0) -> Path:
+    """Copy ``path`` to ``out`` with random bytes over ``length`` of it (a fraction of its
+    size) from ``at`` (a fraction too): damage in the middle, the file as long as before."""
+    if not (0 < at < 1 and length > 0 and at + length < 1):
+        raise ValueError("at and length: fractions of the file, the damage inside it")
+    data = bytearray(Path(path).read_bytes())
+    start, n = int(len(data) * at), max(1, int(len(data) * length))
+    data[start : start + n] = np.random.default_rng(seed).integers(0, 256, n, np.uint8).tobytes()
+    out = Path(out)
+    out.write_bytes(bytes(data))
     return out

@@ -10,14 +10,19 @@ order, into records: one per scored frame, one per complete window of ``window``
 frames, a summary last. Nothing grows with the video's length: frames live in the buffer only,
 records are yielded as they are made, and latencies go to a fixed-size reservoir.
 
-Decoding never invents a frame: a packet that fails to decode is counted (``frames_corrupt``)
-and skipped; ``max_consecutive_errors`` failures in a row end decoding (``stopped_at``), as does
-a file that ends before the duration it declares (a truncated copy). Only a file where nothing
-decodes is an error.
+Decoding never invents a frame. ``frames_corrupt`` counts the frames damaged data cost: a packet
+that fails to decode (counted and skipped), the frames a demuxer jumps over when it resyncs past
+damaged bytes (the byte positions of the packets, every stream, show the bytes skipped; the
+video's timestamps, the frames), and the frames a file declares after damaged data the demuxer
+cannot read past. ``stopped_at`` says where decoding ended early and why (``kind``):
+``max_consecutive_errors`` failures in a row (``errors``), unreadable data mid-file with bytes
+after it (``corrupt``), or a file that ends before the length it declares (``truncated``: only a
+cut at the end). Only a file where nothing decodes is an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import random
@@ -513,12 +518,14 @@ class VideoProcessor:
         sampler = _Sampler(self.sampling, slack=0.25 / rate)
         prep = _Preparer(self, buffer, counts)
         cuts = _Cuts(self.scene_cuts, rate, counts, sampler, prep)
+        reach = _Reach(rate, container.name)
         errors_in_row = 0
 
         def failed(e: Exception) -> bool:
             """Count a failure; True when it is one too many in a row."""
             nonlocal errors_in_row
             counts.corrupt += 1
+            reach.failed += 1
             errors_in_row += 1
             counts.first_error = counts.first_error or first_line(e)
             if errors_in_row < self.max_consecutive_errors:
@@ -526,12 +533,14 @@ class VideoProcessor:
             counts.stopped_at = {
                 "frame": counts.last_index,
                 "time": counts.last_time,
+                "kind": "errors",
                 "reason": f"{errors_in_row} packets in a row failed to decode "
                 f"(first: {counts.first_error})",
             }
             return True
 
-        packets = container.demux(stream)
+        # every stream's packets: their byte positions show the data a demuxer skipped
+        packets = container.demux()
         while not buffer.closed:
             try:
                 packet = next(packets)
@@ -540,11 +549,23 @@ class VideoProcessor:
             except av.error.FFmpegError as e:  # the demuxer: a fresh demux reads on from here
                 if failed(e):
                     break
-                packets = container.demux(stream)
+                packets = container.demux()
                 continue
+            gap = reach.see(packet)
+            if packet.stream.index != stream.index:
+                continue
+            reach.packets += 1 if packet.size else 0
+            lost = reach.lost_frames(packet, gap)
+            if lost:  # the demuxer resynced past damaged bytes: the frames between are gone
+                counts.corrupt += lost
+                counts.first_error = counts.first_error or (
+                    f"{gap} damaged bytes skipped by the demuxer, {lost} frames with them"
+                )
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as e:  # InvalidDataError and its kin: a corrupt packet
+                if reach.cut_short(packet):  # the last packet of a copy cut short: not damage
+                    continue
                 if failed(e):
                     break
                 continue
@@ -556,10 +577,87 @@ class VideoProcessor:
                 counts.last_index, counts.last_time = index, t
                 if not cuts.add(frame, index, t):
                     return  # the consumer has gone
-        if not cuts.finish():
+        if not cuts.finish():  # the frames the detector held, on to sampling
             return
         prep.flush()
-        counts.stopped_at = counts.stopped_at or _short_of_declared(container, stream, counts, rate)
+        if counts.stopped_at is not None:  # too many errors in a row: decoding ended there
+            return
+        # packets the decoder dropped without an error (no frame, even at the flush): damaged
+        # too, in a file already seen damaged (a healthy stream may carry frameless packets)
+        dropped = reach.packets - counts.decoded - reach.failed
+        if dropped > 0 and counts.corrupt:
+            counts.corrupt += dropped
+        counts.stopped_at = _short_of_declared(container, stream, counts, rate, reach)
+
+
+class _Reach:
+    """How far into the file the demuxer read and what it jumped over: the byte span of every
+    packet (any stream), the video packets' timestamps."""
+
+    GAP_BYTES = 64  # more than container framing between packets (Matroska: 6-23 bytes)
+
+    def __init__(self, rate: float, path: str) -> None:
+        self.size: int | None = None  # the file's size in bytes (a local file)
+        if "://" not in path:
+            with contextlib.suppress(OSError):
+                self.size = Path(path).stat().st_size
+        self.end: int | None = None  # the byte after the furthest packet read
+        self.packets = 0  # the video's packets, read
+        self.failed = 0  # … that failed to decode (a demuxer error counts one too)
+        self.largest = 0  # the largest packet, in bytes
+        self.gap = 0  # the largest jump in bytes since the last video packet
+        self.last_t: float | None = None  # the video's last decode timestamp, in seconds
+        self.step = 1.0 / rate  # one frame, in seconds
+
+    def see(self, packet: Any) -> int:
+        """Note a packet's bytes; the largest jump since the last video packet."""
+        pos, size = packet.pos, packet.size
+        if pos is not None and pos >= 0 and size:
+            if self.end is not None:
+                self.gap = max(self.gap, pos - self.end)
+            self.end = max(self.end or 0, pos + size)
+            self.largest = max(self.largest, size)
+        gap = self.gap
+        return gap
+
+    def lost_frames(self, packet: Any, gap: int) -> int:
+        """The frames a video packet's timestamp says were skipped, when bytes were skipped
+        before it too (a gap in timestamps alone is a variable frame rate, not damage)."""
+        self.gap = 0
+        ts = packet.dts if packet.dts is not None else packet.pts
+        if ts is None or packet.time_base is None or not packet.size:
+            return 0
+        t = float(ts * packet.time_base)
+        lost = 0
+        if self.last_t is not None and gap > self.GAP_BYTES:
+            lost = max(0, round((t - self.last_t) / self.step) - 1)
+        if packet.duration and packet.time_base is not None:
+            self.step = float(packet.duration * packet.time_base) or self.step
+        if self.last_t is None or t > self.last_t:
+            self.last_t = t
+        return lost
+
+    def cut_short(self, packet: Any) -> bool:
+        """Whether the packet is the file's last bytes, read short (an index, MP4's, names
+        more bytes than a copy cut short still has; the demuxer marks the packet corrupt)."""
+        pos = packet.pos
+        return (
+            self.size is not None
+            and pos is not None
+            and pos + packet.size >= self.size
+            and bool(getattr(packet, "is_corrupt", False))
+        )
+
+    def unread(self) -> tuple[int, int] | None:
+        """(bytes after the furthest packet read, file size) of a local file, else None."""
+        if self.end is None or self.size is None:
+            return None
+        return self.size - self.end, self.size
+
+    def tail_allowance(self) -> int:
+        """Bytes a file may hold after its last packet without data left unread: a partial
+        packet where a copy was cut, an index (Matroska's Cues) at the end."""
+        return max(2 * self.largest, 4096)
 
 
 class _Sampler:
@@ -718,39 +816,49 @@ class _Preparer:
 
 
 def _short_of_declared(
-    container: Any, stream: Any, counts: _Decoded, rate: float
+    container: Any, stream: Any, counts: _Decoded, rate: float, reach: _Reach
 ) -> dict[str, Any] | None:
-    """Where decoding ended, when the file declares more than was decoded (a truncated copy):
-    its frame count, else the stream's duration, else the container's (if it holds only
-    this stream; an audio track may run longer than the video)."""
+    """Where decoding ended, when the file declares more than was decoded or counted corrupt:
+    its frame count, else the stream's duration, else the container's (if it holds only this
+    stream; an audio track may run longer than the video). Bytes left unread after the last
+    packet mean damaged data the demuxer could not read past (``corrupt``: the frames declared
+    after it are counted corrupt); none, a copy cut short (``truncated``)."""
     if counts.last_time is None:
         return None
     declared = int(stream.frames or 0)
-    if declared and counts.decoded < declared:
-        return {
-            "frame": counts.last_index,
-            "time": counts.last_time,
-            "reason": f"the file ends after {counts.decoded} of the {declared} frames it "
-            "declares (truncated?)",
-        }
-    duration = None
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-        start = float((stream.start_time or 0) * stream.time_base)
-    elif container.duration is not None and len(container.streams) == 1:
-        duration = container.duration / 1e6  # AV_TIME_BASE
-        start = (container.start_time or 0) / 1e6
-    if duration is None:
+    accounted = counts.decoded + counts.corrupt
+    missing, short = 0, None
+    if declared:
+        if accounted < declared:
+            missing = declared - accounted
+            short = f"after {accounted} of the {declared} frames it declares"
+    else:
+        duration = start = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+            start = float((stream.start_time or 0) * stream.time_base)
+        elif container.duration is not None and len(container.streams) == 1:
+            duration = container.duration / 1e6  # AV_TIME_BASE
+            start = (container.start_time or 0) / 1e6
+        if duration is None or start is None:
+            return None
+        decoded_span = counts.last_time - start + 1.0 / rate
+        if decoded_span < duration - 2.0 / rate:
+            missing = max(0, round((duration - decoded_span) * rate))
+            short = f"at {decoded_span:.2f} s of the {duration:.2f} s it declares"
+    if short is None:
         return None
-    decoded_span = counts.last_time - start + 1.0 / rate
-    if decoded_span < duration - 2.0 / rate:
-        return {
-            "frame": counts.last_index,
-            "time": counts.last_time,
-            "reason": f"the file ends at {decoded_span:.2f} s of the {duration:.2f} s it "
-            "declares (truncated?)",
+    where = {"frame": counts.last_index, "time": counts.last_time}
+    unread = reach.unread()
+    if unread is not None and unread[0] > reach.tail_allowance():
+        counts.corrupt += missing
+        return where | {
+            "kind": "corrupt",
+            "reason": f"damaged data at byte {reach.end} of {unread[1]}: the demuxer read "
+            f"nothing in the {unread[0]} bytes after it, so the video ends {short}; the file "
+            f"is not cut short, and the {missing} frames after the damage count as corrupt",
         }
-    return None
+    return where | {"kind": "truncated", "reason": f"the file ends {short} (truncated?)"}
 
 
 class _Timeline:

@@ -1,6 +1,9 @@
 """Measure one artifact in its own runtime: outputs, metrics, verification, benchmark.
 
-The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``.
+The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``. A file
+for a native runtime (ONNX Runtime, LiteRT, OpenVINO) is run in a process of its own
+(``evaluate/isolated``), so that a runtime that crashes fails that artifact, not the run; torch
+artifacts are run here, where torch is.
 """
 
 from __future__ import annotations
@@ -12,16 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpress.evaluate.benchmark import (
-    LatencyStats,
-    artifact_size,
-    benchmark_runtime,
-    count_macs,
-    time_callable,
-)
+from modelpress.evaluate import benchmark, isolated
+from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.coverage import int8_coverage
 from modelpress.evaluate.own_process import own_process_peak
-from modelpress.runtimes import runtime_for
+from modelpress.runtimes import file_param_count, runtime_for
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
@@ -35,6 +33,15 @@ def _unguarded() -> contextlib.AbstractContextManager[None]:
 # Entered around every timing of an artifact (latency, throughput, peak memory): parallel
 # search workers set it to a machine-wide lock, so no two benchmarks share the CPU.
 timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
+
+
+def _installed_guard() -> contextlib.AbstractContextManager[None]:
+    return timing_guard()  # the one installed when the timing runs, not at import
+
+
+# steps time candidate builds through evaluate/benchmark (they do not import the engine):
+# the same guard
+benchmark.timing_guard = _installed_guard
 
 
 def analyze(
@@ -52,49 +59,35 @@ def analyze(
     format that hides them (a frozen TorchScript module has constants, not parameters)."""
     cfg = ctx.recipe.evaluate
     val = ctx.data.validation
-    runtime = runtime_for(artifact, ctx.threads)
-    try:
-        with ctx.observer.progress(f"evaluate {artifact.name}", None):
-            outputs = runtime.predict_all(val.inputs, cfg.eval_batch_size)
-        names = runtime.output_names()
-        described = [
-            {"name": names[i] if i < len(names) else f"output_{i}", "shape": list(o.shape[1:])}
-            for i, o in enumerate(outputs)
-        ]
-        reference = reference_outputs if reference_outputs is not None else outputs
-        metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
-        with timing_guard():
-            window = [time.time()]
-            with ctx.observer.progress(f"benchmark {artifact.name}", None):
-                bench = benchmark_runtime(
-                    runtime,
-                    val.sample_batch,
-                    batch_sizes=cfg.batch_sizes,
-                    warmup=cfg.warmup,
-                    repeats=cfg.repeats,
-                )
-            if ctx.task.times_postprocess:  # NMS outside the graph: model and end-to-end apart
-                bench["end_to_end_ms"] = end_to_end(
-                    runtime, ctx.task, val.sample_batch(runtime.fixed_batch or 1), cfg
-                )
-            window.append(time.time())
-        params = runtime.param_count() or None
-        coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
-    finally:
-        runtime.close()
-    # the deployed file alone in a fresh process: what a device's budget sees, next to the
-    # in-process peak (torch and every runtime loaded), at that figure's batch
-    with (
-        timing_guard(),
-        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
-    ):
-        own_memory = own_process_peak(
-            artifact,
-            val.sample_batch,
-            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
-            batch=bench["throughput_batch"],
-            threads=ctx.threads,
-        )
+    timed_task = ctx.task if ctx.task.times_postprocess else None
+    if isolated.isolated(artifact):  # native code: a crash costs this artifact, not the run
+        with ctx.observer.progress(f"measure {artifact.name} in its own process", None):
+            measured = isolated.measure(
+                artifact,
+                val,
+                threads=ctx.threads,
+                eval_batch_size=cfg.eval_batch_size,
+                batch_sizes=cfg.batch_sizes,
+                warmup=cfg.warmup,
+                repeats=cfg.repeats,
+                task=timed_task,
+                guard=_installed_guard,
+            )
+    else:
+        measured = _measure_here(artifact, ctx, timed_task)
+    outputs, bench = measured.outputs, measured.bench
+    params = measured.params or file_param_count(artifact)
+    if "end_to_end_ms" in bench and timed_task is not None:
+        says = timed_task.timed_postprocess_says  # postprocess_median: this, outputs read first
+        bench["end_to_end_ms"]["postprocess"] = f"reading the outputs, then {says}"
+    names = measured.names
+    described = [
+        {"name": names[i] if i < len(names) else f"output_{i}", "shape": list(o.shape[1:])}
+        for i, o in enumerate(outputs)
+    ]
+    reference = reference_outputs if reference_outputs is not None else outputs
+    metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
+    own_memory, coverage, window = measured.own_memory, measured.coverage, measured.window
     size = artifact_size(artifact)  # size_bytes, size_kind, file_bytes
     # MACs are counted on fp32 torch graphs; another format or precision of the same graph has
     # its parent's (q/dq ops are not multiply-adds, and counting would run the slow reference)
@@ -108,7 +101,7 @@ def analyze(
         "name": artifact.name,
         "format": artifact.format,
         "precision": artifact.precision,
-        "runtime": runtime.name,
+        "runtime": measured.runtime,
         "path": str(artifact.path) if artifact.path else None,
         "extra_files": [str(p) for p in artifact.extra_files],
         "companions": [str(p) for p in artifact.companions],
@@ -123,7 +116,10 @@ def analyze(
         **bench,
         "peak_memory_own_process": own_memory,
         "timed_between": window,  # wall-clock seconds: when the latency timing ran
-        "fixed_batch": runtime.fixed_batch,
+        # where the runtime ran: its own process (native runtimes: a crash costs this artifact
+        # only; peak_memory_mb is that process's) or modelpress's (torch, loaded there already)
+        "measured_in": "own_process" if isolated.isolated(artifact) else "in_process",
+        "fixed_batch": measured.fixed_batch,
         "metrics": metrics,
         "outputs": described,  # every output, in order: name and per-sample shape
         "notes": list(artifact.notes),
@@ -148,20 +144,54 @@ def analyze(
     return entry, outputs
 
 
-def end_to_end(runtime: Any, task: Any, batch: list[np.ndarray], cfg: Any) -> dict[str, Any]:
-    """Latency of the model plus the task's postprocess (detection: decode and NMS at the
-    display threshold), and of the postprocess alone, on one real batch; milliseconds."""
-    outputs = runtime.run_all(batch)
-    post = time_callable(lambda: task.timed_postprocess(outputs), cfg.warmup, cfg.repeats)
-    both = time_callable(
-        lambda: task.timed_postprocess(runtime.run_all(batch)), cfg.warmup, cfg.repeats
+def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated.Measured:
+    """A torch artifact (the baseline in memory, a ``.pt2``, TorchScript) measured in this
+    process, where torch is; its file, if any, still has its peak memory in a process of its
+    own."""
+    cfg = ctx.recipe.evaluate
+    val = ctx.data.validation
+    runtime = runtime_for(artifact, ctx.threads)
+    try:
+        with ctx.observer.progress(f"evaluate {artifact.name}", None):
+            outputs = runtime.predict_all(val.inputs, cfg.eval_batch_size)
+        with timing_guard():
+            window = [time.time()]
+            with ctx.observer.progress(f"benchmark {artifact.name}", None):
+                bench = benchmark_runtime(
+                    runtime,
+                    val.sample_batch,
+                    batch_sizes=cfg.batch_sizes,
+                    warmup=cfg.warmup,
+                    repeats=cfg.repeats,
+                    postprocess=timed_task.timed_postprocess if timed_task else None,
+                )
+            window.append(time.time())
+        params = runtime.param_count() or None
+        coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
+        names = runtime.output_names()
+    finally:
+        runtime.close()
+    # the deployed file alone in a fresh process: what a device's budget sees, next to the
+    # in-process peak (torch and every runtime loaded), at that figure's batch
+    with (
+        timing_guard(),
+        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
+    ):
+        own_memory = own_process_peak(
+            artifact,
+            val.sample_batch,
+            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
+            batch=bench["throughput_batch"],
+            threads=ctx.threads,
+        )
+    return isolated.Measured(
+        outputs=outputs,
+        names=names,
+        bench=bench,
+        params=params,
+        coverage=coverage,
+        runtime=runtime.name,
+        fixed_batch=runtime.fixed_batch,
+        window=window,
+        own_memory=own_memory,
     )
-    n = len(batch[0])
-    stats = LatencyStats.of(both, n, runtime.threads, [])
-    return {
-        "median": stats.median,
-        "p90": stats.p90,
-        "batch": n,
-        "postprocess_median": float(np.median(post)),
-        "postprocess": task.timed_postprocess_says,
-    }

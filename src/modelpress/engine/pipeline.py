@@ -33,11 +33,13 @@ from modelpress.core.registry import StepConfig, describe_artifact, handler_for
 from modelpress.core.rundir import (
     RunDir,
     check_output,
+    output_lock,
     stable_hash,
     write_json_atomic,
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
 from modelpress.engine.measure import analyze
+from modelpress.engine.preflight import check_steps
 from modelpress.errors import ModelpressError, ResumeError, StepError, first_line
 from modelpress.evaluate import targets as targets_mod
 from modelpress.evaluate import techniques, versus_fp32
@@ -56,6 +58,27 @@ def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
 def _load_outputs(path: Path) -> list[np.ndarray]:
     with np.load(path) as z:
         return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def _earlier_outputs(
+    path: Path, entry: dict[str, Any], samples: int
+) -> tuple[list[np.ndarray] | None, str | None]:
+    """A finished node's saved outputs for --resume, or (None, why not) when the file is
+    missing, unreadable (truncated, not an .npz) or not what its record describes (another
+    count of outputs, of samples or another shape): the node is then measured again."""
+    if not path.is_file():
+        return None, f"{path} is missing"
+    try:
+        outputs = _load_outputs(path)
+    except Exception as e:  # zipfile, zlib, numpy's format checks: each its own exception
+        return None, f"{path} cannot be read ({first_line(e, 120)})"
+    described = entry.get("outputs")
+    shapes = [list(o.shape[1:]) for o in outputs]
+    if not outputs or any(len(o) != samples for o in outputs):
+        return None, f"{path} does not hold {samples} samples of every output"
+    if isinstance(described, list) and shapes != [d.get("shape") for d in described]:
+        return None, f"{path} holds outputs of shapes {shapes}, not those its record describes"
+    return outputs, None
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -93,6 +116,7 @@ class Runner:
         self.produced: list[Artifact] = []  # in the order they were made
         self.made: dict[str, Artifact] = {}  # by node id (baseline, each step's ref)
         self.keys: dict[str, str] = {}  # node id → key
+        self.reran: dict[str, str] = {}  # node key → why its earlier outputs were not reused
 
     # ------------------------------------------------------------------ record
     def _new_record(self, ctx: Context, identity: dict[str, Any]) -> dict[str, Any]:
@@ -359,6 +383,8 @@ class Runner:
             self.keys[config.ref] = key
             return {**reused, "index": index + 1, "name": name, "id": config.ref, "reused": True}
         entry = self._run_step(entry, config, inputs, ctx, node_dir)
+        if key in self.reran:  # a finished node whose saved outputs could not be reused
+            entry["reran"] = self.reran.pop(key)
         if entry.get("artifact"):
             self.keys[config.ref] = key
         return entry
@@ -383,6 +409,7 @@ class Runner:
         if self.persist:
             dump_recipe(recipe, rd.recipe_path)
         ctx, baseline = build_context(recipe, self.observer, rd)
+        check_steps(recipe.steps, ctx, baseline)  # what needs no model run: before the baseline
         self.full_validation = ctx.data.validation
         if validation_samples is not None and len(ctx.data.validation) > validation_samples:
             import dataclasses
@@ -399,16 +426,20 @@ class Runner:
         base_key = stable_hash({"identity": identity, "reads": reads, "versions": versions})
         base_dir = rd.node_dir(base_key)
         before = _previous_nodes(previous)
-        if (
-            before.get(base_key, {}).get("id") == BASELINE
-            and isinstance((previous or {}).get("baseline"), dict)
-            and (base_dir / OUTPUTS).is_file()
+        earlier, reran = None, None
+        if before.get(base_key, {}).get("id") == BASELINE and isinstance(
+            (previous or {}).get("baseline"), dict
         ):
-            record["baseline"] = previous["baseline"]
-            self.outputs["baseline"] = _load_outputs(base_dir / OUTPUTS)
+            samples = len(ctx.data.validation)
+            earlier, reran = _earlier_outputs(base_dir / OUTPUTS, previous["baseline"], samples)
+        if earlier is not None:
+            record["baseline"] = previous["baseline"]  # type: ignore[index]
+            self.outputs["baseline"] = earlier
             self.observer.event("resume", f"baseline: measured before (node {base_key}), reused")
         else:
-            if previous and previous.get("baseline"):
+            if reran:
+                self.observer.event("warning", f"baseline: {reran}; measuring it again")
+            elif previous and previous.get("baseline"):
                 self.observer.event(
                     "resume",
                     "baseline: the model's files, weights or data changed since the last run "
@@ -431,6 +462,8 @@ class Runner:
             "artifact": "baseline",
             "reads": reads,
         }
+        if reran:
+            self.root_node["reran"] = reran  # its earlier outputs could not be reused
         record["nodes"] = [self.root_node]
         ctx.baseline = record["baseline"]
         self.ctx, self.baseline, self.record, self.before = ctx, baseline, record, before
@@ -514,9 +547,15 @@ class Runner:
                 "running it again",
             )
             return None
-        if art is None or not (node_dir / OUTPUTS).is_file():
+        if art is None:
             return None
-        self.outputs[art.name] = _load_outputs(node_dir / OUTPUTS)
+        samples = len(ctx.data.validation)
+        outputs, reran = _earlier_outputs(node_dir / OUTPUTS, art_entry, samples)
+        if outputs is None:
+            self.observer.event("warning", f"{config.display_name}: {reran}; running it again")
+            self.reran[prev["key"]] = reran
+            return None
+        self.outputs[art.name] = outputs
         self.entries[art.name] = art_entry
         self.produced.append(art)
         self.made[config.ref] = art
@@ -627,6 +666,7 @@ def _node_summary(step: dict[str, Any]) -> dict[str, Any]:
         "status": step.get("status"),
         "reused": step.get("reused", False),
         "artifact": art.get("name"),
+        **({"reran": step["reran"]} if step.get("reran") else {}),
     }
 
 
@@ -646,14 +686,15 @@ def run(
         )
     root = Path(out) if out else default_out(recipe)
     check_output(root, "--out", folder=True)  # before any work: a file or read-only folder
-    if not resume and not force and (root / "record.json").exists():
-        raise ResumeError(
-            f"{root} already holds a run; pass --resume to continue it, --force to start over, "
-            "or choose another --out"
-        )
-    if force and not resume and (root / "record.json").exists():
-        (root / "record.json").unlink()
-        for folder in ("nodes", "steps", "artifacts", "plots"):  # files of the run being replaced
-            shutil.rmtree(root / folder, ignore_errors=True)
-    recipe = recipe.model_copy(update={"out": str(root.resolve())})
-    return Runner(recipe, root, observer or Observer(), resume).run()
+    with output_lock(root):  # one run writes a run directory at a time
+        if not resume and not force and (root / "record.json").exists():
+            raise ResumeError(
+                f"{root} already holds a run; pass --resume to continue it, --force to start "
+                "over, or choose another --out"
+            )
+        if force and not resume and (root / "record.json").exists():
+            (root / "record.json").unlink()
+            for folder in ("nodes", "steps", "artifacts", "plots"):  # the replaced run's files
+                shutil.rmtree(root / folder, ignore_errors=True)
+        recipe = recipe.model_copy(update={"out": str(root.resolve())})
+        return Runner(recipe, root, observer or Observer(), resume).run()

@@ -3,9 +3,13 @@
 Every runtime is measured by the same loop: warm-up calls, then ``repeats`` timed calls of one
 prepared batch (inputs converted once, up front), reporting median and p90. Peak memory is the
 process's high-water mark (VmHWM) during inference, reset just before it through
-/proc/self/clear_refs, so each artifact's peak is its own. It counts what this process holds
-(torch and every runtime loaded); the peak of a process holding only the artifact's runtime is
-measured by ``own_process``.
+/proc/self/clear_refs, so each artifact's peak is its own. It counts what the measuring process
+holds: modelpress's (torch and every runtime loaded) for a torch artifact, the artifact's own
+process for a file in a native runtime (``isolated``); ``own_process`` measures the peak of a
+process that only loads the file and runs it.
+
+A task with work after the model (detection's decode and NMS) is timed with it in one loop
+(``time_with_postprocess``): end-to-end is never below the model alone.
 
 Timings taken on a busy machine say so: a spread (p90 / p50) over ``MAX_SPREAD`` or a 1-minute
 load average above the thread count while timing puts the reasons in the stats' ``unreliable``.
@@ -15,6 +19,7 @@ choice does not rest on numbers measured minutes apart.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -105,10 +110,23 @@ def time_in_turns(
     return {name: np.asarray(t) for name, t in times.items()}
 
 
+def _unguarded() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+# Entered around the timings a step makes to choose between its builds (``median_ms_side_by_
+# side``: ONNX's activation type and fused graph, TFLite's stem). engine/measure points it at
+# its own ``timing_guard``, the machine-wide lock parallel search workers install, so these
+# never overlap another worker's benchmark either.
+timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
+
+
 def median_ms_side_by_side(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
     """Median ms of each call, timed in turns (``time_in_turns``): for choosing between two
-    builds that often differ by a few per cent."""
-    return {k: float(np.median(t)) for k, t in time_in_turns(calls, 60, 15, 5).items()}
+    builds that often differ by a few per cent. Under ``timing_guard``."""
+    with timing_guard():
+        times = time_in_turns(calls, 60, 15, 5)
+    return {k: float(np.median(t)) for k, t in times.items()}
 
 
 def latency(
@@ -233,6 +251,31 @@ def count_macs(module, example: list) -> int | None:
     return int(counter.get_total_flops() // 2)
 
 
+def time_with_postprocess(
+    call: Callable[[], object],
+    post: Callable[[object], object],
+    warmup: int,
+    repeats: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(model ms, end-to-end ms) of each of ``repeats`` iterations after ``warmup`` untimed
+    ones. One iteration is ``call()`` (the model), then ``post`` on what it returned (reading
+    the outputs, the task's postprocess), timed against one clock: the model is the first part
+    of its own end-to-end time, so end-to-end ≥ model in every iteration, and so in every
+    percentile. Two separate loops would compare timings taken seconds apart (a detector's
+    end-to-end once read 37.1 ms against 51.9 ms for the model alone)."""
+    for _ in range(warmup):
+        post(call())
+    model, total = np.empty(repeats), np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter_ns()
+        result = call()
+        mid = time.perf_counter_ns()
+        post(result)
+        end = time.perf_counter_ns()
+        model[i], total[i] = (mid - start) / 1e6, (end - start) / 1e6
+    return model, total
+
+
 def benchmark_runtime(
     runtime: Runtime,
     sample_batch: Callable[[int], list[np.ndarray]],
@@ -240,29 +283,46 @@ def benchmark_runtime(
     batch_sizes: list[int],
     warmup: int,
     repeats: int,
+    postprocess: Callable[[list[np.ndarray]], object] | None = None,
 ) -> dict:
     """Latency at each batch size (the first is *the* latency), throughput at the largest.
 
     A fixed-batch artifact is timed at its batch only; ``batches_not_measured`` lists the
-    batch sizes asked for that it cannot take."""
-    by_batch = []
-    skipped = []
-    for batch in batch_sizes:
-        if runtime.fixed_batch is not None and batch != runtime.fixed_batch:
-            skipped.append(batch)
-            continue
+    batch sizes asked for that it cannot take. With ``postprocess`` (a task's work after the
+    model: detection's decode and NMS), the model at batch 1 (else the first batch measured)
+    is timed with it in one loop (``time_with_postprocess``): that batch's latency is the
+    model's part of each iteration, and ``end_to_end_ms`` the whole iteration."""
+    fixed = runtime.fixed_batch
+    skipped = [b for b in batch_sizes if fixed is not None and b != fixed]
+    batches = [b for b in batch_sizes if b not in skipped] or [fixed or 1]
+    paired = 1 if 1 in batches else batches[0]
+    by_batch: list[dict[str, Any]] = []
+    end_to_end: dict[str, Any] | None = None
+    for batch in batches:
         fn = runtime.prepare(sample_batch(batch))
-        stats = latency(fn, warmup, repeats, batch, runtime.threads)
-        by_batch.append(stats.as_dict() | {"throughput_per_s": 1000.0 * batch / stats.median})
-    if not by_batch:  # fixed-batch artifact whose batch is not among those asked
-        batch = runtime.fixed_batch or 1
-        fn = runtime.prepare(sample_batch(batch))
-        stats = latency(fn, warmup, repeats, batch, runtime.threads)
+        if postprocess is None or batch != paired or end_to_end is not None:
+            stats = latency(fn, warmup, repeats, batch, runtime.threads)
+        else:
+            with LoadWatch(runtime.threads) as load:
+                model, total = time_with_postprocess(
+                    fn, lambda r: postprocess(runtime.read_outputs(r)), warmup, repeats
+                )
+            stats = LatencyStats.of(model, batch, runtime.threads, load.reasons)
+            both = LatencyStats.of(total, batch, runtime.threads, load.reasons)
+            end_to_end = {
+                "median": both.median,
+                "p90": both.p90,
+                "batch": batch,
+                "repeats": repeats,
+                "model_median": stats.median,  # the same iterations' model part (latency)
+                "postprocess_median": float(np.median(total - model)),
+                "unreliable": both.unreliable,
+            }
         by_batch.append(stats.as_dict() | {"throughput_per_s": 1000.0 * batch / stats.median})
     largest = max(by_batch, key=lambda b: b["batch"])
     peak, growth = peak_memory_mb(runtime.prepare(sample_batch(largest["batch"])))
     first = by_batch[0]
-    return {
+    out = {
         "latency_ms": {
             k: first[k]
             for k in ("median", "p90", "mean", "min", "batch", "threads", "repeats", "unreliable")
@@ -274,6 +334,9 @@ def benchmark_runtime(
         "peak_memory_mb": peak,
         "memory_growth_mb": growth,
     }
+    if end_to_end is not None:
+        out["end_to_end_ms"] = end_to_end
+    return out
 
 
 def head_to_head(

@@ -125,14 +125,14 @@ def own_process_peak(
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env=_child_env(),
+                env=child_env(),
                 check=False,
             )
         except subprocess.TimeoutExpired:
             return {"error": f"its own process did not finish in {timeout:g} s (killed)"}
         except OSError as e:
             return {"error": f"cannot start its own process ({type(e).__name__}: {e})"}
-        result = _read_result(out)
+        result = read_result(out)
         if result is None:
             return {"error": _crash_reason(done)}
     if "error" in result:
@@ -148,7 +148,7 @@ def own_process_peak(
     }
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """The parent's environment, with this modelpress's source tree first on the path, so the
     child runs the same code whatever put it on the parent's ``sys.path``. An installed
     modelpress (in site-packages) is found as usual: site-packages is not put ahead of the
@@ -165,7 +165,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _read_result(path: Path) -> dict[str, Any] | None:
+def read_result(path: Path) -> dict[str, Any] | None:
     try:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -205,9 +205,10 @@ class _File:
     module: Any = None  # torch formats: the loaded module
     companions: list[Path] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)
+    input_transform: dict[str, Any] | None = None
 
 
-def _status_mb(key: str) -> float | None:
+def status_mb(key: str) -> float | None:
     from modelpress.evaluate.benchmark import proc_status_kb
 
     kb = proc_status_kb(key)
@@ -219,15 +220,16 @@ def _peak_mb() -> float:
     at exec), or ru_maxrss where there is no /proc. Not ru_maxrss on Linux: it keeps the
     spawning process's mark across exec (a child of a torch process that never passed 65 MB
     read 223 MB)."""
-    hwm = _status_mb("VmHWM")
+    hwm = status_mb("VmHWM")
     if hwm is not None:
         return hwm
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """The child's work, in its own process: import the runtime, load the file, run it."""
+def import_runtime(spec: dict[str, Any]) -> float | None:
+    """Import what loading the artifact needs (its runtime, as a device ships it); the RSS
+    after, in MiB (``idle_mb``)."""
     from modelpress.extras import require
 
     fmt = spec["format"]
@@ -241,28 +243,30 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             require(name, "openvino", "the OpenVINO format")
         else:
             importlib.import_module(name)
-    idle = _status_mb("VmRSS")
-    runtime = _load(spec)
-    loaded = _status_mb("VmRSS")
-    arrays = np.load(spec["inputs"])
+    return status_mb("VmRSS")
+
+
+def peaks(
+    runtime: Any, batches: list[int], batch_of: Callable[[int], list[np.ndarray]], calls: int
+) -> list[dict[str, Any]]:
+    """``calls`` calls at each batch size (smallest first), the high-water mark after each."""
     by_batch = []
-    try:
-        for b in spec["batches"]:
-            n = sum(1 for k in arrays.files if k.startswith(f"b{b}_"))
-            batch = [arrays[f"b{b}_{i}"] for i in range(n)]  # in the model's input order
-            if runtime.fixed_batch is not None and b != runtime.fixed_batch:
-                continue  # the in-process benchmark skips it too
-            call = runtime.prepare(batch)
-            for _ in range(spec["calls"]):
-                call()
-            by_batch.append({"batch": b, "mb": _peak_mb()})
-    finally:
-        runtime.close()
+    for b in batches:
+        if runtime.fixed_batch is not None and b != runtime.fixed_batch:
+            continue  # the benchmark skips it too
+        call = runtime.prepare(batch_of(b))
+        for _ in range(calls):
+            call()
+        by_batch.append({"batch": b, "mb": _peak_mb()})
+    return by_batch
+
+
+def facts(runtime: Any, spec: dict[str, Any], idle: float | None, loaded: float | None) -> dict:
+    """What the record says of the child beside its peaks."""
     return {
         "runtime": runtime.name,
         "idle_mb": idle,
         "loaded_mb": loaded,
-        "by_batch": by_batch,
         "threads": spec["threads"],
         "calls": spec["calls"],
         "torch_loaded": "torch" in sys.modules,
@@ -270,16 +274,46 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _load(spec: dict[str, Any]) -> Any:
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """The child's work, in its own process: import the runtime, load the file, run it."""
+    idle = import_runtime(spec)
+    runtime = load(spec)
+    loaded = status_mb("VmRSS")
+    arrays = np.load(spec["inputs"])
+
+    def batch_of(b: int) -> list[np.ndarray]:
+        n = sum(1 for k in arrays.files if k.startswith(f"b{b}_"))
+        return [arrays[f"b{b}_{i}"] for i in range(n)]  # in the model's input order
+
+    try:
+        by_batch = peaks(runtime, spec["batches"], batch_of, spec["calls"])
+    finally:
+        runtime.close()
+    return facts(runtime, spec, idle, loaded) | {"by_batch": by_batch}
+
+
+def load(spec: dict[str, Any]) -> Any:
     """The artifact's runtime, as modelpress's runtimes load it (``runtime_for``)."""
     from modelpress.runtimes import runtime_for
 
     file = _File(spec["name"], spec["format"], Path(spec["path"]), spec["precision"])
+    file.input_transform = spec.get("input_transform")  # camera pixels: fed converted floats
     if file.format == "torch":  # a .pt2: loaded as modelpress loads one (no code runs)
         from modelpress.sources.models import load_exported
 
         file.module = load_exported(file.path)
     return runtime_for(file, spec["threads"])  # type: ignore[arg-type]
+
+
+def child_error(e: Exception) -> dict[str, str]:
+    """An exception raised in a child, as the parent reads it back: one line, and the kind of
+    modelpress error it was (the parent raises the same kind)."""
+    from modelpress.errors import ModelpressError, first_line
+
+    text = str(e).strip()
+    if isinstance(e, ModelpressError) and text:  # already names the file and the fix
+        return {"error": text.splitlines()[0], "kind": type(e).__name__}
+    return {"error": first_line(e)}
 
 
 def _child(spec_path: str) -> int:
@@ -288,11 +322,7 @@ def _child(spec_path: str) -> int:
         result = measure(spec)
         code = 0
     except Exception as e:  # the parent records it as the reason, one line
-        from modelpress.errors import ModelpressError, first_line
-
-        text = str(e).strip()
-        own = isinstance(e, ModelpressError) and text  # already names the file and the fix
-        result, code = {"error": text.splitlines()[0] if own else first_line(e)}, 1
+        result, code = child_error(e), 1
     Path(spec["out"]).write_text(json.dumps(result))
     return code
 

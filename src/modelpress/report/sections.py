@@ -143,7 +143,7 @@ def summary(record: dict[str, Any]) -> str:
 
 PROGRESSION_HEADERS = [
     "step", "format", "precision", "status", "size MB", "params", "MACs",
-    "latency ms p50 / p90", "speedup", "throughput/s", "peak MB (in process)",
+    "latency ms p50 / p90", "speedup", "throughput/s", "peak MB (measuring)",
     "peak MB (own process)", "{metric}", "Δ pt", "verify max |Δ|", "{verify}", "notes",
 ]  # fmt: skip
 _PROGRESSION_NUMERIC = set(range(4, 16))
@@ -160,8 +160,10 @@ def memory_legend(record: dict[str, Any]) -> str:
     if not any(isinstance(e.get("peak_memory_own_process"), dict) for e in entries(record)):
         return ""
     return (
-        "peak MB: resident memory at its highest, at the throughput batch; in process: "
-        "modelpress's own (torch and every runtime loaded), own process: a fresh process that "
+        "peak MB: resident memory at its highest, at the throughput batch; measuring: the "
+        "process that evaluated and timed it (modelpress's own for torch formats, torch and "
+        "every runtime loaded; a process of its own for ONNX, LiteRT and OpenVINO files, so a "
+        "runtime that crashes costs only its artifact), own process: a fresh process that "
         "loads only the artifact's runtime and file (none for a model held in memory or a .pt "
         "checkpoint)"
     )
@@ -782,7 +784,9 @@ def artifact_facts(entry: Entry, task: str) -> list[tuple[str, str]]:
     facts.append(
         ("throughput", throughput + ("/s" + at_batch if throughput != fmt.MISSING else ""))
     )
-    facts.append(("peak memory (in process)", _unit(fmt.mb(entry.get("peak_memory_mb")), "MB")))
+    facts.append(
+        ("peak memory (measuring process)", _unit(fmt.mb(entry.get("peak_memory_mb")), "MB"))
+    )
     if "peak_memory_own_process" in entry:  # records before it have no such line
         facts.append(("peak memory (own process)", own_process_fact(entry)))
     facts.append(("threads", fmt.text(latency_at(entry).get("threads"))))

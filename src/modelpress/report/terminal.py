@@ -63,7 +63,7 @@ def _table(grid: Grid, *, compact: bool = False) -> Table:
 # Left out of the terminal's progression (report.md has every column): it must fit a terminal.
 # Peak memory in modelpress's process (torch and every runtime loaded) gives way to the
 # artifact's own-process figure, the one a device's budget compares with.
-_TERMINAL_DROPS = ("params", "MACs", "throughput/s", "peak MB (in process)", "verify max |Δ|")
+_TERMINAL_DROPS = ("params", "MACs", "throughput/s", "peak MB (measuring)", "verify max |Δ|")
 
 
 def _without(grid: Grid, drop: tuple[str, ...]) -> Grid:

@@ -38,4 +38,14 @@ def runtime_for(artifact: Artifact, threads: int) -> Runtime:
     return runtime
 
 
-__all__ = ["Runtime", "runtime_for"]
+def file_param_count(artifact: Artifact) -> int | None:
+    """Parameters read from the file alone, no runtime loaded (an ONNX file's initializers),
+    for a file measured in another process; None where a format cannot say."""
+    if artifact.format == "onnx" and artifact.path is not None:
+        from modelpress.runtimes.onnx_graph import file_param_count as onnx_params
+
+        return onnx_params(artifact.path)
+    return None
+
+
+__all__ = ["Runtime", "file_param_count", "runtime_for"]

@@ -68,12 +68,16 @@ class PixelInput(Runtime):
         self.name = inner.name  # type: ignore[misc]
         super().__init__(inner.artifact, inner.threads)
         self.fixed_batch = inner.fixed_batch
+        self.pads_last_batch = inner.pads_last_batch  # type: ignore[misc]
 
     def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return self.inner.run_all(to_pixels(inputs, self.transform))
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
         return self.inner.prepare(to_pixels(inputs, self.transform))
+
+    def read_outputs(self, result: object) -> list[np.ndarray]:
+        return self.inner.read_outputs(result)
 
     def __getattr__(self, attr: str) -> Any:  # anything a backend adds of its own
         return getattr(self.inner, attr)

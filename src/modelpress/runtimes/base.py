@@ -42,6 +42,9 @@ class GraphView:
 
 class Runtime(ABC):
     name: ClassVar[str]
+    # compiles a model per input shape: a split's shorter last batch is padded to the batch size
+    # (its extra rows dropped) rather than compiled for
+    pads_last_batch: ClassVar[bool] = False
 
     def __init__(self, artifact: Artifact, threads: int) -> None:
         self.artifact = artifact
@@ -73,20 +76,29 @@ class Runtime(ABC):
         return list(self.artifact.input_specs)
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
-        """A zero-argument call of one batch, for timing: inputs converted once, up front."""
-        return lambda: self.run(inputs)
+        """A zero-argument call of one batch, for timing: inputs converted once, up front.
+        ``read_outputs`` turns what it returns into the outputs."""
+        return lambda: self.run_all(inputs)
+
+    def read_outputs(self, result: object) -> list[np.ndarray]:
+        """Every output (float32 numpy, in the model's order) from what a ``prepare``d call
+        returned: what a postprocess reads after the model, timed with it."""
+        return [np.asarray(o, dtype=np.float32) for o in result]  # type: ignore[attr-defined]
 
     def predict_all(self, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
-        """Every output for a whole split, batch by batch (fixed-batch artifacts: last batch
-        padded); one (N, ...) array per output."""
+        """Every output for a whole split, batch by batch (fixed-batch artifacts, and those
+        compiled per shape: last batch padded); one (N, ...) array per output."""
+        n = len(inputs[0])
+        pad = self.fixed_batch is not None or self.pads_last_batch
         if self.fixed_batch is not None:
             batch_size = self.fixed_batch
-        n = len(inputs[0])
+        elif self.pads_last_batch:
+            batch_size = max(1, min(batch_size, n))  # a split smaller than a batch: its size
         outs: list[list[np.ndarray]] = []
         for start in range(0, n, batch_size):
             chunk = [a[start : start + batch_size] for a in inputs]
             real = len(chunk[0])
-            if self.fixed_batch is not None and real < batch_size:
+            if pad and real < batch_size:
                 chunk = [
                     np.concatenate([c, np.repeat(c[-1:], batch_size - real, 0)]) for c in chunk
                 ]

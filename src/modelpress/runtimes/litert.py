@@ -212,6 +212,10 @@ class LiteRTRuntime(Runtime):
         self._set(inputs)  # quantized and copied in once; each call is the interpreter's work
         return self.it.invoke
 
+    def read_outputs(self, result: object) -> list[np.ndarray]:
+        """The outputs the interpreter holds after its last ``invoke`` (which returns None)."""
+        return [dequantize(self.it.get_tensor(o["index"]), o) for o in self.outputs]
+
     def precision(self) -> str:
         details = self.it.get_tensor_details()
         dtypes = {np.dtype(d["dtype"]).name for d in details}

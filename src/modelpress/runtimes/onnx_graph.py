@@ -91,6 +91,26 @@ def _macs(node: Any, shapes: dict[str, list[int]], weight: list[int] | None) -> 
     return 0
 
 
+def param_count(graph: Any) -> int:
+    """Weights and biases of an ONNX graph in any precision; quantization scales, zero points
+    and shape constants are not parameters."""
+    qparams = {
+        name
+        for node in graph.node
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+        for name in node.input[1:]
+    }
+    weights = (t for t in graph.initializer if t.name not in qparams and t.data_type != 7)
+    return int(sum(math.prod(t.dims) for t in weights))  # data_type 7: int64 (shapes)
+
+
+def file_param_count(path: Path) -> int:
+    """``param_count`` of an ONNX file's graph (structure and initializers' shapes only)."""
+    import onnx
+
+    return param_count(onnx.load(str(path), load_external_data=False).graph)
+
+
 def file_view(path: Path) -> tuple[GraphView, dict[str, int], int]:
     """(the file's graph, MACs by weight initializer, all MACs) of an ONNX model."""
     import onnx

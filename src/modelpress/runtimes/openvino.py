@@ -105,34 +105,78 @@ def _ir_view(model: Any, path: Path) -> GraphView:
 
 
 class OpenVinoRuntime(Runtime):
+    """One compiled model per input shape, each reshaped to that shape (static), as OpenVINO's
+    ``benchmark_app -shape`` runs a model.
+
+    Why not one compiled model with a dynamic batch: the CPU plugin gives every infer request of
+    a compiled model one shared graph (per stream), and with dynamic shapes that graph keeps a
+    pointer to the last zero-copy input a request bound. Once that request and its array are
+    freed, a request of another batch size reads or frees that memory: OpenVINO 2026.4.1
+    segfaults (or aborts on a corrupted heap) when one request runs batch 60, a second runs a
+    bound batch of 32 and is freed, then the first runs batch 1: the order of evaluation, then
+    the benchmark, then the end-to-end timing. Static shapes take that path away; the arrays a
+    ``prepare`` binds are also kept alive until ``close``, so no request ever points at freed
+    memory."""
+
     name = "openvino"
+    pads_last_batch = True  # a shorter last batch of a split is padded: no compile for its shape
 
     def __init__(self, artifact, threads: int) -> None:
         super().__init__(artifact, threads)
-        ov = require("openvino", "openvino", "the OpenVINO format")
+        self.ov = require("openvino", "openvino", "the OpenVINO format")
         # f32: on CPUs with bf16 units the plugin would otherwise lower an fp32 model's precision
         self.config = {
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
         }
+        self.core = self.ov.Core()
         try:
-            self.compiled = ov.Core().compile_model(str(artifact.path), "CPU", self.config)
+            self.model = self.core.read_model(str(artifact.path))
         except Exception as e:
             raise ModelSourceError(
                 f"{artifact.path}: OpenVINO cannot load it ({first_line(e)})"
             ) from None
-        self.request = self.compiled.create_infer_request()
-        batch = self.compiled.inputs[0].get_partial_shape()[0]
+        batch = self.model.inputs[0].get_partial_shape()[0]
         self.fixed_batch = batch.get_length() if batch.is_static else None
+        self._by_shape: dict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = {}
+        self._bound: list[tuple[Any, list[np.ndarray]]] = []  # prepared requests, their arrays
+
+    def _static(self, inputs: list[np.ndarray]) -> Any:
+        """The model with every input reshaped to ``inputs``' shapes (itself when it has them)."""
+        shapes = [list(a.shape) for a in inputs]
+        if all(
+            p.get_partial_shape().is_static and list(p.get_shape()) == s
+            for p, s in zip(self.model.inputs, shapes, strict=True)
+        ):
+            return self.model
+        model = self.model.clone()
+        model.reshape({i: s for i, s in enumerate(shapes)})
+        return model
+
+    def _compiled(self, inputs: list[np.ndarray]) -> tuple[Any, Any]:
+        """(compiled model, its request for ``run_all``) for ``inputs``' shapes, made once."""
+        key = tuple(tuple(a.shape) for a in inputs)
+        if key not in self._by_shape:
+            try:
+                compiled = self.core.compile_model(self._static(inputs), "CPU", self.config)
+            except Exception as e:
+                shapes = ", ".join(str(list(s)) for s in key)
+                raise ModelSourceError(
+                    f"{self.artifact.path}: OpenVINO cannot compile it for inputs {shapes} "
+                    f"({first_line(e)})"
+                ) from None
+            self._by_shape[key] = (compiled, compiled.create_infer_request())
+        return self._by_shape[key]
 
     def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        result = self.request.infer({i: np.ascontiguousarray(a) for i, a in enumerate(inputs)})
-        return [np.asarray(result[o], dtype=np.float32).copy() for o in self.compiled.outputs]
+        compiled, request = self._compiled(inputs)
+        result = request.infer({i: np.ascontiguousarray(a) for i, a in enumerate(inputs)})
+        return [np.asarray(result[o], dtype=np.float32).copy() for o in compiled.outputs]
 
     def output_names(self) -> list[str]:
         names = []
-        for i, output in enumerate(self.compiled.outputs):
+        for i, output in enumerate(self.model.outputs):
             try:
                 names.append(output.get_any_name())
             except RuntimeError:  # an output without a tensor name
@@ -140,26 +184,29 @@ class OpenVinoRuntime(Runtime):
         return names
 
     def prepare(self, inputs: list[np.ndarray]) -> Callable[[], object]:
-        """The inputs bound to the request once (shared memory, as a deployed loop binds its
+        """The inputs bound to a request once (shared memory, as a deployed loop binds its
         buffers): ``infer(dict)`` would wrap every array again on each call, about 0.15 ms."""
-        ov = require("openvino", "openvino", "the OpenVINO format")
-        request = self.compiled.create_infer_request()
+        compiled, _ = self._compiled(inputs)
+        request = compiled.create_infer_request()
         arrays = [np.ascontiguousarray(a) for a in inputs]
         for i, a in enumerate(arrays):
-            request.set_input_tensor(i, ov.Tensor(a, shared_memory=True))
+            request.set_input_tensor(i, self.ov.Tensor(a, shared_memory=True))
+        self._bound.append((request, arrays))  # alive as long as the compiled models
+        return request.infer
 
-        def call(keep_alive: list[np.ndarray] = arrays) -> object:  # the tensors share them
-            return request.infer()
+    def read_outputs(self, result: object) -> list[np.ndarray]:
+        return [np.asarray(o, dtype=np.float32) for o in result.to_tuple()]  # type: ignore[attr-defined]
 
-        return call
+    def close(self) -> None:
+        self._bound.clear()  # requests first, then the compiled models they belong to
+        self._by_shape.clear()
 
     def int8_graphs(self, inputs: list[np.ndarray]) -> dict[str, GraphView]:
         """The compiled model's execution graph (each node's layer type and the precision it
         runs in), timed by the plugin's performance counters, and the IR it was compiled from."""
-        ov = require("openvino", "openvino", "the OpenVINO format")
-        core = ov.Core()
+        core = self.core
         compiled = core.compile_model(
-            str(self.artifact.path), "CPU", self.config | {"PERF_COUNT": True}
+            self._static(inputs), "CPU", self.config | {"PERF_COUNT": True}
         )
         request = compiled.create_infer_request()
         feed = {i: np.ascontiguousarray(a) for i, a in enumerate(inputs)}
@@ -170,7 +217,7 @@ class OpenVinoRuntime(Runtime):
                 if info.status == info.Status.EXECUTED:
                     ms = info.real_time.total_seconds() * 1000
                     spent.setdefault(info.node_name, []).append(ms)
-        ir = core.read_model(str(self.artifact.path))
+        ir = self.model
         ir_types = {n.get_friendly_name(): n.get_type_name() for n in ir.get_ordered_ops()}
         ops, int8, floating = [], 0, 0
         for node in compiled.get_runtime_model().get_ordered_ops():

@@ -135,6 +135,9 @@ class OnnxRuntime(Runtime):
 
         return call
 
+    def read_outputs(self, result: object) -> list[np.ndarray]:
+        return [np.asarray(v.numpy(), dtype=np.float32) for v in result]  # type: ignore[attr-defined]
+
     @functools.cached_property
     def graph(self):
         """The model's graph, read once (structure only, for counting and classifying)."""
@@ -143,14 +146,6 @@ class OnnxRuntime(Runtime):
         return onnx.load(str(self.artifact.path), load_external_data=False).graph
 
     def param_count(self) -> int:
-        """Weights and biases in any precision; quantization scales, zero points and shape
-        constants are not parameters."""
-        graph = self.graph
-        qparams = {
-            name
-            for node in graph.node
-            if node.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
-            for name in node.input[1:]
-        }
-        weights = (t for t in graph.initializer if t.name not in qparams and t.data_type != 7)
-        return int(sum(np.prod(t.dims) for t in weights))  # data_type 7: int64 (shapes)
+        from modelpress.runtimes.onnx_graph import param_count
+
+        return param_count(self.graph)

@@ -32,7 +32,7 @@ from typing import Any
 
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, build_recipe, dump_recipe
-from modelpress.core.rundir import check_output, write_json_atomic
+from modelpress.core.rundir import check_output, output_lock, write_json_atomic
 from modelpress.errors import ModelpressError, ResumeError, first_line
 from modelpress.search import front as pareto
 from modelpress.search.space import TRAINED, Pipeline, pipelines
@@ -245,6 +245,12 @@ class Search:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
+        """The search, holding ``out``: a second run into it stops with the first's PID."""
+        check_output(self.out, "--out", folder=True)
+        with output_lock(self.out):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         started = self.clock()
         runner = self._prepare()
         runner.start(self.settings.coarse)

@@ -321,6 +321,51 @@ def _npz(
     return inputs, input_names, y
 
 
+def _ranges(values: np.ndarray) -> str:
+    """``0–9, 12, 1000``: sorted integers as runs."""
+    runs: list[list[int]] = []
+    for v in (int(x) for x in values):
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    shown = [f"{a}–{b}" if b > a + 1 else (f"{a}, {b}" if b > a else str(a)) for a, b in runs]
+    return ", ".join(shown[:6]) + (", …" if len(shown) > 6 else "")
+
+
+def _check_label_ids(y: np.ndarray, where: str) -> list[str]:
+    """The number of classes is the largest label + 1. Labels that leave class ids unused get a
+    warning with the count of classes and the rarest labels; a few samples far beyond all the
+    others (labels 0–9 and one 1000) is a typo, refused: it would build a 1001-class model."""
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2 or classes[-1] == len(classes) - 1:
+        return []  # 0 … k-1, every id used (one class is the task's to judge)
+    nc = int(classes[-1]) + 1
+    gaps = np.diff(classes) - 1  # unused ids between consecutive labels
+    cut = int(np.argmax(gaps))
+    above = classes[cut + 1 :]
+    few = int(counts[cut + 1 :].sum())
+    if gaps[cut] > cut + 1 and few <= max(2, 0.01 * len(y)):
+        labels = ", ".join(str(int(v)) for v in above[:3]) + (", …" if len(above) > 3 else "")
+        many = len(above) > 1
+        raise DataSourceError(
+            f"{where}: label{'s' if many else ''} {labels} ({few} of {len(y)} samples) "
+            f"{'lie' if many else 'lies'} far beyond the others ({_ranges(classes[: cut + 1])}), "
+            f"which would make a {nc}-class model for {len(classes)} labels: a typo? Fix y "
+            "(class labels run 0, 1, … number of classes − 1)"
+        )
+    rarest = ""
+    if counts.min() < counts.max():
+        rare = sorted(zip(counts.tolist(), classes.tolist(), strict=True))[:3]
+        shown = ", ".join(f"{c} ({n} sample{'s' if n > 1 else ''})" for n, c in rare)
+        rarest = f"; rarest labels: {shown}"
+    return [
+        f"{where}: labels {_ranges(classes)} occur, so the model gets {nc} classes (the largest "
+        f"label + 1) and {nc - len(classes)} of them no sample{rarest}; renumber y 0 … k−1 if "
+        "those classes do not exist"
+    ]
+
+
 def _nonfinite_rows(inputs: list[np.ndarray]) -> np.ndarray:
     """(N,) bool: which samples hold a NaN or Inf in any floating-point input."""
     bad = np.zeros(len(inputs[0]), dtype=bool)
@@ -430,6 +475,8 @@ def load_data(
     n = len(inputs[0])
     if n < 10:
         raise DataSourceError(f"{source}: only {n} samples; modelpress needs at least 10 to split")
+    if y is not None:  # the number of classes comes from the largest label: check the ids
+        warned.extend(_check_label_ids(y, source))
     nonfinite = _nonfinite_rows(inputs)
     if nonfinite.any() and not allow_nonfinite:
         raise DataSourceError(

@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from modelpress.errors import DataSourceError
+from modelpress.errors import DataSourceError, first_line
 from modelpress.sources.data import (
     IMAGE_SUFFIXES,
     Dataset,
@@ -251,6 +251,20 @@ class _Counts:
             out.append(f"{where}: {self.no_labels} images have no label file; kept as background")
         return out
 
+    def why(self, nc: int) -> str:
+        """What became of the label lines, for the error when no box is left."""
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (self.bad_class, f"label lines name a class ≥ {nc} (names has {nc})"),
+                (self.bad_coords, "label lines have coordinates outside [0, 1]"),
+                (self.bad_lines, "label lines are not 'cls cx cy w h'"),
+                (self.no_labels, "images have no label file"),
+            )
+            if n
+        ]
+        return "; ".join(parts) or "every label file is empty"
+
 
 def _read_yolo_labels(path: Path, nc: int, counts: _Counts) -> np.ndarray:
     if not path.is_file():
@@ -343,6 +357,12 @@ def yolo(
         labels = [_read_yolo_labels(_label_file(f), len(names), counts) for f in files]
         splits[key] = _load_images(files, labels, shape, f"{where} ({key})", root)
     warned.extend(counts.warnings(where, len(names)))
+    if not any(len(b) for split in splits.values() for b in split.labels):
+        raise DataSourceError(
+            f"{where}: no ground-truth box to score: {counts.why(len(names))}; mAP over 0 boxes "
+            "means nothing, so fix the labels (labels/… beside images/…, one 'cls cx cy w h' "
+            "line per box, cls below the number of names)"
+        )
     val = splits["val"]
     train = splits.get("train", Split([val.inputs[0][:0]], _labels_array([])))
     n_cal = round(len(train) * calib_share) if len(train) else 0
@@ -352,6 +372,142 @@ def yolo(
 
 
 # --------------------------------------------------------------------------- COCO
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_id(v: Any) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v != "")
+
+
+_COCO_FIELDS: dict[str, dict[str, tuple[Any, str]]] = {
+    # section: field → (check, what it must be)
+    "categories": {"id": (_is_id, "an integer id")},
+    "images": {
+        "id": (_is_id, "an integer id"),
+        "file_name": (lambda v: isinstance(v, str) and v != "", "a file name"),
+        "width": (lambda v: _is_number(v) and v > 0, "a number of pixels above 0, e.g. 640"),
+        "height": (lambda v: _is_number(v) and v > 0, "a number of pixels above 0, e.g. 480"),
+    },
+}
+_COCO_NEEDS = {
+    "categories": "every category needs an id (and a name)",
+    "images": "every image needs id, file_name, width and height (pixels)",
+    "annotations": "every annotation is an object with image_id, category_id and bbox",
+}
+
+
+def _spelled_value(v: Any) -> str:
+    kind = {str: "a string", bool: "a boolean", list: "a list", dict: "an object"}.get(type(v))
+    shown = json.dumps(v)[:40]
+    return f"{shown} ({kind})" if kind else shown
+
+
+def _check_coco(doc: dict[str, Any], where: str) -> None:
+    """Every category, image and annotation checked before any image is read: the first bad
+    entry named (section, index, field), with how many more share its fault."""
+    for section in ("categories", "images", "annotations"):
+        faults: list[str] = []
+        seen: dict[Any, int] = {}
+        for i, entry in enumerate(doc[section]):
+            at = f"{section}[{i}]"
+            if not isinstance(entry, dict):
+                faults.append(f"{at} is {_spelled_value(entry)}, not an object")
+                continue
+            for key, (ok, what) in _COCO_FIELDS.get(section, {}).items():
+                if key not in entry:
+                    faults.append(f"{at} has no '{key}'")
+                elif not ok(entry[key]):
+                    faults.append(f"{at}.{key} is {_spelled_value(entry[key])}; it must be {what}")
+            ident = entry.get("id")
+            if section != "annotations" and _is_id(ident):
+                if ident in seen:
+                    faults.append(f"{at}.id {ident!r} is also the id of {section}[{seen[ident]}]")
+                seen.setdefault(ident, i)
+        if faults:
+            more = f" (and {len(faults) - 1} more faults there)" if len(faults) > 1 else ""
+            raise DataSourceError(
+                f"{where}: {faults[0]}{more}; {_COCO_NEEDS[section]}; fix the annotation file"
+            )
+
+
+# Past the image's edge by this many pixels or less is rounding, clipped without a word.
+EDGE_SLACK_PX = 1.0
+
+
+class _CocoCounts:
+    """Why annotations were left out, and the boxes clipped to or dropped outside their image
+    (the first of each kind named, so the user can find it)."""
+
+    REASONS: ClassVar[dict[str, str]] = {
+        "crowd": "crowd regions (iscrowd)",
+        "category": "with a category_id that no category has",
+        "image": "with an image_id that no image has",
+        "bbox": "without a usable bbox (4 finite numbers x, y, w, h with w, h > 0)",
+    }
+
+    def __init__(self) -> None:
+        self.skipped = dict.fromkeys(self.REASONS, 0)
+        self.outside: list[str] = []  # mostly outside their image: dropped
+        self.clipped: list[str] = []  # partly outside: clipped to the image
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+    def why(self) -> str:
+        parts = [f"{n} {self.REASONS[r]}" for r, n in self.skipped.items() if n]
+        if self.outside:
+            parts.append(f"{len(self.outside)} lying mostly outside their image")
+        return ", ".join(parts)
+
+    def warnings(self, where: str, total: int) -> list[str]:
+        out = []
+        skipped = sum(self.skipped.values())
+        if skipped:
+            out.append(
+                f"{where}: {skipped} of {total} annotations skipped: "
+                + ", ".join(f"{n} {self.REASONS[r]}" for r, n in self.skipped.items() if n)
+            )
+        if self.outside:
+            out.append(
+                f"{where}: {len(self.outside)} boxes lie mostly outside their image (under half "
+                f"their area inside; first: {self.outside[0]}): dropped, not clipped (clipped, "
+                "each would become a box along the image's edge that no one drew; pycocotools "
+                "would score it as annotated, a miss no prediction inside the image can match); "
+                "fix their bbox if they are mistakes"
+            )
+        if self.clipped:
+            out.append(
+                f"{where}: {len(self.clipped)} boxes extend more than {EDGE_SLACK_PX:g} pixel "
+                f"past their image's edge (first: {self.clipped[0]}); clipped to the image, "
+                "most of each box lying inside"
+            )
+        return out
+
+
+def _image_box(a: dict[str, Any], image: dict[str, Any], counts: _CocoCounts) -> list[float] | None:
+    """The annotation's box as x1, y1, x2, y2 normalised to its image; a box mostly outside
+    the image is None (counted), one a little past its edge is clipped (counted)."""
+    x, y, bw, bh = (float(v) for v in a["bbox"])
+    w0, h0 = float(image["width"]), float(image["height"])
+    ix = min(x + bw, w0) - max(x, 0.0)
+    iy = min(y + bh, h0) - max(y, 0.0)
+    inside = max(ix, 0.0) * max(iy, 0.0)
+    named = (
+        f"annotation {a.get('id', '?')} on {image['file_name']}, bbox {a['bbox']} in a "
+        f"{w0:g}×{h0:g} image"
+    )
+    if inside < 0.5 * bw * bh:
+        counts.outside.append(named)
+        return None
+    slack = EDGE_SLACK_PX
+    if x < -slack or y < -slack or x + bw > w0 + slack or y + bh > h0 + slack:
+        counts.clipped.append(named)
+    x1, y1 = max(x, 0.0) / w0, max(y, 0.0) / h0
+    x2, y2 = min(x + bw, w0) / w0, min(y + bh, h0) / h0
+    return [x1, y1, x2, y2]
 
 
 def coco(
@@ -367,48 +523,54 @@ def coco(
     if not path.is_file():
         raise DataSourceError(f"{where}: annotation file not found")
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DataSourceError(f"{where}: not readable JSON ({e})") from None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise DataSourceError(f"{where}: not readable JSON ({first_line(e)})") from None
     if not isinstance(doc, dict) or not all(
         isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise DataSourceError(
             f"{where}: a COCO file holds lists 'images', 'annotations' and 'categories'"
         )
-    cats = sorted(doc["categories"], key=lambda c: c["id"])
+    _check_coco(doc, where)
+    # category ids in order (integers first, as COCO numbers them), mapped to 0 … nc-1
+    cats = sorted(doc["categories"], key=lambda c: (isinstance(c["id"], str), c["id"]))
     index = {c["id"]: i for i, c in enumerate(cats)}
     names = [str(c.get("name", c["id"])) for c in cats]
     base = Path(images_dir) if images_dir else path.parent
-    if not images_dir and not any(
-        (base / str(im.get("file_name", ""))).is_file() for im in doc["images"][:20]
-    ):
+    if not images_dir and not any((base / im["file_name"]).is_file() for im in doc["images"][:20]):
         base = path.parent / "images"
     per_image: dict[Any, list[list[float]]] = {im["id"]: [] for im in doc["images"]}
-    sizes = {im["id"]: (im.get("width"), im.get("height")) for im in doc["images"]}
-    skipped = 0
+    images = {im["id"]: im for im in doc["images"]}
+    counts = _CocoCounts()
     for a in doc["annotations"]:
-        if a.get("iscrowd") or a.get("category_id") not in index or a.get("image_id") not in sizes:
-            skipped += 1
-            continue
-        w0, h0 = sizes[a["image_id"]]
-        if not w0 or not h0 or not _pixel_box(a.get("bbox")):
-            skipped += 1
-            continue
-        x, y, bw, bh = a["bbox"]
-        per_image[a["image_id"]].append(
-            [index[a["category_id"]], x / w0, y / h0, (x + bw) / w0, (y + bh) / h0]
+        image_id, category = a.get("image_id"), a.get("category_id")
+        if a.get("iscrowd"):
+            counts.skip("crowd")
+        elif not _is_id(category) or category not in index:
+            counts.skip("category")
+        elif not _is_id(image_id) or image_id not in images:
+            counts.skip("image")
+        elif not _pixel_box(a.get("bbox")):
+            counts.skip("bbox")
+        elif (box := _image_box(a, images[image_id], counts)) is not None:
+            per_image[image_id].append([index[category], *box])
+    total = len(doc["annotations"])
+    warned.extend(counts.warnings(where, total))
+    if not any(per_image.values()):
+        why = (
+            f"none of its {total} annotations is usable ({counts.why()})"
+            if total
+            else ("it holds no annotations")
         )
-    if skipped:
-        warned.append(
-            f"{where}: {skipped} annotations skipped (crowd, unknown class or image, or an empty "
-            "or malformed box)"
+        raise DataSourceError(
+            f"{where}: no ground-truth box to score: {why}; mAP over 0 boxes means nothing, so "
+            "fix the annotations (category_id from categories, image_id from images, bbox "
+            "[x, y, w, h] in pixels inside the image)"
         )
     ids = list(per_image)
-    files = [base / str(im.get("file_name", "")) for im in doc["images"]]
-    labels = [np.clip(np.asarray(per_image[i], np.float32).reshape(-1, 5), 0, None) for i in ids]
-    for lab in labels:
-        lab[:, 1:] = np.clip(lab[:, 1:], 0, 1)
+    files = [base / im["file_name"] for im in doc["images"]]
+    labels = [np.asarray(per_image[i], np.float32).reshape(-1, 5) for i in ids]
     whole = _load_images(files, labels, shape, where, base)
     n = len(whole)
     if n < 3:
@@ -425,7 +587,7 @@ def _pixel_box(box: Any) -> bool:
     return (
         isinstance(box, list)
         and len(box) == 4
-        and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
+        and all(_is_number(v) for v in box)
         and box[2] > 0
         and box[3] > 0
     )
@@ -466,6 +628,7 @@ def load_detection(
         for part in (fit, cal, val):
             part.inputs[0] = ((part.inputs[0] - mean) / std).astype(np.float32)
     boxes = sum(len(b) for s in (fit, cal, val) for b in s.labels)
+    _check_validation_boxes(val, boxes, where)
     notes.append(f"{boxes} boxes in {len(fit) + len(cal) + len(val)} images")
     return Dataset(
         source=source,
@@ -478,6 +641,19 @@ def load_detection(
         suggested_task="detection",
         notes=notes,
         warnings=warned,
+    )
+
+
+def _check_validation_boxes(val: Split, boxes: int, where: str) -> None:
+    """mAP is scored on the validation split: without a box there, every figure is 0.0 over
+    nothing. (A reader whose data hold no usable box at all says why itself.)"""
+    if sum(len(b) for b in val.labels):
+        return
+    raise DataSourceError(
+        f"{where}: the validation split ({len(val)} images) holds no ground-truth box (the "
+        f"{boxes} boxes are all in the training and calibration images), and mAP over 0 boxes "
+        "means nothing; label the validation images, or give more of the data to validation "
+        "(data.splits.validation, data.max_samples)"
     )
 
 

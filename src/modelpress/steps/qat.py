@@ -22,7 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.registry import register_step
+from modelpress.core.registry import Takes, register_step
 from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
@@ -46,6 +46,9 @@ class QATConfig(TeacherFields):
     alpha_hard: float = Field(0.3, ge=0)
     alpha_soft: float = Field(0.7, ge=0)
     loss: str | None = None  # a name in LOSSES; None: the task's own loss
+
+    def makes(self) -> Takes:
+        return Takes("torch", ("int8",), companion="qat_float_model")
 
 
 class _Trainable(nn.Module):

@@ -21,7 +21,7 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.registry import StepConfig, register_step
+from modelpress.core.registry import StepConfig, Takes, register_step
 from modelpress.engine.context import Context
 from modelpress.sources.models import eval_mode
 from modelpress.steps.float_tail import describe, with_float_tail
@@ -39,6 +39,10 @@ class QuantizeConfig(StepConfig):
 
     def default_name(self) -> str:
         return f"quantize-{self.method}"
+
+    def makes(self) -> Takes:
+        precision = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}[self.method]
+        return Takes("torch", (precision,))
 
 
 def pt2e_static(

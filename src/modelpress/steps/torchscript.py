@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 
 from modelpress.core.artifact import Artifact
-from modelpress.core.registry import StepConfig, register_step
+from modelpress.core.registry import StepConfig, Takes, register_step
 from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.compare import compare_outputs
@@ -31,6 +31,9 @@ class TorchScriptConfig(StepConfig):
     lite: bool = True  # also write a lite-interpreter .ptl
     rtol: float = Field(1e-4, ge=0)
     atol: float = Field(1e-5, ge=0)
+
+    def makes(self) -> Takes:
+        return Takes("torchscript", ())  # at its input's precision
 
 
 def to_torchscript(

@@ -5,14 +5,17 @@ per-epoch checkpoints, resumed only under the same step config; the run's thread
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import Field
 from torch import nn
 
-from modelpress.core.registry import StepConfig
+from modelpress.core.artifact import Artifact
+from modelpress.core.registry import StepConfig, Takes
 from modelpress.engine.context import Context
-from modelpress.errors import StepError
+from modelpress.errors import ModelpressError, StepError
 from modelpress.training import Callback, LossFn, TrainConfig, TrainResult, fit
 
 
@@ -47,6 +50,31 @@ class TeacherFields(TrainingFields):
     teacher_kwargs: dict[str, Any] = Field(default_factory=dict)
     teacher_weights: str | None = None
     temperature: float = Field(4.0, gt=0)
+
+    def makes(self) -> Takes:
+        return Takes("torch", ("fp32",))  # a retrained torch model (distill, prune)
+
+    def check_teacher(self, ctx: Context, parent: Artifact | None, where: str) -> nn.Module | None:
+        """Before the baseline is measured: the teacher a config names is built (its file
+        there, its code trusted, its arguments and weights taken, one forward run), as the
+        step will build it. The input model for ``teacher: input`` when the input is known
+        (``parent``, the baseline); None when it is not."""
+        if self.teacher is None or self.teacher == "input":
+            return parent.module if parent is not None else None
+        with named(where, "teacher"):
+            module, _ = ctx.load_model(
+                self.teacher, self.teacher_kwargs, self.teacher_weights, f"{where} (teacher)"
+            )
+        return module
+
+
+@contextmanager
+def named(where: str, role: str) -> Iterator[None]:
+    """A model source's error, said of the step and the role it plays there."""
+    try:
+        yield
+    except ModelpressError as e:
+        raise type(e)(f"{where} ({role}): {e}") from None
 
 
 def train_in_step(

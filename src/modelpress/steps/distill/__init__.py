@@ -14,16 +14,17 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from modelpress.core.artifact import Artifact
 from modelpress.core.registry import register_step
 from modelpress.engine.context import Context
+from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
-from modelpress.steps.distill.features import FeatureDistiller, parse_pairs
+from modelpress.steps.distill.features import FeatureDistiller, find_module, parse_pairs
 from modelpress.steps.shared import AlphaSchedule, resolve_teacher, teacher_loss
-from modelpress.steps.trained import TeacherFields, train_in_step
+from modelpress.steps.trained import TeacherFields, named, train_in_step
 from modelpress.training import checkpoint_metadata, evaluate_module, save_checkpoint
 
 __all__ = ["DistillConfig", "TeacherFields", "resolve_teacher", "teacher_loss"]
@@ -48,6 +49,33 @@ class DistillConfig(TeacherFields):
     epochs: int = Field(10, ge=1)
     lr: float = Field(3e-3, gt=0)
     compare_scratch: bool = False
+
+    @field_validator("feature_layers")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        try:
+            parse_pairs(value, "feature_layers")
+        except StepError as e:  # pydantic names the field; the message names the entry
+            raise ValueError(str(e).removeprefix("feature_layers: feature_layers ")) from None
+        return value
+
+    def check_before_run(self, ctx: Context, parent: Artifact | None, where: str) -> None:
+        """The student built as the step builds it (its source, arguments and weights; one
+        forward, its outputs checked against the data), the teacher too, and every
+        feature_layers name looked up in both models: all before the baseline is measured."""
+        with named(where, "student"):
+            student, _ = ctx.load_model(
+                self.student,
+                self.student_kwargs,
+                self.student_weights,
+                f"{where} (student)",
+                seed=self.seed,
+            )
+        teacher = self.check_teacher(ctx, parent, where)
+        for t_name, s_name in parse_pairs(self.feature_layers, where):
+            find_module(student, s_name, "student", f"{where}: feature_layers")
+            if teacher is not None:  # the input model: known only when it is the baseline
+                find_module(teacher, t_name, "teacher", f"{where}: feature_layers")
 
     @model_validator(mode="after")
     def _progressive_pair(self) -> DistillConfig:

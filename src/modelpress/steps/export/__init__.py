@@ -61,6 +61,9 @@ class ExportConfig(StepConfig):
         io = "-uint8-input" if self.io == "uint8" else ""
         return f"export-{self.format}{suffix}{io}"
 
+    def makes(self) -> Takes:
+        return Takes(self.format, ())  # the precision may fall back (INT8 kept partly FP32)
+
     def takes(self) -> list[Takes]:
         # every format converts (and, but for torchscript, quantizes) an fp32 torch model
         takes = [Takes("torch")]

@@ -19,7 +19,9 @@ side at batch 1, and the fused one is kept only when over 5 % faster and no larg
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +58,15 @@ def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
 
     out = work / "model-fp32-pre.onnx"
     try:
-        with quiet():
-            quant_pre_process(str(src), str(out))
+        # ORT's symbolic shape inference saves a graph it gives up on into the current folder
+        # (sym_shape_infer_temp.onnx and a 12 MB <uuid>.data of its weights), then falls back:
+        # run it in a scratch folder, removed after, with absolute paths in and out
+        with (
+            quiet(),
+            tempfile.TemporaryDirectory(prefix="modelpress-ort-") as scratch,
+            contextlib.chdir(scratch),
+        ):
+            quant_pre_process(str(src.resolve()), str(out.resolve()))
         return out
     except Exception as e:
         notes.append(f"quant_pre_process skipped: {first_line(e, 160)}")

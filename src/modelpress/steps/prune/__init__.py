@@ -21,7 +21,7 @@ import math
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from modelpress.core.artifact import Artifact
@@ -30,7 +30,7 @@ from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.sources.structure import snapshot, structure_changes
-from modelpress.steps.prune.structured import prune_channels
+from modelpress.steps.prune.structured import prune_channels, resolve_keep
 from modelpress.steps.prune.unstructured import GradualMagnitude, OneShot, sparsity_of
 from modelpress.steps.shared import resolve_teacher, teacher_loss
 from modelpress.steps.trained import TeacherFields, train_in_step
@@ -72,6 +72,30 @@ class PruneConfig(TeacherFields):
             raise ValueError(f"ratio must be between 0 and 1 (exclusive), got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _gradual(self) -> PruneConfig:
+        """What gradual pruning needs, said when the recipe is read (it was a failed step after
+        the baseline had been measured)."""
+        if self.method != "gradual":
+            return self
+        if self.finetune_epochs < 1:
+            raise ValueError("method gradual prunes while training; set finetune_epochs ≥ 1")
+        if self.sparsity_init >= self.ratio:
+            raise ValueError(
+                f"sparsity_init ({self.sparsity_init}) must be below ratio ({self.ratio})"
+            )
+        return self
+
+    def check_before_run(self, ctx: Context, parent: Artifact | None, where: str) -> None:
+        """The teacher (``--distill-from``) built as the step builds it, its code trusted, and
+        ``keep``'s module names looked up in the input model when it is known (the baseline):
+        before the baseline is measured."""
+        if self.teacher:
+            self.check_teacher(ctx, parent, where)
+        module = parent.module if parent is not None else None
+        if self.method == "structured" and self.keep and module is not None:
+            resolve_keep(where, module, self.keep)
+
     def default_name(self) -> str:
         return "prune" if self.method == "structured" else f"prune-{self.method}"
 
@@ -92,12 +116,6 @@ def _callbacks(config: PruneConfig, where: str) -> tuple[list[Callback], int]:
         return [], 0
     if config.method == "l1-unstructured":
         return [OneShot(config.ratio)], 0
-    if config.finetune_epochs < 1:
-        raise StepError(f"{where}: method gradual prunes while training; set finetune_epochs ≥ 1")
-    if config.sparsity_init >= config.ratio:
-        raise StepError(
-            f"{where}: sparsity_init ({config.sparsity_init}) must be below ratio ({config.ratio})"
-        )
     ramp = config.ramp_epochs or max(1, math.ceil(config.finetune_epochs * 2 / 3))
     ramp = min(ramp, config.finetune_epochs)
     pruner = GradualMagnitude(config.sparsity_init, config.ratio, ramp, config.schedule)

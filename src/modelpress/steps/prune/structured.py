@@ -87,7 +87,7 @@ def prune_channels(
             f"{where}: importance 'bn-scale' ranks channels by BatchNorm scales, but "
             f"{type(model).__name__} has no BatchNorm layer; use importance: magnitude"
         )
-    kept = _resolve_keep(where, model, keep)
+    kept = resolve_keep(where, model, keep)
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = [example_inputs]
 
@@ -227,7 +227,7 @@ def _check_options(
         )
 
 
-def _resolve_keep(where: str, model: nn.Module, keep: Sequence[str]) -> set[str]:
+def resolve_keep(where: str, model: nn.Module, keep: Sequence[str]) -> set[str]:
     if isinstance(keep, str):  # one name, not a sequence of one-letter names
         keep = [keep]
     known = [name for name, _ in model.named_modules() if name]
