@@ -10,7 +10,7 @@ from modelpress.report import sections
 from modelpress.report.sections import Grid
 
 # Status cells get a class of the same name (coloured in CSS).
-STATUSES = {"ok", "degraded", "failed", "skipped"}
+STATUSES = {"ok", "degraded", "collapsed", "failed", "skipped"}
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
@@ -21,7 +21,7 @@ th, td { border: 1px solid #ddd; padding: .3em .6em; vertical-align: top; }
 th { background: #f4f4f4; text-align: left; } td.num { text-align: right; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafafa; }
 .ok { color: #1a7f37; font-weight: 600; } .degraded { color: #b26b00; font-weight: 600; }
-.failed { color: #cf222e; font-weight: 600; } .skipped { color: #777; }
+.failed, .collapsed { color: #cf222e; font-weight: 600; } .skipped { color: #777; }
 .why { background: #f6f8fa; border-left: 4px solid #DD8452; padding: .6em 1em; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wrap; }
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
