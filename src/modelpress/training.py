@@ -409,9 +409,7 @@ def _fit(
     model.load_state_dict(best_state)
     model.eval()
     result.bad_batches = bad
-    result.chance = task.chance(data.validation.labels)
-    if result.did_not_learn:
-        observer.event("warning", str(result.verdict()))
+    result.chance = task.chance(data.validation.labels)  # did_not_learn is judged by it
     return result
 
 

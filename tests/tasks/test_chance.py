@@ -216,3 +216,20 @@ def test_best_for_and_decisions_leave_out_degraded_collapsed_and_slower_than_fp3
     assert chosen["fastest"]["artifact"] == "onnx-fp32"
     assert chosen["smallest"]["artifact"] == "onnx-fp32"
     assert recommend(base, arts, {})[0]["name"] == "onnx-fp32"
+
+
+def test_training_did_not_learn_only_at_chance() -> None:
+    from modelpress.tasks.base import Chance
+    from modelpress.training import TrainResult
+
+    chance = Chance("top1", 0.1028, 0.048, "the share of the most common class, 3, …")
+    history = [{"epoch": 1}, {"epoch": 2}]
+    stuck = TrainResult("top1", 0.1083, 2, history, chance=chance)
+    assert stuck.did_not_learn and stuck.summary()["did_not_learn"] is True
+    assert stuck.verdict() == (
+        "did_not_learn: best validation top1 0.1083 (epoch 2 of 2) is at chance level, chance "
+        "0.1028 (the share of the most common class, 3, …; up to 0.1508 counts as chance)"
+    )
+    learned = TrainResult("top1", 0.42, 2, history, chance=chance)
+    assert not learned.did_not_learn and learned.verdict() is None
+    assert TrainResult("top1", float("-inf"), 0, [], chance=chance).did_not_learn  # all NaN
