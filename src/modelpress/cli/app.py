@@ -355,8 +355,7 @@ def train(
 ) -> None:
     """Train a model and save its weights with what is needed to reload them.
 
-    Exit 3 (did_not_learn) when the best validation metric is still at chance level (the
-    checkpoint is written all the same, to look into); --allow-chance exits 0 then."""
+    Exit 3 (did_not_learn) at chance level, the checkpoint written all the same."""
     from pydantic import ValidationError
 
     from modelpress.core.recipe import load_recipe

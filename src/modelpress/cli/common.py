@@ -97,8 +97,8 @@ AllowChance = Annotated[
     bool,
     typer.Option(
         "--allow-chance",
-        help="Exit 0 even when the trained model is still at chance level (did_not_learn); "
-        "without it that is exit 3.",
+        help="Exit 0 when the trained model stays at chance level (did_not_learn: its best "
+        "validation metric vs chance); without it that is exit 3.",
     ),
 ]
 DID_NOT_LEARN = 3  # exit code of train and distill when the model stayed at chance level

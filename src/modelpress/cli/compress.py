@@ -102,8 +102,7 @@ def distill(
 ) -> None:
     """Distil a small student from a teacher (Hinton KD, progressive α, two-stage, SAM).
 
-    Exit 3 (did_not_learn) when the student's best validation metric is still at chance level
-    (it is kept, measured and recorded collapsed); --allow-chance exits 0 then."""
+    Exit 3 (did_not_learn) when the student stays at chance level (kept, recorded collapsed)."""
     step = _set(
         {"type": "distill", "student": student, "epochs": epochs},
         student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs"),
