@@ -168,7 +168,7 @@ def test_distill_into_a_student_that_cannot_learn_exits_3(models: Path, tmp_path
     assert result.returncode == 3, result.stdout + result.stderr
     said = " ".join(result.stderr.split())
     assert said.startswith("did_not_learn: best validation top1 0.")
-    assert "status collapsed" in said
+    assert f"the student is kept ({out}/nodes/" in said and "status collapsed" in said
     student = json.loads((out / "record.json").read_text())["steps"][0]
     assert student["status"] == "collapsed" and student["artifact"]["details"]["did_not_learn"]
 

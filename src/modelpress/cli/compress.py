@@ -142,8 +142,8 @@ def distill(
         (str(n) for n in artifact.get("notes") or [] if str(n).startswith("did_not_learn")), None
     )
     if verdict:
-        kept = f"; the student is kept ({artifact.get('path')}), status {artifact.get('status')}"
-        did_not_learn(verdict + kept, allow_chance)
+        path, status = out / str(artifact.get("path")), artifact.get("status")
+        did_not_learn(f"{verdict}; the student is kept ({path}), status {status}", allow_chance)
 
 
 def prune(
