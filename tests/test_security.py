@@ -125,10 +125,11 @@ def test_resume_rebuilds_a_file_factory_step_checkpoint(factory_file: Path, tmp_
     step = {"type": "prune", "method": "l1-unstructured", "ratio": 0.3, "finetune_epochs": 0}
     recipe = build_recipe(tiny_recipe(f"{factory_file}:build", steps=[step]))
     first = pipeline.run(recipe, out=tmp_path / "run")
-    assert first["steps"][0]["status"] == "ok", first["steps"][0]["error"]
+    # measured (an untrained model: at chance, so `collapsed`), not failed
+    assert first["steps"][0]["status"] in pipeline.MEASURED, first["steps"][0]["error"]
     seen = Recorder()
     again = pipeline.run(recipe, out=tmp_path / "run", resume=True, observer=seen)
-    assert again["steps"][0]["status"] == "ok", again["steps"][0]["error"]
+    assert again["steps"][0]["status"] == first["steps"][0]["status"], again["steps"][0]["error"]
     node = again["steps"][0]["key"]
     reused = f"prune-l1-unstructured: finished before (node {node}), reused"
     assert ("resume", reused) in seen.events

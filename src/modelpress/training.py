@@ -39,7 +39,7 @@ from modelpress.runtimes.eager import TorchRuntime
 from modelpress.sources.data import Dataset
 
 if TYPE_CHECKING:
-    from modelpress.tasks.base import Task
+    from modelpress.tasks.base import Chance, Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
@@ -96,15 +96,41 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from: int | None = None
     bad_batches: int = 0  # non-finite batches skipped
+    chance: Chance | None = None  # the primary metric at chance on the validation labels
+
+    @property
+    def did_not_learn(self) -> bool:
+        """Whether the best validation metric of every epoch is still at chance level."""
+        return self.chance is not None and self.chance.reached(
+            self.best_metric if math.isfinite(self.best_metric) else None
+        )
+
+    def verdict(self) -> str | None:
+        """What to say when it did not learn ("did_not_learn: …", best validation metric vs
+        chance), or None."""
+        if not self.did_not_learn or self.chance is None:
+            return None
+        best = (
+            f"{self.best_metric:.4f} (epoch {self.best_epoch} of {len(self.history)})"
+            if math.isfinite(self.best_metric)
+            else "not measured"
+        )
+        return (
+            f"did_not_learn: best validation {self.metric} {best} is at chance level, "
+            f"{self.chance.says()}"
+        )
 
     def summary(self) -> dict[str, Any]:
         """What a step records of its training."""
-        return {
+        out = {
             "epochs": len(self.history),
             "best_epoch": self.best_epoch,
             self.metric: self.best_metric,
             "history": self.history,
         }
+        if self.chance is not None:
+            out |= {"chance": self.chance.to_dict(), "did_not_learn": self.did_not_learn}
+        return out
 
 
 def _optimizer(
@@ -383,6 +409,7 @@ def _fit(
     model.load_state_dict(best_state)
     model.eval()
     result.bad_batches = bad
+    result.chance = task.chance(data.validation.labels)  # did_not_learn is judged by it
     return result
 
 
@@ -594,6 +621,8 @@ def train_and_save(
         train_hash=stable_hash({"train": cfg.model_dump(), "identity": recipe.identity()}),
         metrics={k: v for k, v in metrics.items() if isinstance(v, float | int)},
         history=result.history,
+        **({"chance": result.chance.to_dict()} if result.chance else {}),
+        did_not_learn=result.did_not_learn,
     )
     save_checkpoint(out, module, meta)
     return result, metrics

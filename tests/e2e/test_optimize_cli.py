@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from test_cli import assert_one_line_error, cli
 
@@ -23,9 +24,30 @@ BASE = {
 EXPORTS = {"format": ["onnx"], "precision": ["fp32", "int8"]}
 
 
-def _recipe(tmp_path: Path, optimize: dict[str, Any] | None, name: str = "r.yaml") -> Path:
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BASE's MLP trained a few epochs: an untrained one is at chance, `collapsed`, and never a
+    candidate of a search."""
+    from modelpress.core.recipe import build_recipe
+    from modelpress.training import TrainConfig, train_and_save
+
+    out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
+    recipe = build_recipe({k: v for k, v in BASE.items() if k != "evaluate"})
+    train_and_save(recipe, TrainConfig(epochs=4, lr=3e-3, seed=0), out)
+    return out
+
+
+def _recipe(
+    tmp_path: Path,
+    optimize: dict[str, Any] | None,
+    name: str = "r.yaml",
+    model: Path | None = None,
+) -> Path:
     path = tmp_path / name
     doc = dict(BASE)
+    if model is not None:  # a checkpoint: it knows its own kwargs
+        doc.pop("model_kwargs")
+        doc["model"] = str(model)
     if optimize is not None:
         doc["optimize"] = optimize
     path.write_text(yaml.safe_dump(doc))
@@ -39,7 +61,9 @@ def _journal(out: Path) -> dict[str, Any]:
         return {}
 
 
-def test_a_killed_search_resumes_without_running_a_finished_node_again(tmp_path: Path) -> None:
+def test_a_killed_search_resumes_without_running_a_finished_node_again(
+    mlp: Path, tmp_path: Path
+) -> None:
     # exports first (no training), then a pruning whose fine-tuning takes a few seconds
     recipe = _recipe(
         tmp_path,
@@ -50,6 +74,7 @@ def test_a_killed_search_resumes_without_running_a_finished_node_again(tmp_path:
                 "export": EXPORTS,
             },
         },
+        model=mlp,
     )
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -95,9 +120,11 @@ def test_a_killed_search_resumes_without_running_a_finished_node_again(tmp_path:
     assert (out / "best-recipe.yaml").is_file()
 
 
-def test_nothing_feasible_exits_3_and_lists_the_closest(tmp_path: Path) -> None:
+def test_nothing_feasible_exits_3_and_lists_the_closest(mlp: Path, tmp_path: Path) -> None:
     recipe = _recipe(
-        tmp_path, {"budget": {"max_accuracy_drop": 2.0, "time": "4m"}, "space": {"export": EXPORTS}}
+        tmp_path,
+        {"budget": {"max_accuracy_drop": 2.0, "time": "4m"}, "space": {"export": EXPORTS}},
+        model=mlp,
     )
     out = tmp_path / "o"
     result = cli("optimize", str(recipe), "--out", str(out), "--max-size-mb", "0.0001")

@@ -21,8 +21,10 @@ def test_nan_outputs_are_flagged_not_averaged(trained_checkpoint: Path) -> None:
 
     base.module, base.name, base.parents = SometimesNaN(), "broken", ["baseline"]
     entry, _ = analyze(base, ctx, parent_outputs=parent_out, parent_entry=parent_entry)
-    assert entry["status"] == "degraded"
+    assert entry["status"] == "collapsed"  # never ok, never recommended
     assert entry["verification"]["nonfinite_samples"] > 0
     assert entry["metrics"]["nonfinite_samples"] == entry["verification"]["nonfinite_samples"]
     assert 0.0 <= entry["metrics"]["top1"] <= 1.0  # computed on the finite rows only
     assert any("non-finite" in n for n in entry["notes"])
+    n = entry["metrics"]["nonfinite_samples"]
+    assert any(x.startswith(f"collapsed: {n} of 360 validation samples") for x in entry["notes"])

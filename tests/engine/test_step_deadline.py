@@ -56,4 +56,5 @@ def test_a_step_running_past_the_deadline_is_cut_off_and_recorded(
     assert "slow: stopped: the search's time budget ran out during this step" in entry["error"]
     runner.ctx.deadline = None  # no deadline: the same step runs to its end
     done = runner.add_step(slow_step(id="quick", seconds=0.1))
-    assert done["status"] == "ok"
+    # ran to its end: measured (an untrained MLP at chance on the digits is `collapsed`)
+    assert done["status"] != "failed" and done["error"] is None and done["artifact"]

@@ -231,7 +231,7 @@ def test_the_recommendation_follows_the_head_to_head() -> None:
 
 
 def test_a_run_times_its_finalists_head_to_head_once_at_the_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_mlp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(targets, "FINALIST_WINDOW", 1e9)  # every candidate is a finalist
     calls: list[list[str]] = []
@@ -243,7 +243,7 @@ def test_a_run_times_its_finalists_head_to_head_once_at_the_end(
     monkeypatch.setattr(pipeline, "head_to_head", counted)
     recipe = build_recipe(
         {
-            "model": "zoo:mlp",
+            "model": str(trained_mlp),  # trained: an untrained one is at chance, no candidate
             "data": "builtin:digits",
             "evaluate": {"warmup": 1, "repeats": 5, "batch_sizes": [1, 8]},
             "steps": [{"type": "export", "format": "onnx"}, {"type": "torchscript"}],

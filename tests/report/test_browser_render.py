@@ -181,7 +181,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         }
     )
     record = pipeline.run(recipe, out=out)
-    assert [s["status"] for s in record["steps"]] == ["ok", "ok"]
+    # an untrained MLP: at chance on the digits, so measured and reported `collapsed`
+    assert [s["status"] for s in record["steps"]] == ["collapsed", "collapsed"]
     return out
 
 

@@ -47,7 +47,9 @@ def test_every_output_is_measured_and_verified(tmp_path: Path) -> None:
     record = pipeline.run(recipe, out=tmp_path / "run")
     assert [o["shape"] for o in record["baseline"]["outputs"]] == [[10], [32]]
     for art in record["artifacts"]:
-        assert art["status"] == "ok", art
+        # untrained, so likely at chance (`collapsed`): never `degraded`, it reproduces its parent
+        assert art["status"] in ("ok", "collapsed"), art
+        assert not any(str(n).startswith("degraded") for n in art["notes"]), art["notes"]
         assert [o["shape"] for o in art["outputs"]] == [[10], [32]], art["name"]
         each = art["verification"]["outputs"]
         assert len(each) == 2 and all(o["max_abs_diff"] < 1e-3 for o in each)

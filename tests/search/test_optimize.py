@@ -323,3 +323,29 @@ def test_a_run_that_is_not_a_search_is_never_overwritten(mlp: Path, tmp_path: Pa
     with pytest.raises(ResumeError, match="holds a run that is not a search"):
         _search(mlp, out)
     assert (out / "record.json").read_text() == '{"schema": 2, "steps": []}'
+
+
+def test_a_collapsed_node_ends_its_trial_and_the_search_builds_nothing_on_it(
+    mlp: Path, tmp_path: Path
+) -> None:
+    """97 % of the weights zeroed, no fine-tune: the pruned MLP is at chance. It is measured
+    and recorded collapsed; its trial fails saying so, the exports after it are never built,
+    and it is neither on the front nor recommended."""
+    space = {
+        "prune": {"method": "l1-unstructured", "ratio": [0.97], "finetune_epochs": 0},
+        "export": {"format": ["onnx"], "precision": ["fp32", "int8"]},
+    }
+    out = tmp_path / "o"
+    result = _search(mlp, out, space)
+    journal, record = _read(out)
+
+    first, second = journal["trials"]
+    pruned = first["nodes"][0]
+    assert first["status"] == "failed"
+    assert first["reason"].startswith(f"{pruned}: collapsed: top1 at chance level; top1 0.")
+    assert second["status"] == "skipped"
+    assert second["reason"] == f"starts from {pruned}, which collapsed"
+    steps = {s["id"]: s for s in record["steps"]}
+    assert set(steps) == {pruned} and steps[pruned]["status"] == "collapsed"
+    assert [f["name"] for f in result["front"]] == ["baseline"]
+    assert result["recommendation"]["name"] == "baseline"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from modelpress.core.recipe import load_recipe
 from modelpress.search.optimize import Search, Settings
 from modelpress.search.sampler import constraints
@@ -17,11 +19,29 @@ SPACE = {
 }
 
 
-def _search(out: Path, resume: bool = False) -> dict:
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MLP trained a few epochs: an untrained one is at chance, and so `collapsed`,
+    which would end its trials before the sampler is seen at work."""
+    from modelpress.training import TrainConfig, train_and_save
+
+    out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
     recipe = load_recipe(
         {
             "model": "zoo:mlp",
             "model_kwargs": {"hidden": [32]},
+            "data": "builtin:digits",
+            "input_shape": "1,1,8,8",
+        }
+    )
+    train_and_save(recipe, TrainConfig(epochs=4, lr=3e-3, seed=0), out)
+    return out
+
+
+def _search(out: Path, model: Path, resume: bool = False) -> dict:
+    recipe = load_recipe(
+        {
+            "model": str(model),
             "data": "builtin:digits",
             "input_shape": "1,1,8,8",
             "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1]},
@@ -33,17 +53,17 @@ def _search(out: Path, resume: bool = False) -> dict:
 
 
 def test_tpe_proposes_max_trials_distinct_pipelines_and_replays_them_on_resume(
-    tmp_path: Path,
+    mlp: Path, tmp_path: Path
 ) -> None:
     assert len(pipelines(check(SPACE))) == 12
-    first = _search(tmp_path / "s")
+    first = _search(tmp_path / "s", mlp)
     trials = first["trials"]
     assert len(trials) == 4 and all(t["status"] == "done" for t in trials)
     assert len({t["id"] for t in trials}) == 4  # no pipeline twice
     assert "prune" not in trials[0]["pipeline"]  # the cheapest (nothing trained) first
     assert "Optuna's multi-objective TPE" in first["note"]
 
-    again = _search(tmp_path / "s", resume=True)
+    again = _search(tmp_path / "s", mlp, resume=True)
     assert [t["id"] for t in again["trials"]] == [t["id"] for t in trials]
     assert all(t["reused"] for t in again["trials"])
 

@@ -10,6 +10,7 @@ import typer
 from modelpress.cli import cascade, compare, compress, optimize, video
 from modelpress.cli.common import (
     MODEL_FLAGS,
+    AllowChance,
     Data,
     Force,
     Kwargs,
@@ -22,6 +23,7 @@ from modelpress.cli.common import (
     Weights,
     app,
     console,
+    did_not_learn,
     finish,
     model_recipe,
     rich_observer,
@@ -145,6 +147,8 @@ def bench(
     trust: TrustCode = False,
 ) -> None:
     """Baseline analysis of one model: size, params, MACs, latency, throughput, memory, accuracy."""
+    from rich.text import Text
+
     from modelpress.core.recipe import load_recipe
     from modelpress.core.rundir import check_output, write_json_atomic
     from modelpress.engine.context import build_context
@@ -184,6 +188,9 @@ def bench(
     entry, _ = analyze(baseline, ctx)
     entry["task"], entry["source"] = ctx.task.name, model
     console.print(artifact_table(entry, ctx.task.name))
+    for note in entry["notes"]:  # why it is collapsed: at chance, non-finite outputs
+        if str(note).startswith("collapsed"):
+            console.print(Text(str(note), style="red"))
     if json_out:
         write_json_atomic(json_out, entry)
         console.print(f"wrote {json_out}")
@@ -346,8 +353,11 @@ def train(
     threads: Threads = None,
     trust: TrustCode = False,
     force: Force = False,
+    allow_chance: AllowChance = False,
 ) -> None:
-    """Train a model and save its weights with what is needed to reload them."""
+    """Train a model and save its weights with what is needed to reload them.
+
+    Exit 3 (did_not_learn) at chance level, the checkpoint written all the same."""
     from pydantic import ValidationError
 
     from modelpress.core.recipe import load_recipe
@@ -393,9 +403,17 @@ def train(
     console.print(
         f"best {key} {result.best_metric:.4f} at epoch {result.best_epoch}"
         f"{' (stopped early)' if result.stopped_early else ''}; validation {key} "
-        f"{metrics[key]:.4f}"
+        f"{metrics.get(key, float('nan')):.4f}"
     )
-    console.print(f"wrote {out}  (reload: modelpress bench {out} --data {data})")
+    verdict = result.verdict()
+    if verdict is None:
+        console.print(f"wrote {out}  (reload: modelpress bench {out} --data {data})")
+        return
+    console.print(
+        f"wrote {out}, a model that did not learn (kept to look into: modelpress bench {out} "
+        f"--data {data}); try a higher --lr, more --epochs, or check the labels"
+    )
+    did_not_learn(verdict, allow_chance)
 
 
 @app.command()

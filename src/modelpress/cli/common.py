@@ -93,6 +93,25 @@ TrustCode = Annotated[
     ),
 ]
 
+AllowChance = Annotated[
+    bool,
+    typer.Option(
+        "--allow-chance",
+        help="Exit 0 when the trained model stays at chance level (did_not_learn: its best "
+        "validation metric vs chance); without it that is exit 3.",
+    ),
+]
+DID_NOT_LEARN = 3  # exit code of train and distill when the model stayed at chance level
+
+
+def did_not_learn(verdict: str, allow: bool) -> None:
+    """Say ``verdict`` ("did_not_learn: …", with the figures) on stderr; exit DID_NOT_LEARN
+    unless the user passed --allow-chance."""
+    said = f"warning: {verdict} (--allow-chance: exit 0)" if allow else verdict
+    err_console.print(Text(said, style="red"), soft_wrap=True)
+    if not allow:
+        raise typer.Exit(DID_NOT_LEARN)
+
 
 def parse_kwargs(text: str | None, option: str = "--model-kwargs") -> dict[str, Any]:
     if not text:
@@ -189,7 +208,7 @@ def show_run(record: dict[str, Any], out: Path) -> None:
     rec = record.get("recommendation") or {}
     if rec:
         mark = ("✔", "green") if rec.get("met") else ("✘", "red")
-        name, why = str(rec.get("name")), str(rec.get("why"))
+        name, why = str(rec.get("name") or "none"), str(rec.get("why"))
         console.print(Text.assemble(mark, " recommendation: ", (name, "bold"), f" — {why}"))
     console.print(Text(f"run directory: {out}  (report.md, report.html, record.json)"))
 
@@ -208,9 +227,10 @@ def run_shortcut(
     save_recipe: Path | None,
     flags: dict[str, str] | None = None,
     resume: bool = False,
-) -> None:
+) -> dict[str, Any]:
     """A shortcut command's recipe: validated (errors name ``flags``, the recipe fields' flags),
-    optionally written out (replayable), then run. Output paths are checked first."""
+    optionally written out (replayable), then run; its record. Output paths are checked
+    first."""
     from modelpress.core.recipe import dump_recipe, load_recipe
     from modelpress.core.rundir import check_output
     from modelpress.engine import pipeline
@@ -224,6 +244,7 @@ def run_shortcut(
         console.print(Text(f"wrote {save_recipe}"))
     record = pipeline.run(recipe, out=out, force=force, resume=resume, observer=rich_observer())
     finish(record, out)
+    return record
 
 
 def user_errors(fn: Callable[..., None]) -> Callable[..., None]:

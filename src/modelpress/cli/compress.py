@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from modelpress.cli.common import (
+    AllowChance,
     Data,
     Force,
     Kwargs,
@@ -20,6 +21,7 @@ from modelpress.cli.common import (
     TrustCode,
     Weights,
     app,
+    did_not_learn,
     model_recipe,
     parse_kwargs,
     run_shortcut,
@@ -96,8 +98,11 @@ def distill(
     force: Force = False,
     save_recipe: SaveRecipe = None,
     trust: TrustCode = False,
+    allow_chance: AllowChance = False,
 ) -> None:
-    """Distil a small student from a teacher (Hinton KD, progressive α, two-stage, SAM)."""
+    """Distil a small student from a teacher (Hinton KD, progressive α, two-stage, SAM).
+
+    Exit 3 (did_not_learn) when the student stays at chance level (kept, recorded collapsed)."""
     step = _set(
         {"type": "distill", "student": student, "epochs": epochs},
         student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs"),
@@ -131,7 +136,14 @@ def distill(
     )
     teacher_flags = {"model": "--teacher", "weights": "--teacher-weights"}
     flags = step_flags(*step) | teacher_flags | {"model_kwargs": "--teacher-kwargs"}
-    run_shortcut(recipe, out, force, save_recipe, flags)
+    record = run_shortcut(recipe, out, force, save_recipe, flags)
+    artifact = next((s.get("artifact") or {} for s in record.get("steps") or []), {})
+    verdict = next(
+        (str(n) for n in artifact.get("notes") or [] if str(n).startswith("did_not_learn")), None
+    )
+    if verdict:
+        path, status = out / str(artifact.get("path")), artifact.get("status")
+        did_not_learn(f"{verdict}; the student is kept ({path}), status {status}", allow_chance)
 
 
 def prune(

@@ -20,7 +20,13 @@ from rich.text import Text
 
 from modelpress.core.observer import Observer
 
-_STYLE = {"ok": "green", "degraded": "yellow", "failed": "red", "skipped": "dim"}
+_STYLE = {
+    "ok": "green",
+    "degraded": "yellow",
+    "collapsed": "red",
+    "failed": "red",
+    "skipped": "dim",
+}
 
 
 class RichObserver(Observer):

@@ -38,6 +38,9 @@ class Artifact:
     # A new model trained from its parent (a distilled student, a fine-tuned pruned model): its
     # outputs are meant to differ, so agreement with the parent is reported, not judged.
     retrained: bool = False
+    # A new model with weights of its own (a distilled student), not its parent's changed: it
+    # collapses only at chance, never for falling below its parent (a teacher) (tasks/base.py)
+    new_model: bool = False
     # how the data's float NCHW batches become this artifact's inputs (``runtimes/adapt.py``):
     # {"kind": "uint8_nhwc", "mean": [...] | None, "std": [...] | None}; None: as they are
     input_transform: dict[str, Any] | None = None

@@ -141,6 +141,7 @@ def analyze(
         if problem:
             entry["status"] = "degraded"
             entry["notes"].append(f"degraded: {problem} ({artifact.parent})")
+    _judge_collapse(entry, ctx, reference, parent_entry, not artifact.new_model)
     return entry, outputs
 
 
@@ -195,3 +196,23 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
         window=window,
         own_memory=own_memory,
     )
+
+
+def _judge_collapse(
+    entry: dict[str, Any],
+    ctx: Context,
+    reference: Any,
+    parent_entry: dict[str, Any] | None,
+    against_parent: bool,
+) -> None:
+    """``collapsed`` (never recommended), with why, when the task says so: non-finite
+    outputs, a primary metric at chance on this data, or far below its parent's (not for a
+    new model, a distilled student: ``against_parent`` False)."""
+    chance = ctx.task.chance(ctx.data.validation.labels, reference)
+    if chance is not None:
+        entry["chance"] = chance.to_dict()
+    parent = (parent_entry or {}).get("metrics")
+    why = ctx.task.collapse(entry["metrics"], parent, chance, against_parent=against_parent)
+    if why:
+        entry["status"] = "collapsed"
+        entry["notes"].append(why)

@@ -48,6 +48,9 @@ from modelpress.runtimes import runtime_for
 from modelpress.sources.fingerprint import sources_digest
 
 SCHEMA = 2  # 2: nodes with keys and parents; every field of schema 1 kept as it was
+# Statuses of a node whose artifact was made and measured: reused on --resume, and its
+# children run from it (a collapsed one is shown, never recommended: evaluate/targets.py)
+MEASURED = ("ok", "degraded", "collapsed")
 OUTPUTS = "outputs.npz"  # validation outputs of a node's artifact (every output), for its children
 
 
@@ -458,7 +461,7 @@ class Runner:
             "type": "baseline",
             "key": base_key,
             "parents": [],
-            "status": "ok",
+            "status": record["baseline"].get("status", "ok"),  # collapsed: at chance, NaN
             "artifact": "baseline",
             "reads": reads,
         }
@@ -494,7 +497,7 @@ class Runner:
         gives it), restoring its artifact from its files; a failed one is recorded as it is."""
         self.recipe.steps.append(config)
         index = len(self.recipe.steps) - 1
-        if built.get("status") not in ("ok", "degraded") or not built.get("artifact"):
+        if built.get("status") not in MEASURED or not built.get("artifact"):
             return self._recorded(index, {**built, "index": index + 1})
         self.before[built["key"]] = built
         done = self._node(index, config, self.ctx, self.before, says=says)
@@ -533,7 +536,7 @@ class Runner:
         says: str | None = None,
     ) -> dict[str, Any] | None:
         """A finished node of the earlier run under the same key, rebuilt from its files."""
-        if prev.get("status") not in ("ok", "degraded"):
+        if prev.get("status") not in MEASURED:
             return None
         art_entry = prev.get("artifact") or {}
         try:

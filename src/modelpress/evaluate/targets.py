@@ -18,6 +18,17 @@ LATENCY_TARGETS = ("min_speedup", "max_latency_ms")
 FINALIST_WINDOW = 1.5
 
 
+def candidate(entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` may be recommended or named best for anything: measured ``ok`` (the
+    baseline too: a baseline at chance or with non-finite outputs is ``collapsed``). A
+    ``degraded``, ``collapsed``, ``failed`` or ``coarse`` one never is."""
+    return entry.get("status", "ok") == "ok"
+
+
+def _candidates(baseline: dict[str, Any], artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in [baseline, *artifacts] if candidate(c)]
+
+
 def annotate(entry: dict[str, Any], baseline: dict[str, Any], task: Task | str) -> None:
     """Add speedup, size ratio and primary-metric Δ (percentage points, value − baseline's) vs
     the baseline. ``task``: the task, or its name as the record keeps it."""
@@ -106,7 +117,7 @@ def finalists(
     batch = baseline["latency_ms"]["batch"]
     eligible = [
         c
-        for c in [baseline] + [a for a in artifacts if a.get("status") == "ok"]
+        for c in _candidates(baseline, artifacts)
         if c["latency_ms"]["batch"] == batch and all(r["met"] for r in check(c, others).values())
     ]
     aside = set_aside(eligible)
@@ -194,7 +205,9 @@ def recommend(
     (ties: the smaller), judged by the ``race`` (``head_to_head`` of the finalists) where
     there is one; with no accuracy target, a drop over DEFAULT_MAX_DROP_PT disqualifies."""
     guard, implicit = _guard(targets)
-    candidates = [baseline] + [a for a in artifacts if a.get("status") == "ok"]
+    candidates = _candidates(baseline, artifacts)
+    if not candidates:  # the baseline itself collapsed, and nothing made from it is ok
+        return _nothing(baseline, artifacts), check(baseline, targets)
     results = {id(c): check(c, guard) for c in candidates}
     meeting = [c for c in candidates if all(r["met"] for r in results[id(c)].values())]
     set_targets = {k: v for k, v in results.items()}
@@ -243,6 +256,21 @@ def recommend(
     return rec, check(closest, targets)
 
 
+def _nothing(baseline: dict[str, Any], artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recommendation when no artifact may be recommended: none, and why."""
+    said = "; ".join(
+        f"{e.get('name')}: {e.get('status')}" for e in [baseline, *artifacts] if e.get("name")
+    )
+    why = next((n for n in baseline.get("notes") or [] if str(n).startswith("collapsed")), "")
+    return {
+        "artifact": None,
+        "name": None,
+        "met": False,
+        "why": f"nothing to recommend: no artifact measured ok ({said})"
+        + (f"; the baseline {why}" if why else ""),
+    }
+
+
 def decisions(
     baseline: dict[str, Any],
     artifacts: list[dict[str, Any]],
@@ -254,12 +282,15 @@ def decisions(
     the closest in accuracy to the baseline."""
     bound = targets.get("max_accuracy_drop")
     bound = DEFAULT_MAX_DROP_PT if bound is None else bound
-    ok = [a for a in artifacts if a.get("status") == "ok"]
+    ok = [a for a in artifacts if candidate(a)]
     within = [a for a in ok if (lost := loss_pt(a)) is not None and lost <= bound]
     out: dict[str, dict[str, Any]] = {}
     if within:
         fastest = _fastest(within, race)
-        smallest = min(within, key=lambda a: (a["size_bytes"], a["latency_ms"]["median"]))
+        # one slower than its FP32 sibling is never best for anything, size included
+        aside = set_aside(within)
+        small = [a for a in within if not any(a is b for b in aside)]
+        smallest = min(small, key=lambda a: (a["size_bytes"], a["latency_ms"]["median"]))
         out["fastest"] = {
             "artifact": fastest["name"],
             "why": f"lowest latency within {bound} pt: {_describe(fastest)}"

@@ -54,11 +54,15 @@ def _best(rows: list[dict[str, Any]], value: Any, higher: bool) -> list[dict[str
 def table(record: dict[str, Any], nodes: list[str]) -> list[dict[str, Any]]:
     """One row per compared node (its step's artifact, or its failure and why), in the order
     given; ``best_for`` marks the smallest, the fastest (median latency at the latency batch)
-    and the most accurate (the task's primary metric, in its direction) of the measured ones."""
+    and the most accurate (the task's primary metric, in its direction) of the rows measured
+    ``ok`` and not slower than their FP32 sibling."""
     key = record.get("primary_metric") or "top1"
     by_id = {s.get("id"): s for s in record.get("steps") or [] if isinstance(s, dict)}
     rows = [_row(node, by_id.get(node), key) for node in nodes]
-    measured = [r for r in rows if r["status"] in ("ok", "degraded") and r["artifact"]]
+    # degraded, collapsed and slower-than-FP32 rows are shown, never best for anything
+    measured = [
+        r for r in rows if r["status"] == "ok" and r["artifact"] and not r.get("slower_than_fp32")
+    ]
     higher = METRICS[key].higher_is_better if key in METRICS else True
     choices = {
         "size": (lambda r: r["size_bytes"], False),

@@ -10,7 +10,7 @@ from modelpress.report import sections
 from modelpress.report.sections import Grid
 
 # Status cells get a class of the same name (coloured in CSS).
-STATUSES = {"ok", "degraded", "failed", "skipped"}
+STATUSES = {"ok", "degraded", "collapsed", "failed", "skipped"}
 
 # The widest table, the progression (17 columns), fits a 1400 px window: numbers never wrap,
 # a notes cell wraps anywhere (a path or an error's token would otherwise widen its column).
@@ -24,7 +24,7 @@ th { background: #f4f4f4; text-align: left; } td.num { text-align: right; white-
 td.notes { overflow-wrap: anywhere; min-width: 10em; }
 tr:nth-child(even) td { background: #fafafa; }
 .ok { color: #1a7f37; font-weight: 600; } .degraded { color: #b26b00; font-weight: 600; }
-.failed { color: #cf222e; font-weight: 600; } .skipped { color: #777; }
+.failed, .collapsed { color: #cf222e; font-weight: 600; } .skipped { color: #777; }
 .why { background: #f6f8fa; border-left: 4px solid #DD8452; padding: .6em 1em; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wrap; }
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }

@@ -15,7 +15,13 @@ from rich.text import Text
 from modelpress.report import sections
 from modelpress.report.sections import Grid
 
-STATUS_STYLE = {"ok": "green", "degraded": "yellow", "failed": "red", "skipped": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "degraded": "yellow",
+    "collapsed": "red",
+    "failed": "red",
+    "skipped": "dim",
+}
 # The progression's headers on two lines, so the table fits a terminal.
 _COMPACT_HEADERS = {
     "size MB": "size\nMB",

@@ -184,14 +184,18 @@ class Search:
     def on_trial(self, trial: Trial, total: int) -> None:
         """A trial ended: the provisional front over the trials so far (feasible, measured
         separately; the final front comes after the side-by-side timing), then the caller."""
-        from modelpress.evaluate.targets import check
+        from modelpress.evaluate.targets import candidate, check
 
         targets = {k: v for k, v in self.settings.targets.items() if v is not None}
         done = [t for t in self.trials if t.status == "done" and t.point is not None]
         feasible = []
         for t in done:
             entry = self._entries.get(t.candidate or "") or {}
-            t.feasible = bool(entry) and all(r["met"] for r in check(entry, targets).values())
+            t.feasible = (
+                bool(entry)
+                and candidate(entry)
+                and all(r["met"] for r in check(entry, targets).values())
+            )
             if t.feasible:
                 feasible.append(t)
         keep = pareto.pareto([[t.point[k] for k in pareto.OBJECTIVES] for t in feasible])
@@ -428,9 +432,10 @@ class Search:
             if not entry.get("reused"):
                 reused = False
                 self.costs.add(node.step["type"], float(entry.get("seconds") or 0.0))
-            if entry.get("status") not in ("ok", "degraded") or node.id not in runner.made:
-                self.failed[node.id] = entry.get("error") or "failed"
-                trial.status, trial.reason = "failed", f"{node.id}: {self.failed[node.id]}"
+            why = _dead_end(entry, node.id in runner.made)
+            if why:
+                self.failed[node.id] = why
+                trial.status, trial.reason = "failed", f"{node.id}: {why}"
                 trial.seconds = self.clock() - start
                 return
         trial.seconds, trial.reused = self.clock() - start, reused and bool(new)
@@ -464,6 +469,7 @@ class Search:
         ``proposer`` (TPE), a new trial is asked for whenever a worker would sit idle, up to
         ``limit``, and each is told its result as it settles."""
         from modelpress.core.registry import config_class
+        from modelpress.engine.pipeline import MEASURED
         from modelpress.search.parallel import RayExecutor
 
         settings = self.settings
@@ -539,10 +545,11 @@ class Search:
                     f"built by {built.get('built_by', 'a worker')}",
                 )
                 self._coarse_again(runner)
-                if entry.get("status") in ("ok", "degraded") and not entry.get("reused"):
+                if entry.get("status") in MEASURED and not entry.get("reused"):
                     self.costs.add(node.step["type"], float(entry.get("seconds") or 0.0))
-                if node.id not in runner.made:
-                    self.failed[node.id] = entry.get("error") or "failed"
+                why = _dead_end(entry, node.id in runner.made)
+                if why:
+                    self.failed[node.id] = why
                 for trial in self.trials:
                     if trial.status == "pending" and trial.index in began:
                         self._settle(runner, trial, began[trial.index])
@@ -581,7 +588,8 @@ class Search:
         pipe = trial.pipeline
         broken = [n.id for n in pipe.nodes if n.id in self.failed]
         if broken:
-            return f"starts from {broken[0]}, which failed"
+            what = "collapsed" if self.failed[broken[0]].startswith("collapsed") else "failed"
+            return f"starts from {broken[0]}, which {what}"
         why = self._cannot(runner, pipe)
         new = [n for n in pipe.nodes if n.id not in runner.made]
         if why or deadline is None or not new:
@@ -632,10 +640,11 @@ class Search:
     def _conclude(
         self, runner: Any, record: dict[str, Any], started: float, note: str
     ) -> dict[str, Any]:
-        from modelpress.evaluate.targets import check
+        from modelpress.evaluate.targets import candidate, check
 
         targets = {k: v for k, v in self.settings.targets.items() if v is not None}
-        entries = [record["baseline"], *(a for a in record["artifacts"] if a.get("status") == "ok")]
+        # only what is measured ok, the baseline included (a baseline at chance is collapsed)
+        entries = [e for e in [record["baseline"], *record["artifacts"]] if candidate(e)]
         candidates = []
         for e in entries:
             p = pareto.point(e)
@@ -737,6 +746,21 @@ class Search:
                 "result": result,
             },
         )
+
+
+def _dead_end(entry: dict[str, Any], built: bool) -> str | None:
+    """Why a search builds nothing more on a node, or None: it failed, or it collapsed. A
+    collapsed node is measured and shown, never a candidate, and what a search would make from
+    it (an export, a fine-tune of a model at chance) is no candidate either: the budget goes to
+    other branches, and trials through it are skipped ("starts from X, which collapsed")."""
+    from modelpress.engine.pipeline import MEASURED
+
+    if entry.get("status") == "collapsed":
+        notes = (entry.get("artifact") or {}).get("notes") or []
+        return next((str(n) for n in notes if str(n).startswith("collapsed")), "collapsed")
+    if entry.get("status") not in MEASURED or not built:
+        return entry.get("error") or "failed"
+    return None
 
 
 def _node_of(record: dict[str, Any], name: str) -> str | None:

@@ -153,6 +153,8 @@ def _node_worker_class(ray: Any) -> Any:
                     cls = config_class(step["type"])
                     assert cls is not None
                     entry = self.runner.add_step(cls.model_validate(step))
+                    # failed or collapsed: the driver builds nothing more from it (a search's
+                    # dead end, search/optimize.py ``_dead_end``)
                     if entry.get("status") not in ("ok", "degraded"):
                         break
                 return {**entry, "built_by": f"worker {os.getpid()}"}

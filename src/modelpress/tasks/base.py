@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -166,9 +167,49 @@ class Task(ABC):
             problems.append(f"{result['nonfinite_samples']} non-finite outputs")
         return result, "; ".join(problems) or None
 
-    def collapse(self, metrics: dict[str, Any], parent: dict[str, Any]) -> str | None:
-        """Why ``metrics`` show an artifact has collapsed against its parent's (the artifact is
-        then ``degraded``), or None. Only tasks with a known failure shape define one."""
+    def chance(self, labels: np.ndarray | None, reference: Outputs | None = None) -> Chance | None:
+        """What the primary metric reads on this data for a model that learned nothing (the
+        validation ``labels``, or the ``reference`` model's outputs for a task measured against
+        them), or None where the data gives no such level."""
+        return None
+
+    def collapse(
+        self,
+        metrics: dict[str, Any],
+        parent: dict[str, Any] | None,
+        chance: Chance | None = None,
+        *,
+        against_parent: bool = True,
+    ) -> str | None:
+        """Why an artifact with ``metrics`` has collapsed (its status is then ``collapsed``), or
+        None: any non-finite output; its primary metric at ``chance``; or (``against_parent``)
+        its primary metric keeping less than half of its ``parent``'s (metrics) gain over
+        chance, where the parent was above chance itself: not for a new model (a distilled
+        student, from a teacher it was never part of). The reason gives the figures: its
+        metric, the parent's, chance."""
+        key = self.primary
+        value, theirs = metrics.get(key), (parent or {}).get(key)
+        bad = metrics.get("nonfinite_samples")
+        if bad:
+            n = metrics.get("samples", bad)
+            over = f" over the other {n - bad}" if value is not None else ""
+            return (
+                f"collapsed: {bad} of {n} validation samples give non-finite outputs (NaN/Inf); "
+                + _figures(key, value, theirs, chance, over)
+            )
+        figures = _figures(key, value, theirs, chance)
+        if chance is None or value is None:
+            return None
+        if chance.reached(value):
+            return f"collapsed: {key} at chance level; {figures}"
+        if not against_parent or theirs is None or chance.reached(theirs):
+            return None  # a parent at chance itself: nothing to fall from
+        kept = self.worse_by(chance.value, value)  # its gain over chance, either direction
+        if kept < COLLAPSE_KEEPS * self.worse_by(chance.value, theirs):
+            return (
+                f"collapsed: {key} keeps under {COLLAPSE_KEEPS:.0%} of its parent's gain over "
+                f"chance; {figures}"
+            )
         return None
 
     # ------------------------------------------------------------------ training
@@ -223,6 +264,60 @@ class Task(ABC):
         raise StepError(
             f"task {self.name} gives no per-sample confidence, which a cascade needs to decide"
         )
+
+
+# An artifact whose primary metric keeps less than this share of its parent's gain over chance
+# has collapsed (a pruned model at 0.36 top-1 from a parent at 0.96, chance 0.11).
+COLLAPSE_KEEPS = 0.5
+# At most this many binomial standard errors above chance still count as chance: a model that
+# learned nothing lands within 3 of them of chance in 99.9 % of validation splits (one-sided).
+CHANCE_SIGMAS = 3.0
+# ...and at least this share of the way from chance to a perfect score, so a large split does
+# not make a model that is barely above chance count as having learned.
+CHANCE_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class Chance:
+    """The primary metric of a model that learned nothing, on one data set: ``value``, and up
+    to ``value + margin`` still reads as chance (the noise of a finite validation split)."""
+
+    metric: str
+    value: float
+    margin: float
+    how: str  # how ``value`` was found, for the notes
+
+    @property
+    def up_to(self) -> float:
+        return self.value + self.margin
+
+    def reached(self, value: float | None) -> bool:
+        """Whether ``value`` is at chance (NaN and None are: nothing was learned there)."""
+        return value is None or not value > self.up_to
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "up_to": self.up_to, "how": self.how}
+
+    def says(self) -> str:
+        return f"chance {self.value:.4f} ({self.how}; up to {self.up_to:.4f} counts as chance)"
+
+
+def chance_margin(value: float, best: float, sigma: float) -> float:
+    """How far above chance ``value`` still counts as chance: CHANCE_SIGMAS standard errors of
+    a model at chance on this split (``sigma``), and at least CHANCE_FLOOR of the way to
+    ``best`` (the metric's perfect score)."""
+    return max(CHANCE_SIGMAS * sigma, CHANCE_FLOOR * (best - value))
+
+
+def _figures(key: str, value: Any, parent: Any, chance: Chance | None, over: str = "") -> str:
+    """The numbers a collapse note gives: "top1 0.1028, its parent's 0.9583, chance 0.1111
+    (…)"."""
+    parts = [f"{key} {value:.4f}{over}" if value is not None else f"{key} not measured"]
+    if parent is not None:
+        parts.append(f"its parent's {parent:.4f}")
+    if chance is not None:
+        parts.append(chance.says())
+    return ", ".join(parts)
 
 
 def counted(outputs: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from modelpress.errors import DataSourceError, ModelSourceError
 from modelpress.evaluate.metrics import binary_metrics, positive_scores
 from modelpress.tasks import register_task
-from modelpress.tasks.base import LossFn, Outputs, output_width
+from modelpress.tasks.base import Chance, LossFn, Outputs, chance_margin, output_width
 from modelpress.tasks.classification import Classification
 
 if TYPE_CHECKING:
@@ -60,6 +61,24 @@ class Binary(Classification):
     def _scores(self, outputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """auc, and f1, precision, recall, accuracy at ``threshold``."""
         return binary_metrics(outputs, labels, self.threshold)
+
+    def chance(self, labels: np.ndarray | None, reference: Outputs | None = None) -> Chance | None:
+        """ROC AUC 0.5: scores that do not depend on the input (one class for everything
+        included) rank a positive above a negative half the time. Its noise on this split is the
+        Mann-Whitney standard error under no signal, √((n₀ + n₁ + 1) / (12 n₀ n₁))."""
+        if labels is None:
+            return None
+        n1 = int((labels == 1).sum())
+        n0 = len(labels) - n1
+        if not n0 or not n1:
+            return None  # AUC does not exist (check_labels refuses such a split)
+        sigma = math.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
+        return Chance(
+            self.primary,
+            0.5,
+            chance_margin(0.5, 1.0, sigma),
+            f"ROC AUC of scores blind to the input, over {n0} negatives and {n1} positives",
+        )
 
     # ------------------------------------------------------------------ training
     def loss(self, label_smoothing: float = 0.0) -> LossFn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,7 +10,15 @@ import numpy as np
 from modelpress.errors import DataSourceError, ModelSourceError
 from modelpress.evaluate.metrics import classification_metrics, softmax
 from modelpress.tasks import register_task
-from modelpress.tasks.base import LossFn, Outputs, Task, counted, output_width
+from modelpress.tasks.base import (
+    Chance,
+    LossFn,
+    Outputs,
+    Task,
+    chance_margin,
+    counted,
+    output_width,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -20,6 +29,22 @@ _ONE_CLASS = {
     "training": "the model cannot learn to tell classes apart",
     "validation": "its metrics say nothing about the other classes",
 }
+
+
+def _one_vector(shape: tuple[int, ...], task: str, source: str) -> None:
+    """Refuse an output that is not one vector of scores per sample: (B, 2, 5) is two groups of
+    five, or a map, and reading it as 10 logits would be a silent guess. Size-1 dimensions
+    ((B, K, 1, 1) from a convolutional head) are fine."""
+    dims = [d for d in shape[1:] if d != 1]
+    if len(dims) <= 1:
+        return
+    shown = ", ".join(["B", *map(str, shape[1:])])
+    raise ModelSourceError(
+        f"{source} outputs ({shown}) per batch, not one vector of class scores per sample; "
+        f"task {task} will not guess which of its {output_width(shape)} values are the logits: "
+        "use --task fidelity (task: fidelity) to compare the outputs as they are, or return "
+        "(B, K) logits from the model (e.g. flatten(1) in its forward)"
+    )
 
 
 @register_task
@@ -62,6 +87,7 @@ class Classification(Task):
     # ------------------------------------------------------------------ outputs
     def check_outputs(self, shapes: list[tuple[int, ...]], data: Dataset, source: str) -> None:
         shape = shapes[0]
+        _one_vector(shape, self.name, source)
         if data.num_classes is None:
             return
         width, k = output_width(shape), data.num_classes
@@ -82,7 +108,44 @@ class Classification(Task):
         out, finite = counted(scores)
         if labels is None:
             raise ValueError(f"task '{self.name}' needs labels")
+        if not finite.any():  # every output NaN/Inf: nothing to score (the counts say so)
+            return out
         return out | self._scores(scores[finite], labels[finite])
+
+    def chance(self, labels: np.ndarray | None, reference: Outputs | None = None) -> Chance | None:
+        """The share of the most common class among the validation labels: what a model that
+        answers that class for every sample scores, and the best any model blind to its input
+        can score (guessing by the label frequencies scores Σ p², less). 1/K would let a model
+        that answers the majority class of unbalanced data pass as having learned."""
+        if labels is None or not len(labels):
+            return None
+        classes, counts = np.unique(labels, return_counts=True)
+        n, top = len(labels), int(counts.argmax())
+        p = float(counts[top] / n)
+        return Chance(
+            self.primary,
+            p,
+            chance_margin(p, 1.0, math.sqrt(p * (1 - p) / n)),
+            f"the share of the most common class, {classes[top]}, among {n} validation labels",
+        )
+
+    def collapse(
+        self,
+        metrics: dict[str, Any],
+        parent: dict[str, Any] | None,
+        chance: Chance | None = None,
+        *,
+        against_parent: bool = True,
+    ) -> str | None:
+        """As any task's, and names the class when the model answers one for every sample."""
+        why = super().collapse(metrics, parent, chance, against_parent=against_parent)
+        matrix = metrics.get("confusion_matrix")
+        if why is None or not matrix:
+            return why
+        answered = np.flatnonzero(np.asarray(matrix).sum(axis=0))
+        if len(answered) == 1:
+            why += f"; it answers class {answered[0]} for every sample"
+        return why
 
     def _scores(self, outputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         return classification_metrics(outputs, labels)

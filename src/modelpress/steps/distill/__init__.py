@@ -189,6 +189,9 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
     details |= {**result.summary(), "sam": config.sam}
     step_facts: dict[str, Any] = {}
     notes: list[str] = []
+    verdict = result.verdict()
+    if verdict:  # the student is still at chance: `modelpress distill` exits 3 on this note
+        notes.append(verdict)
     if config.compare_scratch:
         scratch = copy.deepcopy(student)
         scratch.load_state_dict(initial)
@@ -220,4 +223,5 @@ def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifac
         rebuild=rebuild,
         step_facts=step_facts,
         retrained=True,
+        new_model=True,
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from modelpress.errors import DataSourceError, ModelSourceError, StepError
 from modelpress.tasks import register_task
-from modelpress.tasks.base import LossFn, Outputs, Task, Thresholds
+from modelpress.tasks.base import Chance, LossFn, Outputs, Task, Thresholds
 from modelpress.tasks.detection.boxes import box_iou
 from modelpress.tasks.detection.layouts import ACCEPTED, LAYOUTS, Layout, decode, recognise
 
@@ -152,6 +152,8 @@ class Detection(Task):
         out: dict[str, Any] = {"samples": len(boxes)}
         if not finite.all():
             out["nonfinite_samples"] = int((~finite).sum())
+        if not finite.any():  # every image NaN/Inf: nothing to score (the counts say so)
+            return out
         from modelpress.tasks.detection.nms import select
 
         dets = [
@@ -163,7 +165,7 @@ class Detection(Task):
         out |= coco_metrics(
             dets, labs, num_classes=nc, size=self.input_hw or (1, 1), max_det=self.max_det
         )
-        out["max_score"] = float(np.nanmax(scores)) if scores.size else 0.0
+        out["max_score"] = float(scores[finite].max()) if scores[finite].size else 0.0
         return out
 
     def verify(
@@ -207,14 +209,26 @@ class Detection(Task):
             problems.append(f"{result['nonfinite_samples']} non-finite outputs")
         return result, "; ".join(problems) or None
 
-    def collapse(self, metrics: dict[str, Any], parent: dict[str, Any]) -> str | None:
-        """Why an artifact's metrics say it has collapsed against its parent's, or None."""
-        mine, theirs = metrics.get(self.primary), parent.get(self.primary)
+    def collapse(
+        self,
+        metrics: dict[str, Any],
+        parent: dict[str, Any] | None,
+        chance: Chance | None = None,
+        *,
+        against_parent: bool = True,
+    ) -> str | None:
+        """Why an artifact's metrics say it has collapsed against its parent's, or None: any
+        non-finite output (as every task), every score under ``conf``, or under half the
+        parent's mAP50-95 (``against_parent``). No chance level: a detector that finds nothing
+        scores 0, and so nearly does a weak real one, so it is judged against its parent only."""
+        if metrics.get("nonfinite_samples"):
+            return super().collapse(metrics, parent)
+        mine, theirs = metrics.get(self.primary), (parent or {}).get(self.primary)
         if mine is None or theirs is None or theirs <= 0:
             return None
         if metrics.get("max_score", 1.0) < self.conf:
             return f"collapsed: every score is below conf {self.conf}"
-        if mine < 0.5 * theirs:
+        if against_parent and mine < 0.5 * theirs:
             return f"collapsed: mAP50-95 {mine:.3f} is under half the parent's {theirs:.3f}"
         return None
 
