@@ -39,7 +39,8 @@ def test_an_onnx_int8_export_leaves_the_current_and_temporary_folders_as_they_we
     gc.collect()  # the run's data (saved once for the measuring processes) is gone with it
 
     step = record["steps"][0]
-    assert step["status"] == "ok", step["error"]
+    # an untrained detector is at chance (collapsed): measured all the same, which is the point
+    assert step["status"] in ("ok", "collapsed"), step["error"]
     assert "quant_pre_process skipped" in " ".join(step["artifact"]["notes"])  # ORT gave up
     assert sorted(p.name for p in here.iterdir()) == []
     # libraries' own caches may stay (torch's inductor folder, a runtime's session marker);

@@ -119,5 +119,5 @@ def test_openvino_int8_runs_the_squeeze_excite_gate_in_int8(tmp_path: Path) -> N
     coverage = int8["int8_coverage"]
     # the gates ran in f32 between reorders before; now every compute op of the compiled graph
     # runs in int8
-    assert coverage["ops_float"] == 0 and coverage["float_ops"] == {}
+    assert coverage["ops_float"] == 0 and coverage["float_ops"] == {}, coverage
     assert coverage["macs_int8_share"] > 0.99

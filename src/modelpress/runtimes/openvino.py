@@ -227,7 +227,10 @@ class OpenVinoRuntime(Runtime):
                 continue
             kind = _exec_kind(layer, _rt(info, "runtimePrecision"), _rt(info, "outputPrecisions"))
             names = _rt(info, "originalLayersNames")
-            fused = dict.fromkeys(ir_types[n] for n in names.split(",") if n in ir_types)
+            types = [ir_types[n] for n in names.split(",") if n in ir_types]
+            if types and set(types) == {"FakeQuantize"}:  # a fused quantize (static shapes
+                kind = "quantize"  # make the input's FakeQuantize a Subgraph run in f32)
+            fused = dict.fromkeys(types)
             fused.pop("FakeQuantize", None)
             label = layer if list(fused) in ([], [layer]) else f"{layer} ({', '.join(fused)})"
             ms = float(np.median(spent.get(node.get_friendly_name(), [0.0])))  # stalls aside
