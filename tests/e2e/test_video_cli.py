@@ -11,7 +11,7 @@ from test_cli import assert_one_line_error, cli
 
 pytest.importorskip("av")
 
-from modelpress.deploy.testvideo import make_audio_only, make_empty, make_video, truncate
+from helpers.video import make_audio_only, make_empty, make_video, truncate
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,16,16"
@@ -182,7 +182,7 @@ def test_an_onnx_model_scores_frames_without_loading_any_data(
 ) -> None:
     import numpy as np
 
-    from modelpress.cli.video import _model
+    from modelpress.deploy.video import video_scorer
 
     onnx = _onnx(str(model), DATA, SHAPE, tmp_path / "run")
 
@@ -190,7 +190,7 @@ def test_an_onnx_model_scores_frames_without_loading_any_data(
         raise AssertionError("load_data was called")
 
     monkeypatch.setattr("modelpress.engine.context.load_data", no_data)
-    score, chw, close = _model(str(onnx), None, None, 1, False)
+    score, chw, close = video_scorer(str(onnx), None, None, 1, False, default_data=DATA)
     try:
         p = score(np.random.default_rng(0).random((3, *chw), dtype=np.float32))
     finally:

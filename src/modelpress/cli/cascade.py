@@ -147,8 +147,11 @@ def build_command(
     ] = 0.05,
     confidence: Annotated[float, typer.Option("--confidence")] = 0.95,
     task: Annotated[
-        str, typer.Option("--task", help="binary (two thresholds) or classification (top-1).")
-    ] = "binary",
+        str | None,
+        typer.Option(
+            "--task", help="binary (two thresholds; the default) or classification (top-1)."
+        ),
+    ] = None,
     positive: Annotated[
         list[str] | None,
         typer.Option(
@@ -262,5 +265,7 @@ def _document(meta: dict[str, Any], figures: dict[str, Any], cascade: Any) -> di
 
 
 def register() -> None:
+    from modelpress.cli.cascade_run import run_command
+
+    cascade_app.command("run")(run_command)
     app.add_typer(cascade_app, name="cascade")
-    from modelpress.cli import cascade_run  # noqa: F401  (registers cascade run)

@@ -71,6 +71,12 @@ class LatencyStats:
         return asdict(self)
 
 
+def clock() -> float:
+    """Seconds on the clock every timing here reads (``time.perf_counter_ns``), for a timing
+    that cannot be one call: a video frame's decode-to-score latency, taken across threads."""
+    return time.perf_counter_ns() / 1e9
+
+
 def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> np.ndarray:
     """Milliseconds of each of ``repeats`` calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
