@@ -54,7 +54,6 @@ from modelpress.deploy.routing import (
     CascadeError,
     bucket_scores,
     entropy,
-    log_odds,
     parse_buckets,
     sharpness,
 )
@@ -73,7 +72,6 @@ __all__ = [
     "build",
     "entropy",
     "evaluate",
-    "log_odds",
     "open_model",
     "open_stage",
     "parse_buckets",

@@ -24,19 +24,6 @@ class CascadeError(ModelpressError):
     """A cascade that cannot be built or loaded as asked."""
 
 
-def log_odds(outputs: np.ndarray) -> np.ndarray:
-    """(N,) log-odds of the positive class from a binary head: one logit, or two (z1 − z0)."""
-    from modelpress.evaluate.metrics import log_odds as head_log_odds
-
-    try:
-        return head_log_odds(outputs)
-    except ValueError as e:
-        raise CascadeError(
-            f"a binary cascade stage gives {e}; use binary models (task binary), or --task "
-            "classification"
-        ) from None
-
-
 # ---------------------------------------------------------------------- buckets
 
 
