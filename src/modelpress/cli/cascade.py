@@ -100,6 +100,17 @@ def show(
             )
         )
     console.print(table)
+    unreliable = sorted(
+        {
+            r
+            for f in (c, *(st["alone"] for st in figures["stages"]))
+            for r in f.get("unreliable") or []
+        }
+    )
+    if unreliable:
+        console.print(
+            Text.assemble(("!", "yellow"), f" timings unreliable: {'; '.join(unreliable)}")
+        )
     lines = []
     if bound:
         lines.append(

@@ -113,13 +113,14 @@ def _run(
 ) -> tuple[list[int], dict[str, int], float]:
     """Every batch through ``cascade.predict``: (items per stage, items per class, seconds in
     the cascade). Works for a decision that is a class index and p its probability."""
-    from modelpress.deploy.evaluation import timed
+    from modelpress.deploy.evaluation import once
 
+    cascade.warm_up()  # untimed: each stage's first run
     per_stage = [0] * len(names)
     counts: Counter[str] = Counter({c: 0 for c in classes})
     seconds = 0.0
     for batch in plan.batches(tuple(spec.shape[1:]), spec.dtype):
-        took, routed = timed(lambda batch=batch: cascade.predict([batch.x]))
+        took, routed = once(lambda batch=batch: cascade.predict([batch.x]))
         seconds += took
         for item, p, decision, stage in zip(
             batch.ids,

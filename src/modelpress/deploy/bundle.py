@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,6 +159,7 @@ def open_stage_file(
     (ONNX, LiteRT); TorchScript, ``.pt2`` and OpenVINO stages need ``specs``."""
     from modelpress.core.artifact import Artifact
     from modelpress.engine.context import deployed_artifact
+    from modelpress.evaluate.benchmark import timing_threads
     from modelpress.runtimes import runtime_for
     from modelpress.sources.models import load_exported
 
@@ -178,8 +178,7 @@ def open_stage_file(
         artifact = Artifact("stage", "torch", specs, module=load_exported(path), path=path)
     else:
         artifact = Artifact("stage", kind, specs, path=path)  # type: ignore[arg-type]
-    cores = os.cpu_count() or 1
-    return runtime_for(artifact, min(threads or cores, cores)), list(specs)
+    return runtime_for(artifact, timing_threads(threads)), list(specs)
 
 
 # ---------------------------------------------------------------------- cascade.json

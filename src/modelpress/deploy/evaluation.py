@@ -1,10 +1,14 @@
 """A cascade measured beside each of its stages alone: the Task's metrics of their decisions,
 the leakage its certificate bounds, where items are decided, and time.
 
-Metrics are the Task's (``Task.decision_metrics``, numbers from ``evaluate/metrics.py``); time
-is taken by the engine's timing function (``evaluate/benchmark.time_callable``): whole-split
-passes, median of ``repeats``, and one item at a time for the batch-1 latency, since a
-cascade's latency depends on the way each item goes.
+Metrics are the Task's (``Task.decision_metrics``, numbers from ``evaluate/metrics.py``). Time
+is the harness's (``evaluate/benchmark.py``): whole-split passes after a warm-up pass that
+also gives the routes measured (``latency_and_result``: median of ``repeats``, the spread and
+the machine's load checked, reasons in ``unreliable``), and one item at a time for the batch-1
+latency after one warm-up item (``time_callable``; its spread is not checked, since a
+cascade's items take different ways and their latencies differ by design). A real run of new
+items (``cascade run``) times each batch once on the same clock (``once``), the cascade warmed
+up first (``Cascade.warm_up``).
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SINGLE_ITEMS = 100  # items timed one at a time for the batch-1 latency
+WARMUP = 1  # untimed whole-split passes before the timed ones (the first gives the answers)
 
 
-def timed(fn: Callable[[], T], repeats: int = 1) -> tuple[float, T]:
-    """(median seconds of ``repeats`` calls of ``fn``, what the last call returned), timed by
-    the engine's timing function with no warm-up."""
-    from modelpress.evaluate.benchmark import time_callable
+def once(fn: Callable[[], T]) -> tuple[float, T]:
+    """(seconds, result) of one call of ``fn`` on the harness's clock
+    (``evaluate/benchmark.clock``): each batch of a real run, timed as it is decided."""
+    from modelpress.evaluate.benchmark import clock
 
-    box: list[T] = []
-    ms = time_callable(lambda: box.append(fn()), 0, repeats)
-    return float(np.median(ms)) / 1000, box[-1]
+    start = clock()
+    out = fn()
+    return clock() - start, out
 
 
 def single_ms(fn: Callable[[list[np.ndarray]], object], inputs: list[np.ndarray]) -> dict:
@@ -47,6 +52,20 @@ def single_ms(fn: Callable[[list[np.ndarray]], object], inputs: list[np.ndarray]
     order = iter([items[0], *items])  # the warm-up call, then each item once
     times = time_callable(lambda: fn(next(order)), 1, n)
     return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
+
+
+def _passes(fn: Callable[[], T], n: int, repeats: int, threads: int) -> tuple[dict, T]:
+    """(ms per item, items/s and why not to trust them, of whole-split passes of ``fn`` over
+    ``n`` items; what ``fn`` returned)."""
+    from modelpress.evaluate.benchmark import latency_and_result
+
+    stats, out = latency_and_result(fn, WARMUP, repeats, n, threads)
+    ms = max(stats.median, 1e-9)
+    return {
+        "ms_per_item": ms / n,
+        "throughput_per_s": 1000 * n / ms,
+        "unreliable": stats.unreliable,
+    }, out
 
 
 def leakage(cascade: Cascade, labels: np.ndarray, routed: Routed) -> dict[str, Any]:
@@ -73,13 +92,16 @@ def evaluate(
     cascade: Cascade, inputs: list[np.ndarray], labels: np.ndarray, repeats: int = 3
 ) -> dict[str, Any]:
     """The cascade and each stage alone on ``inputs``: AUC, F1, P, R, leakage, deferred and
-    stage shares, the time per item and throughput of each (whole-split passes, median of
-    ``repeats``, stages in their runtimes), and their batch-1 latency (p50 / p90)."""
+    stage shares, the time per item and throughput of each (whole-split passes after a warm-up
+    one, median of ``repeats``, stages in their runtimes; ``unreliable`` says why not to trust
+    them), and their batch-1 latency (p50 / p90)."""
     from modelpress.deploy.calibration import calibrated_probs
 
     task, y = cascade.task, cascade.labels(labels)
-    n, last = len(y), len(cascade.stages) - 1
-    seconds, routed = timed(lambda: cascade.predict(inputs), repeats)
+    n, last, threads = len(y), len(cascade.stages) - 1, cascade.threads
+    if not n:
+        raise CascadeError("evaluating a cascade needs items; the data gave none")
+    time, routed = _passes(lambda: cascade.predict(inputs), n, repeats, threads)
     score = routed.probs if routed.probs is not None else routed.p
     figures: dict[str, Any] = {
         "cascade": {
@@ -87,8 +109,7 @@ def evaluate(
             **leakage(cascade, y, routed),
             "deferred": float((routed.stage == last).mean()),
             "stage_share": [float((routed.stage == i).mean()) for i in range(last + 1)],
-            "ms_per_item": 1000 * seconds / n,
-            "throughput_per_s": n / seconds,
+            **time,
             "single_ms": single_ms(cascade.predict, inputs),
             "items": n,
         },
@@ -103,14 +124,13 @@ def evaluate(
             z = st.scores(inputs)
             return z, calibrated_probs(z, st.temperature)
 
-        s, (z, p) = timed(alone, repeats)
+        time, (z, p) = _passes(alone, n, repeats, threads)
         figures["stages"].append(
             {
                 "name": st.name,
                 "alone": {
                     **task.decision_metrics(y, p, st.answers(z)),
-                    "ms_per_item": 1000 * s / n,
-                    "throughput_per_s": n / s,
+                    **time,
                     "single_ms": single_ms(st.probabilities, inputs),
                 },
             }

@@ -85,6 +85,18 @@ class Cascade:
         p = final[np.arange(n), decision] if n else np.zeros(0)
         return Routed(p, decision, stage, probs=final, meta_changed=changed)
 
+    @property
+    def threads(self) -> int:
+        """The threads its stages run at (the most any stage's runtime was given)."""
+        return max((st.runtime.threads for st in self.stages if st.runtime is not None), default=1)
+
+    def warm_up(self) -> None:
+        """One blank item through every stage (each stage's first run, lazy imports), so a
+        timed run starts warm."""
+        blank = [np.zeros((1, *s.shape[1:]), s.dtype or np.float32) for s in self.inputs or []]
+        for st in self.stages if blank else []:
+            st.scores(blank)
+
     def close(self) -> None:
         for st in self.stages:
             if st.runtime is not None:
