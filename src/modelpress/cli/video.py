@@ -158,14 +158,12 @@ def video(
         import av
 
         av.logging.set_level(av.logging.WARNING)
-    score, shape, close = video_scorer(
-        source, data, input_shape, threads, trust, default_data=DEFAULT_DATA
-    )
+    model = video_scorer(source, data, input_shape, threads, trust, default_data=DEFAULT_DATA)
     tmp = out.with_name(out.name + ".tmp")
     try:
         processor = VideoProcessor(
-            score,
-            shape,
+            model.score,
+            model.shape,
             sample=sample,
             window=window,
             workers=workers,
@@ -177,6 +175,7 @@ def video(
             max_consecutive_errors=max_errors,
             queue_size=queue_size,
             threshold=threshold,
+            threads=model.threads,
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w") as f:
@@ -192,7 +191,7 @@ def video(
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-        close()
+        model.close()
     console.print(Text(f"wrote {out}"))
 
 

@@ -40,6 +40,7 @@ class VideoProcessor:
         max_consecutive_errors: int = 25,
         queue_size: int = 64,
         threshold: float = 0.5,
+        threads: int | None = None,
     ) -> None:
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
@@ -66,6 +67,7 @@ class VideoProcessor:
         self.stream, self.queue_size = stream, int(queue_size)
         self.quality = Quality.from_dict(quality)
         self.threshold = float(threshold)
+        self.threads = threads  # the model's runtime threads, for the record (None: not known)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.alpha = 2.0 / (self.window + 1)  # EMA weight of the newest frame's log-odds
         # Pillow's first import (about 80 ms) and resize, PySceneDetect's and OpenCV's (about
@@ -84,6 +86,7 @@ class VideoProcessor:
             "keep_sharpest": max(1, self.window // 4),
             "input_shape": list(self.input_shape),
             "workers": self.workers,
+            "threads": self.threads,
             "batch": self.batch,
             "stream": self.stream,
             "queue_size": self.queue_size,

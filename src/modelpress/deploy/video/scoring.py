@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +20,13 @@ THREAD_SAFE = {"torch", "torchscript", "onnxruntime"}
 Score = Callable[[np.ndarray], np.ndarray]  # (B, C, H, W) float32 in [0, 1] → (B,) P(positive)
 
 
+class VideoModel(NamedTuple):
+    score: Score  # safe to call from several threads
+    shape: tuple[int, int, int]  # (C, H, W) of a frame as the model takes it
+    close: Callable[[], None]
+    threads: int  # the threads its runtimes run at (``evaluate/benchmark.timing_threads``)
+
+
 def video_scorer(
     source: str,
     data: str | None,
@@ -27,10 +35,11 @@ def video_scorer(
     trust: bool,
     *,
     default_data: str,
-) -> tuple[Score, tuple[int, int, int], Callable[[], None]]:
-    """(score, the model's (C, H, W), close) for a cascade bundle (a folder with cascade.json)
-    or a model file: safe to call from several threads, run once on a blank frame. A model file
-    that does not give its input shape itself takes it from ``data``, else ``default_data``."""
+) -> VideoModel:
+    """(score, the model's (C, H, W), close, its runtimes' threads) for a cascade bundle (a
+    folder with cascade.json) or a model file: safe to call from several threads, run once on a
+    blank frame. A model file that does not give its input shape itself takes it from
+    ``data``, else ``default_data``."""
     from modelpress.deploy.bundle import BUNDLE_FILE
 
     if Path(source).is_dir():
@@ -64,7 +73,7 @@ def video_scorer(
     except Exception as e:
         close()
         raise VideoError(f"{source}: scoring a blank frame failed ({first_line(e)})") from None
-    return score, (c, h, w), close
+    return VideoModel(score, (c, h, w), close, max(r.threads for r in runtimes))
 
 
 def _bundle(source: str, data: str | None, threads: int | None) -> tuple:
