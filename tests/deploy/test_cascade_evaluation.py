@@ -45,3 +45,24 @@ def test_the_cascade_s_cold_first_pass_is_a_warm_up_not_its_time() -> None:
     assert cascade.calls == 1 + 1 + 1 + 4  # warm-up pass, timed pass, warm-up item, 4 items
     assert isinstance(c["unreliable"], list)
     assert c["accuracy"] == 0.5 and c["items"] == 4
+
+
+def test_unreliable_timings_are_said_once_under_the_cascade_table() -> None:
+    from modelpress.cli.cascade import show
+    from modelpress.cli.common import console
+
+    load = "1-minute load average {} (> 2 threads): other work was running"
+    row = {"auc": 0.99, "ms_per_item": 0.1, "throughput_per_s": 1e4, "single_ms": {}}
+    figures = {
+        "cascade": {**row, "stage_share": [0.6, 0.4], "unreliable": [load.format("6.32")]},
+        "stages": [
+            {"name": "fast", "alone": {**row, "unreliable": [load.format("6.38")]}},
+            {"name": "precise", "alone": {**row, "unreliable": []}},
+        ],
+    }
+
+    with console.capture() as captured:
+        show(figures, None, [])
+
+    said = [line for line in captured.get().splitlines() if "timings unreliable" in line]
+    assert len(said) == 1 and "6.32" in said[0] and "6.38" not in said[0]

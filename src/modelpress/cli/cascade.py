@@ -41,6 +41,18 @@ def _single(f: dict[str, Any]) -> str:
     return f"{_num(one.get('p50'), 3)} / {_num(one.get('p90'), 3)}"
 
 
+def _unreliable(rows: list[dict[str, Any]]) -> list[str]:
+    """Why the rows' timings are not to be trusted, one reason of each kind (the first: the
+    same load average read twice a few seconds apart is one reason)."""
+    import re
+
+    kinds: dict[str, str] = {}
+    for row in rows:
+        for reason in row.get("unreliable") or []:
+            kinds.setdefault(re.sub(r"\d+(\.\d+)?", "#", str(reason)), str(reason))
+    return list(kinds.values())
+
+
 def show(
     figures: dict[str, Any],
     bound: dict[str, Any] | None,
@@ -100,13 +112,7 @@ def show(
             )
         )
     console.print(table)
-    unreliable = sorted(
-        {
-            r
-            for f in (c, *(st["alone"] for st in figures["stages"]))
-            for r in f.get("unreliable") or []
-        }
-    )
+    unreliable = _unreliable([c, *(st["alone"] for st in figures["stages"])])
     if unreliable:
         console.print(
             Text.assemble(("!", "yellow"), f" timings unreliable: {'; '.join(unreliable)}")
