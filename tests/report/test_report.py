@@ -391,4 +391,15 @@ def test_the_latency_vs_quality_labels_never_overlap(record: dict) -> None:
     for name, box in boxes:
         if "student-pruned-" in name or name == "baseline":
             assert box.x0 >= axes.x1, f"{name} is drawn over the axes"
-    plots._pyplot().close(fig)
+    plots.pyplot().close(fig)
+
+
+def test_plot_helpers_are_public_for_other_reports() -> None:
+    """search's Pareto plot and the cascade's figures draw with the report's own helpers."""
+    from modelpress.report.plots import png, pyplot
+
+    fig, ax = pyplot().subplots()
+    ax.plot([0, 1], [1, 0])
+
+    assert png(fig).startswith(PNG_MAGIC)
+    assert not pyplot().get_fignums()  # png closed the figure: nothing left open
