@@ -111,3 +111,24 @@ def test_recipes_written_before_load_with_the_same_identity(recipe: Path) -> Non
 
 def test_every_export_keeps_its_node_key() -> None:
     assert _fingerprint(build_recipe(EVERY_EXPORT)) == BEFORE["every-export"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "io", "said"),
+    [
+        ("openvino", "uint8", "io uint8 applies to formats onnx and tflite"),
+        ("onnx", "float", "io float applies to format tflite"),
+    ],
+)
+def test_an_input_type_the_format_does_not_take_is_refused(fmt: str, io: str, said: str) -> None:
+    step = {"type": "export", "format": fmt, "io": io}
+    with pytest.raises(RecipeError) as err:
+        build_recipe({"model": "zoo:mlp", "data": "builtin:digits", "steps": [step]}, "r.yaml")
+    assert str(err.value) == f"r.yaml: steps.0: {said}"
+
+
+def test_quantize_gives_io_only_to_the_formats_that_take_it() -> None:
+    from modelpress.cli.app import quantize_steps
+
+    made = quantize_steps("static", ["onnx", "tflite", "openvino"], {"io": "float"})
+    assert [s.get("io") for s in made] == [None, None, None, "float", None, None]

@@ -32,7 +32,7 @@ from modelpress.cli.common import (
     step_flags,
     user_errors,
 )
-from modelpress.core.formats import METHOD_PRECISION
+from modelpress.core.formats import METHOD_PRECISION, io_not_taken
 from modelpress.errors import ModelpressError
 
 
@@ -245,8 +245,8 @@ def quantize_steps(
             "precision": METHOD_PRECISION[method],
             **options,
         }
-        if fmt == "openvino" or (fmt == "onnx" and quantized.get("io") != "uint8"):
-            quantized.pop("io", None)  # uint8 input: onnx and tflite; float / int8: tflite
+        if "io" in quantized and io_not_taken(fmt, quantized["io"]):
+            quantized.pop("io")  # --io for the formats that take it (core/formats.py)
         steps += [{"type": "export", "format": fmt}, quantized]
     return steps
 

@@ -24,6 +24,15 @@ EXPORT_PRECISIONS: dict[str, tuple[Precision, ...]] = {
 }
 EXPORT_FORMATS = tuple(EXPORT_PRECISIONS)
 
+# format → the input types ``io:`` may ask of its export: uint8 takes a camera's uint8 NHWC frame
+# (converted in the graph); float / int8 insist on the TFLite int8 model's I/O type
+EXPORT_IO: dict[str, tuple[str, ...]] = {
+    "onnx": ("uint8",),
+    "tflite": ("float", "int8", "uint8"),
+    "openvino": (),
+    "torchscript": (),
+}
+
 # ``quantize`` methods (the quantize step, ``modelpress quantize --method``, ``compare``'s
 # techniques) and the precision each makes
 METHOD_PRECISION: dict[str, Precision] = {
@@ -48,3 +57,12 @@ def not_exported(fmt: str, precision: str) -> str | None:
     elsewhere = [f for f in EXPORT_FORMATS if exports(f, precision)]
     hint = f"; {precision} is exported by {', '.join(elsewhere)}" if elsewhere else ""
     return f"{fmt} exports {listed} only{hint}"
+
+
+def io_not_taken(fmt: str, io: str) -> str | None:
+    """Why ``io: IO`` does not apply to ``fmt`` (naming the formats it applies to), or None."""
+    if io in EXPORT_IO.get(fmt, ()):
+        return None
+    takes = [f for f, kinds in EXPORT_IO.items() if io in kinds]
+    where = f"formats {' and '.join(takes)}" if len(takes) > 1 else f"format {''.join(takes)}"
+    return f"io {io} applies to {where}"

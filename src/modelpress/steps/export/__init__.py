@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from modelpress.core.artifact import Artifact, Precision
-from modelpress.core.formats import not_exported
+from modelpress.core.formats import io_not_taken, not_exported
 from modelpress.core.registry import StepConfig, Takes, config_class, handler_for, register_step
 from modelpress.engine.context import Context
 
@@ -53,10 +53,8 @@ class ExportConfig(StepConfig):
         unsupported = not_exported(self.format, self.precision)
         if unsupported:
             raise ValueError(unsupported)
-        if self.io in ("float", "int8") and self.format != "tflite":
-            raise ValueError("io float / int8 applies to format tflite (uint8: onnx or tflite)")
-        if self.io == "uint8" and self.format not in ("onnx", "tflite"):
-            raise ValueError("io uint8 applies to formats onnx and tflite")
+        if self.io is not None and (wrong := io_not_taken(self.format, self.io)):
+            raise ValueError(wrong)
         return self
 
     def default_name(self) -> str:
