@@ -237,7 +237,8 @@ def main() -> None:
             (args.qat_epochs, args.qat_lr),
             args.fresh,
         )
-        console.print(terminal.detection_table(record))
+        for task_table in terminal.task_tables(record):  # the detection benchmark table
+            console.print(task_table)
         results[layout] = _checks(record, _held_out(record, args.out / layout))
     table = Table(title="Detection: done-means, both layouts (one run each)")
     table.add_column("check")

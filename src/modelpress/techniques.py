@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from modelpress.core.formats import METHOD_PRECISION, exports, not_exported
 from modelpress.errors import ModelpressError
 
 TECHNIQUES = (
@@ -25,7 +26,6 @@ TECHNIQUES = (
 )
 DEFAULT = TECHNIQUES
 FORMATS = ("onnx", "tflite", "openvino")
-_EXPORTED = {"dynamic": "int8-dynamic", "static": "int8", "fp16": "fp16"}
 
 
 def parse(text: str, known: tuple[str, ...], flag: str) -> list[str]:
@@ -42,6 +42,17 @@ def parse(text: str, known: tuple[str, ...], flag: str) -> list[str]:
     if twice:
         raise ModelpressError(f"{flag}: {', '.join(twice)} given twice; name each once")
     return names
+
+
+def left_out(techniques: list[str], formats: list[str]) -> list[str]:
+    """One line per technique a format does not export (``compare`` leaves that pair out)."""
+    return [
+        f"{tech} left out for {fmt}: {not_exported(fmt, METHOD_PRECISION[tech])}"
+        for tech in techniques
+        if tech in METHOD_PRECISION
+        for fmt in formats
+        if not exports(fmt, METHOD_PRECISION[tech])
+    ]
 
 
 def steps(
@@ -67,8 +78,10 @@ def steps(
         return node
 
     for tech in techniques:
-        if tech in _EXPORTED:
+        if tech in METHOD_PRECISION:
             for fmt in formats:
+                if not exports(fmt, METHOD_PRECISION[tech]):
+                    continue  # compare says so (left_out)
                 ref = reference(fmt)
                 node = f"{tech}-{fmt}"
                 start = ref if fmt == "onnx" else "baseline"  # ORT quantizes the FP32 ONNX
@@ -78,7 +91,7 @@ def steps(
                         "id": node,
                         "from": start,
                         "format": fmt,
-                        "precision": _EXPORTED[tech],
+                        "precision": METHOD_PRECISION[tech],
                     }
                 )
                 compared.append(node)

@@ -332,7 +332,44 @@ def test_a_classification_run_with_troubled_steps_has_no_detection_table(
     paths = write_reports(troubled, tmp_path)  # a degraded artifact and a failed step
     assert "Detection benchmark" not in paths["report.md"].read_text()
     assert "Detection benchmark" not in paths["report.html"].read_text()
-    assert terminal.detection_table(troubled) is None
+    assert terminal.task_tables(troubled) == []
+
+
+def _as_detection(record: dict) -> dict:
+    """The sample as a detection run: mAP metrics and end-to-end times (model + NMS)."""
+    record["task"], record["primary_metric"] = "detection", "map50_95"
+    for i, entry in enumerate([record["baseline"], *(s["artifact"] for s in record["steps"])]):
+        entry["metrics"] = {"map50_95": 0.41 - i / 100, "map50": 0.62, "precision": 0.7,
+                            "recall": 0.5}  # fmt: skip
+        entry["end_to_end_ms"] = {"median": 8.0, "postprocess_median": 2.0,
+                                  "postprocess": "decode + NMS"}  # fmt: skip
+    return record
+
+
+def test_a_detection_run_brings_its_table_to_every_report(tmp_path: Path, record: dict) -> None:
+    detection = _as_detection(record)
+    paths = write_reports(detection, tmp_path)
+    md, page = paths["report.md"].read_text(), paths["report.html"].read_text()
+    section = _section(md, "Detection benchmark")
+    assert _table_rows(section)[0].split("|")[-3:-1] == [" 25.0% ", " 125 "]  # NMS share, FPS
+    assert "end-to-end: the model, then decode + NMS, timed together" in section
+    assert "<h2>Detection benchmark</h2>" in page and "decode + NMS, timed together" in page
+    [table] = terminal.task_tables(detection)
+    assert "NMS share" in _text(table) and "decode + NMS" in _text(table)
+
+
+def test_no_report_writer_names_a_task() -> None:
+    """A task's report sections come from the task (``Task.report_sections``): the writers
+    lay out whatever it names, and every name a task gives is a section the report builds."""
+    from modelpress.report import sections
+    from modelpress.report.sections.tasks import registered_sections
+    from modelpress.tasks import get_task, task_names
+
+    for writer in (markdown, html, terminal):
+        assert "detection" not in Path(writer.__file__).read_text().lower(), writer.__name__
+    named = {name for task in task_names() for name in get_task(task).report_sections}
+    assert named and named <= set(registered_sections())
+    assert sections.task_sections({"task": "classification"}) == []
 
 
 def _crowded(record: dict[str, Any], n: int = 12) -> dict[str, Any]:
@@ -391,4 +428,15 @@ def test_the_latency_vs_quality_labels_never_overlap(record: dict) -> None:
     for name, box in boxes:
         if "student-pruned-" in name or name == "baseline":
             assert box.x0 >= axes.x1, f"{name} is drawn over the axes"
-    plots._pyplot().close(fig)
+    plots.pyplot().close(fig)
+
+
+def test_plot_helpers_are_public_for_other_reports() -> None:
+    """search's Pareto plot and the cascade's figures draw with the report's own helpers."""
+    from modelpress.report.plots import png, pyplot
+
+    fig, ax = pyplot().subplots()
+    ax.plot([0, 1], [1, 0])
+
+    assert png(fig).startswith(PNG_MAGIC)
+    assert not pyplot().get_fignums()  # png closed the figure: nothing left open

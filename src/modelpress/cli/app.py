@@ -32,6 +32,7 @@ from modelpress.cli.common import (
     step_flags,
     user_errors,
 )
+from modelpress.core.formats import METHOD_PRECISION, io_not_taken
 from modelpress.errors import ModelpressError
 
 
@@ -232,18 +233,20 @@ def export(
     run_shortcut(recipe, out, force, save_recipe, step_flags("format", "opset"))
 
 
-_PRECISION = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}
-
-
 def quantize_steps(
     method: str, formats: list[str], options: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """For each format: its fp32 export (the reference in that runtime), then the quantized one."""
     steps: list[dict[str, Any]] = []
     for fmt in formats:
-        quantized = {"type": "export", "format": fmt, "precision": _PRECISION[method], **options}
-        if fmt == "openvino" or (fmt == "onnx" and quantized.get("io") != "uint8"):
-            quantized.pop("io", None)  # uint8 input: onnx and tflite; float / int8: tflite
+        quantized = {
+            "type": "export",
+            "format": fmt,
+            "precision": METHOD_PRECISION[method],
+            **options,
+        }
+        if "io" in quantized and io_not_taken(fmt, quantized["io"]):
+            quantized.pop("io")  # --io for the formats that take it (core/formats.py)
         steps += [{"type": "export", "format": fmt}, quantized]
     return steps
 
@@ -289,7 +292,7 @@ def quantize(
     trust: TrustCode = False,
 ) -> None:
     """Quantize to every requested format; verify, evaluate and benchmark each in its runtime."""
-    if method not in _PRECISION:
+    if method not in METHOD_PRECISION:
         raise ModelpressError(f"--method '{method}': use static, dynamic or fp16")
     options: dict[str, Any] = {}
     if method == "static":

@@ -195,7 +195,7 @@ def show_run(record: dict[str, Any], out: Path) -> None:
         console.print(compared)
     console.print(terminal.progression_table(record))
     for table in (
-        terminal.detection_table(record),
+        *terminal.task_tables(record),
         terminal.training_table(record),
         terminal.fallback_table(record),
         terminal.coverage_table(record),

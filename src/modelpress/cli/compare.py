@@ -97,6 +97,8 @@ def compare(
         elif chosen is None:  # not asked for by name: leave it out, and say so
             console.print(Text("distill left out: it needs --student (a smaller model source)"))
     listed = chosen or [t for t in tech.DEFAULT if t != "distill" or student]
+    for line in tech.left_out(listed, names):  # a precision the format does not export
+        console.print(Text(line))
     steps, compared = tech.steps(
         listed, names, epochs=epochs, student=student, student_kwargs=kwargs
     )

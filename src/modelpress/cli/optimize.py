@@ -27,14 +27,13 @@ from modelpress.cli.common import (
     rich_observer,
     user_errors,
 )
+from modelpress.core.formats import exports
 from modelpress.errors import ModelpressError
 
 NOT_MET = 3
-PRECISIONS = {
-    "onnx": ["fp32", "fp16", "int8"],
-    "tflite": ["fp32", "fp16", "int8"],
-    "openvino": ["fp32", "fp16", "int8"],
-}
+# precisions the default space tries, where every chosen format exports them (core/formats.py);
+# int8-dynamic is left to recipes: static int8 is the faster INT8 on every format
+SEARCHED = ("fp32", "fp16", "int8")
 
 
 def default_space(
@@ -63,9 +62,7 @@ def default_space(
     space["prune"] = {"method": "structured", "ratio": [0, 0.3, 0.5], "finetune_epochs": epochs}
     space["export"] = {
         "format": formats,
-        "precision": sorted(
-            {p for f in formats for p in PRECISIONS[f]}, key=["fp32", "fp16", "int8"].index
-        ),
+        "precision": [p for p in SEARCHED if all(exports(f, p) for f in formats)],
     }
     return space
 

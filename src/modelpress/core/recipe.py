@@ -7,10 +7,8 @@ Relative paths resolve against the recipe file's folder, so a recipe runs from a
 
 from __future__ import annotations
 
-import difflib
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,9 +22,16 @@ from pydantic import (
 )
 
 from modelpress.core.graph import wiring_errors
+from modelpress.core.recipe_errors import validation_errors
+from modelpress.core.recipe_file import (
+    STEP_MODELS,
+    apply_overrides,
+    read_recipe_file,
+    resolve_paths,
+)
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
 from modelpress.core.rundir import check_name
-from modelpress.errors import RecipeError, first_line
+from modelpress.errors import RecipeError
 from modelpress.sources.inputs import InputSpec, parse_input_shape
 from modelpress.sources.trust import CodeTrust
 from modelpress.tasks import task_names, unknown_task_message
@@ -211,7 +216,7 @@ class Recipe(_Strict):
         named = [self.model] + [
             source
             for step in self.steps
-            for key in _STEP_MODELS
+            for key in STEP_MODELS
             if isinstance(source := getattr(step, key, None), str)
         ]
         return CodeTrust.naming(named, self.trust_checkpoint_code)
@@ -243,75 +248,6 @@ class Recipe(_Strict):
         }
 
 
-def _path_of(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(recipe)"
-
-
-def _flag_of(loc: tuple[Any, ...], flags: dict[str, str]) -> str | None:
-    """The CLI flag that set the field at ``loc`` (``*`` in ``flags`` stands for an index)."""
-    for end in range(len(loc), 0, -1):  # the field, else the nearest section a flag set whole
-        parts = loc[:end]
-        for key in (
-            _path_of(parts),
-            ".".join("*" if isinstance(p, int) else str(p) for p in parts),
-        ):
-            if key in flags:
-                return flags[key]
-    return None
-
-
-def _section(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
-    """The config class that holds the field at ``loc`` (for the keys it knows)."""
-    cls: type[BaseModel] | None = root
-    for part in loc[:-1]:
-        field = cls.model_fields.get(str(part)) if cls else None
-        if field is None:
-            return None
-        found = [
-            a
-            for a in (field.annotation, *get_args(field.annotation))
-            if isinstance(a, type) and issubclass(a, BaseModel)
-        ]
-        cls = found[0] if found else None
-    return cls
-
-
-def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel], is_step: bool) -> str:
-    cls = _section(loc, root)
-    known = [k for k in cls.model_fields if k != "type"] if cls else []
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1) if loc else []
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    if is_step:
-        return f"unknown key{hint}; `modelpress steps` lists the keys of every step type"
-    return f"unknown key{hint}; the keys here are: {', '.join(known)}" if known else "unknown key"
-
-
-def _errors(
-    exc: ValidationError,
-    at: tuple[Any, ...] = (),
-    root: type[BaseModel] | None = None,
-    flags: dict[str, str] | None = None,
-) -> list[str]:
-    """One ``path: message`` per problem (paths below ``at``, fields of ``root``); a field a
-    CLI flag set is named by its flag, with the value given."""
-    out = []
-    for err in exc.errors():
-        loc = (*at, *err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = _unknown_key(err["loc"], root or Recipe, is_step=bool(at))
-        flag = _flag_of(loc, flags or {})
-        if flag is None:
-            out.append(f"{_path_of(loc)}: {msg}")
-            continue
-        got = err.get("input")
-        # the value given, unless the message already quotes it
-        plain = isinstance(got, str | int | float) and str(got) not in ("", *msg.split("'"))
-        shown = f" (got {got!r})" if plain else ""
-        out.append(f"{flag}: {msg}{shown}")
-    return out
-
-
 def _parse_step(
     raw: Any, index: int, errors: list[str], flags: dict[str, str] | None = None
 ) -> StepConfig | None:
@@ -332,7 +268,7 @@ def _parse_step(
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
-        errors.extend(_errors(e, ("steps", index), cls, flags))
+        errors.extend(validation_errors(e, cls, ("steps", index), flags))
         return None
 
 
@@ -350,7 +286,7 @@ def build_recipe(
     try:
         recipe = Recipe.model_validate({**data, "steps": []})
     except ValidationError as e:
-        errors.extend(_errors(e, flags=flags))
+        errors.extend(validation_errors(e, Recipe, flags=flags))
     if not isinstance(raw_steps, list):
         errors.append("steps: a list of steps, each with a 'type:'")
         raw_steps = []
@@ -382,137 +318,6 @@ def build_recipe(
     return recipe.model_copy(update={"steps": [s for s in steps if s is not None]})
 
 
-# Step fields that name a model source or a weights file (teachers, students).
-_STEP_MODELS = ("teacher", "student")
-_STEP_WEIGHTS = ("teacher_weights", "student_weights")
-
-
-def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make relative file paths absolute against the recipe's folder."""
-
-    def fix(path: str) -> str:
-        p = Path(path).expanduser()
-        return str(p if p.is_absolute() else (base / p).resolve())
-
-    def fix_model(model: Any) -> Any:
-        if not isinstance(model, str) or model.startswith("zoo:") or model == "input":
-            return model
-        head, sep, tail = model.rpartition(":")
-        if sep and head.endswith(".py"):
-            return f"{fix(head)}:{tail}"
-        if model.endswith((".pt", ".pth", ".pt2", ".ts", ".onnx", ".tflite")):
-            return fix(model)
-        return model
-
-    out = dict(data)
-    if isinstance(out.get("weights"), str):
-        out["weights"] = fix(out["weights"])
-    if "model" in out:
-        out["model"] = fix_model(out["model"])
-    if isinstance(out.get("steps"), list):
-        steps = []
-        for step in out["steps"]:
-            if isinstance(step, dict):
-                step = dict(step)
-                for key in _STEP_MODELS:
-                    if key in step:
-                        step[key] = fix_model(step[key])
-                for key in _STEP_WEIGHTS:
-                    if isinstance(step.get(key), str):
-                        step[key] = fix(step[key])
-            steps.append(step)
-        out["steps"] = steps
-    data_cfg = out.get("data")
-    source = data_cfg if isinstance(data_cfg, str) else (data_cfg or {}).get("source")
-    if isinstance(source, str) and source.startswith(("folder:", "npz:", "yolo:", "coco:")):
-        kind, path = source.split(":", 1)
-        if kind == "coco" and ":" in path:  # coco:ANNOTATIONS.json:IMAGES
-            ann, images = path.split(":", 1)
-            path = f"{fix(ann)}:{fix(images)}"
-        else:
-            path = fix(path)
-        new = f"{kind}:{path}"
-        out["data"] = new if isinstance(data_cfg, str) else {**data_cfg, "source": new}
-    if isinstance(out.get("out"), str):
-        out["out"] = fix(out["out"])
-    return out
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (value parsed as YAML: numbers, lists, true/false)."""
-    data = json.loads(json.dumps(data))  # deep copy of plain data
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise RecipeError(f"--set '{item}': write key.path=value, e.g. evaluate.repeats=20")
-        value = yaml.safe_load(raw) if raw else ""
-        node: Any = data
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise RecipeError(
-                        f"--set {key}: '{part}' is not an index of a {len(node)}-item list"
-                    )
-                part_key: Any = int(part)
-            elif isinstance(node, dict):
-                part_key = part
-            else:
-                raise RecipeError(f"--set {key}: '{'.'.join(parts[:i])}' is not a mapping or list")
-            if last:
-                node[part_key] = value
-            else:
-                if isinstance(node, dict) and part_key not in node:
-                    node[part_key] = {}
-                node = node[part_key]
-    return data
-
-
-def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
-    """``FILE:LINE:COLUMN: not valid YAML (problem, context)``, lines and columns from 1."""
-    mark = getattr(e, "problem_mark", None)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-    problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
-    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
-    if context and start is not None:
-        context += f" from line {start.line + 1}, column {start.column + 1}"
-    return f"{where}: not valid YAML ({problem}{f', {context}' if context else ''})"
-
-
-def _recipe_text(path: Path) -> str:
-    """The recipe file's text, read as UTF-8 (what YAML and JSON files are); a file in another
-    encoding (Latin-1 from an old editor) or one that cannot be read is one line naming it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise RecipeError(f"{path}: cannot be read ({first_line(e)})") from None
-    try:
-        return raw.decode("utf-8-sig")  # a BOM from a Windows editor is fine
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise RecipeError(
-            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the "
-            "recipe as UTF-8"
-        ) from None
-
-
-def read_recipe_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    text = _recipe_text(path)
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise RecipeError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
-    except yaml.YAMLError as e:
-        raise RecipeError(_yaml_error(path, e)) from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of keys (model, data, steps, ...)")
-    return _resolve_paths(data, path.parent.resolve())
-
-
 TRUST_KEY = "trust_checkpoint_code"
 
 
@@ -524,7 +329,7 @@ def load_recipe(
     """Read (file) or take (dict) a recipe, apply ``--set`` overrides, validate it whole.
     ``flags`` (recipe path → CLI flag) makes errors name the flags a shortcut command took."""
     if isinstance(source, dict):
-        data, where = _resolve_paths(source, Path.cwd()), "recipe"
+        data, where = resolve_paths(source, Path.cwd()), "recipe"
     else:
         data, where = read_recipe_file(Path(source)), str(source)
         if TRUST_KEY in data:  # a file someone sent must not switch on code from checkpoints
@@ -542,3 +347,18 @@ def dump_recipe(recipe: Recipe, path: Path) -> None:
     from modelpress.core.rundir import write_text_atomic
 
     write_text_atomic(path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+
+__all__ = [
+    "DataConfig",
+    "DetectionConfig",
+    "EvaluateConfig",
+    "Recipe",
+    "Targets",
+    "VerifyConfig",
+    "apply_overrides",
+    "build_recipe",
+    "dump_recipe",
+    "load_recipe",
+    "read_recipe_file",
+]

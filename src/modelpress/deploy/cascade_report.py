@@ -280,7 +280,7 @@ def _pairs(pairs: list[tuple[str, str]]) -> str:
 def stage_share_figure(figures: dict[str, Any], names: list[str]) -> bytes | None:
     """One stacked horizontal bar: the share of items each stage decides; None without shares
     for every stage that add up to 1."""
-    from modelpress.report.plots import HIGHLIGHT, PLAIN, _png, _pyplot
+    from modelpress.report.plots import HIGHLIGHT, PLAIN, png, pyplot
 
     cascade = _dict(figures.get("cascade")) or {}
     shares = [fmt.finite(x) for x in _list(cascade.get("stage_share"))]
@@ -288,7 +288,7 @@ def stage_share_figure(figures: dict[str, Any], names: list[str]) -> bytes | Non
     labels = [fmt.text(s.get("name")) for s in measured] or names
     if len(shares) != len(labels) or None in shares or abs(sum(shares) - 1) > 0.01:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     colors = [PLAIN, HIGHLIGHT, *plt.get_cmap("tab10").colors[2:]]
     fig, ax = plt.subplots(figsize=(9, 1.6))
     left = 0.0
@@ -302,13 +302,13 @@ def stage_share_figure(figures: dict[str, Any], names: list[str]) -> bytes | Non
     ax.xaxis.set_major_formatter(lambda x, _: f"{100 * x:.0f}%")
     ax.set_xlabel(f"share of the {fmt.count(cascade.get('items'))} items decided by each stage")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return _png(fig)
+    return png(fig)
 
 
 def reliability_figure(stages: list[dict[str, Any]], multiclass: bool = False) -> bytes | None:
     """A panel per stage: reliability before and after temperature scaling; None when no stage
     recorded its bins."""
-    from modelpress.report.plots import HIGHLIGHT, PLAIN, _png, _pyplot
+    from modelpress.report.plots import HIGHLIGHT, PLAIN, png, pyplot
 
     panels = []
     for i, stage in enumerate(stages):
@@ -317,7 +317,7 @@ def reliability_figure(stages: list[dict[str, Any]], multiclass: bool = False) -
         panels.append((_name(stage, i), cal, _bins(rel.get("before")), _bins(rel.get("after"))))
     if not any(before or after for _, _, before, after in panels):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(len(panels), 3)
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.4 * rows), squeeze=False)
@@ -357,7 +357,7 @@ def reliability_figure(stages: list[dict[str, Any]], multiclass: bool = False) -
         if not (before or after):
             ax.text(0.5, 0.5, "no bins recorded", ha="center", va="center")
         ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def _bins(value: Any) -> dict[str, list[float]] | None:

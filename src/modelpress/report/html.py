@@ -85,11 +85,11 @@ def render(record: dict[str, Any], plots: dict[str, bytes] | None = None) -> str
             + "</ul>"
         )
 
-    for grid in (
-        sections.detection_benchmark(record),
-        sections.fallback(record),
-        sections.coverage(record),
-    ):
+    for section in sections.task_sections(record):  # what the record's task adds
+        body += [f"<h2>{escape(section.grid.title)}</h2>", table(section.grid)]
+        if section.legend:
+            body.append(f'<p class="legend">{escape(section.legend)}</p>')
+    for grid in (sections.fallback(record), sections.coverage(record)):
         if grid:
             body += [f"<h2>{escape(grid.title)}</h2>", table(grid)]
 

@@ -80,16 +80,9 @@ def render(record: dict[str, Any], plots: list[str] | None = None) -> str:
     if fallback:
         out += ["## INT8 accuracy fallback", "", table(fallback), ""]
 
-    detection = sections.detection_benchmark(record)
-    if detection:
-        out += [
-            "## Detection benchmark",
-            "",
-            table(detection),
-            "",
-            sections.detection_legend(record),
-            "",
-        ]
+    for section in sections.task_sections(record):  # what the record's task adds
+        out += [f"## {section.grid.title}", "", table(section.grid), ""]
+        out += [section.legend, ""] if section.legend else []
 
     coverage = sections.coverage(record)
     if coverage:

@@ -22,7 +22,8 @@ DPI = 110
 PLAIN, HIGHLIGHT = "#4C72B0", "#DD8452"
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (imported here, on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,11 +32,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """``fig`` laid out and rendered as PNG bytes at the report's DPI, then closed."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=DPI)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -77,14 +79,14 @@ def overview(record: dict[str, Any]) -> bytes:
         size.append((name, color, _mb(e.get("size_bytes")), None))
         latency.append((name, color, fmt.finite(lat.get("median")), fmt.finite(lat.get("p90"))))
         quality.append((name, color, fmt.finite(sections.metrics_of(e).get(key)), None))
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     _bars(axes[0], size, "Size on disk", "size (MB)")
     _bars(axes[1], latency, "Latency at batch 1 (median, whisker to p90)", "latency (ms)")
     _bars(axes[2], quality, label, f"{label} on validation data")
     if rec is not None:
         fig.suptitle(f"{record.get('name') or 'run'} — recommended: {rec.get('name')} (orange)")
-    return _png(fig)
+    return png(fig)
 
 
 # One marker and colour per artifact, named in the legend beside the axes: labels written next
@@ -105,7 +107,7 @@ def latency_vs_metric_figure(record: dict[str, Any]) -> Figure | None:
             points.append((x, y, str(e.get("name")), e is rec))
     if not points:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     # tab10 without its orange, which marks the recommended artifact
     colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 1]
     fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -145,7 +147,7 @@ def latency_vs_metric_figure(record: dict[str, Any]) -> Figure | None:
 def latency_vs_metric(record: dict[str, Any]) -> bytes | None:
     """latency_vs_metric.png; None when no artifact has both a latency and a metric."""
     fig = latency_vs_metric_figure(record)
-    return None if fig is None else _png(fig)
+    return None if fig is None else png(fig)
 
 
 def confusion_matrix(record: dict[str, Any]) -> bytes | None:
@@ -158,7 +160,7 @@ def confusion_matrix(record: dict[str, Any]) -> bytes | None:
     n = len(rows)
     # Colour by row share (recall per class) so rare classes read as clearly as common ones.
     shares = [[v / sum(r) if sum(r) else 0.0 for v in r] for r in rows]
-    plt = _pyplot()
+    plt = pyplot()
     side = min(3.0 + 0.35 * n, 12)
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
@@ -174,7 +176,7 @@ def confusion_matrix(record: dict[str, Any]) -> bytes | None:
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"Confusion matrix — {entry.get('name')} (counts)")
-    return _png(fig)
+    return png(fig)
 
 
 def _task_plots(record: dict[str, Any]) -> tuple[str, ...]:
@@ -192,7 +194,7 @@ def render(record: dict[str, Any]) -> dict[str, bytes]:
         if "confusion_matrix" in _task_plots(record)
         else None,
     }
-    out.update({name: png for name, png in made.items() if png is not None})
+    out.update({name: image for name, image in made.items() if image is not None})
     return out
 
 

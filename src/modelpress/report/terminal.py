@@ -143,14 +143,15 @@ def fallback_table(record: dict[str, Any]) -> Table | None:
     return table
 
 
-def detection_table(record: dict[str, Any]) -> Table | None:
-    """Detection runs: mAP and speed per artifact, model alone and end to end."""
-    grid = sections.detection_benchmark(record)
-    if grid is None:
-        return None
-    table = _table(grid, compact=True)
-    table.caption = _caption(sections.detection_legend(record))
-    return table
+def task_tables(record: dict[str, Any]) -> list[Table]:
+    """The tables the record's task contributes (``Task.report_sections``), with legends."""
+    tables = []
+    for section in sections.task_sections(record):
+        table = _table(section.grid, compact=True)
+        if section.legend:
+            table.caption = _caption(section.legend)
+        tables.append(table)
+    return tables
 
 
 def coverage_table(record: dict[str, Any]) -> Table | None:

@@ -37,7 +37,7 @@ def recommended_line(rec: dict[str, Any]) -> str:
 
 def scatter(journal: dict[str, Any], record: dict[str, Any]) -> bytes | None:
     """Every measured candidate; the feasible front joined by a line, the pick circled."""
-    from modelpress.report.plots import _png, _pyplot
+    from modelpress.report.plots import png, pyplot
     from modelpress.search.front import point
 
     result = journal.get("result") or {}
@@ -48,7 +48,7 @@ def scatter(journal: dict[str, Any], record: dict[str, Any]) -> bytes | None:
     pts = [(n, p) for n, p in pts if p is not None]
     if not pts:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     biggest = max(p["size_mb"] for _, p in pts) or 1.0
     for name, p in pts:
@@ -84,7 +84,7 @@ def scatter(journal: dict[str, Any], record: dict[str, Any]) -> bytes | None:
     ax.set_ylabel("accuracy lost, pt (lower is better)")
     ax.set_title("Candidates: front in orange, marker area ∝ size")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def trials(journal: dict[str, Any]) -> Grid:

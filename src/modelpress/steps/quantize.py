@@ -21,6 +21,7 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.formats import METHOD_PRECISION
 from modelpress.core.registry import StepConfig, Takes, register_step
 from modelpress.engine.context import Context
 from modelpress.sources.models import eval_mode
@@ -41,8 +42,7 @@ class QuantizeConfig(StepConfig):
         return f"quantize-{self.method}"
 
     def makes(self) -> Takes:
-        precision = {"static": "int8", "dynamic": "int8-dynamic", "fp16": "fp16"}[self.method]
-        return Takes("torch", (precision,))
+        return Takes("torch", (METHOD_PRECISION[self.method],))
 
 
 def pt2e_static(

@@ -63,6 +63,8 @@ class Task(ABC):
     # metrics compare the outputs with the baseline's (no labels), not with labels
     metrics_against_baseline: ClassVar[bool] = False
     plots: ClassVar[tuple[str, ...]] = ()  # names of report/plots.py figures it has numbers for
+    # names of the report sections it contributes (report/sections/tasks.py builds each)
+    report_sections: ClassVar[tuple[str, ...]] = ()
     # its postprocess is real work done outside the graph (NMS): latency shows it apart
     times_postprocess: ClassVar[bool] = False
     # why INT8 keeps the graph's tail (after its last weighted ops) in float, or None to

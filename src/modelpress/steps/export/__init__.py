@@ -1,9 +1,10 @@
 """``export``: write a deployable file for a runtime, at a precision.
 
-    format: onnx        fp32 (torch.onnx dynamo), fp16, int8-dynamic, int8 (ORT QDQ, calibrated)
-    format: tflite      fp32, fp16, int8-dynamic, int8 (litert-torch, PT2E); the [tflite] extra
-    format: openvino    fp32, fp16, int8 (NNCF); the [openvino] extra
-    format: torchscript fp32 (the ``torchscript`` step)
+    format: onnx        torch.onnx (dynamo); fp16 and int8 by ORT (QDQ, calibrated)
+    format: tflite      litert-torch, int8 by PT2E; the [tflite] extra
+    format: openvino    OpenVINO IR, int8 by NNCF; the [openvino] extra
+    format: torchscript the ``torchscript`` step
+The precisions each format is exported at are core/formats.py's table (EXPORT_PRECISIONS).
 Each artifact is then verified against its parent and measured in its own runtime by the runner.
 A quantized ONNX export starts from the newest ONNX fp32 artifact of the run when there is one
 (its lineage then reads torch → onnx-fp32 → onnx-int8), else it exports one itself.
@@ -15,7 +16,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from modelpress.core.artifact import Artifact
+from modelpress.core.artifact import Artifact, Precision
+from modelpress.core.formats import io_not_taken, not_exported
 from modelpress.core.registry import StepConfig, Takes, config_class, handler_for, register_step
 from modelpress.engine.context import Context
 
@@ -23,7 +25,7 @@ from modelpress.engine.context import Context
 class ExportConfig(StepConfig):
     type: Literal["export"] = "export"
     format: Literal["onnx", "tflite", "torchscript", "openvino"] = "onnx"
-    precision: Literal["fp32", "fp16", "int8-dynamic", "int8"] = "fp32"
+    precision: Precision = "fp32"
     opset: int = Field(18, ge=13, le=23)
     dynamic_batch: bool = True
     slim: bool = True  # onnxslim: constant folding and fusions; verification still applies
@@ -48,12 +50,11 @@ class ExportConfig(StepConfig):
 
     @model_validator(mode="after")
     def _combination(self) -> ExportConfig:
-        if self.format == "torchscript" and self.precision != "fp32":
-            raise ValueError("torchscript exports fp32 only; quantize for onnx instead")
-        if self.io in ("float", "int8") and self.format != "tflite":
-            raise ValueError("io float / int8 applies to format tflite (uint8: onnx or tflite)")
-        if self.io == "uint8" and self.format not in ("onnx", "tflite"):
-            raise ValueError("io uint8 applies to formats onnx and tflite")
+        unsupported = not_exported(self.format, self.precision)
+        if unsupported:
+            raise ValueError(unsupported)
+        if self.io is not None and (wrong := io_not_taken(self.format, self.io)):
+            raise ValueError(wrong)
         return self
 
     def default_name(self) -> str:

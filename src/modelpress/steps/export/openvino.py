@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.formats import not_exported
 from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
@@ -100,8 +101,8 @@ def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Pat
             "calibration_samples": len(samples),
             "nncf": settings,
         }
-    elif config.precision == "int8-dynamic":
-        raise StepError("openvino exports fp32, fp16 or int8; int8-dynamic is an ONNX precision")
+    elif (unsupported := not_exported("openvino", config.precision)) is not None:
+        raise StepError(unsupported)  # the recipe refuses it first; a config built by hand
     out.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, str(out), compress_to_fp16=config.precision == "fp16")
     return artifact.child(

@@ -41,6 +41,7 @@ class Detection(Task):
     primary = "map50_95"
     verified_by = "agreement"  # F1 of the child's detections matched to the parent's
     plots = ("map_vs_latency",)
+    report_sections = ("detection_benchmark",)
     times_postprocess = True  # NMS runs outside the graph: latency shows model and end-to-end
     float_tail = (
         "the decode tail (head's last convolutions to the outputs) stays float: boxes in "
