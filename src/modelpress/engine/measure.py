@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,22 +28,59 @@ if TYPE_CHECKING:
     from modelpress.engine.context import Context
 
 
-def _unguarded() -> contextlib.AbstractContextManager[None]:
-    return contextlib.nullcontext()
+Guard = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
-# Entered around every timing of an artifact (latency, throughput, peak memory): parallel
-# search workers set it to a machine-wide lock, so no two benchmarks share the CPU.
-timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
+class Timing:
+    """THE guard of every timing of a run — harness, own-process memory, a step's candidates,
+    the races — passed in by whoever runs the graph (a parallel search's worker: its
+    machine-wide lock, so no two benchmarks share the CPU and none runs beside a training),
+    and when each timing ran (``windows``; each timing's record entry has its own
+    ``timed_between``: wall-clock start and end)."""
+
+    def __init__(self, guard: Guard | None = None) -> None:
+        self.guard: Guard = guard or contextlib.nullcontext
+        self.windows: list[dict[str, Any]] = []  # {"what", "timed_between"}, in order
+
+    @contextlib.contextmanager
+    def held(self, what: str) -> Iterator[list[float]]:
+        """The guard held around one timing; yields its ``timed_between``, whose end is
+        appended when the timing ends."""
+        with self.guard():
+            window = [time.time()]
+            try:
+                yield window
+            finally:
+                window.append(time.time())
+                self.windows.append({"what": what, "timed_between": window})
 
 
-def _installed_guard() -> contextlib.AbstractContextManager[None]:
-    return timing_guard()  # the one installed when the timing runs, not at import
+@dataclass(frozen=True)
+class SideBySide:
+    """A step's candidates timed side by side: median ms each, and when."""
+
+    ms: dict[str, float]  # at batch 1 (a file's fixed batch where it has one)
+    timed_between: list[float]
 
 
-# steps time candidate builds through evaluate/benchmark (they do not import the engine):
-# the same guard
-benchmark.timing_guard = _installed_guard
+def time_side_by_side(ctx: Context, artifacts: dict[str, Artifact], what: str) -> SideBySide:
+    """Median ms of each of a step's candidate files, timed in turns at batch 1 in its runtime
+    (``median_ms_side_by_side``), under the run's timing guard: for choosing between builds
+    that often differ by a few per cent (ONNX's activation type and fused graph, TFLite's stem)."""
+    runtimes: dict[str, Any] = {}
+    try:
+        for key, art in artifacts.items():
+            runtimes[key] = runtime_for(art, ctx.threads)
+        calls = {
+            key: rt.prepare(ctx.data.validation.sample_batch(rt.fixed_batch or 1))
+            for key, rt in runtimes.items()
+        }
+        with ctx.timing.held(what) as window:
+            ms = benchmark.median_ms_side_by_side(calls)
+    finally:
+        for rt in reversed(list(runtimes.values())):
+            rt.close()
+    return SideBySide(ms, window)
 
 
 def analyze(
@@ -72,7 +110,7 @@ def analyze(
                 warmup=cfg.warmup,
                 repeats=cfg.repeats,
                 task=timed_task,
-                guard=_installed_guard,
+                guard=lambda: ctx.timing.held(f"{artifact.name}: measured in its own process"),
                 own_memory=cfg.own_process_memory,
                 coverage=cfg.int8_coverage,
             )
@@ -158,18 +196,18 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
     try:
         with ctx.observer.progress(f"evaluate {artifact.name}", None):
             outputs = runtime.predict_all(val.inputs, cfg.eval_batch_size)
-        with timing_guard():
-            window = [time.time()]
-            with ctx.observer.progress(f"benchmark {artifact.name}", None):
-                bench = benchmark_runtime(
-                    runtime,
-                    val.sample_batch,
-                    batch_sizes=cfg.batch_sizes,
-                    warmup=cfg.warmup,
-                    repeats=cfg.repeats,
-                    postprocess=timed_task.timed_postprocess if timed_task else None,
-                )
-            window.append(time.time())
+        with (
+            ctx.timing.held(f"{artifact.name}: benchmark") as window,
+            ctx.observer.progress(f"benchmark {artifact.name}", None),
+        ):
+            bench = benchmark_runtime(
+                runtime,
+                val.sample_batch,
+                batch_sizes=cfg.batch_sizes,
+                warmup=cfg.warmup,
+                repeats=cfg.repeats,
+                postprocess=timed_task.timed_postprocess if timed_task else None,
+            )
         params = runtime.param_count() or None
         coverage = int8_coverage(
             runtime, val.sample_batch(runtime.fixed_batch or 1), cfg.int8_coverage
@@ -200,7 +238,7 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
 def _own_peak(artifact: Artifact, ctx: Context, bench: dict[str, Any]) -> dict[str, Any]:
     val = ctx.data.validation
     with (
-        timing_guard(),
+        ctx.timing.held(f"{artifact.name}: peak memory in its own process") as window,
         ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
     ):
         own_memory = own_process_peak(
@@ -210,7 +248,7 @@ def _own_peak(artifact: Artifact, ctx: Context, bench: dict[str, Any]) -> dict[s
             batch=bench["throughput_batch"],
             threads=ctx.threads,
         )
-    return own_memory
+    return own_memory | {"timed_between": window}
 
 
 def _judge_collapse(

@@ -38,7 +38,7 @@ from modelpress.core.rundir import (
     write_json_atomic,
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
-from modelpress.engine.measure import analyze
+from modelpress.engine.measure import Guard, Timing, analyze
 from modelpress.engine.preflight import check_steps
 from modelpress.errors import ModelpressError, ResumeError, StepError, first_line
 from modelpress.evaluate import targets as targets_mod
@@ -107,9 +107,18 @@ def _check_resume(previous: dict[str, Any] | None, identity: dict[str, Any], roo
 
 class Runner:
     def __init__(
-        self, recipe: Recipe, root: Path, observer: Observer, resume: bool, persist: bool = True
+        self,
+        recipe: Recipe,
+        root: Path,
+        observer: Observer,
+        resume: bool,
+        persist: bool = True,
+        guard: Guard | None = None,
     ) -> None:
+        """``guard``: held around every timing of the run (a parallel search's worker passes
+        its machine-wide lock); none: the timings run as they come."""
         self.recipe = recipe
+        self.timing = Timing(guard)
         self.rd = RunDir(root)
         self.observer = observer
         self.resume = resume
@@ -185,7 +194,10 @@ class Runner:
         try:
             for art in arts:
                 runtimes[art.name] = runtime_for(art, ctx.threads)
-            with self.observer.progress("head-to-head", None):
+            with (
+                ctx.timing.held("head-to-head of the finalists") as window,
+                self.observer.progress("head-to-head", None),
+            ):
                 race = head_to_head(
                     runtimes,
                     ctx.data.validation.sample_batch,
@@ -193,7 +205,7 @@ class Runner:
                     warmup=cfg.warmup,
                     repeats=cfg.repeats,
                 )
-            return race | {"window": targets_mod.FINALIST_WINDOW}
+            return race | {"window": targets_mod.FINALIST_WINDOW, "timed_between": window}
         except Exception as e:  # the separate benchmarks still stand
             return {"error": first_line(e), "results": {}}
         finally:
@@ -214,7 +226,10 @@ class Runner:
         if timed:
             self.observer.event("int8-vs-fp32", f"timing {', '.join(timed)} in turn")
         cfg = self.recipe.evaluate
-        with self.observer.progress("quantized vs FP32", None):
+        with (
+            ctx.timing.held("quantized vs FP32") as window,
+            self.observer.progress("quantized vs FP32", None),
+        ):
             results = versus_fp32.time_pairs(
                 entries,
                 {a.name: a for a in [baseline, *self.produced]},
@@ -224,6 +239,9 @@ class Runner:
                 warmup=cfg.warmup,
                 repeats=cfg.repeats,
             )
+        for result in results.values():
+            if "not_compared" not in result:
+                result["timed_between"] = window
         for entry in versus_fp32.annotate(entries, results):
             self.observer.event("warning", versus_fp32.describe(entry))
 
@@ -421,6 +439,7 @@ class Runner:
         if self.persist:
             dump_recipe(recipe, rd.recipe_path)
         ctx, baseline = build_context(recipe, self.observer, rd)
+        ctx.timing = self.timing
         check_steps(recipe.steps, ctx, baseline)  # what needs no model run: before the baseline
         self.full_validation = ctx.data.validation
         if validation_samples is not None and len(ctx.data.validation) > validation_samples:
