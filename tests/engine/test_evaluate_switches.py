@@ -11,7 +11,8 @@ import pytest
 
 from conftest import tiny_recipe
 from modelpress.core.recipe import build_recipe, load_recipe
-from modelpress.engine import measure, pipeline
+from modelpress.engine import pipeline
+from modelpress.engine.measure import own_memory
 
 OFF = {"own_process_memory": False, "int8_coverage": False, "races": False}
 
@@ -22,7 +23,7 @@ def test_analyses_switched_off_are_recorded_as_not_measured(
     def no_child(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise AssertionError("a process for the own-process peak was started")
 
-    monkeypatch.setattr(measure, "own_process_peak", no_child)
+    monkeypatch.setattr(own_memory, "own_process_peak", no_child)
     steps = [
         {"type": "torchscript"},
         {"id": "fp32", "type": "export", "format": "onnx"},

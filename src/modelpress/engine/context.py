@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from modelpress.core.artifact import Artifact
@@ -18,7 +19,8 @@ from modelpress.core.observer import Observer
 from modelpress.core.process import seeded
 from modelpress.core.recipe import DataConfig, Recipe
 from modelpress.core.rundir import RunDir
-from modelpress.engine.measure import SideBySide, Timing, time_side_by_side
+from modelpress.engine.measure.evaluation import Evaluated, evaluate_split
+from modelpress.engine.measure.timing import SideBySide, Timing, time_side_by_side
 from modelpress.errors import DataSourceError, ModelSourceError, StepError, first_line
 from modelpress.runtimes.adapt import UINT8_NHWC, camera_input, float_specs, pixel_specs
 from modelpress.sources import models
@@ -52,9 +54,16 @@ class Context:
     timing: Timing = field(default_factory=Timing)
     _owners: dict[Path, str] = field(default_factory=dict, repr=False)
 
+    def evaluate(
+        self, artifact: Artifact, split: Split, reference: list[np.ndarray] | None = None
+    ) -> Evaluated:
+        """``artifact`` run in its runtime on ``split`` and scored by the task (THE
+        evaluation of a split: ``engine/measure/evaluation``)."""
+        return evaluate_split(self, artifact, split, reference=reference)
+
     def time_side_by_side(self, artifacts: dict[str, Artifact], what: str) -> SideBySide:
         """A step's candidate files timed side by side at batch 1 in their runtime, under
-        the run's timing guard (``engine/measure.time_side_by_side``)."""
+        the run's timing guard (``engine/measure/timing``)."""
         return time_side_by_side(self, artifacts, what)
 
     def work_dir(self) -> Path:

@@ -38,20 +38,19 @@ from modelpress.core.rundir import (
     write_json_atomic,
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
-from modelpress.engine.measure import Guard, Timing, analyze
+from modelpress.engine.measure.harness import analyze
+from modelpress.engine.measure.races import head_to_head_of_finalists, time_against_fp32
+from modelpress.engine.measure.timing import Guard, Timing
 from modelpress.engine.preflight import check_steps
 from modelpress.errors import ModelpressError, ResumeError, StepError, first_line
 from modelpress.evaluate import targets as targets_mod
-from modelpress.evaluate import techniques, versus_fp32
-from modelpress.evaluate.benchmark import head_to_head
-from modelpress.runtimes import runtime_for
+from modelpress.evaluate import techniques
 from modelpress.sources.fingerprint import sources_digest
 
 SCHEMA = 2  # 2: nodes with keys and parents; every field of schema 1 kept as it was
 # Statuses of a node whose artifact was made and measured: reused on --resume, and its
 # children run from it (a collapsed one is shown, never recommended: evaluate/targets.py)
 MEASURED = ("ok", "degraded", "collapsed")
-RACES_OFF = "not measured (evaluate.races off)"
 OUTPUTS = "outputs.npz"  # validation outputs of a node's artifact (every output), for its children
 
 
@@ -173,77 +172,6 @@ class Runner:
             record["techniques"] = techniques.table(record, self.recipe.compare)
         if self.persist:
             self.rd.write_record(record)
-
-    def _head_to_head(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> Any:
-        """Time the recommendation's finalists side by side, once, at the end of the run: the
-        separate benchmarks were minutes apart, on a machine whose load may have changed."""
-        cfg = self.recipe.evaluate
-        if not cfg.races:
-            return {"skipped": RACES_OFF, "results": {}}
-        wanted = self.recipe.targets.model_dump()
-        names = [
-            e["name"]
-            for e in targets_mod.finalists(record["baseline"], record["artifacts"], wanted)
-        ]
-        live = {a.name: a for a in [baseline, *self.produced]}
-        arts = [live[n] for n in names if n in live]
-        if len(arts) < 2:
-            return None  # nothing to compare
-        self.observer.event("head-to-head", f"timing {', '.join(names)} in turn")
-        runtimes: dict[str, Any] = {}
-        try:
-            for art in arts:
-                runtimes[art.name] = runtime_for(art, ctx.threads)
-            with (
-                ctx.timing.held("head-to-head of the finalists") as window,
-                self.observer.progress("head-to-head", None),
-            ):
-                race = head_to_head(
-                    runtimes,
-                    ctx.data.validation.sample_batch,
-                    batch=record["baseline"]["latency_ms"]["batch"],
-                    warmup=cfg.warmup,
-                    repeats=cfg.repeats,
-                )
-            return race | {"window": targets_mod.FINALIST_WINDOW, "timed_between": window}
-        except Exception as e:  # the separate benchmarks still stand
-            return {"error": first_line(e), "results": {}}
-        finally:
-            for runtime in reversed(list(runtimes.values())):  # torch's threads: last in, first out
-                runtime.close()
-
-    def _versus_fp32(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> None:
-        """Time every quantized artifact in one loop with its runtime's FP32 artifact, and flag
-        the ones slower than it (``evaluate/versus_fp32``), before the finalists race."""
-        entries = [record["baseline"], *record["artifacts"]]
-        if not self.recipe.evaluate.races:
-            versus_fp32.annotate(
-                entries,
-                {q: versus_fp32.not_compared(s, RACES_OFF) for q, s in versus_fp32.pairs(entries)},
-            )
-            return
-        timed = [f"{q} with {s}" for q, s in versus_fp32.pairs(entries) if s]
-        if timed:
-            self.observer.event("int8-vs-fp32", f"timing {', '.join(timed)} in turn")
-        cfg = self.recipe.evaluate
-        with (
-            ctx.timing.held("quantized vs FP32") as window,
-            self.observer.progress("quantized vs FP32", None),
-        ):
-            results = versus_fp32.time_pairs(
-                entries,
-                {a.name: a for a in [baseline, *self.produced]},
-                ctx.threads,
-                ctx.data.validation.sample_batch,
-                batch=record["baseline"]["latency_ms"]["batch"],
-                warmup=cfg.warmup,
-                repeats=cfg.repeats,
-            )
-        for result in results.values():
-            if "not_compared" not in result:
-                result["timed_between"] = window
-        for entry in versus_fp32.annotate(entries, results):
-            self.observer.event("warning", versus_fp32.describe(entry))
 
     # ------------------------------------------------------------------ artifacts
     def _relative(self, entry: dict[str, Any]) -> dict[str, Any]:
@@ -545,8 +473,9 @@ class Runner:
         """Quantized artifacts timed against their FP32 siblings, the finalists raced, the
         recommendation made; the reports written."""
         record, ctx, baseline = self.record, self.ctx, self.baseline
-        self._versus_fp32(record, ctx, baseline)  # flags first: the finalists leave them out
-        record["head_to_head"] = self._head_to_head(record, ctx, baseline)
+        live = {a.name: a for a in [baseline, *self.produced]}
+        time_against_fp32(record, ctx, live)  # flags first: the finalists leave them out
+        record["head_to_head"] = head_to_head_of_finalists(record, ctx, live)
         self._finalize(record)
         if reports:
             from modelpress.report import write_reports

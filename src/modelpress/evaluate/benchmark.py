@@ -112,7 +112,7 @@ def time_in_turns(
 def median_ms_side_by_side(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
     """Median ms of each call, timed in turns (``time_in_turns``): for choosing between two
     builds that often differ by a few per cent. The caller holds the run's timing guard
-    (``engine/measure.time_side_by_side``)."""
+    (``engine/measure/timing``)."""
     times = time_in_turns(calls, 60, 15, 5)
     return {k: float(np.median(t)) for k, t in times.items()}
 

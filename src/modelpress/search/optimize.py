@@ -342,8 +342,8 @@ class Search:
         constraint but accuracy, and within the accuracy bound + margin on the coarse pass —
         and the baseline evaluated on the whole validation split; the rest stay ``coarse`` and
         out of the front and the recommendation. Both figures are kept."""
+        from modelpress.engine.measure.evaluation import evaluate_split
         from modelpress.evaluate.targets import check, loss_pt
-        from modelpress.runtimes import runtime_for
 
         ctx, full = runner.ctx, runner.full_validation
         coarse_n = len(ctx.data.validation)
@@ -375,17 +375,13 @@ class Search:
         )
         live = {a.name: a for a in [runner.baseline, *runner.produced]}
         reference = None
-        for e in near:
-            runtime = runtime_for(live[e["name"]], ctx.threads)
-            try:
-                out = runtime.predict_all(full.inputs, runner.recipe.evaluate.eval_batch_size)
-            finally:
-                runtime.close()
+        for e in near:  # the baseline first: a fidelity task scores the others against it
+            ref = reference if ctx.task.metrics_against_baseline else None
+            evaluated = evaluate_split(ctx, live[e["name"]], full, reference=ref)
             if e is record["baseline"]:
-                reference = out
-            ref = reference if ctx.task.metrics_against_baseline else out
+                reference = evaluated.outputs
             e["metrics_coarse"] = e["metrics"]
-            e["metrics"] = ctx.task.metrics(out, full.labels, reference=ref)
+            e["metrics"] = evaluated.metrics
             e["accuracy_on"] = f"all {len(full)} validation samples"
         chosen = {id(e) for e in near}
         for e in entries:

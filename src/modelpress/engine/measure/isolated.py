@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress import errors
-from modelpress.evaluate import own_process
+from modelpress.engine.measure import own_process
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
@@ -260,8 +260,8 @@ def _plain(value: Any) -> Any:
 
 
 def _measure(spec: dict[str, Any], say: Callable[..., None]) -> dict[str, Any]:
+    from modelpress.engine.measure.coverage import int8_coverage
     from modelpress.evaluate.benchmark import benchmark_runtime
-    from modelpress.evaluate.coverage import int8_coverage
 
     say(phase="loading it")
     idle = own_process.import_runtime(spec)

@@ -2,85 +2,27 @@
 
 The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``. A file
 for a native runtime (ONNX Runtime, LiteRT, OpenVINO) is run in a process of its own
-(``evaluate/isolated``), so that a runtime that crashes fails that artifact, not the run; torch
-artifacts are run here, where torch is.
+(``isolated``), so that a runtime that crashes fails that artifact, not the run; torch
+artifacts are run here, where torch is. Either way its metrics come from ``evaluate_split``
+and its timings hold the run's guard (``ctx.timing``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpress.evaluate import benchmark, isolated
+from modelpress.engine.measure import isolated
+from modelpress.engine.measure.coverage import int8_coverage
+from modelpress.engine.measure.evaluation import evaluate_split
+from modelpress.engine.measure.own_memory import own_peak
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
-from modelpress.evaluate.coverage import int8_coverage
-from modelpress.evaluate.own_process import OFF as OWN_OFF
-from modelpress.evaluate.own_process import own_process_peak, skip_reason
 from modelpress.runtimes import file_param_count, runtime_for
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
     from modelpress.engine.context import Context
-
-
-Guard = Callable[[], contextlib.AbstractContextManager[Any]]
-
-
-class Timing:
-    """THE guard of every timing of a run — harness, own-process memory, a step's candidates,
-    the races — passed in by whoever runs the graph (a parallel search's worker: its
-    machine-wide lock, so no two benchmarks share the CPU and none runs beside a training),
-    and when each timing ran (``windows``; each timing's record entry has its own
-    ``timed_between``: wall-clock start and end)."""
-
-    def __init__(self, guard: Guard | None = None) -> None:
-        self.guard: Guard = guard or contextlib.nullcontext
-        self.windows: list[dict[str, Any]] = []  # {"what", "timed_between"}, in order
-
-    @contextlib.contextmanager
-    def held(self, what: str) -> Iterator[list[float]]:
-        """The guard held around one timing; yields its ``timed_between``, whose end is
-        appended when the timing ends."""
-        with self.guard():
-            window = [time.time()]
-            try:
-                yield window
-            finally:
-                window.append(time.time())
-                self.windows.append({"what": what, "timed_between": window})
-
-
-@dataclass(frozen=True)
-class SideBySide:
-    """A step's candidates timed side by side: median ms each, and when."""
-
-    ms: dict[str, float]  # at batch 1 (a file's fixed batch where it has one)
-    timed_between: list[float]
-
-
-def time_side_by_side(ctx: Context, artifacts: dict[str, Artifact], what: str) -> SideBySide:
-    """Median ms of each of a step's candidate files, timed in turns at batch 1 in its runtime
-    (``median_ms_side_by_side``), under the run's timing guard: for choosing between builds
-    that often differ by a few per cent (ONNX's activation type and fused graph, TFLite's stem)."""
-    runtimes: dict[str, Any] = {}
-    try:
-        for key, art in artifacts.items():
-            runtimes[key] = runtime_for(art, ctx.threads)
-        calls = {
-            key: rt.prepare(ctx.data.validation.sample_batch(rt.fixed_batch or 1))
-            for key, rt in runtimes.items()
-        }
-        with ctx.timing.held(what) as window:
-            ms = benchmark.median_ms_side_by_side(calls)
-    finally:
-        for rt in reversed(list(runtimes.values())):
-            rt.close()
-    return SideBySide(ms, window)
 
 
 def analyze(
@@ -114,9 +56,13 @@ def analyze(
                 own_memory=cfg.own_process_memory,
                 coverage=cfg.int8_coverage,
             )
+        evaluated = evaluate_split(
+            ctx, artifact, val, reference=reference_outputs, outputs=measured.outputs
+        )
     else:
-        measured = _measure_here(artifact, ctx, timed_task)
-    outputs, bench = measured.outputs, measured.bench
+        evaluated = evaluate_split(ctx, artifact, val, reference=reference_outputs)
+        measured = _measure_here(artifact, ctx, timed_task, evaluated.outputs)
+    outputs, metrics, bench = evaluated.outputs, evaluated.metrics, measured.bench
     params = measured.params or file_param_count(artifact)
     if "end_to_end_ms" in bench and timed_task is not None:
         says = timed_task.timed_postprocess_says  # postprocess_median: this, outputs read first
@@ -127,7 +73,6 @@ def analyze(
         for i, o in enumerate(outputs)
     ]
     reference = reference_outputs if reference_outputs is not None else outputs
-    metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
     own_memory, coverage, window = measured.own_memory, measured.coverage, measured.window
     size = artifact_size(artifact)  # size_bytes, size_kind, file_bytes
     # MACs are counted on fp32 torch graphs; another format or precision of the same graph has
@@ -186,16 +131,16 @@ def analyze(
     return entry, outputs
 
 
-def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated.Measured:
-    """A torch artifact (the baseline in memory, a ``.pt2``, TorchScript) measured in this
-    process, where torch is; its file, if any, still has its peak memory in a process of its
-    own."""
+def _measure_here(
+    artifact: Artifact, ctx: Context, timed_task: Any, outputs: list[np.ndarray]
+) -> isolated.Measured:
+    """A torch artifact (the baseline in memory, a ``.pt2``, TorchScript) timed in this
+    process, where torch is (``outputs``: its evaluation's); its file, if any, still has its
+    peak memory in a process of its own."""
     cfg = ctx.recipe.evaluate
     val = ctx.data.validation
     runtime = runtime_for(artifact, ctx.threads)
     try:
-        with ctx.observer.progress(f"evaluate {artifact.name}", None):
-            outputs = runtime.predict_all(val.inputs, cfg.eval_batch_size)
         with (
             ctx.timing.held(f"{artifact.name}: benchmark") as window,
             ctx.observer.progress(f"benchmark {artifact.name}", None),
@@ -217,11 +162,7 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
         runtime.close()
     # the deployed file alone in a fresh process: what a device's budget sees, next to the
     # in-process peak (torch and every runtime loaded), at that figure's batch
-    reason = skip_reason(artifact) or (None if cfg.own_process_memory else OWN_OFF)
-    if reason:
-        own_memory: dict[str, Any] = {"skipped": reason}
-    else:
-        own_memory = _own_peak(artifact, ctx, bench)
+    own_memory = own_peak(artifact, ctx, bench)
     return isolated.Measured(
         outputs=outputs,
         names=names,
@@ -233,22 +174,6 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
         window=window,
         own_memory=own_memory,
     )
-
-
-def _own_peak(artifact: Artifact, ctx: Context, bench: dict[str, Any]) -> dict[str, Any]:
-    val = ctx.data.validation
-    with (
-        ctx.timing.held(f"{artifact.name}: peak memory in its own process") as window,
-        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
-    ):
-        own_memory = own_process_peak(
-            artifact,
-            val.sample_batch,
-            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
-            batch=bench["throughput_batch"],
-            threads=ctx.threads,
-        )
-    return own_memory | {"timed_between": window}
 
 
 def _judge_collapse(
