@@ -154,7 +154,7 @@ def _node_worker_class(ray: Any) -> Any:
                 )
                 entry: dict[str, Any] = {}
                 for step in chain:
-                    if step["id"] in self.runner.made:
+                    if self.runner.artifact(step["id"]) is not None:
                         continue
                     cls = config_class(step["type"])
                     assert cls is not None
