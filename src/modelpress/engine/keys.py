@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from modelpress.core.graph import BASELINE
+from modelpress.core.registry import describe_artifact
 from modelpress.core.rundir import stable_hash
+from modelpress.errors import ModelpressError
 from modelpress.sources.fingerprint import sources_digest
 
 if TYPE_CHECKING:
+    from modelpress.core.artifact import Artifact
     from modelpress.core.recipe import Recipe
     from modelpress.core.registry import StepConfig
 
@@ -34,3 +38,31 @@ def node_key(config: StepConfig, parent_keys: list[str], recipe: Recipe) -> str:
             "targets": {k: targets[k] for k in config.reads_targets},
         }
     )
+
+
+def node_inputs(
+    index: int, config: StepConfig, recipe: Recipe, made: dict[str, Artifact]
+) -> list[str]:
+    """The node ids a step starts from: its ``from:``, else the newest node before it in the
+    recipe whose artifact it accepts (the baseline last). A ModelpressError says why none."""
+    if config.sources is None:
+        earlier = [s.ref for s in recipe.steps[:index]]
+        for ref in reversed([BASELINE, *earlier]):
+            art = made.get(ref)
+            if art is not None and config.accepts(art):
+                return [ref]
+        raise ModelpressError(
+            f"{config.display_name}: needs {config.wants()}, and the run has none"
+        )
+    for ref in config.sources:
+        art = made.get(ref)
+        if art is None:
+            raise ModelpressError(
+                f"{config.display_name}: starts from '{ref}', which failed; fix that step first"
+            )
+        if not config.accepts(art):
+            raise ModelpressError(
+                f"{config.display_name}: `{config.type}` takes {config.wants()}; "
+                f"{describe_artifact(art)} (from: {ref})"
+            )
+    return list(config.sources)

@@ -23,7 +23,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.graph import BASELINE, run_order
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import Recipe, dump_recipe
-from modelpress.core.registry import StepConfig, describe_artifact, handler_for
+from modelpress.core.registry import StepConfig, handler_for
 from modelpress.core.rundir import (
     RunDir,
     check_output,
@@ -34,7 +34,7 @@ from modelpress.core.rundir import (
 )
 from modelpress.engine.context import Context, baseline_reads, build_context
 from modelpress.engine.deadline import cut_at
-from modelpress.engine.keys import baseline_key, node_key
+from modelpress.engine.keys import baseline_key, node_inputs, node_key
 from modelpress.engine.measure.harness import analyze
 from modelpress.engine.measure.races import head_to_head_of_finalists, time_against_fp32
 from modelpress.engine.measure.timing import Guard, Timing
@@ -128,31 +128,6 @@ class Runner:
                 return candidate
         return f"{name}-{step}-{len(self.entries)}"
 
-    def _inputs(self, index: int, config: StepConfig) -> list[str]:
-        """The node ids a step starts from: its ``from:``, else the newest node before it in the
-        recipe whose artifact it accepts (the baseline last). A ModelpressError says why none."""
-        if config.sources is None:
-            earlier = [s.ref for s in self.recipe.steps[:index]]
-            for ref in reversed([BASELINE, *earlier]):
-                art = self.made.get(ref)
-                if art is not None and config.accepts(art):
-                    return [ref]
-            raise ModelpressError(
-                f"{config.display_name}: needs {config.wants()}, and the run has none"
-            )
-        for ref in config.sources:
-            art = self.made.get(ref)
-            if art is None:
-                raise ModelpressError(
-                    f"{config.display_name}: starts from '{ref}', which failed; fix that step first"
-                )
-            if not config.accepts(art):
-                raise ModelpressError(
-                    f"{config.display_name}: `{config.type}` takes {config.wants()}; "
-                    f"{describe_artifact(art)} (from: {ref})"
-                )
-        return list(config.sources)
-
     def _node(
         self,
         index: int,
@@ -179,7 +154,7 @@ class Runner:
             "artifact": None,
         }
         try:
-            parents = self._inputs(index, config)
+            parents = node_inputs(index, config, self.recipe, self.made)
         except ModelpressError as e:
             entry["error"] = str(e)
             self.observer.event(
