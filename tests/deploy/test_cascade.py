@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build, log_odds
+from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, build
+from modelpress.errors import ModelpressError
+from modelpress.tasks import find_task
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from test_cli import assert_one_line_error, cli
@@ -29,11 +31,12 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     ]
 
 
-def test_log_odds_of_one_and_two_logit_heads() -> None:
-    assert log_odds(np.array([[0.5], [-1.0]])).tolist() == [0.5, -1.0]
-    assert log_odds(np.array([[0.0, 2.0], [1.0, -1.0]])).tolist() == [2.0, -2.0]
-    with pytest.raises(CascadeError, match="1 or 2 outputs per item, not 3"):
-        log_odds(np.zeros((2, 3)))
+def test_a_binary_stage_scores_the_log_odds_of_one_and_two_logit_heads() -> None:
+    scores = find_task("binary").cascade_scores  # what a binary cascade's stages are read by
+    assert scores([np.array([[0.5], [-1.0]])]).tolist() == [0.5, -1.0]
+    assert scores([np.array([[0.0, 2.0], [1.0, -1.0]])]).tolist() == [2.0, -2.0]
+    with pytest.raises(ModelpressError, match="gives 1 or 2 outputs per item, not 3; use binary"):
+        scores([np.zeros((2, 3))])
 
 
 def test_a_built_cascade_is_certified_bundled_and_routes_as_its_thresholds_say(
