@@ -23,7 +23,7 @@ from e2e.test_cli import cli
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
-from modelpress.evaluate.coverage import int8_coverage
+from modelpress.engine.measure.coverage import int8_coverage
 from modelpress.report import markdown, sections, terminal
 from modelpress.runtimes.base import Runtime
 

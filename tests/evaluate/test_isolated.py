@@ -19,8 +19,8 @@ from conftest import tiny_recipe
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
+from modelpress.engine.measure import isolated
 from modelpress.errors import StepError
-from modelpress.evaluate import isolated
 from modelpress.sources.data import Split
 from modelpress.sources.inputs import InputSpec
 

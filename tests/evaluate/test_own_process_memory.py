@@ -9,9 +9,9 @@ import torch
 from conftest import tiny_recipe
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
-from modelpress.engine import measure as analyze_module
 from modelpress.engine import pipeline
-from modelpress.evaluate.own_process import own_process_peak
+from modelpress.engine.measure import own_memory as analyze_module
+from modelpress.engine.measure.own_process import own_process_peak
 from modelpress.report import format as fmt
 from modelpress.report import sections, write_reports
 from modelpress.sources.inputs import InputSpec

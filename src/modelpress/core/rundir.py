@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -150,6 +151,18 @@ def check_output(path: Path, flag: str, *, folder: bool, example: str = "out") -
             f"{flag} {path}: cannot write in {target} (read-only); choose another {flag} "
             "in a folder you can write to"
         )
+
+
+RUN_FOLDERS = ("nodes", "steps", "artifacts", "plots")  # a run's files (steps: before nodes/)
+
+
+def clear_run(root: Path, *documents: str) -> None:
+    """--force: the replaced run's record, its ``documents`` (a search's journal, its best
+    recipe) and its folders removed, so nothing of it is read again or shown in a report."""
+    for name in ("record.json", *documents):
+        (root / name).unlink(missing_ok=True)
+    for folder in RUN_FOLDERS:
+        shutil.rmtree(root / folder, ignore_errors=True)
 
 
 class RunDir:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from modelpress.core.artifact import Artifact
@@ -18,6 +19,8 @@ from modelpress.core.observer import Observer
 from modelpress.core.process import seeded
 from modelpress.core.recipe import DataConfig, Recipe
 from modelpress.core.rundir import RunDir
+from modelpress.engine.measure.evaluation import Evaluated, evaluate_split
+from modelpress.engine.measure.timing import SideBySide, Timing, time_side_by_side
 from modelpress.errors import DataSourceError, ModelSourceError, StepError, first_line
 from modelpress.runtimes.adapt import UINT8_NHWC, camera_input, float_specs, pixel_specs
 from modelpress.sources import models
@@ -47,7 +50,21 @@ class Context:
     deadline: float | None = None  # time.monotonic() by which a training step stops (a search)
     # a search: files named by their node (several processes write one artifacts/ folder)
     node_names: bool = False
+    # THE guard of every timing (a parallel search's worker passes its machine-wide lock)
+    timing: Timing = field(default_factory=Timing)
     _owners: dict[Path, str] = field(default_factory=dict, repr=False)
+
+    def evaluate(
+        self, artifact: Artifact, split: Split, reference: list[np.ndarray] | None = None
+    ) -> Evaluated:
+        """``artifact`` run in its runtime on ``split`` and scored by the task (THE
+        evaluation of a split: ``engine/measure/evaluation``)."""
+        return evaluate_split(self, artifact, split, reference=reference)
+
+    def time_side_by_side(self, artifacts: dict[str, Artifact], what: str) -> SideBySide:
+        """A step's candidate files timed side by side at batch 1 in their runtime, under
+        the run's timing guard (``engine/measure/timing``)."""
+        return time_side_by_side(self, artifacts, what)
 
     def work_dir(self) -> Path:
         """The running step's folder (a temporary one outside a run directory)."""

@@ -19,7 +19,6 @@ choice does not rest on numbers measured minutes apart.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import time
@@ -125,22 +124,11 @@ def time_in_turns(
     return {name: np.asarray(t) for name, t in times.items()}
 
 
-def _unguarded() -> contextlib.AbstractContextManager[None]:
-    return contextlib.nullcontext()
-
-
-# Entered around the timings a step makes to choose between its builds (``median_ms_side_by_
-# side``: ONNX's activation type and fused graph, TFLite's stem). engine/measure points it at
-# its own ``timing_guard``, the machine-wide lock parallel search workers install, so these
-# never overlap another worker's benchmark either.
-timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
-
-
 def median_ms_side_by_side(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
     """Median ms of each call, timed in turns (``time_in_turns``): for choosing between two
-    builds that often differ by a few per cent. Under ``timing_guard``."""
-    with timing_guard():
-        times = time_in_turns(calls, 60, 15, 5)
+    builds that often differ by a few per cent. The caller holds the run's timing guard
+    (``engine/measure/timing``)."""
+    times = time_in_turns(calls, 60, 15, 5)
     return {k: float(np.median(t)) for k, t in times.items()}
 
 

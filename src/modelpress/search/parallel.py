@@ -20,6 +20,7 @@ import fcntl
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,21 +79,30 @@ class MachineLock:
 
 
 class _Held:
-    """The shared lock a worker holds while it builds a node; timings step up to exclusive."""
+    """The shared lock a worker holds while it builds a node; timings step up to exclusive.
+    ``timing`` is the guard the worker's runner is given (``Runner(guard=...)``)."""
 
     def __init__(self, lock: MachineLock) -> None:
         self.lock = lock
-        self.depth = 0
         self.stack: contextlib.ExitStack | None = None
+        self.worked: list[list[float]] = []  # wall-clock [start, end] of each shared hold
+
+    def _share(self) -> None:
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(self.lock.shared())
+        self.worked.append([time.time()])
+
+    def _unshare(self) -> None:
+        self.worked[-1].append(time.time())
+        self.stack.close()  # type: ignore[union-attr]
 
     @contextlib.contextmanager
     def work(self) -> Iterator[None]:
-        self.stack = contextlib.ExitStack()
-        self.stack.enter_context(self.lock.shared())
+        self._share()
         try:
             yield
         finally:
-            self.stack.close()
+            self._unshare()
             self.stack = None
 
     @contextlib.contextmanager
@@ -101,13 +111,12 @@ class _Held:
             with self.lock.exclusive():
                 yield
             return
-        self.stack.close()  # give up the shared hold, wait for the machine alone
+        self._unshare()  # give up the shared hold, wait for the machine alone
         try:
             with self.lock.exclusive():
                 yield
         finally:
-            self.stack = contextlib.ExitStack()
-            self.stack.enter_context(self.lock.shared())
+            self._share()
 
 
 def _node_worker_class(ray: Any) -> Any:
@@ -118,18 +127,13 @@ def _node_worker_class(ray: Any) -> Any:
         def __init__(
             self, recipe: dict[str, Any], out: str, lock: str, coarse: int | None = None
         ) -> None:
-            from modelpress.engine import measure
-
             self.recipe, self.out = recipe, Path(out)
             self.held = _Held(MachineLock(lock))
-            measure.timing_guard = self.held.timing
             self.runner: Any = None
             self.coarse = coarse
 
         def build(self, chain: list[dict[str, Any]], deadline: float | None) -> dict[str, Any]:
             """Build the last node of ``chain``; training stops at ``deadline`` (wall clock)."""
-            import time
-
             from modelpress.core.observer import Observer
             from modelpress.core.recipe import load_recipe
             from modelpress.core.registry import config_class
@@ -138,7 +142,9 @@ def _node_worker_class(ray: Any) -> Any:
             with self.held.work():
                 if self.runner is None:
                     recipe = load_recipe(self.recipe)
-                    self.runner = Runner(recipe, self.out, Observer(), True, persist=False)
+                    self.runner = Runner(
+                        recipe, self.out, Observer(), True, persist=False, guard=self.held.timing
+                    )
                     self.runner.start(self.coarse)
                     self.runner.ctx.node_names = True
                 else:
@@ -148,7 +154,7 @@ def _node_worker_class(ray: Any) -> Any:
                 )
                 entry: dict[str, Any] = {}
                 for step in chain:
-                    if step["id"] in self.runner.made:
+                    if self.runner.artifact(step["id"]) is not None:
                         continue
                     cls = config_class(step["type"])
                     assert cls is not None

@@ -30,7 +30,6 @@ import numpy as np
 from modelpress.core.artifact import Artifact
 from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
-from modelpress.evaluate.benchmark import median_ms_side_by_side
 from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
 from modelpress.steps.export.onnx import fp32_onnx
@@ -209,14 +208,11 @@ def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> flo
     return float(metrics[ctx.task.primary])
 
 
-def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context) -> dict[str, float]:
-    """Median batch-1 ms of each candidate file, timed side by side."""
-    calls = {}
-    for key, path in paths.items():
-        art = Artifact("timing", "onnx", ctx.input_specs, path=path)
-        runtime = runtime_for(art, ctx.threads)
-        calls[key] = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
-    return median_ms_side_by_side(calls)
+def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context, what: str) -> Any:
+    """Median batch-1 ms of each candidate file, timed side by side under the run's timing
+    guard (``.ms``, ``.timed_between``)."""
+    arts = {k: Artifact("timing", "onnx", ctx.input_specs, path=p) for k, p in paths.items()}
+    return ctx.time_side_by_side(arts, what)
 
 
 def _stem_conv(path: Path) -> str | None:
@@ -258,12 +254,13 @@ def _choose_activation(
         }
         return config.activation_type, static.build(config.activation_type, exclude)
     built = {act: static.build(act, exclude) for act in ("uint8", "int8")}
-    timed = _batch1_ms_side_by_side(built, ctx)
-    chosen = min(timed, key=timed.__getitem__)
+    timed = _batch1_ms_side_by_side(built, ctx, f"{config.display_name}: uint8 vs int8")
+    chosen = min(timed.ms, key=timed.ms.__getitem__)
     details["activation_type"] = {
         "chosen": chosen,
         "how": "both built, timed side by side at batch 1 on this CPU, faster kept",
-        "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+        "batch1_ms": {k: round(v, 4) for k, v in timed.ms.items()},
+        "timed_between": timed.timed_between,
     }
     return chosen, built[chosen]
 
@@ -444,19 +441,22 @@ def _dynamic_int8(
         candidate = work / "candidate-fused.onnx"
         try:
             _quantize_dynamic(fused, candidate, config, [])
-            timed = _batch1_ms_side_by_side({"unfused": out, "fused": candidate}, ctx)
+            timed = _batch1_ms_side_by_side(
+                {"unfused": out, "fused": candidate}, ctx, f"{config.display_name}: fused or not"
+            )
         except Exception as e:  # the unfused artifact stands; say why the fused one did not
             details["transformer_fusion"] = {"fusions": fusions, "failed": first_line(e, 160)}
         else:
             sizes = {"unfused": out.stat().st_size, "fused": candidate.stat().st_size}
             # a clear win only: the fused ops may leave weights in float (a bigger file)
-            wins = timed["fused"] < FUSED_MARGIN * timed["unfused"]
+            wins = timed.ms["fused"] < FUSED_MARGIN * timed.ms["unfused"]
             kept = "fused" if wins and sizes["fused"] <= 1.02 * sizes["unfused"] else "unfused"
             details["transformer_fusion"] = {
                 "fusions": fusions,
                 "how": "both quantized and timed side by side at batch 1 on this CPU; the "
                 f"fused kept only if over {100 * (1 - FUSED_MARGIN):.0f} % faster and no larger",
-                "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+                "batch1_ms": {k: round(v, 4) for k, v in timed.ms.items()},
+                "timed_between": timed.timed_between,
                 "size_bytes": sizes,
                 "kept": kept,
             }

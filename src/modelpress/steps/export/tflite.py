@@ -116,8 +116,6 @@ def _int8_stem_measured(
     """Full int8, with the stem convolution in int8 or in float: ``stem: auto`` builds both,
     times them side by side at batch 1 in LiteRT and keeps the float stem only when it is over
     5 % faster, since it also makes the model's input float32 (``details.stem``)."""
-    from modelpress.evaluate.benchmark import median_ms_side_by_side
-    from modelpress.runtimes import runtime_for
 
     def build(float_stem: bool, path: Path) -> dict[str, Any]:
         own: dict[str, Any] = {}
@@ -138,13 +136,13 @@ def _int8_stem_measured(
         return
     candidate = ctx.work_dir() / "candidate-float-stem.tflite"
     second = build(True, candidate)
-    calls = {}
-    for key, path in (("int8", out), ("fp32", candidate)):
-        runtime = runtime_for(Artifact("timing", "tflite", ctx.input_specs, path=path), ctx.threads)
-        calls[key] = runtime.prepare(ctx.data.validation.sample_batch(runtime.fixed_batch or 1))
-    timed = median_ms_side_by_side(calls)
+    arts = {
+        key: Artifact("timing", "tflite", ctx.input_specs, path=path)
+        for key, path in (("int8", out), ("fp32", candidate))
+    }
+    timed = ctx.time_side_by_side(arts, f"{config.display_name}: int8 or float stem")
     # a clear win only: a float stem also turns the model's input from int8 into float32
-    kept = "fp32" if timed["fp32"] < STEM_MARGIN * timed["int8"] else "int8"
+    kept = "fp32" if timed.ms["fp32"] < STEM_MARGIN * timed.ms["int8"] else "int8"
     if kept == "fp32":
         candidate.replace(out)
     else:
@@ -155,7 +153,8 @@ def _int8_stem_measured(
         "kept": kept,
         "how": "built both ways, timed side by side at batch 1 in LiteRT; the float stem "
         f"kept only if over {100 * (1 - STEM_MARGIN):.0f} % faster (it makes the input float32)",
-        "batch1_ms": {k: round(v, 4) for k, v in timed.items()},
+        "batch1_ms": {k: round(v, 4) for k, v in timed.ms.items()},
+        "timed_between": timed.timed_between,
     }
 
 

@@ -2,7 +2,7 @@
 
 In modelpress's process every artifact's peak RSS includes torch and every runtime loaded so far
 (600–1100 MB), which says nothing about a phone's budget. Here a fresh interpreter
-(``python -m modelpress.evaluate.own_process SPEC.json``) imports only the artifact's runtime
+(``python -m modelpress.engine.measure.own_process SPEC.json``) imports only the artifact's runtime
 (onnxruntime, LiteRT, OpenVINO; torch for a TorchScript or ``.pt2`` file), notes its RSS
 (``idle_mb``), loads the file through modelpress's own runtime class (the same session options,
 interpreter and compile config, the same thread count), runs a few calls of the real batch at
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
 
 TIMEOUT_S = 120.0
+OFF = "not measured (evaluate.own_process_memory off)"
 CALLS = 5  # per batch size; the first ones grow the runtime's arenas and pack weights: all count
 
 # What the child imports before loading the model: the runtime a device would ship. A .pt2's

@@ -2,46 +2,27 @@
 
 The runner, ``modelpress bench`` and ``modelpress export`` all go through ``analyze``. A file
 for a native runtime (ONNX Runtime, LiteRT, OpenVINO) is run in a process of its own
-(``evaluate/isolated``), so that a runtime that crashes fails that artifact, not the run; torch
-artifacts are run here, where torch is.
+(``isolated``), so that a runtime that crashes fails that artifact, not the run; torch
+artifacts are run here, where torch is. Either way its metrics come from ``evaluate_split``
+and its timings hold the run's guard (``ctx.timing``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpress.evaluate import benchmark, isolated
+from modelpress.engine.measure import isolated
+from modelpress.engine.measure.coverage import int8_coverage
+from modelpress.engine.measure.evaluation import evaluate_split
+from modelpress.engine.measure.own_memory import own_peak
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
-from modelpress.evaluate.coverage import int8_coverage
-from modelpress.evaluate.own_process import own_process_peak
 from modelpress.runtimes import file_param_count, runtime_for
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
     from modelpress.engine.context import Context
-
-
-def _unguarded() -> contextlib.AbstractContextManager[None]:
-    return contextlib.nullcontext()
-
-
-# Entered around every timing of an artifact (latency, throughput, peak memory): parallel
-# search workers set it to a machine-wide lock, so no two benchmarks share the CPU.
-timing_guard: Callable[[], contextlib.AbstractContextManager[None]] = _unguarded
-
-
-def _installed_guard() -> contextlib.AbstractContextManager[None]:
-    return timing_guard()  # the one installed when the timing runs, not at import
-
-
-# steps time candidate builds through evaluate/benchmark (they do not import the engine):
-# the same guard
-benchmark.timing_guard = _installed_guard
 
 
 def analyze(
@@ -71,11 +52,17 @@ def analyze(
                 warmup=cfg.warmup,
                 repeats=cfg.repeats,
                 task=timed_task,
-                guard=_installed_guard,
+                guard=lambda: ctx.timing.held(f"{artifact.name}: measured in its own process"),
+                own_memory=cfg.own_process_memory,
+                coverage=cfg.int8_coverage,
             )
+        evaluated = evaluate_split(
+            ctx, artifact, val, reference=reference_outputs, outputs=measured.outputs
+        )
     else:
-        measured = _measure_here(artifact, ctx, timed_task)
-    outputs, bench = measured.outputs, measured.bench
+        evaluated = evaluate_split(ctx, artifact, val, reference=reference_outputs)
+        measured = _measure_here(artifact, ctx, timed_task, evaluated.outputs)
+    outputs, metrics, bench = evaluated.outputs, evaluated.metrics, measured.bench
     params = measured.params or file_param_count(artifact)
     if "end_to_end_ms" in bench and timed_task is not None:
         says = timed_task.timed_postprocess_says  # postprocess_median: this, outputs read first
@@ -86,7 +73,6 @@ def analyze(
         for i, o in enumerate(outputs)
     ]
     reference = reference_outputs if reference_outputs is not None else outputs
-    metrics = ctx.task.metrics(outputs, val.labels, reference=reference)
     own_memory, coverage, window = measured.own_memory, measured.coverage, measured.window
     size = artifact_size(artifact)  # size_bytes, size_kind, file_bytes
     # MACs are counted on fp32 torch graphs; another format or precision of the same graph has
@@ -145,46 +131,38 @@ def analyze(
     return entry, outputs
 
 
-def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated.Measured:
-    """A torch artifact (the baseline in memory, a ``.pt2``, TorchScript) measured in this
-    process, where torch is; its file, if any, still has its peak memory in a process of its
-    own."""
+def _measure_here(
+    artifact: Artifact, ctx: Context, timed_task: Any, outputs: list[np.ndarray]
+) -> isolated.Measured:
+    """A torch artifact (the baseline in memory, a ``.pt2``, TorchScript) timed in this
+    process, where torch is (``outputs``: its evaluation's); its file, if any, still has its
+    peak memory in a process of its own."""
     cfg = ctx.recipe.evaluate
     val = ctx.data.validation
     runtime = runtime_for(artifact, ctx.threads)
     try:
-        with ctx.observer.progress(f"evaluate {artifact.name}", None):
-            outputs = runtime.predict_all(val.inputs, cfg.eval_batch_size)
-        with timing_guard():
-            window = [time.time()]
-            with ctx.observer.progress(f"benchmark {artifact.name}", None):
-                bench = benchmark_runtime(
-                    runtime,
-                    val.sample_batch,
-                    batch_sizes=cfg.batch_sizes,
-                    warmup=cfg.warmup,
-                    repeats=cfg.repeats,
-                    postprocess=timed_task.timed_postprocess if timed_task else None,
-                )
-            window.append(time.time())
+        with (
+            ctx.timing.held(f"{artifact.name}: benchmark") as window,
+            ctx.observer.progress(f"benchmark {artifact.name}", None),
+        ):
+            bench = benchmark_runtime(
+                runtime,
+                val.sample_batch,
+                batch_sizes=cfg.batch_sizes,
+                warmup=cfg.warmup,
+                repeats=cfg.repeats,
+                postprocess=timed_task.timed_postprocess if timed_task else None,
+            )
         params = runtime.param_count() or None
-        coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
+        coverage = int8_coverage(
+            runtime, val.sample_batch(runtime.fixed_batch or 1), cfg.int8_coverage
+        )
         names = runtime.output_names()
     finally:
         runtime.close()
     # the deployed file alone in a fresh process: what a device's budget sees, next to the
     # in-process peak (torch and every runtime loaded), at that figure's batch
-    with (
-        timing_guard(),
-        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
-    ):
-        own_memory = own_process_peak(
-            artifact,
-            val.sample_batch,
-            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
-            batch=bench["throughput_batch"],
-            threads=ctx.threads,
-        )
+    own_memory = own_peak(artifact, ctx, bench)
     return isolated.Measured(
         outputs=outputs,
         names=names,
