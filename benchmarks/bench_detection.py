@@ -128,8 +128,8 @@ def _held_out(record: dict, out: Path) -> dict[str, float]:
     import numpy as np
     import onnxruntime as ort
 
+    from modelpress.core.inputs import InputSpec
     from modelpress.sources.data import load_data
-    from modelpress.sources.inputs import InputSpec
     from modelpress.tasks import get_task
 
     spec = InputSpec("input", tuple(int(d) for d in SHAPE.split(",")))

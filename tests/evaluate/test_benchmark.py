@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec
 from modelpress.evaluate.benchmark import benchmark_runtime, count_macs, latency, peak_memory_mb
 from modelpress.runtimes.eager import TorchRuntime
-from modelpress.sources.inputs import InputSpec
 
 
 def test_latency_reports_median_p90_of_the_timed_calls() -> None:

@@ -14,6 +14,7 @@ import torch
 
 from conftest import run_steps
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.engine.measure import analyze
@@ -21,7 +22,6 @@ from modelpress.evaluate import benchmark, targets
 from modelpress.evaluate.benchmark import LatencyStats, benchmark_runtime, head_to_head, latency
 from modelpress.runtimes.base import Runtime
 from modelpress.runtimes.eager import TorchRuntime
-from modelpress.sources.inputs import InputSpec
 from modelpress.training import Callback, TrainConfig, checkpoint_metadata, fit, save_checkpoint
 
 SPEC = [InputSpec("input", (1, 4))]

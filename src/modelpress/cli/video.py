@@ -29,11 +29,11 @@ def _model(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int], Callable[[], None]]:
     """(score: (B, C, H, W) → P(positive), the model's (C, H, W), close) for a cascade bundle
     (a folder with cascade.json) or a binary model file."""
+    from modelpress.core.inputs import parse_input_shape
     from modelpress.deploy.bundle import deployed_kind, open_stage_file
     from modelpress.deploy.calibration import calibrated_probs
     from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, log_odds, open_model
     from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import parse_input_shape
 
     score: Callable[[np.ndarray], np.ndarray]
     if Path(source).is_dir():

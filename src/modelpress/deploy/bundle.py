@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from modelpress.deploy.routing import CascadeError
 
 if TYPE_CHECKING:
+    from modelpress.core.inputs import InputSpec
     from modelpress.runtimes.base import Runtime
-    from modelpress.sources.inputs import InputSpec
 
 BUNDLE_FILE = "cascade.json"
 FORMAT_VERSION = 3  # 3: stage files deployed formats only, digests, calibration evidence

@@ -348,8 +348,8 @@ def _stages_of(bundle: Path, doc: dict[str, Any]) -> list[Stage]:
 
 def _input_specs(bundle: Path, doc: dict[str, Any]) -> list[Any] | None:
     """The inputs the stages were built and calibrated on (None: a bundle without them)."""
+    from modelpress.core.inputs import parse_input_shape
     from modelpress.errors import RecipeError
-    from modelpress.sources.inputs import parse_input_shape
 
     shape = doc.get("inputs") or doc.get("input_shape")
     try:
@@ -553,10 +553,10 @@ def build(
     one given as a torch model (a checkpoint, zoo:NAME) is traced to TorchScript there. Either
     way what is calibrated and certified is the bundled file, in its runtime. ``trust``: the
     user's --trust-checkpoint-code, for checkpoints naming a factory."""
+    from modelpress.core.inputs import format_input_shape
     from modelpress.deploy import evidence
     from modelpress.deploy import meta as metamodel
     from modelpress.deploy.calibration import calibrated_probs, fit_temperature
-    from modelpress.sources.inputs import format_input_shape
 
     if task not in TASKS:
         raise CascadeError(f"--task {task}: a cascade runs {' or '.join(TASKS)}")
@@ -740,11 +740,11 @@ def _bundle_stage(
     """(the stage's file name in the bundle, its runtime on that file, the data shaped for it).
     A deployed file is copied (OpenVINO's .bin with its .xml); a torch model the user named is
     traced to TorchScript, checked against the eager model on a real batch."""
+    from modelpress.core.inputs import parse_input_shape
     from modelpress.core.recipe import DataConfig
     from modelpress.deploy.bundle import deployed_kind, open_stage_file
     from modelpress.engine.context import load_configured_data
     from modelpress.errors import StepError
-    from modelpress.sources.inputs import parse_input_shape
     from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
 
     src = Path(source)

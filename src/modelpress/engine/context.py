@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec, parse_input_shape
 from modelpress.core.observer import Observer
 from modelpress.core.process import seeded
 from modelpress.core.recipe import DataConfig, Recipe
@@ -22,7 +23,6 @@ from modelpress.errors import DataSourceError, ModelSourceError, StepError, firs
 from modelpress.runtimes.adapt import UINT8_NHWC, camera_input, float_specs, pixel_specs
 from modelpress.sources import models
 from modelpress.sources.data import Dataset, Split, load_data
-from modelpress.sources.inputs import InputSpec, parse_input_shape
 from modelpress.tasks import get_task
 from modelpress.tasks.base import Task
 

@@ -46,6 +46,7 @@ from modelpress.evaluate import techniques, versus_fp32
 from modelpress.evaluate.benchmark import head_to_head
 from modelpress.runtimes import runtime_for
 from modelpress.sources.fingerprint import sources_digest
+from modelpress.tasks import get_task
 
 SCHEMA = 2  # 2: nodes with keys and parents; every field of schema 1 kept as it was
 # Statuses of a node whose artifact was made and measured: reused on --resume, and its
@@ -148,10 +149,10 @@ class Runner:
 
     def _finalize(self, record: dict[str, Any]) -> None:
         baseline = record["baseline"]
-        task = record["task"]
-        targets_mod.annotate(baseline, baseline, task)
+        primary = get_task(record["task"]).primary
+        targets_mod.annotate(baseline, baseline, primary)
         for entry in record["artifacts"]:
-            targets_mod.annotate(entry, baseline, task)
+            targets_mod.annotate(entry, baseline, primary)
         wanted = self.recipe.targets.model_dump()
         for entry in [baseline, *record["artifacts"]]:
             entry["targets"] = targets_mod.check(entry, wanted)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.core.artifact import Artifact
-from modelpress.engine.context import Context
+from modelpress.core.context import StepContext
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.benchmark import median_ms_side_by_side
 from modelpress.runtimes import runtime_for
@@ -196,20 +196,20 @@ class _Static:
         return out
 
 
-def _outputs(path: Path, split: Split, ctx: Context) -> list[np.ndarray]:
+def _outputs(path: Path, split: Split, ctx: StepContext) -> list[np.ndarray]:
     art = Artifact("candidate", "onnx", ctx.input_specs, path=path)
     runtime = runtime_for(art, ctx.threads)
     return runtime.predict_all(split.inputs, ctx.recipe.evaluate.eval_batch_size)
 
 
-def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> float:
+def _score(path: Path, split: Split, ctx: StepContext, reference: np.ndarray) -> float:
     """The task's primary metric of a candidate on a split (fidelity: against the FP32 model)."""
     labels = split.labels if ctx.task.needs_labels else None
     metrics = ctx.task.metrics(_outputs(path, split, ctx), labels, reference=reference)
     return float(metrics[ctx.task.primary])
 
 
-def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context) -> dict[str, float]:
+def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: StepContext) -> dict[str, float]:
     """Median batch-1 ms of each candidate file, timed side by side."""
     calls = {}
     for key, path in paths.items():
@@ -249,7 +249,11 @@ def _stem_fp32_if_asked(
 
 
 def _choose_activation(
-    static: _Static, config: ExportConfig, exclude: list[str], ctx: Context, details: dict[str, Any]
+    static: _Static,
+    config: ExportConfig,
+    exclude: list[str],
+    ctx: StepContext,
+    details: dict[str, Any],
 ) -> tuple[str, Path]:
     if config.activation_type != "auto":
         details["activation_type"] = {
@@ -274,7 +278,7 @@ def _fallback(
     path: Path,
     exclude: list[str],
     fp32: Path,
-    ctx: Context,
+    ctx: StepContext,
     details: dict[str, Any],
 ) -> Path:
     """Keep the most sensitive layers FP32 until the primary metric drop is within the bound.
@@ -342,7 +346,7 @@ def _fallback(
 def _static_int8(
     artifact: Artifact,
     config: ExportConfig,
-    ctx: Context,
+    ctx: StepContext,
     out: Path,
     notes: list[str],
     details: dict[str, Any],
@@ -430,7 +434,7 @@ def _quantize_dynamic(src: Path, out: Path, config: ExportConfig, exclude: list[
 def _dynamic_int8(
     artifact: Artifact,
     config: ExportConfig,
-    ctx: Context,
+    ctx: StepContext,
     out: Path,
     notes: list[str],
     details: dict[str, Any],
@@ -479,7 +483,7 @@ def _dynamic_int8(
 def _fp16(
     artifact: Artifact,
     config: ExportConfig,
-    ctx: Context,
+    ctx: StepContext,
     out: Path,
     notes: list[str],
     details: dict[str, Any],
@@ -499,7 +503,9 @@ def _fp16(
     details.update({"method": "onnxruntime.transformers.float16", "io": "float32 (kept)"})
 
 
-def quantize_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+def quantize_onnx(
+    artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path
+) -> Artifact:
     notes: list[str] = []
     details: dict[str, Any] = {}
     build = {"int8": _static_int8, "int8-dynamic": _dynamic_int8, "fp16": _fp16}[config.precision]
