@@ -28,7 +28,8 @@ from rich.table import Table
 from modelpress.core.recipe import build_recipe
 from modelpress.deploy.cascade import build, open_stage
 from modelpress.engine import pipeline
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.engine.train import train_and_save
+from modelpress.training import TrainConfig
 
 DATA = "builtin:digits-manipulated-subtle"
 SHAPE = "1,1,32,32"

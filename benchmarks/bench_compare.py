@@ -21,8 +21,9 @@ from rich.console import Console
 from modelpress import techniques
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
+from modelpress.engine.train import train_and_save
 from modelpress.report import terminal
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.training import TrainConfig
 
 CHECKPOINT = Path("runs/bench/resnet18-digits64.pt")  # shared with bench_quantization.py
 SHAPE = "1,3,64,64"

@@ -41,9 +41,10 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.engine.context import build_context
-from modelpress.evaluate.benchmark import time_callable
+from modelpress.engine.measure.benchmark import time_callable
+from modelpress.engine.train import train_and_save
 from modelpress.runtimes import runtime_for
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.training import TrainConfig
 
 MODEL, DATA, SHAPE = "zoo:resnet18", "builtin:digits", "1,3,64,64"
 # A student that cannot match the teacher on its own: at ×0.5 the student from scratch already

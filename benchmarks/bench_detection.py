@@ -29,8 +29,9 @@ from rich.table import Table
 
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
+from modelpress.engine.train import train_and_save
 from modelpress.report import terminal
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.training import TrainConfig
 
 CHECKPOINT = Path("runs/bench/yolo-nano-digits96.pt")
 SHAPE = "1,3,96,96"
@@ -128,8 +129,8 @@ def _held_out(record: dict, out: Path) -> dict[str, float]:
     import numpy as np
     import onnxruntime as ort
 
+    from modelpress.core.inputs import InputSpec
     from modelpress.sources.data import load_data
-    from modelpress.sources.inputs import InputSpec
     from modelpress.tasks import get_task
 
     spec = InputSpec("input", tuple(int(d) for d in SHAPE.split(",")))

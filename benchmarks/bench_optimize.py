@@ -32,7 +32,8 @@ from rich.table import Table
 from modelpress import techniques
 from modelpress.core.recipe import build_recipe, load_recipe
 from modelpress.engine import pipeline
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.engine.train import train_and_save
+from modelpress.training import TrainConfig
 
 CHECKPOINT = Path("runs/bench/resnet18-digits64.pt")  # shared with bench_compare.py
 SHAPE = "1,3,64,64"
@@ -85,7 +86,7 @@ def _fastest_within(record: dict, bound: float) -> dict:
 
 def _race(paths: dict[str, Path], threads: int) -> dict:
     from modelpress.deploy.cascade import open_stage
-    from modelpress.evaluate.benchmark import head_to_head
+    from modelpress.engine.measure.benchmark import head_to_head
 
     runtimes, data = {}, None
     try:

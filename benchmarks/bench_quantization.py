@@ -41,10 +41,11 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.engine.context import build_context
-from modelpress.evaluate.benchmark import time_in_turns
+from modelpress.engine.measure.benchmark import time_in_turns
+from modelpress.engine.train import train_and_save
 from modelpress.evaluate.compare import compare_outputs
 from modelpress.runtimes import runtime_for
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.training import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = {"onnx": "ORT", "openvino": "OpenVINO", "tflite": "LiteRT", "torch": "torch"}

@@ -20,12 +20,12 @@ from rich.table import Table
 from modelpress.core.recipe import build_recipe
 from modelpress.demo import INPUT_SHAPE, MODEL, train_config
 from modelpress.engine.context import build_context
-from modelpress.evaluate.benchmark import time_callable
+from modelpress.engine.measure.benchmark import time_callable
+from modelpress.engine.train import train_and_save
 from modelpress.runtimes import runtime_for
 from modelpress.steps.export import ExportConfig
 from modelpress.steps.export.onnx import to_onnx
 from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
-from modelpress.training import train_and_save
 
 
 def main() -> None:

@@ -41,7 +41,8 @@ from rich.table import Table
 
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.engine.train import train_and_save
+from modelpress.training import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # the test clips' maker
 from helpers.video import make_video, truncate

@@ -55,7 +55,8 @@ def factory_file(tmp_path: Path) -> Path:
 def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dscnn trained for a few epochs on digits at 16×16 with `modelpress train`'s code path."""
     from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     out = tmp_path_factory.mktemp("ckpt") / "dscnn.pt"
     recipe = build_recipe(
@@ -83,7 +84,8 @@ def ctx_and_model(trained_checkpoint: Path) -> tuple:
 def trained_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLP on the flat 8×8 digits with enough weights (~50K) for int8 to pay off in size."""
     from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
     recipe = build_recipe(
@@ -97,7 +99,8 @@ def train_mlp(path: Path, data: str, shape: str, hidden: list[int], epochs: int)
     """A zoo:mlp of ``hidden`` widths trained on ``data`` at ``shape`` (a second or two): the
     cheap stages cascade tests build bundles from. Its path, as a string."""
     from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     recipe = build_recipe(
         {"model": "zoo:mlp", "model_kwargs": {"hidden": hidden}, "data": data, "input_shape": shape}

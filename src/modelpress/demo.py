@@ -16,8 +16,9 @@ from modelpress.core.observer import Observer
 from modelpress.core.recipe import build_recipe
 from modelpress.core.rundir import check_output, stable_hash
 from modelpress.engine import pipeline
+from modelpress.engine.train import train_and_save
 from modelpress.errors import ResumeError
-from modelpress.training import TrainConfig, train_and_save
+from modelpress.training import TrainConfig
 
 MODEL = "zoo:resnet_tiny"
 INPUT_SHAPE = "1,1,32,32"

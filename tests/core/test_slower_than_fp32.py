@@ -16,8 +16,9 @@ from rich.console import Console
 
 from conftest import run_steps
 from modelpress.cli import common
+from modelpress.engine.measure import races
+from modelpress.engine.measure.benchmark import head_to_head
 from modelpress.evaluate import targets, versus_fp32
-from modelpress.evaluate.benchmark import head_to_head
 from modelpress.report import html, markdown
 from modelpress.runtimes.base import Runtime
 
@@ -151,7 +152,7 @@ def test_every_pair_is_timed_in_one_loop_and_the_slower_one_is_flagged(
     monkeypatch.setattr(versus_fp32, "head_to_head", counted)
     live: dict[str, Any] = {n: n for n in speed}  # the fake runtime_for takes the name
 
-    results = versus_fp32.time_pairs(
+    results = races.time_pairs(
         entries,
         live,
         1,

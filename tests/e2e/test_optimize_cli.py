@@ -29,7 +29,8 @@ def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """BASE's MLP trained a few epochs: an untrained one is at chance, `collapsed`, and never a
     candidate of a search."""
     from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
     recipe = build_recipe({k: v for k, v in BASE.items() if k != "evaluate"})

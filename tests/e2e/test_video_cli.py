@@ -20,7 +20,8 @@ SHAPE = "1,1,16,16"
 
 def _train(path: Path, width: float, epochs: int) -> Path:
     from modelpress.core.recipe import build_recipe
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     recipe = build_recipe(
         {

@@ -194,7 +194,8 @@ def test_bad_wiring_is_one_message_before_any_work(steps: list, message: str) ->
 def test_train_resumes_only_the_same_model_file_and_data(
     factory_file: Path, tmp_path: Path
 ) -> None:
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     recipe = build_recipe(tiny_recipe(_model(factory_file), data=DATA))
     out, cfg = tmp_path / "net.pt", TrainConfig(epochs=1, lr=1e-3)
@@ -234,7 +235,8 @@ def test_building_and_importing_leave_process_state_as_found(
 def test_training_leaves_the_callers_random_stream_and_threads(factory_file: Path) -> None:
     import torch
 
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     recipe = build_recipe(tiny_recipe(_model(factory_file), data=DATA))
     threads = torch.get_num_threads()

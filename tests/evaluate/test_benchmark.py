@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.evaluate.benchmark import benchmark_runtime, count_macs, latency, peak_memory_mb
+from modelpress.core.inputs import InputSpec
+from modelpress.engine.measure.benchmark import benchmark_runtime, latency, peak_memory_mb
+from modelpress.evaluate.size import count_macs
 from modelpress.runtimes.eager import TorchRuntime
-from modelpress.sources.inputs import InputSpec
 
 
 def test_latency_reports_median_p90_of_the_timed_calls() -> None:
@@ -55,7 +56,7 @@ def test_benchmark_runtime_measures_each_batch_size() -> None:
 
 def test_candidates_side_by_side_have_a_median_each() -> None:
     """The timing a step's choice reads (under the run's guard: tests/engine/test_timing_guard)."""
-    from modelpress.evaluate.benchmark import median_ms_side_by_side
+    from modelpress.engine.measure.benchmark import median_ms_side_by_side
 
     medians = median_ms_side_by_side({"a": lambda: None, "b": lambda: sum(range(2000))})
 
@@ -63,7 +64,7 @@ def test_candidates_side_by_side_have_a_median_each() -> None:
 
 
 def test_latency_and_result_keeps_the_first_call_s_answer_and_times_the_others() -> None:
-    from modelpress.evaluate.benchmark import latency_and_result
+    from modelpress.engine.measure.benchmark import latency_and_result
 
     calls: list[float] = []
 

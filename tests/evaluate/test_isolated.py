@@ -17,12 +17,12 @@ import torch
 
 from conftest import tiny_recipe
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.engine.measure import isolated
 from modelpress.errors import StepError
 from modelpress.sources.data import Split
-from modelpress.sources.inputs import InputSpec
 
 SPEC = [InputSpec("input", (1, 4))]
 

@@ -14,14 +14,20 @@ import torch
 
 from conftest import run_steps
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
-from modelpress.engine.measure import analyze
-from modelpress.evaluate import benchmark, targets
-from modelpress.evaluate.benchmark import LatencyStats, benchmark_runtime, head_to_head, latency
+from modelpress.engine.measure import analyze, benchmark
+from modelpress.engine.measure.benchmark import (
+    LatencyStats,
+    benchmark_runtime,
+    head_to_head,
+    latency,
+)
+from modelpress.evaluate import targets
+from modelpress.evaluate.size import artifact_size
 from modelpress.runtimes.base import Runtime
 from modelpress.runtimes.eager import TorchRuntime
-from modelpress.sources.inputs import InputSpec
 from modelpress.training import Callback, TrainConfig, checkpoint_metadata, fit, save_checkpoint
 
 SPEC = [InputSpec("input", (1, 4))]
@@ -67,7 +73,7 @@ def test_pruned_children_are_never_larger_than_their_parents(
 def test_a_deployed_file_is_sized_as_the_file(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     path.write_bytes(b"\0" * 1234)
-    size = benchmark.artifact_size(Artifact("onnx-fp32", "onnx", SPEC, path=path))
+    size = artifact_size(Artifact("onnx-fp32", "onnx", SPEC, path=path))
     assert size == {"size_bytes": 1234, "size_kind": "file", "file_bytes": 1234}
 
 

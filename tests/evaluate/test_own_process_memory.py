@@ -8,13 +8,13 @@ import torch
 
 from conftest import tiny_recipe
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.engine.measure import own_memory as analyze_module
 from modelpress.engine.measure.own_process import own_process_peak
 from modelpress.report import format as fmt
 from modelpress.report import sections, write_reports
-from modelpress.sources.inputs import InputSpec
 
 pytest.importorskip("litert_torch", reason="the [tflite] extra is not installed")
 

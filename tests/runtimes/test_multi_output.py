@@ -63,8 +63,8 @@ def test_onnx_runtime_names_its_outputs(tmp_path: Path) -> None:
     import torch
 
     from modelpress.core.artifact import Artifact
+    from modelpress.core.inputs import InputSpec
     from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import InputSpec
 
     class Pair(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,7 +37,7 @@ _ORDER = textwrap.dedent(
     import numpy as np
     from modelpress.core.artifact import Artifact
     from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import InputSpec
+    from modelpress.core.inputs import InputSpec
 
     art = Artifact("m", "openvino", [InputSpec("images", (1, 3, 32, 32))], path=Path(sys.argv[1]))
     runtime = runtime_for(art, 2)
@@ -76,8 +76,8 @@ def test_each_batch_size_gets_outputs_equal_to_a_fresh_model_s(tmp_path: Path) -
     import openvino as ov
 
     from modelpress.core.artifact import Artifact
+    from modelpress.core.inputs import InputSpec
     from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import InputSpec
 
     ir = _tiny_ir(tmp_path / "tiny.xml")
     f32 = {"INFERENCE_PRECISION_HINT": "f32"}  # as the runtime compiles (no bf16 on AMX CPUs)

@@ -3,9 +3,9 @@ import torch
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec
 from modelpress.runtimes import runtime_for
 from modelpress.runtimes.base import Runtime
-from modelpress.sources.inputs import InputSpec
 
 SPEC = [InputSpec("input", (1, 4))]
 

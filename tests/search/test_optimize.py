@@ -45,7 +45,8 @@ class Events(Observer):
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small MLP trained a few epochs on the 8×8 digits: a real accuracy to lose."""
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
     recipe = build_recipe(

@@ -23,7 +23,8 @@ SPACE = {
 def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small MLP trained a few epochs: an untrained one is at chance, and so `collapsed`,
     which would end its trials before the sampler is seen at work."""
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     out = tmp_path_factory.mktemp("mlp") / "mlp.pt"
     recipe = load_recipe(

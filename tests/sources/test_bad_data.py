@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from modelpress.core.inputs import InputSpec
 from modelpress.errors import DataSourceError
 from modelpress.sources.data import load_data
-from modelpress.sources.inputs import InputSpec
 
 
 def _shape(*dims: int) -> list[InputSpec]:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from modelpress.core.inputs import InputSpec, parse_input_shape
 from modelpress.errors import DataSourceError
 from modelpress.sources.data import load_data
-from modelpress.sources.inputs import InputSpec, parse_input_shape
 
 
 def _ids(split) -> set[bytes]:

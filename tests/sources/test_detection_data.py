@@ -11,10 +11,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
 from modelpress.errors import DataSourceError, RecipeError
 from modelpress.sources.data import Dataset, Split, load_data
-from modelpress.sources.inputs import InputSpec
 
 PAD = 114 / 255
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modelpress.core.inputs import InputSpec
 from modelpress.errors import DataSourceError
 from modelpress.sources.data import load_data
-from modelpress.sources.inputs import InputSpec
 from modelpress.sources.manipulated_data import digits_manipulated
 
 

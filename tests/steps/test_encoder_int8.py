@@ -68,7 +68,7 @@ def test_transformer_fusions_are_tried_and_the_faster_kept(encoder_run: dict) ->
 def test_a_cnn_gets_no_fused_transformer_candidate(tmp_path) -> None:
     import torch
 
-    from modelpress.steps.export.onnx_quant import _fuse_transformer
+    from modelpress.steps.export.onnx_dynamic import _fuse_transformer
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten())
     src = tmp_path / "cnn.onnx"

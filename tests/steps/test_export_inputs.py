@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from modelpress.core.artifact import Artifact
-from modelpress.sources.inputs import InputSpec
+from modelpress.core.inputs import InputSpec
 from modelpress.steps.export import ExportConfig
 
 SPEC = [InputSpec("input", (1, 1, 8, 8))]

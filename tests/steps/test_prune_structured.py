@@ -4,7 +4,7 @@ from torch import nn
 
 from modelpress import zoo
 from modelpress.errors import StepError
-from modelpress.evaluate.benchmark import count_macs
+from modelpress.evaluate.size import count_macs
 from modelpress.steps.prune.structured import prune_channels
 
 

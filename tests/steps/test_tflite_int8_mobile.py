@@ -30,7 +30,8 @@ DATA = {"source": "builtin:digits", "max_samples": 300}
 def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """zoo:mobilenetv3_small (width 0.5: hardswish, squeeze-excite with hardsigmoid, residual
     adds, global average pooling) trained briefly on digits at 32×32×3."""
-    from modelpress.training import TrainConfig, train_and_save
+    from modelpress.engine.train import train_and_save
+    from modelpress.training import TrainConfig
 
     out = tmp_path_factory.mktemp("mnv3") / "mnv3.pt"
     recipe = build_recipe(

@@ -13,10 +13,10 @@ import torch
 
 from modelpress.core.recipe import VerifyConfig
 from modelpress.errors import DataSourceError, ModelSourceError
+from modelpress.sources.boxes import box_iou, letterbox_params
 from modelpress.sources.data import Dataset, Split
 from modelpress.tasks import get_task
 from modelpress.tasks.detection import Detection
-from modelpress.tasks.detection.boxes import box_iou, letterbox_params
 from modelpress.tasks.detection.cocoeval import coco_metrics
 from modelpress.tasks.detection.layouts import decode, recognise
 from modelpress.tasks.detection.nms import batched_nms, nms, select, select_yolov8

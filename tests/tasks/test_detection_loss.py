@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from modelpress.core.inputs import InputSpec
 from modelpress.errors import StepError
 from modelpress.sources.data import load_data
-from modelpress.sources.inputs import InputSpec
 from modelpress.tasks import get_task
 from modelpress.tasks.detection import Detection
 from modelpress.tasks.detection.loss import assign, detection_kd_loss, detection_loss

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from e2e.test_cli import assert_one_line_error, cli
-from modelpress import tasks
+from modelpress.core import task_registry
 from modelpress.core.recipe import VerifyConfig, build_recipe
 from modelpress.errors import DataSourceError, ModelSourceError, RecipeError, StepError
 from modelpress.evaluate import targets
@@ -196,7 +196,7 @@ def test_targets_and_recommendations_follow_the_primary_direction() -> None:
     worse = _entry("worse", 0.015, 2.0)  # 0.5 pt higher: worse for this metric, and fastest
     better = _entry("better", 0.008, 5.0)  # 0.2 pt lower: better
     for entry in (baseline, worse, better):
-        targets.annotate(entry, baseline, task)
+        targets.annotate(entry, baseline, task.primary)
     assert worse["metric_delta_pt"] == pytest.approx(0.5)  # the record keeps value − baseline
     bound = {"max_accuracy_drop": 0.3}
     assert targets.check(worse, bound)["max_accuracy_drop"]["value"] == pytest.approx(0.5)
@@ -340,7 +340,7 @@ def test_an_unknown_task_names_the_closest_and_every_known_one() -> None:
 
 
 def test_a_registered_task_is_known_to_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    monkeypatch.setitem(task_registry.REGISTRY, "ranking", None)  # removed again afterwards
 
     @register_task
     class Ranking(_LowerIsBetter):

@@ -365,8 +365,9 @@ def train(
 
     from modelpress.core.recipe import load_recipe
     from modelpress.core.rundir import check_output
+    from modelpress.engine.train import train_and_save
     from modelpress.errors import OutputPathError
-    from modelpress.training import TrainConfig, checkpoints_dir, train_and_save
+    from modelpress.training import TrainConfig, checkpoints_dir
 
     check_output(out, "--out", folder=False, example="model.pt")
     check_output(checkpoints_dir(out), "--out", folder=True)  # per-epoch checkpoints go here

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from modelpress.sources.inputs import InputSpec
+from modelpress.core.inputs import InputSpec
 
 Format = Literal["torch", "torchscript", "onnx", "tflite", "openvino"]
 Precision = Literal["fp32", "fp16", "int8-dynamic", "int8"]

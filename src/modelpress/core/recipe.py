@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from modelpress.core.graph import wiring_errors
+from modelpress.core.inputs import InputSpec, parse_input_shape
 from modelpress.core.recipe_errors import validation_errors
 from modelpress.core.recipe_file import (
     STEP_MODELS,
@@ -32,10 +33,9 @@ from modelpress.core.recipe_file import (
 )
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
 from modelpress.core.rundir import check_name
+from modelpress.core.task_registry import task_names, unknown_task_message
+from modelpress.core.trust import CodeTrust
 from modelpress.errors import RecipeError
-from modelpress.sources.inputs import InputSpec, parse_input_shape
-from modelpress.sources.trust import CodeTrust
-from modelpress.tasks import task_names, unknown_task_message
 
 
 def _registered_task(name: str) -> str:

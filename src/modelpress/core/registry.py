@@ -1,8 +1,8 @@
 """Step configs and the handlers registered against them (the torchao config/handler pattern).
 
 A technique is a public, typed, frozen config (``type:`` tag) plus a private handler
-``(Artifact, config, Context) -> Artifact``. Users compose configs; configs round-trip to plain
-dicts, and rebuilding one only resolves ``type`` names this registry knows.
+``(Artifact, config, StepContext) -> Artifact``. Users compose configs; configs round-trip to
+plain dicts, and rebuilding one only resolves ``type`` names this registry knows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from modelpress.core.rundir import check_name
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
-    from modelpress.engine.context import Context
+    from modelpress.core.context import StepContext
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class StepConfig(BaseModel):
         the recipe is read; None when only the run can tell."""
         return None
 
-    def check_before_run(self, ctx: Context, parent: Artifact | None, where: str) -> None:
+    def check_before_run(self, ctx: StepContext, parent: Artifact | None, where: str) -> None:
         """Checks that need no model run, made before the baseline is measured: flags parsed,
         model sources resolved (and trusted), layer names looked up in built models. ``parent``
         is the step's input when it is known before the run (the baseline), else None; raise a
@@ -146,7 +146,7 @@ class StepConfig(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
-Handler = Callable[["Artifact", Any, "Context"], "Artifact"]
+Handler = Callable[["Artifact", Any, "StepContext"], "Artifact"]
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,12 @@ def build(
     way what is calibrated and certified is the bundled file, in its runtime. ``task`` None: the
     task a cascade runs by default. ``trust``: the user's --trust-checkpoint-code, for
     checkpoints naming a factory."""
+    from modelpress.core.inputs import format_input_shape
     from modelpress.deploy import evidence
     from modelpress.deploy import meta as metamodel
     from modelpress.deploy.calibration import calibrated_probs, fit_temperature
     from modelpress.deploy.evaluation import evaluate
     from modelpress.deploy.runner import Cascade
-    from modelpress.sources.inputs import format_input_shape
 
     the_task, rule = cascade_task(task)
     if len(stages) < 2:

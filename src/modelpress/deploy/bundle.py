@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 from modelpress.deploy.routing import BUCKET_KINDS, CascadeError
 
 if TYPE_CHECKING:
+    from modelpress.core.inputs import InputSpec
     from modelpress.deploy.exits import ExitRule
     from modelpress.deploy.stage import Stage
     from modelpress.runtimes.base import Runtime
-    from modelpress.sources.inputs import InputSpec
     from modelpress.tasks.base import Task
 
 BUNDLE_FILE = "cascade.json"
@@ -159,7 +159,7 @@ def open_stage_file(
     (ONNX, LiteRT); TorchScript, ``.pt2`` and OpenVINO stages need ``specs``."""
     from modelpress.core.artifact import Artifact
     from modelpress.engine.context import deployed_artifact
-    from modelpress.evaluate.benchmark import timing_threads
+    from modelpress.engine.measure.benchmark import timing_threads
     from modelpress.runtimes import runtime_for
     from modelpress.sources.models import load_exported
 
@@ -259,8 +259,8 @@ def stages_of(bundle: Path, doc: dict[str, Any]) -> tuple[list[Stage], Task, Exi
 
 def input_specs(bundle: Path, doc: dict[str, Any]) -> list[InputSpec] | None:
     """The inputs the stages were built and calibrated on (None: a bundle without them)."""
+    from modelpress.core.inputs import parse_input_shape
     from modelpress.errors import RecipeError
-    from modelpress.sources.inputs import parse_input_shape
 
     shape = doc.get("inputs") or doc.get("input_shape")
     try:

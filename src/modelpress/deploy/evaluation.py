@@ -2,7 +2,7 @@
 the leakage its certificate bounds, where items are decided, and time.
 
 Metrics are the Task's (``Task.decision_metrics``, numbers from ``evaluate/metrics.py``). Time
-is the harness's (``evaluate/benchmark.py``): whole-split passes after a warm-up pass that
+is the harness's (``engine/measure/benchmark.py``): whole-split passes after a warm-up pass that
 also gives the routes measured (``latency_and_result``: median of ``repeats``, the spread and
 the machine's load checked, reasons in ``unreliable``), and one item at a time for the batch-1
 latency after one warm-up item (``time_callable``; its spread is not checked, since a
@@ -32,8 +32,8 @@ WARMUP = 1  # untimed whole-split passes before the timed ones (the first gives 
 
 def once(fn: Callable[[], T]) -> tuple[float, T]:
     """(seconds, result) of one call of ``fn`` on the harness's clock
-    (``evaluate/benchmark.clock``): each batch of a real run, timed as it is decided."""
-    from modelpress.evaluate.benchmark import clock
+    (``engine/measure/benchmark.clock``): each batch of a real run, timed as it is decided."""
+    from modelpress.engine.measure.benchmark import clock
 
     start = clock()
     out = fn()
@@ -43,7 +43,7 @@ def once(fn: Callable[[], T]) -> tuple[float, T]:
 def single_ms(fn: Callable[[list[np.ndarray]], object], inputs: list[np.ndarray]) -> dict:
     """p50 / p90 ms of ``fn`` on one item at a time (the first ``SINGLE_ITEMS`` items, after
     one warm-up call on the first)."""
-    from modelpress.evaluate.benchmark import time_callable
+    from modelpress.engine.measure.benchmark import time_callable
 
     n = min(SINGLE_ITEMS, len(inputs[0]))
     if not n:
@@ -57,7 +57,7 @@ def single_ms(fn: Callable[[list[np.ndarray]], object], inputs: list[np.ndarray]
 def _passes(fn: Callable[[], T], n: int, repeats: int, threads: int) -> tuple[dict, T]:
     """(ms per item, items/s and why not to trust them, of whole-split passes of ``fn`` over
     ``n`` items; what ``fn`` returned)."""
-    from modelpress.evaluate.benchmark import latency_and_result
+    from modelpress.engine.measure.benchmark import latency_and_result
 
     stats, out = latency_and_result(fn, WARMUP, repeats, n, threads)
     ms = max(stats.median, 1e-9)

@@ -75,11 +75,11 @@ def bundle_stage(
     """(the stage's file name in the bundle, its runtime on that file, the data shaped for it).
     A deployed file is copied (OpenVINO's .bin with its .xml); a torch model the user named is
     traced to TorchScript, checked against the eager model on a real batch."""
+    from modelpress.core.inputs import parse_input_shape
     from modelpress.core.recipe import DataConfig
     from modelpress.deploy.bundle import deployed_kind, open_stage_file
     from modelpress.engine.context import load_configured_data
     from modelpress.errors import StepError
-    from modelpress.sources.inputs import parse_input_shape
     from modelpress.steps.torchscript import TorchScriptConfig, to_torchscript
 
     src = Path(source)

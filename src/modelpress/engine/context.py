@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.inputs import InputSpec, parse_input_shape
 from modelpress.core.observer import Observer
 from modelpress.core.process import seeded
 from modelpress.core.recipe import DataConfig, Recipe
@@ -25,7 +26,6 @@ from modelpress.errors import DataSourceError, ModelSourceError, StepError, firs
 from modelpress.runtimes.adapt import UINT8_NHWC, camera_input, float_specs, pixel_specs
 from modelpress.sources import models
 from modelpress.sources.data import Dataset, Split, load_data
-from modelpress.sources.inputs import InputSpec, parse_input_shape
 from modelpress.tasks import get_task
 from modelpress.tasks.base import Task
 
@@ -55,11 +55,15 @@ class Context:
     _owners: dict[Path, str] = field(default_factory=dict, repr=False)
 
     def evaluate(
-        self, artifact: Artifact, split: Split, reference: list[np.ndarray] | None = None
+        self,
+        artifact: Artifact,
+        split: Split,
+        reference: list[np.ndarray] | None = None,
+        score: bool = True,
     ) -> Evaluated:
         """``artifact`` run in its runtime on ``split`` and scored by the task (THE
-        evaluation of a split: ``engine/measure/evaluation``)."""
-        return evaluate_split(self, artifact, split, reference=reference)
+        evaluation of a split: ``engine/measure/evaluation``); ``score`` False: outputs only."""
+        return evaluate_split(self, artifact, split, reference=reference, score=score)
 
     def time_side_by_side(self, artifacts: dict[str, Artifact], what: str) -> SideBySide:
         """A step's candidate files timed side by side at batch 1 in their runtime, under

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from modelpress.core import environment
 from modelpress.core.rundir import stable_hash
 from modelpress.evaluate import targets, techniques
+from modelpress.tasks import get_task
 
 if TYPE_CHECKING:
     from modelpress.core.recipe import Recipe
@@ -50,10 +51,10 @@ def finalize(record: dict[str, Any], recipe: Recipe) -> None:
     """Every entry's deltas and targets, the recommendation, the decisions, the techniques
     table: all read again from the measurements, after every node and at the end."""
     baseline = record["baseline"]
-    task = record["task"]
-    targets.annotate(baseline, baseline, task)
+    primary = get_task(record["task"]).primary
+    targets.annotate(baseline, baseline, primary)
     for entry in record["artifacts"]:
-        targets.annotate(entry, baseline, task)
+        targets.annotate(entry, baseline, primary)
     wanted = recipe.targets.model_dump()
     for entry in [baseline, *record["artifacts"]]:
         entry["targets"] = targets.check(entry, wanted)

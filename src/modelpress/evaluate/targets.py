@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelpress.evaluate.metrics import higher_is_better, worse_by
 from modelpress.evaluate.versus_fp32 import flag, set_aside
-
-if TYPE_CHECKING:
-    from modelpress.tasks.base import Task
 
 # Without a max_accuracy_drop target, a recommendation still refuses artifacts that lose more.
 DEFAULT_MAX_DROP_PT = 1.0
@@ -29,12 +26,10 @@ def _candidates(baseline: dict[str, Any], artifacts: list[dict[str, Any]]) -> li
     return [c for c in [baseline, *artifacts] if candidate(c)]
 
 
-def annotate(entry: dict[str, Any], baseline: dict[str, Any], task: Task | str) -> None:
-    """Add speedup, size ratio and primary-metric Δ (percentage points, value − baseline's) vs
-    the baseline. ``task``: the task, or its name as the record keeps it."""
-    from modelpress.tasks import get_task
-
-    key = (get_task(task) if isinstance(task, str) else task).primary
+def annotate(entry: dict[str, Any], baseline: dict[str, Any], primary: str) -> None:
+    """Add speedup, size ratio and ``primary``-metric Δ (percentage points, value − baseline's)
+    vs the baseline (``primary``: the task's primary metric, e.g. ``top1``)."""
+    key = primary
     b_lat, lat = baseline["latency_ms"]["median"], entry["latency_ms"]["median"]
     same_batch = baseline["latency_ms"]["batch"] == entry["latency_ms"]["batch"]
     entry["speedup"] = b_lat / lat if lat > 0 and same_batch else None

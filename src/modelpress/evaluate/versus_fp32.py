@@ -16,18 +16,10 @@ quantized torch graph (.pt2), the fp32 torch model it came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from modelpress.errors import first_line
-from modelpress.evaluate.benchmark import head_to_head
-from modelpress.runtimes import runtime_for
-
 if TYPE_CHECKING:
-    from modelpress.core.artifact import Artifact
-    from modelpress.runtimes.base import Runtime
+    pass
 
 Entry = dict[str, Any]
 
@@ -80,7 +72,7 @@ def pairs(entries: list[Entry]) -> list[tuple[str, str | None]]:
     return [(e["name"], sibling(e, entries)) for e in entries if e.get("precision") in QUANTIZED]
 
 
-def _batch(a: Entry, b: Entry, batch: int) -> int | None:
+def pair_batch(a: Entry, b: Entry, batch: int) -> int | None:
     """The batch both can run: ``batch``, or the fixed batch of either; None when they differ."""
     fixed = {e.get("fixed_batch") for e in (a, b)} - {None}
     if not fixed:
@@ -88,7 +80,7 @@ def _batch(a: Entry, b: Entry, batch: int) -> int | None:
     return fixed.pop() if len(fixed) == 1 else None
 
 
-def _compared(q: dict[str, Any], s: dict[str, Any], sib: str, race: dict[str, Any]) -> Entry:
+def compared(q: dict[str, Any], s: dict[str, Any], sib: str, race: dict[str, Any]) -> Entry:
     """The record of one pair from their head-to-head stats (``q`` quantized, ``s`` FP32)."""
     return {
         "sibling": sib,
@@ -108,71 +100,6 @@ def _compared(q: dict[str, Any], s: dict[str, Any], sib: str, race: dict[str, An
 
 def not_compared(sib: str | None, why: str) -> Entry:
     return {"sibling": sib, "ratio": None, "not_compared": why}
-
-
-def time_pairs(
-    entries: list[Entry],
-    live: dict[str, Artifact],
-    threads: int,
-    sample_batch: Callable[[int], list[np.ndarray]],
-    *,
-    batch: int,
-    warmup: int,
-    repeats: int,
-) -> dict[str, Entry]:
-    """{quantized artifact: its ``vs_fp32``} for every quantized entry. Every pair that runs
-    at one batch is timed in ONE ``head_to_head`` loop (normally all of them): a sibling shared
-    by int8 and int8-dynamic runs once, and every ratio comes from the same machine state."""
-    by_name = {e.get("name"): e for e in entries}
-    out: dict[str, Entry] = {}
-    groups: dict[int, list[tuple[str, str]]] = {}
-    for name, sib in pairs(entries):
-        entry = by_name[name]
-        if sib is None:
-            why = f"no {entry.get('format')} fp32 artifact made from the same model in this run"
-            out[name] = not_compared(None, why)
-        elif name not in live or sib not in live:
-            out[name] = not_compared(sib, "its files could not be loaded again")
-        elif (b := _batch(entry, by_name[sib], batch)) is None:
-            out[name] = not_compared(sib, "the two run at different fixed batch sizes")
-        else:
-            groups.setdefault(b, []).append((name, sib))
-    runtimes: dict[str, Runtime] = {}
-    failed: dict[str, str] = {}
-    try:
-        for b, group in groups.items():
-            for name in dict.fromkeys(n for pair in group for n in pair):
-                if name not in runtimes and name not in failed:
-                    try:
-                        runtimes[name] = runtime_for(live[name], threads)
-                    except Exception as e:  # its own benchmark stands; this pair is not compared
-                        failed[name] = f"{name} did not load: {first_line(e)}"
-            ready = [(n, s) for n, s in group if n in runtimes and s in runtimes]
-            for name, sib in group:
-                if (name, sib) not in ready:
-                    out[name] = not_compared(sib, failed.get(name) or failed[sib])
-            if not ready:
-                continue
-            names = list(dict.fromkeys(n for pair in ready for n in pair))
-            try:
-                race = head_to_head(
-                    {n: runtimes[n] for n in names},
-                    sample_batch,
-                    batch=b,
-                    warmup=warmup,
-                    repeats=repeats,
-                )
-            except Exception as e:  # the separate benchmarks still stand
-                for name, sib in ready:
-                    out[name] = not_compared(sib, f"timing failed: {first_line(e)}")
-                continue
-            for name, sib in ready:
-                results = race["results"]
-                out[name] = _compared(results[name], results[sib], sib, race)
-    finally:
-        for runtime in reversed(list(runtimes.values())):  # torch's threads: last in, first out
-            runtime.close()
-    return out
 
 
 def annotate(entries: list[Entry], results: dict[str, Entry]) -> list[Entry]:

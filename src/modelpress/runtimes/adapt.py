@@ -21,7 +21,7 @@ UINT8_NHWC = "uint8_nhwc"
 
 def pixel_specs(specs: list[Any]) -> list[Any]:
     """The float NCHW image input's spec as the uint8 NHWC input it becomes."""
-    from modelpress.sources.inputs import InputSpec
+    from modelpress.core.inputs import InputSpec
 
     first = specs[0]
     n, c, h, w = first.shape
@@ -42,7 +42,7 @@ def camera_input(specs: list[Any]) -> bool:
 
 def float_specs(specs: list[Any]) -> list[Any]:
     """``pixel_specs`` undone: the uint8 NHWC input as the float NCHW images the data gives."""
-    from modelpress.sources.inputs import InputSpec
+    from modelpress.core.inputs import InputSpec
 
     first = specs[0]
     n, h, w, c = first.shape

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from modelpress.sources.inputs import InputSpec
+from modelpress.core.inputs import InputSpec
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact

@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from modelpress.chatter import native_banners
+from modelpress.core.inputs import InputSpec
 from modelpress.errors import ModelSourceError, first_line
 from modelpress.extras import require
 from modelpress.runtimes.base import GraphOp, GraphView, OpKind, Runtime
-from modelpress.sources.inputs import InputSpec
 
 
 def _interpreter(path: Path, threads: int, delegate: bool = True) -> Any:

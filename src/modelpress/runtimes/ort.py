@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.core.inputs import InputSpec
 from modelpress.errors import ModelSourceError, RuntimeUnavailableError
 from modelpress.runtimes.base import GraphView, Runtime
-from modelpress.sources.inputs import InputSpec
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,

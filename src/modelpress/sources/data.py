@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.core.inputs import InputSpec
 from modelpress.errors import DataSourceError
-from modelpress.sources.inputs import InputSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelpress.errors import DataSourceError, first_line
+from modelpress.sources.boxes import NO_LABELS, letterbox_params
 from modelpress.sources.data import (
     IMAGE_SUFFIXES,
     Dataset,
@@ -33,7 +34,6 @@ from modelpress.sources.data import (
     _unreadable,
     image_array,
 )
-from modelpress.tasks.detection.boxes import NO_LABELS, letterbox_params
 
 DEFAULT_SHAPE = (3, 96, 96)
 DIGITS_IMAGES = 1500

@@ -5,7 +5,7 @@
 ``path/to/file.py:factory``    a factory in a file
 ``file.pt``                    a checkpoint written by ``modelpress train`` (rebuilds itself:
                                a zoo model freely, a factory only as the user allows, see
-                               ``sources/trust.py``), or a whole TorchScript module
+                               ``core/trust.py``), or a whole TorchScript module
 ``file.pt2``                   a ``torch.export`` ExportedProgram
 ``file.onnx`` / ``file.tflite``  a deployed model, evaluated and benchmarked in its runtime
 Weights (``--weights``) may be a plain ``torch.save(model.state_dict())`` file, a
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from modelpress.core.process import import_path
+from modelpress.core.trust import CodeTrust, factory_key
 from modelpress.errors import ModelSourceError, first_line
-from modelpress.sources.trust import CodeTrust, factory_key
 
 CHECKPOINT_KEY = "modelpress"  # metadata key in checkpoints written by `modelpress train`
 

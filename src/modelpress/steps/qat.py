@@ -22,8 +22,8 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.registry import Takes, register_step
-from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.steps.float_tail import describe, with_float_tail
@@ -34,7 +34,7 @@ from modelpress.training import LossFn
 
 # A custom loss for QAT, by name: each maps (ctx, config) to a LossFn (a teacher is set apart,
 # in the config's ``teacher`` fields).
-LOSSES: dict[str, Callable[[Context, Any], LossFn]] = {}
+LOSSES: dict[str, Callable[[StepContext, Any], LossFn]] = {}
 
 
 class QATConfig(TeacherFields):
@@ -88,7 +88,7 @@ def _float_weights(original: nn.Module, trained: nn.Module, where: str) -> nn.Mo
 
 
 @register_step(QATConfig)
-def _qat(artifact: Artifact, config: QATConfig, ctx: Context) -> Artifact:
+def _qat(artifact: Artifact, config: QATConfig, ctx: StepContext) -> Artifact:
     where = config.display_name
     with quiet():
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq

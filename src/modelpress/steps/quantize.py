@@ -21,9 +21,9 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.formats import METHOD_PRECISION
 from modelpress.core.registry import StepConfig, Takes, register_step
-from modelpress.engine.context import Context
 from modelpress.sources.models import eval_mode
 from modelpress.steps.float_tail import describe, with_float_tail
 from modelpress.steps.quiet import quiet
@@ -47,7 +47,7 @@ class QuantizeConfig(StepConfig):
 
 def pt2e_static(
     module: nn.Module,
-    ctx: Context,
+    ctx: StepContext,
     samples: int | None,
     where: str,
     float_tail: list[str] | None = None,
@@ -87,7 +87,7 @@ def to_half(module: nn.Module) -> nn.Module:
 
 
 @register_step(QuantizeConfig)
-def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: Context) -> Artifact:
+def _quantize(artifact: Artifact, config: QuantizeConfig, ctx: StepContext) -> Artifact:
     import copy
 
     where = config.display_name

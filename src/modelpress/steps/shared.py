@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from modelpress.core.artifact import Artifact
-from modelpress.engine.context import Context
+from modelpress.core.context import StepContext
 from modelpress.errors import StepError, first_line
 from modelpress.sources.data import Split
 from modelpress.sources.models import eval_mode, first_tensor, load_exported
@@ -37,7 +37,7 @@ REFERENCE_INT8 = (
 )
 
 
-def export_program(module: nn.Module, ctx: Context, where: str) -> torch.export.ExportedProgram:
+def export_program(module: nn.Module, ctx: StepContext, where: str) -> torch.export.ExportedProgram:
     """torch.export at batch 2 with a dynamic batch dimension (batch 1 would be specialised
     away); a model it cannot capture fails with the exporter's reason."""
     example = tuple(ctx.example_inputs(2))
@@ -53,11 +53,11 @@ def export_program(module: nn.Module, ctx: Context, where: str) -> torch.export.
         ) from None
 
 
-def capture(module: nn.Module, ctx: Context, where: str) -> torch.fx.GraphModule:
+def capture(module: nn.Module, ctx: StepContext, where: str) -> torch.fx.GraphModule:
     return export_program(module, ctx, where).module()
 
 
-def calibrate(prepared: nn.Module, split: Split, batch: int, ctx: Context, where: str) -> None:
+def calibrate(prepared: nn.Module, split: Split, batch: int, ctx: StepContext, where: str) -> None:
     """Run the calibration samples through a PT2E-prepared graph (its observers record ranges)."""
     with torch.no_grad(), ctx.observer.progress(f"{where}: calibrate", len(split)) as advance:
         for arrays, _ in split.batches(batch):
@@ -66,7 +66,7 @@ def calibrate(prepared: nn.Module, split: Split, batch: int, ctx: Context, where
 
 
 def save_pt2(
-    module: nn.Module, ctx: Context, where: str, name: str = "model.pt2"
+    module: nn.Module, ctx: StepContext, where: str, name: str = "model.pt2"
 ) -> tuple[nn.Module, Path]:
     """Save as .pt2 in the step folder; return the reloaded module (what later steps use)."""
     path = ctx.work_dir() / name
@@ -76,7 +76,7 @@ def save_pt2(
 
 # ---------------------------------------------------------------------- the teacher
 def resolve_teacher(
-    config: TeacherFields, artifact: Artifact, ctx: Context, where: str
+    config: TeacherFields, artifact: Artifact, ctx: StepContext, where: str
 ) -> nn.Module:
     """The teacher a config names (``config.teacher`` is set), in eval mode and frozen."""
     if config.teacher is None or config.teacher == "input":
@@ -92,7 +92,7 @@ def resolve_teacher(
     return eval_mode(teacher)
 
 
-def _check_widths(teacher: nn.Module, student: nn.Module, ctx: Context, where: str) -> None:
+def _check_widths(teacher: nn.Module, student: nn.Module, ctx: StepContext, where: str) -> None:
     example = ctx.example_inputs(2)
     with torch.no_grad():
         t_out = ctx.task.train_outputs(teacher(*example))
@@ -136,7 +136,7 @@ def _per_sample(x: Any) -> Any:
 def teacher_loss(
     teacher: nn.Module,
     student: nn.Module,
-    ctx: Context,
+    ctx: StepContext,
     where: str,
     *,
     temperature: float,

@@ -16,8 +16,8 @@ import torch
 from pydantic import Field
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.registry import StepConfig, Takes, register_step
-from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.evaluate.compare import compare_outputs
 from modelpress.sources.models import eval_mode, first_tensor
@@ -37,7 +37,7 @@ class TorchScriptConfig(StepConfig):
 
 
 def to_torchscript(
-    artifact: Artifact, config: TorchScriptConfig, ctx: Context, out: Path
+    artifact: Artifact, config: TorchScriptConfig, ctx: StepContext, out: Path
 ) -> Artifact:
     module = artifact.module
     if module is None:
@@ -115,6 +115,6 @@ def _not_optimized(error: Exception) -> str:
 
 
 @register_step(TorchScriptConfig)
-def _torchscript(artifact: Artifact, config: TorchScriptConfig, ctx: Context) -> Artifact:
+def _torchscript(artifact: Artifact, config: TorchScriptConfig, ctx: StepContext) -> Artifact:
     out = ctx.artifact_path(config.display_name, f"model-{artifact.precision}", ".pt")
     return to_torchscript(artifact, config, ctx, out)

@@ -13,8 +13,8 @@ from pydantic import Field
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.registry import StepConfig, Takes
-from modelpress.engine.context import Context
 from modelpress.errors import ModelpressError, StepError
 from modelpress.training import Callback, LossFn, TrainConfig, TrainResult, fit
 
@@ -54,7 +54,9 @@ class TeacherFields(TrainingFields):
     def makes(self) -> Takes:
         return Takes("torch", ("fp32",))  # a retrained torch model (distill, prune)
 
-    def check_teacher(self, ctx: Context, parent: Artifact | None, where: str) -> nn.Module | None:
+    def check_teacher(
+        self, ctx: StepContext, parent: Artifact | None, where: str
+    ) -> nn.Module | None:
         """Before the baseline is measured: the teacher a config names is built (its file
         there, its code trusted, its arguments and weights taken, one forward run), as the
         step will build it. The input model for ``teacher: input`` when the input is known
@@ -80,7 +82,7 @@ def named(where: str, role: str) -> Iterator[None]:
 def train_in_step(
     model: nn.Module,
     config: TrainingFields,
-    ctx: Context,
+    ctx: StepContext,
     *,
     epochs: int,
     folder: str,

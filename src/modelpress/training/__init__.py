@@ -14,7 +14,9 @@ batches training stops with :class:`TrainingDiverged` instead of writing a NaN m
     evaluation.py  the validation metric an epoch is judged by
     resume.py      last.pt: resuming an interrupted training
     checkpoint.py  the checkpoint format (weights + how to rebuild the model)
-    recipe.py      train_and_save: ``modelpress train``
+
+``modelpress train`` (build the run's context, fit, write the checkpoint) is
+``engine.train.train_and_save``: it needs the engine's context.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from modelpress.training.config import (
 )
 from modelpress.training.evaluation import evaluate_module
 from modelpress.training.loop import fit
-from modelpress.training.recipe import train_and_save
 
 __all__ = [
     "PRECISE_BN_SAMPLES",
@@ -46,5 +47,4 @@ __all__ = [
     "fit",
     "recalibrate_batchnorm",
     "save_checkpoint",
-    "train_and_save",
 ]

@@ -53,7 +53,7 @@ def checkpoints_dir(out: Path) -> Path:
 def checkpoint_metadata(ctx: Any, rebuild: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """What a modelpress checkpoint records beside the weights: how to rebuild the model
     (``Artifact.rebuild``: source, kwargs, pruning structure) and what it was trained for."""
-    from modelpress.sources.inputs import InputSpec, format_input_shape
+    from modelpress.core.inputs import InputSpec, format_input_shape
 
     return {
         "format": 1,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelpress.deploy.scenecuts import SceneCuts, detect_size
 from modelpress.deploy.video.frames import Preparer, Sampler, VideoError, sws_threads
+from modelpress.engine.measure.benchmark import clock
 from modelpress.errors import first_line
-from modelpress.evaluate.benchmark import clock
 
 if TYPE_CHECKING:
     from modelpress.deploy.video.processor import VideoProcessor

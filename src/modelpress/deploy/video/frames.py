@@ -167,7 +167,7 @@ class Frame:
     cut: bool  # a scene cut at (or, for skipped frames, just before) this frame
     window: int  # sampled-frame number // window
     sharpness: float
-    decoded_at: float  # clock() (evaluate/benchmark.py) when it was decoded
+    decoded_at: float  # clock() (engine/measure/benchmark.py) when it was decoded
 
 
 class Sampler:

@@ -17,7 +17,7 @@ from modelpress.deploy.scenecuts import SceneCuts
 from modelpress.deploy.video.decode import Decoded, decode, nothing_decodes, open_video
 from modelpress.deploy.video.frames import Frame, Quality, Sampling, VideoError, model_input
 from modelpress.deploy.video.timeline import Buffer, Timeline, to_ms
-from modelpress.evaluate.benchmark import clock
+from modelpress.engine.measure.benchmark import clock
 
 
 class VideoProcessor:

@@ -24,7 +24,7 @@ class VideoModel(NamedTuple):
     score: Score  # safe to call from several threads
     shape: tuple[int, int, int]  # (C, H, W) of a frame as the model takes it
     close: Callable[[], None]
-    threads: int  # the threads its runtimes run at (``evaluate/benchmark.timing_threads``)
+    threads: int  # the threads its runtimes run at (``engine/measure/benchmark.timing_threads``)
 
 
 def video_scorer(
@@ -103,12 +103,12 @@ def _model_file(
 ) -> tuple:
     """A model file through the default cascade task: its scores (log-odds of the positive
     class) as probabilities at temperature 1."""
+    from modelpress.core.inputs import parse_input_shape
     from modelpress.deploy.bundle import deployed_kind, open_stage_file
     from modelpress.deploy.calibration import calibrated_probs
     from modelpress.deploy.exits import cascade_task
     from modelpress.deploy.models import open_model
     from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import parse_input_shape
 
     task, rule = cascade_task(None)
     if not rule.one_probability:

@@ -28,11 +28,13 @@ def evaluate_split(
     *,
     reference: list[np.ndarray] | None = None,
     outputs: list[np.ndarray] | None = None,
+    score: bool = True,
 ) -> Evaluated:
     """``artifact`` on ``split``: run in its runtime (``ctx.threads``, the recipe's
     ``eval_batch_size``) unless its ``outputs`` there were already read (a file measured in its
     own process evaluates there), and the task's metrics of them against the split's labels and,
-    for a task scored against a model's outputs (fidelity), ``reference`` (default: its own)."""
+    for a task scored against a model's outputs (fidelity), ``reference`` (default: its own).
+    ``score`` False: the outputs only (``metrics`` empty), for a step comparing raw outputs."""
     if outputs is None:
         from modelpress.runtimes import runtime_for
 
@@ -42,5 +44,7 @@ def evaluate_split(
                 outputs = runtime.predict_all(split.inputs, ctx.recipe.evaluate.eval_batch_size)
         finally:
             runtime.close()
+    if not score:
+        return Evaluated(outputs, {})
     ref = reference if reference is not None else outputs
     return Evaluated(outputs, ctx.task.metrics(outputs, split.labels, reference=ref))

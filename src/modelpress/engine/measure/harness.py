@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.engine.measure import isolated
+from modelpress.engine.measure.benchmark import benchmark_runtime
 from modelpress.engine.measure.coverage import int8_coverage
 from modelpress.engine.measure.evaluation import evaluate_split
 from modelpress.engine.measure.own_memory import own_peak
-from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
+from modelpress.evaluate.size import artifact_size, count_macs
 from modelpress.runtimes import file_param_count, runtime_for
 
 if TYPE_CHECKING:

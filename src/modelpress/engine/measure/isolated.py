@@ -260,8 +260,8 @@ def _plain(value: Any) -> Any:
 
 
 def _measure(spec: dict[str, Any], say: Callable[..., None]) -> dict[str, Any]:
+    from modelpress.engine.measure.benchmark import benchmark_runtime
     from modelpress.engine.measure.coverage import int8_coverage
-    from modelpress.evaluate.benchmark import benchmark_runtime
 
     say(phase="loading it")
     idle = own_process.import_runtime(spec)

@@ -210,7 +210,7 @@ class _File:
 
 
 def status_mb(key: str) -> float | None:
-    from modelpress.evaluate.benchmark import proc_status_kb
+    from modelpress.engine.measure.benchmark import proc_status_kb
 
     kb = proc_status_kb(key)
     return None if kb is None else kb / 1024

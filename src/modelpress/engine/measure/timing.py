@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelpress.evaluate import benchmark
+from modelpress.engine.measure import benchmark
 
 if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact

@@ -18,8 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.registry import register_step
-from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.steps.distill.features import FeatureDistiller, find_module, parse_pairs
@@ -59,7 +59,7 @@ class DistillConfig(TeacherFields):
             raise ValueError(str(e).removeprefix("feature_layers: feature_layers ")) from None
         return value
 
-    def check_before_run(self, ctx: Context, parent: Artifact | None, where: str) -> None:
+    def check_before_run(self, ctx: StepContext, parent: Artifact | None, where: str) -> None:
         """The student built as the step builds it (its source, arguments and weights; one
         forward, its outputs checked against the data), the teacher too, and every
         feature_layers name looked up in both models: all before the baseline is measured."""
@@ -86,13 +86,13 @@ class DistillConfig(TeacherFields):
         return self
 
 
-def _metrics(module: nn.Module, ctx: Context) -> dict[str, Any]:
+def _metrics(module: nn.Module, ctx: StepContext) -> dict[str, Any]:
     metrics = evaluate_module(module, ctx.data, ctx.task, ctx.threads)
     return {k: v for k, v in metrics.items() if isinstance(v, float | int)}
 
 
 def teacher_cost(
-    config: DistillConfig, distilled: dict[str, Any], scratch: dict[str, Any], ctx: Context
+    config: DistillConfig, distilled: dict[str, Any], scratch: dict[str, Any], ctx: StepContext
 ) -> dict[str, Any] | None:
     """When the same student trained without the teacher scores better (by more than one
     validation sample), what it cost and what to change; else None."""
@@ -124,7 +124,7 @@ def teacher_cost(
 
 
 @register_step(DistillConfig)
-def _distill(artifact: Artifact, config: DistillConfig, ctx: Context) -> Artifact:
+def _distill(artifact: Artifact, config: DistillConfig, ctx: StepContext) -> Artifact:
     where = config.display_name
     teacher = resolve_teacher(config, artifact, ctx, where)
     student, spec = ctx.load_model(

@@ -17,9 +17,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from modelpress.core.artifact import Artifact, Precision
+from modelpress.core.context import StepContext
 from modelpress.core.formats import io_not_taken, not_exported
 from modelpress.core.registry import StepConfig, Takes, config_class, handler_for, register_step
-from modelpress.engine.context import Context
 
 
 class ExportConfig(StepConfig):
@@ -80,7 +80,7 @@ class ExportConfig(StepConfig):
 
 
 @register_step(ExportConfig)
-def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
+def _export(artifact: Artifact, config: ExportConfig, ctx: StepContext) -> Artifact:
     stem = f"model-{config.precision}" + ("-uint8-input" if config.io == "uint8" else "")
     if config.format == "torchscript":  # the torchscript step's own handler, through the registry
         torchscript = config_class("torchscript")(name=config.display_name)  # type: ignore[misc]
@@ -111,7 +111,7 @@ def _export(artifact: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
     return _pixels(quantize_onnx(artifact, config, ctx, out), config, ctx)
 
 
-def _pixels(child: Artifact, config: ExportConfig, ctx: Context) -> Artifact:
+def _pixels(child: Artifact, config: ExportConfig, ctx: StepContext) -> Artifact:
     """``io: uint8``: the finished ONNX file takes uint8 NHWC frames (a prefix of ops)."""
     if config.io != "uint8" or child.path is None:
         return child

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 
 from modelpress.core.artifact import Artifact
-from modelpress.engine.context import Context
+from modelpress.core.context import StepContext
 from modelpress.errors import StepError, first_line
 from modelpress.sources.models import eval_mode
 from modelpress.steps.quiet import quiet
@@ -42,7 +42,7 @@ def _export_onnx(
     )
 
 
-def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+def to_onnx(artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path) -> Artifact:
     import onnx
 
     module = artifact.module
@@ -96,7 +96,7 @@ def to_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -
     )
 
 
-def fp32_onnx(artifact: Artifact, config: ExportConfig, ctx: Context) -> Path:
+def fp32_onnx(artifact: Artifact, config: ExportConfig, ctx: StepContext) -> Path:
     """The FP32 ONNX file to quantize or convert: the input artifact's own, or one exported
     into the step's folder for the purpose."""
     if artifact.format == "onnx":

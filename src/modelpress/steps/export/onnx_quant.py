@@ -10,11 +10,7 @@ timings. When ``targets.max_accuracy_drop`` is set and the int8 model loses more
 ranked by sensitivity (accuracy regained on the calibration split when that one layer stays
 FP32) and the most sensitive are kept FP32, one by one, until the bound holds on validation.
 
-Dynamic int8 quantizes MatMul/Gemm weights and embedding tables. When the graph is a transformer
-encoder (onnxscript's ORT fusions find attention or skip-layer-norm patterns), the fused graph
-(MultiHeadAttention, SkipLayerNormalization, BiasGelu) is quantized too, both are timed side by
-side at batch 1, and the fused one is kept only when over 5 % faster and no larger
-(``transformer_fusion`` in the record): on this CPU the unfused graph has been the faster.
+Dynamic int8 and fp16: ``onnx_dynamic.py``.
 """
 
 from __future__ import annotations
@@ -28,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.core.artifact import Artifact
-from modelpress.engine.context import Context
+from modelpress.core.context import StepContext
 from modelpress.errors import StepError, first_line
-from modelpress.runtimes import runtime_for
 from modelpress.sources.data import Split
 from modelpress.steps.export.onnx import fp32_onnx
 from modelpress.steps.export.onnx_int8_graph import (
@@ -44,14 +39,9 @@ if TYPE_CHECKING:
     from modelpress.steps.export import ExportConfig
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
-# Gather: embedding tables (weights only); Attention: ORT's fused attention (QAttention)
-DYNAMIC_OPS = ["MatMul", "Gemm", "Gather", "Attention"]
-# onnxscript fusion counts that mark a transformer encoder (worth a fused candidate)
-TRANSFORMER_FUSIONS = ("sdpa", "mha1", "mha2", "attention", "skip_layer_normalization")
-FUSED_MARGIN = 0.95  # the fused candidate must be this much faster (ratio of medians) to win
 
 
-def _preprocess(src: Path, work: Path, notes: list[str]) -> Path:
+def preprocess(src: Path, work: Path, notes: list[str]) -> Path:
     """ORT's recommended pre-processing (shape inference, graph optimisation) before quantizing."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -140,7 +130,7 @@ def _input_names_and_batch(path: Path) -> tuple[list[str], int]:
     return [i.name for i in sess.get_inputs()], first if isinstance(first, int) else 32
 
 
-def _node_names(path: Path, keep: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+def node_names(path: Path, keep: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     """(quantizable (name, op) pairs, node names to exclude for ``keep`` names/op types)."""
     import onnx
 
@@ -195,20 +185,20 @@ class _Static:
         return out
 
 
-def _outputs(path: Path, split: Split, ctx: Context) -> list[np.ndarray]:
+def _outputs(path: Path, split: Split, ctx: StepContext) -> list[np.ndarray]:
+    """A candidate file's outputs on ``split``, in ORT (the run's evaluation, unscored)."""
     art = Artifact("candidate", "onnx", ctx.input_specs, path=path)
-    runtime = runtime_for(art, ctx.threads)
-    return runtime.predict_all(split.inputs, ctx.recipe.evaluate.eval_batch_size)
+    return ctx.evaluate(art, split, score=False).outputs
 
 
-def _score(path: Path, split: Split, ctx: Context, reference: np.ndarray) -> float:
-    """The task's primary metric of a candidate on a split (fidelity: against the FP32 model)."""
-    labels = split.labels if ctx.task.needs_labels else None
-    metrics = ctx.task.metrics(_outputs(path, split, ctx), labels, reference=reference)
-    return float(metrics[ctx.task.primary])
+def _score(path: Path, split: Split, ctx: StepContext, reference: list[np.ndarray]) -> float:
+    """The task's primary metric of a candidate on a split (fidelity: against the FP32 model),
+    through the run's evaluation of a split."""
+    art = Artifact("candidate", "onnx", ctx.input_specs, path=path)
+    return float(ctx.evaluate(art, split, reference=reference).metrics[ctx.task.primary])
 
 
-def _batch1_ms_side_by_side(paths: dict[str, Path], ctx: Context, what: str) -> Any:
+def batch1_ms_side_by_side(paths: dict[str, Path], ctx: StepContext, what: str) -> Any:
     """Median batch-1 ms of each candidate file, timed side by side under the run's timing
     guard (``.ms``, ``.timed_between``)."""
     arts = {k: Artifact("timing", "onnx", ctx.input_specs, path=p) for k, p in paths.items()}
@@ -245,7 +235,11 @@ def _stem_fp32_if_asked(
 
 
 def _choose_activation(
-    static: _Static, config: ExportConfig, exclude: list[str], ctx: Context, details: dict[str, Any]
+    static: _Static,
+    config: ExportConfig,
+    exclude: list[str],
+    ctx: StepContext,
+    details: dict[str, Any],
 ) -> tuple[str, Path]:
     if config.activation_type != "auto":
         details["activation_type"] = {
@@ -254,7 +248,7 @@ def _choose_activation(
         }
         return config.activation_type, static.build(config.activation_type, exclude)
     built = {act: static.build(act, exclude) for act in ("uint8", "int8")}
-    timed = _batch1_ms_side_by_side(built, ctx, f"{config.display_name}: uint8 vs int8")
+    timed = batch1_ms_side_by_side(built, ctx, f"{config.display_name}: uint8 vs int8")
     chosen = min(timed.ms, key=timed.ms.__getitem__)
     details["activation_type"] = {
         "chosen": chosen,
@@ -271,7 +265,7 @@ def _fallback(
     path: Path,
     exclude: list[str],
     fp32: Path,
-    ctx: Context,
+    ctx: StepContext,
     details: dict[str, Any],
 ) -> Path:
     """Keep the most sensitive layers FP32 until the primary metric drop is within the bound.
@@ -307,7 +301,7 @@ def _fallback(
         "layers ranked by how much keeping each one alone in FP32 reduces the "
         "mean |Δ| to the FP32 outputs on the calibration split"
     )
-    candidates, _ = _node_names(static.src, [*exclude])
+    candidates, _ = node_names(static.src, [*exclude])
     ref_cal = _outputs(fp32, cal, ctx)
 
     def error(p: Path) -> float:
@@ -339,17 +333,17 @@ def _fallback(
 def _static_int8(
     artifact: Artifact,
     config: ExportConfig,
-    ctx: Context,
+    ctx: StepContext,
     out: Path,
     notes: list[str],
     details: dict[str, Any],
 ) -> None:
     work = ctx.work_dir()
     fp32 = fp32_onnx(artifact, config, ctx)
-    pre = _int8_ready(_preprocess(fp32, work, notes), work, notes, details)
+    pre = _int8_ready(preprocess(fp32, work, notes), work, notes, details)
     split = ctx.calibration(config.calibration_samples, config.display_name)
     _check_calibration(split, pre, config.display_name)
-    _, by_recipe = _node_names(pre, config.keep_fp32)
+    _, by_recipe = node_names(pre, config.keep_fp32)
     exclude = _stem_fp32_if_asked(pre, config, by_recipe, details)
     if ctx.task.float_tail and config.float_tail:
         import onnx
@@ -381,128 +375,14 @@ def _static_int8(
     )
 
 
-def _fuse_transformer(src: Path, work: Path) -> tuple[Path | None, dict[str, int]]:
-    """The graph with ORT's transformer fusions (multi-head attention, skip layer norm, bias
-    GELU, …) as onnxscript's ``optimize_for_ort`` finds them in a torch.onnx (dynamo) export;
-    ``None`` when no attention or normalization pattern matches (not a transformer)."""
-    import onnx
-    import onnx_ir as ir
-    from onnxscript.rewriter.ort_fusions import optimize_for_ort
-
-    try:
-        with quiet():
-            model, counts = optimize_for_ort(ir.load(str(src)))
-    except Exception:
-        return None, {}
-    fused = {k: v for k, v in counts.items() if v}
-    if not any(k in fused for k in TRANSFORMER_FUSIONS):
-        return None, fused
-    out = work / "model-fp32-fused.onnx"
-    ir.save(model, str(out))
-    proto = onnx.load(str(out))
-    del proto.graph.value_info[:]  # stale shapes after the rewrite trip ORT's shape inference
-    onnx.save(proto, str(out))
-    return out, fused
-
-
-def _quantize_dynamic(src: Path, out: Path, config: ExportConfig, exclude: list[str]) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    try:
-        with quiet():
-            quantize_dynamic(
-                str(src),
-                str(out),
-                weight_type=QuantType.QInt8,
-                per_channel=config.per_channel,
-                op_types_to_quantize=DYNAMIC_OPS,
-                nodes_to_exclude=exclude,
-                # fused ops (com.microsoft) have no ONNX shape inference: their outputs are float
-                extra_options={"DefaultTensorType": 1},
-            )
-    except Exception as e:
-        raise StepError(f"onnxruntime quantize_dynamic failed: {first_line(e)}") from None
-
-
-def _dynamic_int8(
-    artifact: Artifact,
-    config: ExportConfig,
-    ctx: Context,
-    out: Path,
-    notes: list[str],
-    details: dict[str, Any],
-) -> None:
-    work = ctx.work_dir()
-    pre = _preprocess(fp32_onnx(artifact, config, ctx), work, notes)
-    _, exclude = _node_names(pre, config.keep_fp32)
-    _quantize_dynamic(pre, out, config, exclude)
-    fused, fusions = _fuse_transformer(pre, work)
-    if fused is not None:  # a transformer: quantize the fused graph too and keep the faster
-        candidate = work / "candidate-fused.onnx"
-        try:
-            _quantize_dynamic(fused, candidate, config, [])
-            timed = _batch1_ms_side_by_side(
-                {"unfused": out, "fused": candidate}, ctx, f"{config.display_name}: fused or not"
-            )
-        except Exception as e:  # the unfused artifact stands; say why the fused one did not
-            details["transformer_fusion"] = {"fusions": fusions, "failed": first_line(e, 160)}
-        else:
-            sizes = {"unfused": out.stat().st_size, "fused": candidate.stat().st_size}
-            # a clear win only: the fused ops may leave weights in float (a bigger file)
-            wins = timed.ms["fused"] < FUSED_MARGIN * timed.ms["unfused"]
-            kept = "fused" if wins and sizes["fused"] <= 1.02 * sizes["unfused"] else "unfused"
-            details["transformer_fusion"] = {
-                "fusions": fusions,
-                "how": "both quantized and timed side by side at batch 1 on this CPU; the "
-                f"fused kept only if over {100 * (1 - FUSED_MARGIN):.0f} % faster and no larger",
-                "batch1_ms": {k: round(v, 4) for k, v in timed.ms.items()},
-                "timed_between": timed.timed_between,
-                "size_bytes": sizes,
-                "kept": kept,
-            }
-            if kept == "fused":
-                shutil.copyfile(candidate, out)
-        candidate.unlink(missing_ok=True)
-    details.update(
-        {
-            "method": "onnxruntime quantize_dynamic",
-            "ops": DYNAMIC_OPS,
-            "per_channel": config.per_channel,
-        }
-    )
-    notes.append(
-        "dynamic int8 quantizes MatMul/Gemm/Attention weights and embedding tables (Gather); "
-        "convolutions stay FP32 (ORT's dynamic ConvInteger is slower than FP32 convolution on CPU)"
-    )
-
-
-def _fp16(
-    artifact: Artifact,
-    config: ExportConfig,
-    ctx: Context,
-    out: Path,
-    notes: list[str],
-    details: dict[str, Any],
-) -> None:
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(fp32_onnx(artifact, config, ctx)))
-    try:
-        with quiet():
-            half = convert_float_to_float16(
-                model, keep_io_types=True, op_block_list=config.keep_fp32 or None
-            )
-        onnx.save(half, str(out))
-    except Exception as e:
-        raise StepError(f"fp16 conversion failed: {first_line(e)}") from None
-    details.update({"method": "onnxruntime.transformers.float16", "io": "float32 (kept)"})
-
-
-def quantize_onnx(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+def quantize_onnx(
+    artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path
+) -> Artifact:
     notes: list[str] = []
     details: dict[str, Any] = {}
-    build = {"int8": _static_int8, "int8-dynamic": _dynamic_int8, "fp16": _fp16}[config.precision]
+    from modelpress.steps.export.onnx_dynamic import dynamic_int8, fp16
+
+    build = {"int8": _static_int8, "int8-dynamic": dynamic_int8, "fp16": fp16}[config.precision]
     out.parent.mkdir(parents=True, exist_ok=True)
     build(artifact, config, ctx, out, notes, details)
     if config.precision != "fp16":  # int8 files: the quantizer's long names are a real share

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.formats import not_exported
-from modelpress.engine.context import Context
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
 from modelpress.steps.quiet import quiet
@@ -56,7 +56,7 @@ def _nncf_settings(source: Path) -> dict[str, Any]:
     }
 
 
-def to_openvino(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+def to_openvino(artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path) -> Artifact:
     ov = require("openvino", "openvino", "the OpenVINO format")
     from modelpress.steps.export.onnx import fp32_onnx
 

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelpress.engine.context import Context
+from modelpress.core.context import StepContext
 from modelpress.errors import StepError
 from modelpress.runtimes.adapt import UINT8_NHWC
 
 
-def pixel_transform(ctx: Context, where: str) -> dict[str, Any]:
+def pixel_transform(ctx: StepContext, where: str) -> dict[str, Any]:
     """The transform for this run's data; refused for inputs that are not images."""
     specs = ctx.input_specs
     if len(specs[0].shape) != 4 or specs[0].shape[1] not in (1, 3):

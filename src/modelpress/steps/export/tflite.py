@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from modelpress.core.artifact import Artifact
-from modelpress.engine.context import Context
+from modelpress.core.context import StepContext
 from modelpress.errors import StepError, first_line
 from modelpress.extras import require
 from modelpress.sources.models import eval_mode, load_exported
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 def _static_int8(
     module: torch.nn.Module,
     example: tuple,
-    ctx: Context,
+    ctx: StepContext,
     config: ExportConfig,
     details: dict[str, Any],
     float_stem: bool = False,
@@ -108,7 +108,7 @@ def _int8_stem_measured(
     litert_torch: Any,
     module: torch.nn.Module,
     example: tuple,
-    ctx: Context,
+    ctx: StepContext,
     config: ExportConfig,
     details: dict[str, Any],
     out: Path,
@@ -158,7 +158,7 @@ def _int8_stem_measured(
     }
 
 
-def to_tflite(artifact: Artifact, config: ExportConfig, ctx: Context, out: Path) -> Artifact:
+def to_tflite(artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path) -> Artifact:
     with quiet():  # its import alone logs at length
         litert_torch = require("litert_torch", "tflite", "the tflite format")
     module = eval_mode(artifact.module) if artifact.module is not None else None

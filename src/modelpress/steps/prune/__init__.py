@@ -25,8 +25,8 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from modelpress.core.artifact import Artifact
+from modelpress.core.context import StepContext
 from modelpress.core.registry import register_step
-from modelpress.engine.context import Context
 from modelpress.errors import StepError
 from modelpress.sources.models import eval_mode
 from modelpress.sources.structure import snapshot, structure_changes
@@ -86,7 +86,7 @@ class PruneConfig(TeacherFields):
             )
         return self
 
-    def check_before_run(self, ctx: Context, parent: Artifact | None, where: str) -> None:
+    def check_before_run(self, ctx: StepContext, parent: Artifact | None, where: str) -> None:
         """The teacher (``--distill-from``) built as the step builds it, its code trusted, and
         ``keep``'s module names looked up in the input model when it is known (the baseline):
         before the baseline is measured."""
@@ -100,7 +100,7 @@ class PruneConfig(TeacherFields):
         return "prune" if self.method == "structured" else f"prune-{self.method}"
 
 
-def _gradient_batches(ctx: Context, n: int = 4, batch: int = 32) -> list[tuple[list, Any]]:
+def _gradient_batches(ctx: StepContext, n: int = 4, batch: int = 32) -> list[tuple[list, Any]]:
     """A few labelled training batches (Taylor importance)."""
     out = []
     for i, (inputs, labels) in enumerate(ctx.data.train.batches(batch)):
@@ -123,7 +123,7 @@ def _callbacks(config: PruneConfig, where: str) -> tuple[list[Callback], int]:
 
 
 @register_step(PruneConfig)
-def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
+def _prune(artifact: Artifact, config: PruneConfig, ctx: StepContext) -> Artifact:
     where = config.display_name
     if artifact.module is None:
         raise StepError(f"{where}: the input has no torch module to prune")
@@ -199,7 +199,7 @@ def _prune(artifact: Artifact, config: PruneConfig, ctx: Context) -> Artifact:
     )
 
 
-def _measure_pruned(model: nn.Module, config: PruneConfig, ctx: Context) -> dict[str, float]:
+def _measure_pruned(model: nn.Module, config: PruneConfig, ctx: StepContext) -> dict[str, float]:
     """The pruned model's primary metric before any fine-tuning, its BatchNorm statistics
     re-estimated first (channels gone upstream shift every later layer's statistics)."""
     inputs = [torch.from_numpy(a) for a in ctx.data.train.inputs]
@@ -209,7 +209,7 @@ def _measure_pruned(model: nn.Module, config: PruneConfig, ctx: Context) -> dict
     return {metric: float(metrics[metric])}
 
 
-def _plain_loss(ctx: Context) -> Any:
+def _plain_loss(ctx: StepContext) -> Any:
     loss = ctx.task.loss()
     return lambda outputs, labels: loss(outputs, labels, [])
 
@@ -218,7 +218,7 @@ def _save(
     model: nn.Module,
     artifact: Artifact,
     before: dict,
-    ctx: Context,
+    ctx: StepContext,
     where: str,
     details: dict[str, Any],
 ) -> tuple[Any, dict[str, Any] | None]:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from modelpress.errors import StepError, first_line
-from modelpress.evaluate.benchmark import count_macs
+from modelpress.evaluate.size import count_macs
 from modelpress.sources.models import first_tensor
 from modelpress.sources.structure import apply_structure, snapshot, structure_changes
 from modelpress.steps.quiet import quiet
@@ -76,7 +76,7 @@ def prune_channels(
 
     Returns facts for the record: importance, ratio, round_to, kept (layer names never pruned),
     params_before/after, macs_before/after (one sample, by the record's own counter,
-    ``evaluate.benchmark.count_macs``) and channels ``{layer: [before, after]}`` for the layers
+    ``evaluate.size.count_macs``) and channels ``{layer: [before, after]}`` for the layers
     that changed.
     """
     _check_options(where, ratio, importance, round_to, gradient_batches, loss_fn)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.errors import DataSourceError, ModelSourceError, StepError
+from modelpress.sources.boxes import box_iou
 from modelpress.tasks import register_task
 from modelpress.tasks.base import Chance, LossFn, Outputs, Task, Thresholds
-from modelpress.tasks.detection.boxes import box_iou
 from modelpress.tasks.detection.layouts import ACCEPTED, LAYOUTS, Layout, decode, recognise
 
 if TYPE_CHECKING:

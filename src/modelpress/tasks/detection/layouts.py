@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from modelpress.tasks.detection.boxes import cxcywh_to_xyxy
+from modelpress.sources.boxes import cxcywh_to_xyxy
 
 Layout = Literal["yolov8", "modelpress"]
 LAYOUTS: tuple[Layout, ...] = ("yolov8", "modelpress")

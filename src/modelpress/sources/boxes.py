@@ -1,4 +1,5 @@
-"""Box arithmetic for detection, in numpy: conversions, IoU, letterboxing (NMS: ``nms.py``).
+"""Box arithmetic for detection data and predictions, in numpy: conversions, IoU, letterboxing
+(NMS: ``tasks/detection/nms.py``). Data sources letterbox with it; the detection task decodes.
 
 Boxes are ``xyxy`` unless a name says otherwise. Detections of one image are a ``(K, 6)`` float32
 array ``x1, y1, x2, y2, score, class`` with coordinates normalised to [0, 1] of the model's input;

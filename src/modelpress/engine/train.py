@@ -1,6 +1,5 @@
 """``modelpress train``: train a recipe's model on its data and write a self-describing
-checkpoint. It builds the run's Context (engine), so it belongs above the engine; it stays here,
-importable as ``modelpress.training.train_and_save``, until the layer change moves it."""
+checkpoint, with the run's context (the same model, data and task resolution as a run)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from torch import nn
 from modelpress.core.observer import Observer
 from modelpress.core.process import torch_threads
 from modelpress.core.rundir import stable_hash
+from modelpress.engine.context import baseline_reads, build_context
 from modelpress.training.checkpoint import checkpoint_metadata, checkpoints_dir, save_checkpoint
 from modelpress.training.config import TrainConfig, TrainResult
 from modelpress.training.evaluation import evaluate_module
@@ -26,8 +26,6 @@ def train_and_save(
     Per-epoch checkpoints go to ``OUT_STEM.checkpoints/``; a rerun with the same config,
     model files, data and initial weights resumes.
     """
-    from modelpress.engine.context import baseline_reads, build_context
-
     ctx, baseline = build_context(recipe, observer)
     module = cast(nn.Module, baseline.module)  # a torch baseline always holds its module
     # a checkpoint resumes only for the same model files, data and initial weights, not only

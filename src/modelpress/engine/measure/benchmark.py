@@ -1,4 +1,4 @@
-"""The one place that times: latency, throughput, peak memory, size, parameters, MACs.
+"""The one place that times: latency, throughput, peak memory (sizes: ``evaluate/size.py``).
 
 Every runtime is measured by the same loop: warm-up calls, then ``repeats`` timed calls of one
 prepared batch (inputs converted once, up front), reporting median and p90. Peak memory is the
@@ -19,12 +19,10 @@ choice does not rest on numbers measured minutes apart.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -32,7 +30,7 @@ import numpy as np
 from modelpress.runtimes.base import Runtime
 
 if TYPE_CHECKING:
-    from modelpress.core.artifact import Artifact
+    pass
 
 # Timings whose p90 is over this multiple of their median are flagged unreliable.
 MAX_SPREAD = 2.0
@@ -216,54 +214,6 @@ def peak_memory_mb(fn: Callable[[], object], calls: int = 3) -> tuple[float | No
     if peak is None or before is None:
         return None, None
     return peak / 1024, max(0, peak - before) / 1024
-
-
-def files_size(paths: list[Path]) -> int:
-    return sum(p.stat().st_size for p in paths if p.is_file())
-
-
-def state_dict_bytes(module: Any) -> int:
-    """Bytes of ``torch.save`` of the module's weights, serialised as a modelpress checkpoint
-    holds them (``{"state_dict": ...}``) but without the checkpoint's metadata."""
-    import torch
-
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    buf = io.BytesIO()
-    torch.save({"state_dict": state}, buf)
-    return buf.getbuffer().nbytes
-
-
-def artifact_size(artifact: Artifact) -> dict[str, Any]:
-    """What ``size_bytes`` is, measured the same way for every artifact of a kind.
-
-    ``size_kind`` says which: ``state_dict`` for a torch model held as a module (the baseline,
-    a distilled or pruned model: its weights as a checkpoint stores them, so a model with half
-    the weights is half the size whatever its checkpoint's metadata), ``file`` for a deployed
-    file (.onnx, .tflite, .pt2, TorchScript; OpenVINO's .xml with its .bin). ``file_bytes`` is
-    the file on disk, metadata included, where there is one.
-    """
-    on_disk = files_size(artifact.model_files()) if artifact.path else None
-    graph_file = artifact.path is not None and artifact.path.suffix == ".pt2"
-    if artifact.format == "torch" and artifact.module is not None and not graph_file:
-        return {
-            "size_bytes": state_dict_bytes(artifact.module),
-            "size_kind": "state_dict",
-            "file_bytes": on_disk,
-        }
-    return {"size_bytes": on_disk or 0, "size_kind": "file", "file_bytes": on_disk}
-
-
-def count_macs(module, example: list) -> int | None:
-    """Multiply-accumulates of one forward pass, from torch's flop counter (FLOPs / 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            module(*example)
-    except Exception:  # scripted or exotic modules the counter cannot follow
-        return None
-    return int(counter.get_total_flops() // 2)
 
 
 def time_with_postprocess(
