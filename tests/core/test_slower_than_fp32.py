@@ -142,14 +142,14 @@ def test_every_pair_is_timed_in_one_loop_and_the_slower_one_is_flagged(
     closed: list[str] = []
     loops: list[list[str]] = []
     monkeypatch.setattr(
-        versus_fp32, "runtime_for", lambda art, threads: _Sleeper(art, speed[art], closed)
+        races, "runtime_for", lambda art, threads: _Sleeper(art, speed[art], closed)
     )
 
     def counted(runtimes: dict[str, Runtime], *args: Any, **kwargs: Any) -> dict[str, Any]:
         loops.append(list(runtimes))
         return head_to_head(runtimes, *args, **kwargs)
 
-    monkeypatch.setattr(versus_fp32, "head_to_head", counted)
+    monkeypatch.setattr(races, "head_to_head", counted)
     live: dict[str, Any] = {n: n for n in speed}  # the fake runtime_for takes the name
 
     results = races.time_pairs(
@@ -240,7 +240,7 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
             race["results"][name]["p90"] *= factor
         return race
 
-    monkeypatch.setattr(versus_fp32, "head_to_head", timed)
+    monkeypatch.setattr(races, "head_to_head", timed)
     out = tmp_path / "run"
 
     record = run_steps(trained_checkpoint, out, ONNX, INT8, DYNAMIC)

@@ -197,7 +197,7 @@ def test_an_edited_bound_or_temperature_is_refused(bundle: Path) -> None:
     "edit, says",
     [
         (lambda d: d["stages"][0].update(temperature="2"), "'temperature' must be a positive"),
-        (lambda d: d["stages"][1].pop("file"), "stage 1's file None is not a plain file name"),
+        (lambda d: d["stages"][1].pop("file"), "stage 1's file is not named (no 'file')"),
         (lambda d: d["stages"][0].update(certificate=None), "needs its 'certificate'"),
         (lambda d: d.update(stages=[d["stages"][0]]), "two stages at least"),
         (lambda d: d.update(format_version=2), "rebuild the bundle"),

@@ -17,7 +17,7 @@ from modelpress.core.artifact import Artifact
 from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
-from modelpress.engine.measure import analyze, benchmark
+from modelpress.engine.measure import analyze, benchmark, races
 from modelpress.engine.measure.benchmark import (
     LatencyStats,
     benchmark_runtime,
@@ -246,7 +246,7 @@ def test_a_run_times_its_finalists_head_to_head_once_at_the_end(
         calls.append(list(runtimes))
         return head_to_head(runtimes, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "head_to_head", counted)
+    monkeypatch.setattr(races, "head_to_head", counted)
     recipe = build_recipe(
         {
             "model": str(trained_mlp),  # trained: an untrained one is at chance, no candidate

@@ -68,6 +68,10 @@ def member(bundle: Path, name: Any, what: str) -> Path:
     (no folder part, no symlink leading out) and is a file; else one line naming it."""
     where = bundle / BUNDLE_FILE
     plain = isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+    if name is None:
+        raise CascadeError(
+            f"{where}: {what} is not named (no 'file'); rebuild it with modelpress cascade build"
+        )
     if not plain or "\\" in name or "\0" in name:
         raise CascadeError(
             f"{where}: {what} {name!r} is not a plain file name inside the bundle; a bundle "
