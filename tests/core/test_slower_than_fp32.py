@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from conftest import run_steps
+from helpers.recipes import run_steps
 from modelpress.cli import common
 from modelpress.evaluate import targets, versus_fp32
 from modelpress.evaluate.benchmark import head_to_head

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import run_cli, train_mlp
+from helpers.cli import assert_one_line_error, run_cli
+from helpers.recipes import train_mlp
 from modelpress.deploy.bundle import INTEGRITY_KEY, content_digest, seal, sha256
 from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from test_cli import assert_one_line_error
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"

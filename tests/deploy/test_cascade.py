@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cli import assert_one_line_error
+from helpers.cli import cli_process as cli
+from helpers.recipes import train_mlp
 from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build, log_odds
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from test_cli import assert_one_line_error, cli
-
-from conftest import train_mlp
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"
@@ -135,7 +132,7 @@ def test_bad_cascades_are_refused_in_one_line(stages: list[str], tmp_path: Path)
 def test_a_bundle_of_deployed_stages_scores_new_inputs_without_loading_any_data(
     stages: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import tiny_recipe
+    from helpers.recipes import tiny_recipe
     from modelpress.core.recipe import build_recipe
     from modelpress.engine import pipeline
 

@@ -5,7 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error, run_cli
 
 MISSING_EXTRA = "the tflite format needs the [tflite] extra: pip install 'modelpress[tflite]'"
 
@@ -22,7 +23,7 @@ def failed_tflite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as mp:
         path = [str(blocked), *filter(None, [os.environ.get("PYTHONPATH")])]
         mp.setenv("PYTHONPATH", os.pathsep.join(path))
-        result = cli(
+        result = run_cli(
             "export",
             "zoo:mlp",
             "--data",
@@ -66,10 +67,10 @@ def test_an_out_path_with_brackets_is_printed_as_given(failed_tflite: tuple[Path
 def test_a_one_line_error_keeps_its_brackets(tmp_path: Path) -> None:
     weights = tmp_path / "w[b].pt"
     assert_one_line_error(
-        cli("bench", "zoo:mlp", "--data", "builtin:digits", "--weights", str(weights)),
+        run_cli("bench", "zoo:mlp", "--data", "builtin:digits", "--weights", str(weights)),
         f"{weights}: weights file not found",
     )
     assert_one_line_error(
-        cli("bench", "zoo:mlp", "--data", "builtin:digits", "--batch-sizes", "[b]"),
+        run_cli("bench", "zoo:mlp", "--data", "builtin:digits", "--batch-sizes", "[b]"),
         "--batch-sizes '[b]': integers separated by commas",
     )

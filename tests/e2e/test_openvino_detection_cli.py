@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import cli
+
+from helpers.cli import cli_process as cli
 
 pytest.importorskip("openvino")
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import yaml
-from test_cli import cli
+
+from helpers.cli import cli_process as cli
 
 
 def test_resume_in_a_fresh_process_reuses_quantized_torch_nodes(tmp_path: Path) -> None:

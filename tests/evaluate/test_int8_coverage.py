@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from e2e.test_cli import cli
+from helpers.cli import run_cli
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
@@ -260,7 +260,7 @@ def test_bench_of_an_int8_file_prints_its_coverage(se_run: tuple[dict, Path]) ->
     path = out / _artifact(record, "onnx-int8")["path"]
     js = out / "bench.json"
     args = ("--data", "builtin:digits", "--repeats", "3", "--warmup", "0", "--batch-sizes", "1")
-    result = cli("bench", str(path), *args, "--json", str(js))
+    result = run_cli("bench", str(path), *args, "--json", str(js))
     assert result.returncode == 0, result.stderr
     cov = json.loads(js.read_text())["int8_coverage"]
     line = [ln for ln in result.stdout.splitlines() if "int8 coverage" in ln]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_steps
+from helpers.recipes import run_steps
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
