@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -128,6 +129,15 @@ class EvaluateConfig(_Strict):
     eval_batch_size: int = Field(64, ge=1)
     max_samples: int | None = Field(None, ge=1)  # cap on validation samples evaluated
     verify: VerifyConfig = VerifyConfig()
+    # The costly analyses, each a switch (on by default; a quick run or a test turns them off,
+    # and the record says "not measured (evaluate.X off)" where the figure would be):
+    # the peak memory of each deployed file in a fresh process that loads only its runtime
+    own_process_memory: bool = True
+    # what an int8 artifact's runtime really runs in int8 (its profiler, its compiled graph)
+    int8_coverage: bool = True
+    # the end-of-run races: each quantized artifact timed in turn with its FP32 sibling, and
+    # the recommendation's finalists timed side by side
+    races: bool = True
 
     @field_validator("batch_sizes")
     @classmethod
@@ -135,6 +145,16 @@ class EvaluateConfig(_Strict):
         if not v or any(b < 1 for b in v):
             raise ValueError("give at least one batch size, each ≥ 1")
         return v
+
+    @model_serializer(mode="wrap")
+    def _switches_when_off(self, handler: Any) -> dict[str, Any]:
+        """The switches written only when off: a recipe (and a run's identity) that leaves
+        them on reads as before they existed, so earlier runs still --resume."""
+        d = handler(self)
+        return {k: v for k, v in d.items() if not (k in SWITCHES and v is True)}
+
+
+SWITCHES = ("own_process_memory", "int8_coverage", "races")  # EvaluateConfig's costly analyses
 
 
 class OptimizeBudget(_Strict):

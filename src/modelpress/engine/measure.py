@@ -18,7 +18,8 @@ import numpy as np
 from modelpress.evaluate import benchmark, isolated
 from modelpress.evaluate.benchmark import artifact_size, benchmark_runtime, count_macs
 from modelpress.evaluate.coverage import int8_coverage
-from modelpress.evaluate.own_process import own_process_peak
+from modelpress.evaluate.own_process import OFF as OWN_OFF
+from modelpress.evaluate.own_process import own_process_peak, skip_reason
 from modelpress.runtimes import file_param_count, runtime_for
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ def analyze(
                 repeats=cfg.repeats,
                 task=timed_task,
                 guard=_installed_guard,
+                own_memory=cfg.own_process_memory,
+                coverage=cfg.int8_coverage,
             )
     else:
         measured = _measure_here(artifact, ctx, timed_task)
@@ -168,23 +171,19 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
                 )
             window.append(time.time())
         params = runtime.param_count() or None
-        coverage = int8_coverage(runtime, val.sample_batch(runtime.fixed_batch or 1))
+        coverage = int8_coverage(
+            runtime, val.sample_batch(runtime.fixed_batch or 1), cfg.int8_coverage
+        )
         names = runtime.output_names()
     finally:
         runtime.close()
     # the deployed file alone in a fresh process: what a device's budget sees, next to the
     # in-process peak (torch and every runtime loaded), at that figure's batch
-    with (
-        timing_guard(),
-        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
-    ):
-        own_memory = own_process_peak(
-            artifact,
-            val.sample_batch,
-            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
-            batch=bench["throughput_batch"],
-            threads=ctx.threads,
-        )
+    reason = skip_reason(artifact) or (None if cfg.own_process_memory else OWN_OFF)
+    if reason:
+        own_memory: dict[str, Any] = {"skipped": reason}
+    else:
+        own_memory = _own_peak(artifact, ctx, bench)
     return isolated.Measured(
         outputs=outputs,
         names=names,
@@ -196,6 +195,22 @@ def _measure_here(artifact: Artifact, ctx: Context, timed_task: Any) -> isolated
         window=window,
         own_memory=own_memory,
     )
+
+
+def _own_peak(artifact: Artifact, ctx: Context, bench: dict[str, Any]) -> dict[str, Any]:
+    val = ctx.data.validation
+    with (
+        timing_guard(),
+        ctx.observer.progress(f"peak memory of {artifact.name} in its own process", None),
+    ):
+        own_memory = own_process_peak(
+            artifact,
+            val.sample_batch,
+            batches=[bench["latency_ms"]["batch"], bench["throughput_batch"]],
+            batch=bench["throughput_batch"],
+            threads=ctx.threads,
+        )
+    return own_memory
 
 
 def _judge_collapse(

@@ -51,6 +51,7 @@ SCHEMA = 2  # 2: nodes with keys and parents; every field of schema 1 kept as it
 # Statuses of a node whose artifact was made and measured: reused on --resume, and its
 # children run from it (a collapsed one is shown, never recommended: evaluate/targets.py)
 MEASURED = ("ok", "degraded", "collapsed")
+RACES_OFF = "not measured (evaluate.races off)"
 OUTPUTS = "outputs.npz"  # validation outputs of a node's artifact (every output), for its children
 
 
@@ -167,6 +168,9 @@ class Runner:
     def _head_to_head(self, record: dict[str, Any], ctx: Context, baseline: Artifact) -> Any:
         """Time the recommendation's finalists side by side, once, at the end of the run: the
         separate benchmarks were minutes apart, on a machine whose load may have changed."""
+        cfg = self.recipe.evaluate
+        if not cfg.races:
+            return {"skipped": RACES_OFF, "results": {}}
         wanted = self.recipe.targets.model_dump()
         names = [
             e["name"]
@@ -176,7 +180,6 @@ class Runner:
         arts = [live[n] for n in names if n in live]
         if len(arts) < 2:
             return None  # nothing to compare
-        cfg = self.recipe.evaluate
         self.observer.event("head-to-head", f"timing {', '.join(names)} in turn")
         runtimes: dict[str, Any] = {}
         try:
@@ -201,6 +204,12 @@ class Runner:
         """Time every quantized artifact in one loop with its runtime's FP32 artifact, and flag
         the ones slower than it (``evaluate/versus_fp32``), before the finalists race."""
         entries = [record["baseline"], *record["artifacts"]]
+        if not self.recipe.evaluate.races:
+            versus_fp32.annotate(
+                entries,
+                {q: versus_fp32.not_compared(s, RACES_OFF) for q, s in versus_fp32.pairs(entries)},
+            )
+            return
         timed = [f"{q} with {s}" for q, s in versus_fp32.pairs(entries) if s]
         if timed:
             self.observer.event("int8-vs-fp32", f"timing {', '.join(timed)} in turn")

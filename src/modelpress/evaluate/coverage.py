@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from modelpress.runtimes.base import GraphView, Runtime
 
 INT8_PRECISIONS = ("int8", "int8-dynamic")
+OFF = "not measured (evaluate.int8_coverage off)"
 _KINDS = ("int8", "float", "quantize", "dequantize", "other")
 
 
@@ -64,12 +65,17 @@ def tally(view: GraphView) -> dict[str, Any]:
     return out | view.facts
 
 
-def int8_coverage(runtime: Runtime, inputs: list[np.ndarray]) -> dict[str, Any] | None:
+def int8_coverage(
+    runtime: Runtime, inputs: list[np.ndarray], measure: bool = True
+) -> dict[str, Any] | None:
     """The record's ``int8_coverage`` of the artifact ``runtime`` has loaded, run on ``inputs``
     (one batch, for the profilers); None for a float artifact or a runtime that cannot say.
-    A runtime that fails to say records why rather than failing the measurement."""
+    A runtime that fails to say records why rather than failing the measurement; ``measure``
+    False (``evaluate.int8_coverage: false``) records that it was not measured."""
     if runtime.artifact.precision not in INT8_PRECISIONS:
         return None
+    if not measure:
+        return {"runtime": runtime.name, "skipped": OFF}
     try:
         views = runtime.int8_graphs(inputs)
     except Exception as e:  # coverage is a view of the artifact: its own numbers stand

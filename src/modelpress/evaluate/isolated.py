@@ -80,9 +80,14 @@ def measure(
     repeats: int,
     task: Any = None,
     guard: Guard = contextlib.nullcontext,
+    own_memory: bool = True,
+    coverage: bool = True,
 ) -> Measured:
     """Measure ``artifact`` in a child process. ``task``: a task whose postprocess is timed
-    with the model (pickled to the child); ``guard``: entered around the child's timings.
+    with the model (pickled to the child); ``guard``: entered around the child's timings;
+    ``own_memory``, ``coverage`` False: the child skips its peak-memory runs, the int8
+    coverage (``evaluate.own_process_memory``, ``evaluate.int8_coverage`` off); it still runs
+    the file apart, so a runtime that crashes costs that artifact only.
     Raises ``StepError`` when the child dies, the runtime's own error when it fails."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modelpress-measure-") as tmp:
@@ -99,6 +104,8 @@ def measure(
             "batch_sizes": batch_sizes,
             "warmup": warmup,
             "repeats": repeats,
+            "own_memory": own_memory,
+            "coverage": coverage,
             "inputs": [str(p) for p in _save(validation, work)],
             "task": None,
             "out": str(work / "result.json"),
@@ -119,9 +126,11 @@ def measure(
         with np.load(work / "outputs.npz") as z:
             outputs = [z[f"arr_{i}"] for i in range(len(z.files))]
     own = result["own_memory"]  # as own_process_peak gives it: at the throughput batch
-    at = {b["batch"]: b["mb"] for b in own["by_batch"]}
+    at = {b["batch"]: b["mb"] for b in own.get("by_batch", [])}
     batch = result["bench"]["throughput_batch"]
-    if batch in at:
+    if "skipped" in own:
+        pass
+    elif batch in at:
         own = {"mb": at[batch], "batch": batch, **own}
         own["seconds"] = round(time.perf_counter() - started, 2)
     else:
@@ -275,10 +284,12 @@ def _measure(spec: dict[str, Any], say: Callable[..., None]) -> dict[str, Any]:
         if sys.stdin.readline().strip() != "go":
             raise errors.StepError("modelpress's process stopped before the timing")
         window = [time.time()]
-        say(phase=f"running it at batch {', '.join(map(str, measured))} for its peak memory")
-        by_batch = own_process.peaks(
-            runtime, sorted({measured[0], max(measured)}), sample_batch, spec["calls"]
-        )
+        by_batch = None
+        if spec["own_memory"]:
+            say(phase=f"running it at batch {', '.join(map(str, measured))} for its peak memory")
+            by_batch = own_process.peaks(
+                runtime, sorted({measured[0], max(measured)}), sample_batch, spec["calls"]
+            )
         say(phase=f"timing it at batch {', '.join(map(str, spec['batch_sizes']))}")
         bench = benchmark_runtime(
             runtime,
@@ -292,12 +303,15 @@ def _measure(spec: dict[str, Any], say: Callable[..., None]) -> dict[str, Any]:
         say(phase="evaluating it on the validation split", guard=False)
         outputs = runtime.predict_all(inputs, spec["eval_batch_size"])
         say(phase="reading what it runs in int8")
-        coverage = int8_coverage(runtime, sample_batch(fixed or 1))
+        coverage = int8_coverage(runtime, sample_batch(fixed or 1), spec["coverage"])
         names = runtime.output_names()
     finally:
         runtime.close()
     np.savez(spec["outputs"], *outputs)
-    own = own_process.facts(runtime, spec, idle, loaded) | {"by_batch": by_batch}
+    if by_batch is None:
+        own: dict[str, Any] = {"skipped": own_process.OFF}
+    else:
+        own = own_process.facts(runtime, spec, idle, loaded) | {"by_batch": by_batch}
     return {
         "names": names,
         "bench": bench,

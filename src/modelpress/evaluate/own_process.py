@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from modelpress.core.artifact import Artifact
 
 TIMEOUT_S = 120.0
+OFF = "not measured (evaluate.own_process_memory off)"
 CALLS = 5  # per batch size; the first ones grow the runtime's arenas and pack weights: all count
 
 # What the child imports before loading the model: the runtime a device would ship. A .pt2's

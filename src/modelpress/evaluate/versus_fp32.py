@@ -106,7 +106,7 @@ def _compared(q: dict[str, Any], s: dict[str, Any], sib: str, race: dict[str, An
     }
 
 
-def _not_compared(sib: str | None, why: str) -> Entry:
+def not_compared(sib: str | None, why: str) -> Entry:
     return {"sibling": sib, "ratio": None, "not_compared": why}
 
 
@@ -130,11 +130,11 @@ def time_pairs(
         entry = by_name[name]
         if sib is None:
             why = f"no {entry.get('format')} fp32 artifact made from the same model in this run"
-            out[name] = _not_compared(None, why)
+            out[name] = not_compared(None, why)
         elif name not in live or sib not in live:
-            out[name] = _not_compared(sib, "its files could not be loaded again")
+            out[name] = not_compared(sib, "its files could not be loaded again")
         elif (b := _batch(entry, by_name[sib], batch)) is None:
-            out[name] = _not_compared(sib, "the two run at different fixed batch sizes")
+            out[name] = not_compared(sib, "the two run at different fixed batch sizes")
         else:
             groups.setdefault(b, []).append((name, sib))
     runtimes: dict[str, Runtime] = {}
@@ -150,7 +150,7 @@ def time_pairs(
             ready = [(n, s) for n, s in group if n in runtimes and s in runtimes]
             for name, sib in group:
                 if (name, sib) not in ready:
-                    out[name] = _not_compared(sib, failed.get(name) or failed[sib])
+                    out[name] = not_compared(sib, failed.get(name) or failed[sib])
             if not ready:
                 continue
             names = list(dict.fromkeys(n for pair in ready for n in pair))
@@ -164,7 +164,7 @@ def time_pairs(
                 )
             except Exception as e:  # the separate benchmarks still stand
                 for name, sib in ready:
-                    out[name] = _not_compared(sib, f"timing failed: {first_line(e)}")
+                    out[name] = not_compared(sib, f"timing failed: {first_line(e)}")
                 continue
             for name, sib in ready:
                 results = race["results"]
