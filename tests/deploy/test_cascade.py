@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import assert_one_line_error
-from helpers.cli import cli_process as cli
+from helpers.cli import run_cli as cli
 from helpers.recipes import train_mlp
 from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build, log_odds
 

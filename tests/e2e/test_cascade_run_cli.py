@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from helpers.cli import assert_one_line_error
-from helpers.cli import cli_process as cli
+from helpers.cli import run_cli as cli
 from helpers.recipes import train_mlp
 
 DATA = "builtin:digits-manipulated"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import cli_process as cli
+from helpers.cli import run_cli as cli
 
 
 @pytest.mark.slow

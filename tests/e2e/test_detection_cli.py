@@ -10,13 +10,14 @@ import pytest
 import yaml
 
 from helpers.cli import assert_one_line_error, run_cli
+from helpers.recipes import ANALYSES_OFF
 
 SMALL = {
     "model": "zoo:yolo_nano",
     "model_kwargs": {"width_mult": 0.25},
     "data": {"source": "builtin:digits-detect", "max_samples": 60},
     "input_shape": "1,3,64,64",
-    "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1]},
+    "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1], **ANALYSES_OFF},
 }
 
 

@@ -2,6 +2,7 @@
 `[b]` in a message, a path or a table cell as markup and drop it."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ MISSING_EXTRA = "the tflite format needs the [tflite] extra: pip install 'modelp
 @pytest.fixture(scope="module")
 def failed_tflite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(run directory, stdout) of `modelpress export --format tflite` into runs/a[b] with the
-    [tflite] extra made unimportable, as on an install without it."""
+    [tflite] extra made unimportable, as on an install without it: in this process (the CLI runs
+    in-process) and in any process the run starts (PYTHONPATH)."""
     root = tmp_path_factory.mktemp("markup")
     blocked = root / "blocked"
     blocked.mkdir()
@@ -23,6 +25,7 @@ def failed_tflite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as mp:
         path = [str(blocked), *filter(None, [os.environ.get("PYTHONPATH")])]
         mp.setenv("PYTHONPATH", os.pathsep.join(path))
+        mp.setitem(sys.modules, "litert_torch", None)  # `import litert_torch` raises ImportError
         result = run_cli(
             "export",
             "zoo:mlp",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from helpers.cli import assert_one_line_error
-from helpers.cli import cli_process as cli
+from helpers.cli import run_cli as cli
 
 BASE = {
     "model": "zoo:mlp",

@@ -10,7 +10,8 @@ from helpers.recipes import tiny_recipe
 
 
 def test_run_and_bench_show_the_own_process_peak(trained_checkpoint: Path, tmp_path: Path) -> None:
-    recipe = tiny_recipe(str(trained_checkpoint), steps=[{"type": "export", "format": "onnx"}])
+    steps = [{"type": "export", "format": "onnx"}]
+    recipe = tiny_recipe(str(trained_checkpoint), analyses={"own_process_memory"}, steps=steps)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
 
     ran = run_cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import assert_one_line_error
-from helpers.cli import cli_process as cli
+from helpers.cli import run_cli as cli
 
 pytest.importorskip("av")
 
