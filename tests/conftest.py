@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.recipes import tiny_recipe
+from helpers.recipes import tiny_recipe, train_mlp
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -93,6 +93,18 @@ def trained_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     train_and_save(recipe, TrainConfig(epochs=8, lr=3e-3, seed=0), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def manipulated_stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Two cascade stages on builtin:digits-manipulated at 1,1,8,8, trained once for every
+    cascade test that needs a cheap stage and a precise one: an MLP [8] of 2 epochs and an MLP
+    [64] of 4. Their paths, fast first."""
+    out = tmp_path_factory.mktemp("stages")
+    return [
+        train_mlp(out / f"{name}.pt", "builtin:digits-manipulated", "1,1,8,8", hidden, epochs)
+        for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4))
+    ]
 
 
 @pytest.fixture

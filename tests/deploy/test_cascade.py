@@ -10,20 +10,16 @@ import pytest
 
 from helpers.cli import assert_one_line_error
 from helpers.cli import run_cli as cli
-from helpers.recipes import train_mlp
 from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build, log_odds
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"
 
 
-@pytest.fixture(scope="module")
-def stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    out = tmp_path_factory.mktemp("stages")
-    return [
-        train_mlp(out / f"{name}.pt", DATA, SHAPE, hidden, epochs)
-        for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4))
-    ]
+@pytest.fixture
+def stages(manipulated_stages: list[str]) -> list[str]:
+    """DATA's two stages at SHAPE (trained once a session: conftest)."""
+    return manipulated_stages
 
 
 def test_log_odds_of_one_and_two_logit_heads() -> None:
