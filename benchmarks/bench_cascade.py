@@ -68,14 +68,14 @@ def _reseeded(fast: Path, seeds: int, max_leakage: float, confidence: float) -> 
     """The held-out items (calibration ∪ validation of the training split) split in halves
     ``seeds`` times: thresholds certified on one half, leakage counted on the other."""
     from modelpress.deploy.calibration import calibrated_probs, fit_temperature
-    from modelpress.deploy.cascade import log_odds
     from modelpress.deploy.certify import CertificationError, choose_thresholds
+    from modelpress.tasks import find_task
 
     runtime, data = open_stage(str(fast), DATA, None, SHAPE)
     pairs = zip(data.calibration.inputs, data.validation.inputs, strict=True)
     x = [np.concatenate([a, b]) for a, b in pairs]
     y = np.concatenate([data.calibration.labels, data.validation.labels])
-    z = log_odds(runtime.predict_all(x, 256)[0])
+    z = find_task("binary").cascade_scores(runtime.predict_all(x, 256))  # the log-odds
     runtime.close()
     out = []
     for seed in range(1, seeds + 1):

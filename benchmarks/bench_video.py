@@ -5,7 +5,7 @@
 
 Trains (cached under runs/bench/video/) a binary zoo:dscnn ×0.5 on builtin:digits-manipulated at
 1×64×64 with modelpress, exports it to INT8 ONNX with modelpress, writes 64×64 test clips
-(deploy/testvideo.py: digits on coloured scenes, H.264 in Matroska) of 1 s, 20 s and 100 s and a
+(tests/helpers/video.py: digits on coloured scenes, H.264 in Matroska) of 1 s, 20 s and 100 s and a
 copy of the 20 s clip cut at half its bytes, and runs the real CLI, ``modelpress video MODEL
 CLIP --sample every:1``, once per clip (the 20 s clip --repeats times), each in a child process
 of its own started by measure_child.py, so that its peak resident memory is its own (a child
@@ -40,9 +40,11 @@ from rich.console import Console
 from rich.table import Table
 
 from modelpress.core.recipe import build_recipe
-from modelpress.deploy.testvideo import make_video, truncate
 from modelpress.engine import pipeline
 from modelpress.training import TrainConfig, train_and_save
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # the test clips' maker
+from helpers.video import make_video, truncate
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,64,64"

@@ -10,7 +10,9 @@ import pytest
 
 from helpers.cli import assert_one_line_error
 from helpers.cli import run_cli as cli
-from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build, log_odds
+from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, build
+from modelpress.errors import ModelpressError
+from modelpress.tasks import find_task
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"
@@ -22,11 +24,12 @@ def stages(manipulated_stages: list[str]) -> list[str]:
     return manipulated_stages
 
 
-def test_log_odds_of_one_and_two_logit_heads() -> None:
-    assert log_odds(np.array([[0.5], [-1.0]])).tolist() == [0.5, -1.0]
-    assert log_odds(np.array([[0.0, 2.0], [1.0, -1.0]])).tolist() == [2.0, -2.0]
-    with pytest.raises(CascadeError, match="1 or 2 outputs per item, not 3"):
-        log_odds(np.zeros((2, 3)))
+def test_a_binary_stage_scores_the_log_odds_of_one_and_two_logit_heads() -> None:
+    scores = find_task("binary").cascade_scores  # what a binary cascade's stages are read by
+    assert scores([np.array([[0.5], [-1.0]])]).tolist() == [0.5, -1.0]
+    assert scores([np.array([[0.0, 2.0], [1.0, -1.0]])]).tolist() == [2.0, -2.0]
+    with pytest.raises(ModelpressError, match="gives 1 or 2 outputs per item, not 3; use binary"):
+        scores([np.zeros((2, 3))])
 
 
 def test_a_built_cascade_is_certified_bundled_and_routes_as_its_thresholds_say(

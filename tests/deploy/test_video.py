@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("av")
 
-from modelpress.deploy.testvideo import (
+from helpers.video import (
     damage,
     make_audio_only,
     make_empty,

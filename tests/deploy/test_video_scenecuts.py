@@ -15,7 +15,7 @@ pytest.importorskip("av")
 pytest.importorskip("scenedetect")
 
 from helpers.cli import run_cli
-from modelpress.deploy.testvideo import make_video, scene_starts
+from helpers.video import make_video, scene_starts
 from modelpress.deploy.video import VideoProcessor
 from modelpress.errors import ModelpressError
 

@@ -4,6 +4,7 @@ clips, JSON lines written, a table per video, one-line errors for what cannot be
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from helpers.cli import run_cli as cli
 
 pytest.importorskip("av")
 
-from modelpress.deploy.testvideo import make_audio_only, make_empty, make_video, truncate
+from helpers.video import make_audio_only, make_empty, make_video, truncate
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,16,16"
@@ -85,6 +86,7 @@ def test_a_model_over_two_videos_writes_their_records_and_says_where_one_stopped
         assert summary["decision"] in ("positive", "negative")
     assert whole[-1]["frames_decoded"] == 100 and whole[-1]["frames_sampled"] == 40
     assert whole[-1]["stopped_at"] is None
+    assert whole[-1]["settings"]["threads"] == (os.cpu_count() or 1)  # no --threads: every core
     assert cut[-1]["frames_decoded"] < 100 and cut[-1]["stopped_at"]["frame"] >= 0
     assert f"video {clips['whole']}" in result.stdout  # the path as written, brackets and all
     assert "decoding stopped early" in result.stdout and "truncated" in result.stdout
@@ -159,12 +161,14 @@ def test_a_cascade_bundle_scores_a_video(
     cascade.close()
     out = tmp_path / "results.jsonl"
 
-    result = cli("video", str(tmp_path / "bundle"), str(clips["whole"]), "--out", str(out))
+    bundle = str(tmp_path / "bundle")
+    result = cli("video", bundle, str(clips["whole"]), "--out", str(out), "--threads", "1")
 
     assert result.returncode == 0, result.stdout + result.stderr
     records = _records(out)
     assert records[0] == {"type": "video", "path": str(clips["whole"])}
     assert records[-1]["type"] == "summary" and records[-1]["frames_processed"] == 100
+    assert records[-1]["settings"]["threads"] == 1  # the stages' runtimes ran at --threads
     assert "decision:" in result.stdout
 
 
@@ -184,7 +188,7 @@ def test_an_onnx_model_scores_frames_without_loading_any_data(
 ) -> None:
     import numpy as np
 
-    from modelpress.cli.video import _model
+    from modelpress.deploy.video import video_scorer
 
     onnx = _onnx(str(model), DATA, SHAPE, tmp_path / "run")
 
@@ -192,12 +196,13 @@ def test_an_onnx_model_scores_frames_without_loading_any_data(
         raise AssertionError("load_data was called")
 
     monkeypatch.setattr("modelpress.engine.context.load_data", no_data)
-    score, chw, close = _model(str(onnx), None, None, 1, False)
+    score, chw, close, threads = video_scorer(str(onnx), None, None, 1, False, default_data=DATA)
     try:
         p = score(np.random.default_rng(0).random((3, *chw), dtype=np.float32))
     finally:
         close()
     assert chw == (1, 16, 16) and p.shape == (3,) and ((p >= 0) & (p <= 1)).all()
+    assert threads == 1
 
 
 def test_a_ten_class_onnx_model_is_refused_before_any_frame(

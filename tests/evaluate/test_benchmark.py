@@ -76,3 +76,20 @@ def test_a_step_s_candidate_timings_hold_the_timing_guard(monkeypatch: pytest.Mo
 
     assert set(medians) == {"a", "b"}
     assert held[0] == "in" and held[-1] == "out" and held.count("in") == 1
+
+
+def test_latency_and_result_keeps_the_first_call_s_answer_and_times_the_others() -> None:
+    from modelpress.evaluate.benchmark import latency_and_result
+
+    calls: list[float] = []
+
+    def fn() -> int:
+        time.sleep(0.2 if not calls else 0.002)  # a cold first call, as a runtime's is
+        calls.append(1)
+        return len(calls)
+
+    stats, first = latency_and_result(fn, warmup=1, repeats=3, batch=1, threads=1)
+    assert first == 1 and len(calls) == 4 and stats.repeats == 3
+    assert stats.median < 100  # the cold call is not among the timed ones
+    with pytest.raises(ValueError, match="warmup"):
+        latency_and_result(fn, warmup=0, repeats=3, batch=1, threads=1)

@@ -41,6 +41,18 @@ def _single(f: dict[str, Any]) -> str:
     return f"{_num(one.get('p50'), 3)} / {_num(one.get('p90'), 3)}"
 
 
+def _unreliable(rows: list[dict[str, Any]]) -> list[str]:
+    """Why the rows' timings are not to be trusted, one reason of each kind (the first: the
+    same load average read twice a few seconds apart is one reason)."""
+    import re
+
+    kinds: dict[str, str] = {}
+    for row in rows:
+        for reason in row.get("unreliable") or []:
+            kinds.setdefault(re.sub(r"\d+(\.\d+)?", "#", str(reason)), str(reason))
+    return list(kinds.values())
+
+
 def show(
     figures: dict[str, Any],
     bound: dict[str, Any] | None,
@@ -100,6 +112,11 @@ def show(
             )
         )
     console.print(table)
+    unreliable = _unreliable([c, *(st["alone"] for st in figures["stages"])])
+    if unreliable:
+        console.print(
+            Text.assemble(("!", "yellow"), f" timings unreliable: {'; '.join(unreliable)}")
+        )
     lines = []
     if bound:
         lines.append(
@@ -147,8 +164,11 @@ def build_command(
     ] = 0.05,
     confidence: Annotated[float, typer.Option("--confidence")] = 0.95,
     task: Annotated[
-        str, typer.Option("--task", help="binary (two thresholds) or classification (top-1).")
-    ] = "binary",
+        str | None,
+        typer.Option(
+            "--task", help="binary (two thresholds; the default) or classification (top-1)."
+        ),
+    ] = None,
     positive: Annotated[
         list[str] | None,
         typer.Option(
@@ -262,5 +282,7 @@ def _document(meta: dict[str, Any], figures: dict[str, Any], cascade: Any) -> di
 
 
 def register() -> None:
+    from modelpress.cli.cascade_run import run_command
+
+    cascade_app.command("run")(run_command)
     app.add_typer(cascade_app, name="cascade")
-    from modelpress.cli import cascade_run  # noqa: F401  (registers cascade run)

@@ -1,10 +1,10 @@
 """``modelpress cascade run BUNDLE INPUTS...``: a built cascade on image files, folders of
-images and .npz arrays (``deploy/inputs.py``), one JSON line per item."""
+images and .npz arrays (``deploy/inputs.py``), one JSON line per item. Registered under
+``modelpress cascade`` by ``cli/cascade.py``."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
@@ -15,14 +15,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from modelpress.cli.cascade import cascade_app
 from modelpress.cli.common import Threads, console, user_errors
 from modelpress.core.rundir import holding_output
 
-BINARY_CLASSES = ["negative", "positive"]
 
-
-@cascade_app.command("run")
 @user_errors
 @holding_output("out", folder=False, example="results.jsonl")  # one run writes OUT
 def run_command(
@@ -95,14 +91,12 @@ def run_command(
 
 
 def class_names(meta: dict[str, Any]) -> list[str]:
-    """The name of each decision: ``classes`` from cascade.json, else negative / positive. A
-    binary cascade's decision 1 is its positive class, which ``positive_index`` may put first."""
-    classes = [str(c) for c in meta.get("classes") or []]
-    if meta.get("task", "binary") != "binary":
-        return classes
-    if len(classes) != 2:
-        return list(BINARY_CLASSES)
-    return classes[::-1] if meta.get("positive_index") == 0 else classes
+    """The name of each decision, as the bundle's task names them (``classes`` from
+    cascade.json; a binary cascade's decision 1 is its positive class, which
+    ``positive_index`` may put first; negative / positive where it keeps no names)."""
+    from modelpress.deploy.exits import cascade_task
+
+    return cascade_task(meta.get("task"), where="cascade.json")[1].class_names(meta)
 
 
 def _open(tmp: Path | None) -> Any:
@@ -119,13 +113,15 @@ def _run(
 ) -> tuple[list[int], dict[str, int], float]:
     """Every batch through ``cascade.predict``: (items per stage, items per class, seconds in
     the cascade). Works for a decision that is a class index and p its probability."""
+    from modelpress.deploy.evaluation import once
+
+    cascade.warm_up()  # untimed: each stage's first run
     per_stage = [0] * len(names)
     counts: Counter[str] = Counter({c: 0 for c in classes})
     seconds = 0.0
     for batch in plan.batches(tuple(spec.shape[1:]), spec.dtype):
-        start = time.perf_counter()
-        routed = cascade.predict([batch.x])
-        seconds += time.perf_counter() - start
+        took, routed = once(lambda batch=batch: cascade.predict([batch.x]))
+        seconds += took
         for item, p, decision, stage in zip(
             batch.ids,
             np.asarray(routed.p).tolist(),

@@ -5,98 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from modelpress.cli.common import Shape, Threads, TrustCode, app, console, user_errors
 from modelpress.core.rundir import holding_output
-from modelpress.errors import ModelpressError, first_line
 
-DEFAULT_DATA = "builtin:digits-manipulated"
-# runtimes whose run may be called from several threads at once; the others get a lock
-THREAD_SAFE = {"torch", "torchscript", "onnxruntime"}
-
-
-def _model(
-    source: str, data: str | None, input_shape: str | None, threads: int | None, trust: bool
-) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int], Callable[[], None]]:
-    """(score: (B, C, H, W) → P(positive), the model's (C, H, W), close) for a cascade bundle
-    (a folder with cascade.json) or a binary model file."""
-    from modelpress.deploy.bundle import deployed_kind, open_stage_file
-    from modelpress.deploy.calibration import calibrated_probs
-    from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, log_odds, open_model
-    from modelpress.runtimes import runtime_for
-    from modelpress.sources.inputs import parse_input_shape
-
-    score: Callable[[np.ndarray], np.ndarray]
-    if Path(source).is_dir():
-        if input_shape:
-            raise ModelpressError(
-                f"--input-shape: a bundle's stages run at the shape they were built with "
-                f"({Path(source) / BUNDLE_FILE}); drop --input-shape"
-            )
-        cascade = Cascade.load(source, data, threads, with_data=False)
-        if cascade.task != "binary":
-            cascade.close()
-            raise ModelpressError(
-                f"{source}: a {cascade.task} cascade; modelpress video scores one probability a "
-                "frame and takes binary cascades (build one with --task binary)"
-            )
-        runtimes, specs, close = [s.runtime for s in cascade.stages], cascade.inputs, cascade.close
-
-        def score(x: np.ndarray) -> np.ndarray:
-            return cascade.predict([x]).p
-
-    else:
-        own = Path(source).is_file() and deployed_kind(Path(source)) in ("onnx", "tflite")
-        if own and not data:  # the file's own shape: no data loaded
-            shape = parse_input_shape(input_shape) if input_shape else None
-            runtime, specs = open_stage_file(Path(source), threads, shape)
-            head = runtime.run_all([np.zeros(specs[0].shape, np.float32)])[0]
-            if int(np.prod(head.shape[1:])) not in (1, 2):
-                runtime.close()
-                raise ModelpressError(
-                    f"{source}: gives {int(np.prod(head.shape[1:]))} outputs per item; modelpress "
-                    "video takes a binary model (1 or 2 outputs) or a binary cascade bundle"
-                )
-        else:
-            ctx, artifact = open_model(
-                source, data or DEFAULT_DATA, threads, input_shape, trust=trust
-            )
-            runtime, specs = runtime_for(artifact, ctx.threads), ctx.data.input_specs()
-        runtimes, close = [runtime], runtime.close
-
-        def score(x: np.ndarray) -> np.ndarray:
-            return calibrated_probs(log_odds(runtime.predict_all([x], len(x))[0]), 1.0)
-
-    specs = specs or []
-    if len(specs) != 1 or len(specs[0].shape) != 4:
-        close()
-        raise ModelpressError(
-            f"{source}: takes {', '.join(s.describe() for s in specs)}; a video model takes one "
-            "image input N,C,H,W (set it with --input-shape, e.g. 1,1,32,32)"
-        )
-    if not all(r.name in THREAD_SAFE for r in runtimes):
-        lock, unlocked = threading.Lock(), score
-
-        def score(x: np.ndarray) -> np.ndarray:
-            with lock:
-                return unlocked(x)
-
-    _, c, h, w = (int(d) for d in specs[0].shape)
-    try:  # once before any frame: the runtime's first run and lazy imports (scipy) happen here
-        score(np.zeros((1, c, h, w), np.float32))
-    except Exception as e:
-        close()
-        raise ModelpressError(f"{source}: scoring a blank frame failed ({first_line(e)})") from None
-    return score, (c, h, w), close
+DEFAULT_DATA = "builtin:digits-manipulated"  # what a model file's input spec comes from
 
 
 def _seconds(v: Any) -> str:
@@ -215,7 +134,13 @@ def video(
     from modelpress.chatter import verbose
     from modelpress.core.rundir import check_output
     from modelpress.deploy.scenecuts import SceneCuts
-    from modelpress.deploy.video import Quality, Sampling, VideoProcessor, check_video
+    from modelpress.deploy.video import (
+        Quality,
+        Sampling,
+        VideoProcessor,
+        check_video,
+        video_scorer,
+    )
     from modelpress.extras import require
 
     check_output(out, "--out", folder=False, example="results.jsonl")
@@ -233,12 +158,12 @@ def video(
         import av
 
         av.logging.set_level(av.logging.WARNING)
-    score, shape, close = _model(source, data, input_shape, threads, trust)
+    model = video_scorer(source, data, input_shape, threads, trust, default_data=DEFAULT_DATA)
     tmp = out.with_name(out.name + ".tmp")
     try:
         processor = VideoProcessor(
-            score,
-            shape,
+            model.score,
+            model.shape,
             sample=sample,
             window=window,
             workers=workers,
@@ -250,6 +175,7 @@ def video(
             max_consecutive_errors=max_errors,
             queue_size=queue_size,
             threshold=threshold,
+            threads=model.threads,
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w") as f:
@@ -265,7 +191,7 @@ def video(
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-        close()
+        model.close()
     console.print(Text(f"wrote {out}"))
 
 

@@ -13,6 +13,9 @@ run, and nothing in it is taken on its word:
 - the certificates are recounted from the calibration evidence the bundle carries
   (``deploy/evidence.py``).
 
+Reading cascade.json (``read_doc``, ``stages_of``, ``input_specs``) checks every field it
+uses and names it in one line; ``write_doc`` seals what a build measured.
+
 A digest is not a signature: whoever rewrites a stage, its calibration scores and every digest
 consistently has made a new bundle, not edited this one; what these checks catch is a bundle
 that says something its own contents do not.
@@ -22,15 +25,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelpress.deploy.routing import CascadeError
+from modelpress.deploy.routing import BUCKET_KINDS, CascadeError
 
 if TYPE_CHECKING:
+    from modelpress.deploy.exits import ExitRule
+    from modelpress.deploy.stage import Stage
     from modelpress.runtimes.base import Runtime
     from modelpress.sources.inputs import InputSpec
+    from modelpress.tasks.base import Task
 
 BUNDLE_FILE = "cascade.json"
 FORMAT_VERSION = 3  # 3: stage files deployed formats only, digests, calibration evidence
@@ -154,6 +159,7 @@ def open_stage_file(
     (ONNX, LiteRT); TorchScript, ``.pt2`` and OpenVINO stages need ``specs``."""
     from modelpress.core.artifact import Artifact
     from modelpress.engine.context import deployed_artifact
+    from modelpress.evaluate.benchmark import timing_threads
     from modelpress.runtimes import runtime_for
     from modelpress.sources.models import load_exported
 
@@ -172,5 +178,92 @@ def open_stage_file(
         artifact = Artifact("stage", "torch", specs, module=load_exported(path), path=path)
     else:
         artifact = Artifact("stage", kind, specs, path=path)  # type: ignore[arg-type]
-    cores = os.cpu_count() or 1
-    return runtime_for(artifact, min(threads or cores, cores)), list(specs)
+    return runtime_for(artifact, timing_threads(threads)), list(specs)
+
+
+# ---------------------------------------------------------------------- cascade.json
+
+
+def read_doc(bundle: Path) -> dict[str, Any]:
+    """BUNDLE/cascade.json as a dict; one line when there is none or it is not JSON."""
+    path = bundle / BUNDLE_FILE
+    if not path.is_file():
+        raise CascadeError(
+            f"{bundle}: not a cascade bundle (no {BUNDLE_FILE}); build one "
+            "with modelpress cascade build"
+        )
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise CascadeError(f"{path}: not a readable cascade description ({e})") from None
+    if not isinstance(doc, dict):
+        raise CascadeError(f"{path}: not a cascade description (a JSON object is expected)")
+    return doc
+
+
+def write_doc(bundle: Path, doc: dict[str, Any]) -> None:
+    """BUNDLE/cascade.json, sealed (``seal``: the digest of every file it names and of its
+    own content), written atomically."""
+    tmp = bundle / f".{BUNDLE_FILE}.tmp"
+    tmp.write_text(json.dumps(seal(bundle, {"format_version": FORMAT_VERSION, **doc}), indent=2))
+    tmp.replace(bundle / BUNDLE_FILE)
+
+
+def stages_of(bundle: Path, doc: dict[str, Any]) -> tuple[list[Stage], Task, ExitRule]:
+    """(the bundle's stages as cascade.json describes them, runtimes not opened; its task and
+    that task's exit rule), every field checked: one line naming the stage and the field."""
+    from modelpress.deploy.exits import cascade_task, summary
+    from modelpress.deploy.stage import Stage
+
+    path = bundle / BUNDLE_FILE
+    task, rule = cascade_task(doc.get("task"), where=str(path))
+    specs = doc.get("stages")
+    if not isinstance(specs, list) or len(specs) < 2:
+        raise CascadeError(f"{path}: 'stages' must list two stages at least")
+    if not isinstance(doc.get("evidence"), str):
+        raise CascadeError(f"{path}: names no calibration evidence; rebuild the bundle")
+    flip = rule.flips(doc)
+    stages = []
+    last = len(specs) - 1
+    for i, s in enumerate(specs):
+        where = f"{path}: stage {i}"
+        if not isinstance(s, dict):
+            raise CascadeError(f"{where} is not an object")
+        for key in ("name", "file"):
+            if not isinstance(s.get(key), str):
+                raise CascadeError(f"{where}: '{key}' must be a string")
+        t = s.get("temperature")
+        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < float("inf"):
+            raise CascadeError(f"{where}: 'temperature' must be a positive number, not {t!r}")
+        cert, buckets = s.get("certificate"), s.get("buckets")
+        if i < last and not isinstance(cert, dict):
+            raise CascadeError(f"{where}: an early stage needs its 'certificate'")
+        if i == last and (cert is not None or buckets is not None):
+            raise CascadeError(f"{where}: the last stage decides everything left; no certificate")
+        if buckets is not None and not (
+            isinstance(buckets, dict)
+            and buckets.get("by") in BUCKET_KINDS
+            and isinstance(buckets.get("edges"), list)
+            and isinstance(buckets.get("certificates"), list)
+            and len(buckets["certificates"]) == len(buckets["edges"]) + 1
+        ):
+            raise CascadeError(f"{where}: 'buckets' is not a set of bins with a certificate each")
+        if buckets is not None and cert != summary(buckets):
+            raise CascadeError(f"{where}: its certificate is not the summary of its bins' own")
+        calibration = s.get("calibration") if isinstance(s.get("calibration"), dict) else {}
+        stages.append(
+            Stage(s["name"], s["file"], float(t), calibration, cert, None, buckets, task, flip)
+        )
+    return stages, task, rule
+
+
+def input_specs(bundle: Path, doc: dict[str, Any]) -> list[InputSpec] | None:
+    """The inputs the stages were built and calibrated on (None: a bundle without them)."""
+    from modelpress.errors import RecipeError
+    from modelpress.sources.inputs import parse_input_shape
+
+    shape = doc.get("inputs") or doc.get("input_shape")
+    try:
+        return parse_input_shape(shape) if shape else None
+    except RecipeError as e:
+        raise CascadeError(f"{bundle / BUNDLE_FILE}: 'inputs' {e}") from None

@@ -14,14 +14,15 @@ shows "—" for it and leaves out a figure it has no numbers for, never raising 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from modelpress.core.rundir import write_text_atomic
-from modelpress.deploy.cascade import BUNDLE_FILE, CascadeError
+from modelpress.deploy.bundle import read_doc
+from modelpress.deploy.certify import TWO_THRESHOLDS
+from modelpress.deploy.exits import rule_of
 from modelpress.report import format as fmt
 from modelpress.report import html
 from modelpress.report.sections import Grid
@@ -42,29 +43,13 @@ def write_report(
     ``figures``: what ``cascade.evaluate`` measured, shown instead of the build's validation
     figures (``cascade eval``); ``data`` names the data they were measured on."""
     bundle = Path(bundle)
-    doc = _read(bundle)
+    doc = read_doc(bundle)
     source = _source(doc, figures, data)
     shown = doc.get("validation") if figures is None else figures
     page = render(doc, _dict(shown), title or f"modelpress cascade: {bundle.name}", source)
     path = bundle / REPORT_FILE
     write_text_atomic(path, page)
     return path
-
-
-def _read(bundle: Path) -> dict[str, Any]:
-    path = bundle / BUNDLE_FILE
-    if not path.is_file():
-        raise CascadeError(
-            f"{bundle}: not a cascade bundle (no {BUNDLE_FILE}); build one with "
-            "modelpress cascade build"
-        )
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CascadeError(f"{path}: not a readable cascade description ({e})") from None
-    if not isinstance(doc, dict):
-        raise CascadeError(f"{path}: not a cascade description (a JSON object is expected)")
-    return doc
 
 
 def _source(doc: dict[str, Any], figures: dict[str, Any] | None, data: str | None) -> str:
@@ -117,7 +102,8 @@ def render(
     body.append(_bound(doc.get("bound"), stages))
 
     body += ["<h2>Calibration</h2>", html.table(calibration(stages))]
-    figure = reliability_figure(stages, doc.get("task") == "classification")
+    rule = rule_of(doc)  # None: a task this modelpress does not run in cascades
+    figure = reliability_figure(stages, rule is not None and not rule.one_probability)
     if figure:
         body.append(html.image("reliability.png", figure))
         body.append(
@@ -197,7 +183,7 @@ def certificates(stages: list[dict[str, Any]]) -> Grid:
     rows = []
     for i, stage in enumerate(stages[:-1]):
         c = _dict(stage.get("certificate")) or {}
-        binary = c.get("kind", "binary") == "binary"
+        binary = c.get("kind", TWO_THRESHOLDS) == TWO_THRESHOLDS
         high = c.get("high")
         rows.append(
             [

@@ -31,6 +31,10 @@ from modelpress.errors import ModelpressError
 POSITIVES_LIMIT = 10**7  # positives_needed gives up beyond this many
 
 
+# Certificate kinds as cascade.json stores them (two thresholds: named for their first task)
+TWO_THRESHOLDS, TOP_CONFIDENCE = "binary", "confidence"
+
+
 class CertificationError(ModelpressError):
     """No threshold of the grid certifies the asked bound on these calibration data."""
 
@@ -39,10 +43,10 @@ class CertificationError(ModelpressError):
 class Certificate:
     """Thresholds of one early stage and the bound that certifies them.
 
-    kind "binary": exit negative when p < ``low``, exit positive when p ≥ ``high`` (``None``:
+    kind TWO_THRESHOLDS: exit negative when p < ``low``, exit positive when p ≥ ``high`` (``None``:
     nothing exits positive), defer the rest; ``positives`` are the calibration positives and
     ``passed`` those exiting negative.
-    kind "confidence" (K classes): exit with the top-1 class when its probability ≥ ``high``
+    kind TOP_CONFIDENCE (K classes): exit with the top-1 class when its probability ≥ ``high``
     (``low`` is None); ``positives`` / ``passed`` are the trials and failures ``measure`` names
     (early exits and their errors, or positive-class items and those exiting as another class).
     """
@@ -77,7 +81,7 @@ class Certificate:
         (scores: P(positive), shape (N,)); confidence −1 defer, else the top-1 class (scores:
         probabilities (N, K))."""
         s = np.asarray(scores, dtype=np.float64)
-        if self.kind == "confidence":
+        if self.kind == TOP_CONFIDENCE:
             out = s.argmax(axis=1)
             out[s.max(axis=1) < self.high] = -1
             return out.astype(np.int64)
@@ -236,7 +240,7 @@ def choose_thresholds(
     exit_pos = int(n - np.searchsorted(every, highs[j]))
     true_pos_exits = int(n_pos - np.searchsorted(pos, highs[j]))
     return Certificate(
-        kind="binary",
+        kind=TWO_THRESHOLDS,
         low=float(lows[i]),
         high=None if np.isinf(highs[j]) else float(highs[j]),
         positives=n_pos,
@@ -265,7 +269,7 @@ def _defer_all(
     """Nothing exits: leakage is 0 whatever the data, so this certifies without counting."""
     n_pos = int((y == 1).sum())
     return Certificate(
-        kind="binary",
+        kind=TWO_THRESHOLDS,
         low=0.0,
         high=None,
         positives=n_pos,
@@ -422,7 +426,7 @@ def choose_confidence_threshold(
     if positive_classes is not None:
         as_pos = out & np.isin(top, list(positive_classes))
     return Certificate(
-        kind="confidence",
+        kind=TOP_CONFIDENCE,
         low=None,
         high=float(ts[chosen]),
         positives=int(trials[chosen]),

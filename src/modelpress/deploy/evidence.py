@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.deploy.certify import TOP_CONFIDENCE, TWO_THRESHOLDS
 from modelpress.deploy.routing import CascadeError, entropy, route
 
 EVIDENCE_FILE = "calibration.npz"
@@ -52,7 +53,7 @@ def _close(a: Any, b: float) -> bool:
 
 def _exits_nothing(cert: dict[str, Any]) -> bool:
     """Whether the thresholds let no item exit at all (a bin that defers everything)."""
-    if cert.get("kind") == "confidence":
+    if cert.get("kind") == TOP_CONFIDENCE:
         return cert.get("high") is None
     return cert.get("high") is None and float(cert.get("low") or 0.0) <= 0.0
 
@@ -62,7 +63,7 @@ def _recount(
 ) -> tuple[int, int]:
     """(trials, failures) of ``cert``'s measure on calibration probabilities ``p``, labels
     ``y`` (``guarded``: the positive classes of a classification cascade, if any)."""
-    if cert["kind"] == "binary":
+    if cert["kind"] == TWO_THRESHOLDS:
         positive = y == 1
         return int(positive.sum()), int((positive & (p < float(cert["low"]))).sum())
     top = p.argmax(axis=1) if len(p) else np.zeros(0, np.int64)
@@ -93,11 +94,11 @@ def _check(
     from modelpress.deploy.certify import clopper_pearson_upper
 
     max_leakage, confidence = level
-    if not isinstance(cert, dict) or cert.get("kind") not in ("binary", "confidence"):
+    if not isinstance(cert, dict) or cert.get("kind") not in (TWO_THRESHOLDS, TOP_CONFIDENCE):
         raise CascadeError(f"{where}: not a certificate modelpress reads")
     try:
         trials, failures = _recount(cert, p, y, guarded)
-        alarms = _false_alarms(cert, p, y) if cert["kind"] == "binary" else None
+        alarms = _false_alarms(cert, p, y) if cert["kind"] == TWO_THRESHOLDS else None
     except (KeyError, TypeError, ValueError) as e:
         raise CascadeError(f"{where}: its thresholds are unreadable ({e})") from None
     claimed = (cert.get("positives"), cert.get("passed"))
@@ -156,7 +157,7 @@ def verify(
     y = evidence.get("labels")
     if y is None or any(f"scores{i}" not in evidence for i in range(early)):
         raise CascadeError(f"{where}: the calibration evidence lacks scores or labels")
-    guarded = doc.get("positive_classes") if doc.get("task") == "classification" else None
+    guarded = _guarded(doc)
     reach = np.arange(len(y))
     for i, st in enumerate(stages[:early]):
         z = evidence[f"scores{i}"]
@@ -165,6 +166,9 @@ def verify(
                 f"{where}: stage {i}'s calibration scores and labels differ in count"
             )
         probs = calibrated_probs(z, st.temperature)[reach]
+        sure = None  # a confidence exit routes on the Task's confidence, as the stage does
+        if (st.certificate or {}).get("kind") == TOP_CONFIDENCE:
+            sure = st.task.confidence(z[reach] / st.temperature)
         ys = y[reach]
         score = None
         if st.buckets is not None:
@@ -187,4 +191,12 @@ def verify(
         else:
             at = f"{where}: stage {i}"
             _check(st.certificate, probs, ys, guarded, (leak_each, conf_each), at)
-        reach = reach[route(probs, st.certificate, st.buckets, score) < 0]
+        reach = reach[route(probs, st.certificate, st.buckets, score, sure) < 0]
+
+
+def _guarded(doc: dict[str, Any]) -> list[int] | None:
+    """The classes whose items' exits a confidence certificate counts (None: every error)."""
+    from modelpress.deploy.exits import rule_of
+
+    rule = rule_of(doc)
+    return rule.guarded(doc) if rule is not None else None

@@ -197,10 +197,10 @@ def fit(
     """Fit on calibration features ``x`` and labels ``y``; ``deferred`` marks the items the
     meta-model decides (those reaching the last stage). The threshold and the figures come from
     out-of-fold scores; the model kept is fitted on all items."""
-    from sklearn.metrics import f1_score, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
     from modelpress.deploy.certify import clopper_pearson_upper
+    from modelpress.evaluate.metrics import decision_metrics, roc_auc
 
     check_kind(kind)
     counts = np.bincount(y, minlength=2 if binary else classes)
@@ -226,9 +226,9 @@ def fit(
         pos = d & (y == 1)
         missed = int((pos & (decided == 0)).sum())
         info["out_of_fold"] = {
-            "auc": float(roc_auc_score(y, oof)) if len(np.unique(y)) == 2 else None,
+            "auc": roc_auc(y, oof),
             "deferred_items": int(d.sum()),
-            "f1_deferred": float(f1_score(y[d], decided[d], zero_division=0)) if d.any() else None,
+            "f1_deferred": decision_metrics(y[d], decided[d])["f1"] if d.any() else None,
             "positives_deferred": int(pos.sum()),
             "missed": missed,
             "miss_upper_bound": (

@@ -1,7 +1,8 @@
 """How a cascade stage's outputs become scores, and how its certificate routes them.
 
-A binary stage's score is the log-odds of the positive class, a classifier's its K logits;
-temperature-scaled, they are probabilities. An early stage's certificate (or, with buckets, the
+A stage's scores are what its Task makes of its outputs (``Task.cascade_scores``): a binary
+stage's the log-odds of the positive class, a classifier's its K logits; temperature-scaled,
+they are probabilities. An early stage's certificate (or, with buckets, the
 certificate of each item's bin) says which items exit with which decision and which defer.
 Building, running and re-checking a bundle (``deploy/evidence.py``) all route through here.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.deploy.certify import TOP_CONFIDENCE
 from modelpress.errors import ModelpressError
 
 BUCKET_KINDS = ("entropy", "quality")
@@ -20,30 +22,6 @@ MAX_BUCKETS = 10
 
 class CascadeError(ModelpressError):
     """A cascade that cannot be built or loaded as asked."""
-
-
-def log_odds(outputs: np.ndarray) -> np.ndarray:
-    """(N,) log-odds of the positive class from a binary head: one logit, or two (z1 − z0)."""
-    flat = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-    if flat.shape[1] == 1:
-        return flat[:, 0]
-    if flat.shape[1] == 2:
-        return flat[:, 1] - flat[:, 0]
-    raise CascadeError(
-        f"a binary cascade stage gives 1 or 2 outputs per item, not {flat.shape[1]}; "
-        "use binary models (task binary), or --task classification"
-    )
-
-
-def class_logits(outputs: np.ndarray) -> np.ndarray:
-    """(N, K) logits of a classifier's head."""
-    flat = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-    if flat.shape[1] < 2:
-        raise CascadeError(
-            "a classification cascade stage gives one score per class, and this one gives a "
-            "single output per item; use --task binary"
-        )
-    return flat
 
 
 # ---------------------------------------------------------------------- buckets
@@ -92,13 +70,17 @@ def bucket_scores(kind: str, probs: np.ndarray, inputs: list[np.ndarray]) -> np.
     return entropy(probs) if kind == "entropy" else sharpness(inputs[0])
 
 
-def route_by(probs: np.ndarray, cert: dict[str, Any]) -> np.ndarray:
-    """(N,) −1 defer, else the decision one certificate gives (binary: 0 / 1; K classes: the
-    top class)."""
-    if cert["kind"] == "confidence":
+def route_by(
+    probs: np.ndarray, cert: dict[str, Any], confidence: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) −1 defer, else the decision one certificate gives: two thresholds on P(positive)
+    (0 / 1), or the top class where its ``confidence`` (the Task's, default the top class's
+    probability) reaches the threshold."""
+    if cert["kind"] == TOP_CONFIDENCE:
         out = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, np.int64)
+        sure = probs.max(axis=1, initial=0.0) if confidence is None else confidence
         high = np.inf if cert.get("high") is None else cert["high"]
-        out[probs.max(axis=1, initial=0.0) < high] = -1
+        out[sure < high] = -1
         return out
     out = np.full(len(probs), -1, dtype=np.int64)
     out[probs < cert["low"]] = 0
@@ -112,20 +94,22 @@ def route(
     certificate: dict[str, Any] | None,
     buckets: dict[str, Any] | None,
     bucket_score: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N,) −1 defer, else the decision: by the bin's certificate (``bucket_score``: each item's
-    score of ``buckets["by"]``), by the stage's certificate, or — the last stage, with neither —
-    P(positive) ≥ 0.5 or the top class."""
+    """(N,) −1 defer, else the decision by the bin's certificate (``bucket_score``: each item's
+    score of ``buckets["by"]``) or by the stage's certificate (``confidence``: each item's, for
+    a confidence exit). A stage with neither is the last: the caller decides (``Stage.route``).
+    """
     if buckets is not None:
-        assert bucket_score is not None
+        if bucket_score is None:
+            raise ValueError("a bucketed stage routes by each item's bucket score")
         ids = np.digitize(bucket_score, buckets["edges"])
         out = np.full(len(probs), -1, dtype=np.int64)
         for b, cert in enumerate(buckets["certificates"]):
             mask = ids == b
-            out[mask] = route_by(probs[mask], cert)
+            sure = None if confidence is None else confidence[mask]
+            out[mask] = route_by(probs[mask], cert, sure)
         return out
-    if certificate is not None:
-        return route_by(probs, certificate)
-    if probs.ndim == 1:
-        return (probs >= 0.5).astype(np.int64)
-    return probs.argmax(axis=1).astype(np.int64)
+    if certificate is None:
+        raise ValueError("the last stage decides by its task, not by a certificate")
+    return route_by(probs, certificate, confidence)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 # Timings whose p90 is over this multiple of their median are flagged unreliable.
 MAX_SPREAD = 2.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,19 @@ class LatencyStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def clock() -> float:
+    """Seconds on the clock every timing here reads (``time.perf_counter_ns``), for a timing
+    that cannot be one call: a video frame's decode-to-score latency, taken across threads."""
+    return time.perf_counter_ns() / 1e9
+
+
+def timing_threads(asked: int | None) -> int:
+    """The threads a model is run and timed at: ``asked``, at most this machine's logical cores
+    (more only slows it down); None: all of them."""
+    cores = os.cpu_count() or 1
+    return min(asked or cores, cores)
 
 
 def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> np.ndarray:
@@ -135,6 +150,18 @@ def latency(
     with LoadWatch(threads) as load:
         t = time_callable(fn, warmup, repeats)
     return LatencyStats.of(t, batch, threads, load.reasons)
+
+
+def latency_and_result(
+    fn: Callable[[], T], warmup: int, repeats: int, batch: int, threads: int
+) -> tuple[LatencyStats, T]:
+    """``latency`` of ``fn``, and what its first call returned: that call is the first of the
+    ``warmup`` (at least one) untimed calls. For a measurement whose answer is wanted as well
+    (a cascade's routes on a split, timed by the passes that give them)."""
+    if warmup < 1:
+        raise ValueError("the first call gives the result and is not timed: warmup ≥ 1")
+    result = fn()
+    return latency(fn, warmup - 1, repeats, batch, threads), result
 
 
 class LoadWatch:

@@ -83,16 +83,52 @@ def classification_metrics(outputs: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def binary_metrics(outputs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:
-    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
-
     scores = positive_scores(outputs)
     pred = (scores >= threshold).astype(np.int64)
-    both = len(np.unique(labels)) == 2
+    auc = roc_auc(labels, scores)
     return {
-        "auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
-        "f1": float(f1_score(labels, pred, zero_division=0)),
-        "precision": float(precision_score(labels, pred, zero_division=0)),
-        "recall": float(recall_score(labels, pred, zero_division=0)),
-        "accuracy": float((pred == labels).mean()),
+        "auc": float("nan") if auc is None else auc,
+        **decision_metrics(labels, pred),
         "threshold": threshold,
+    }
+
+
+def log_odds(outputs: np.ndarray) -> np.ndarray:
+    """(N,) log-odds of the positive class from a binary head: one logit, or two (z1 − z0).
+    ValueError for a head of any other width."""
+    flat = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if flat.shape[1] == 1:
+        return flat[:, 0]
+    if flat.shape[1] == 2:
+        return flat[:, 1] - flat[:, 0]
+    raise ValueError(f"1 or 2 outputs per item, not {flat.shape[1]}")
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC of ``scores``: (N,) P(positive) against labels 0 / 1, or (N, K) class
+    probabilities one-vs-rest (rows normalised to sum to 1). None where it does not exist:
+    labels of one class, or classes among the labels other than the K columns."""
+    from sklearn.metrics import roc_auc_score
+
+    p = np.asarray(scores, dtype=np.float64)
+    classes = len(np.unique(labels))
+    if p.ndim == 1:
+        return float(roc_auc_score(labels, p)) if classes == 2 else None
+    if p.ndim != 2 or classes != p.shape[1]:
+        return None
+    rows = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+    return float(roc_auc_score(labels, rows, multi_class="ovr"))
+
+
+def decision_metrics(labels: np.ndarray, decisions: np.ndarray, macro: bool = False) -> dict:
+    """F1, precision, recall and accuracy of answers already given: of class 1 among labels
+    0 / 1, or with ``macro`` the mean over the classes."""
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    kw: dict = {"zero_division": 0, **({"average": "macro"} if macro else {})}
+    return {
+        "f1": float(f1_score(labels, decisions, **kw)),
+        "precision": float(precision_score(labels, decisions, **kw)),
+        "recall": float(recall_score(labels, decisions, **kw)),
+        "accuracy": float((decisions == labels).mean()),
     }

@@ -22,6 +22,11 @@ _BUILTIN_TASKS = ("classification", "binary", "fidelity", "detection")
 
 _REGISTRY: dict[str, Task] = {}
 
+# The task a cascade runs when none is named: ``cascade build`` without --task, a model file
+# given to ``modelpress video``, and bundles written before cascades took other tasks (their
+# cascade.json names none).
+CASCADE_TASK = "binary"
+
 T = TypeVar("T", bound=type)
 
 

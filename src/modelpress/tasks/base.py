@@ -11,7 +11,8 @@ A task is asked, never switched on. It owns:
                   child's outputs against its parent's, and whether metrics are taken against
                   the baseline's outputs rather than labels (``metrics_against_baseline``)
     training      ``loss`` and ``kd_loss`` (distillation), the ``output_layers`` pruning keeps
-    deployment    ``confidence`` for cascades
+    deployment    for cascades: the exit rule (``cascade_exit``), the ``cascade_scores`` a stage is
+                  calibrated on, its ``decisions`` and ``confidence``, ``decision_metrics``
     reporting     ``verified_by`` (the column the report shows) and ``plots`` it has numbers for
 
 ``outputs`` everywhere are the raw outputs a runtime returns, (N, ...) per sample; ``metrics``,
@@ -259,11 +260,35 @@ class Task(ABC):
         return heads
 
     # ------------------------------------------------------------------ deployment
+    # How a cascade's early stages exit on this task's answers (the rules are in
+    # deploy/exits.py): "thresholds", one probability per item, exiting negative below one
+    # threshold and positive at or above another; "confidence", exiting with the answer
+    # (``decisions``) where ``confidence`` reaches a threshold. None: the task runs in no cascade.
+    cascade_exit: ClassVar[str | None] = None
+
+    def cascade_scores(self, outputs: Outputs) -> np.ndarray:
+        """What a cascade stage is temperature-scaled on, on the logit scale: (N,) for a task
+        answering with one probability per item, (N, K) for one per class. Scaled by a
+        temperature T, the scores are outputs again: ``decisions`` and ``confidence`` read them."""
+        raise StepError(f"task {self.name} runs in no cascade (it gives no per-item scores)")
+
+    def decisions(self, outputs: Outputs) -> np.ndarray:
+        """(N,) int64 the task's answer for each sample (a cascade's last stage decides so)."""
+        raise StepError(f"task {self.name} gives no per-sample answer, which a cascade decides by")
+
     def confidence(self, outputs: Outputs) -> np.ndarray:
         """(N,) how sure the model is of each sample's answer, in [0, 1], for cascades."""
         raise StepError(
             f"task {self.name} gives no per-sample confidence, which a cascade needs to decide"
         )
+
+    def decision_metrics(
+        self, labels: np.ndarray, probs: np.ndarray, decisions: np.ndarray
+    ) -> dict[str, Any]:
+        """The metrics of answers already given (a cascade's, where items exit at different
+        stages): ``probs`` the probabilities they came from ((N,) or (N, K)), ``decisions`` the
+        (N,) answers. AUC (None where it does not exist), F1, precision, recall, accuracy."""
+        raise StepError(f"task {self.name} has no metrics of decisions; a cascade needs them")
 
 
 # An artifact whose primary metric keeps less than this share of its parent's gain over chance

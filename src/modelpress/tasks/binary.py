@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.errors import DataSourceError, ModelSourceError
-from modelpress.evaluate.metrics import binary_metrics, positive_scores
+from modelpress.evaluate.metrics import (
+    binary_metrics,
+    decision_metrics,
+    log_odds,
+    positive_scores,
+    roc_auc,
+)
 from modelpress.tasks import register_task
 from modelpress.tasks.base import Chance, LossFn, Outputs, chance_margin, output_width
 from modelpress.tasks.classification import Classification
@@ -123,7 +129,29 @@ class Binary(Classification):
         return binary_kd_loss(student, teacher, labels, temperature, hard_weight, soft_weight)
 
     # ------------------------------------------------------------------ deployment
+    cascade_exit = "thresholds"
+
+    def cascade_scores(self, outputs: Outputs) -> np.ndarray:
+        """(N,) the log-odds of the positive class: the one logit, or z1 − z0 of two."""
+        try:
+            return log_odds(self.postprocess(outputs))
+        except ValueError as e:
+            raise ModelSourceError(
+                f"a binary cascade stage gives {e}; use binary models (task binary), or --task "
+                "classification"
+            ) from None
+
+    def decisions(self, outputs: Outputs) -> np.ndarray:
+        """1 where P(positive) is at or above ``threshold``."""
+        return (positive_scores(self.postprocess(outputs)) >= self.threshold).astype(np.int64)
+
     def confidence(self, outputs: Outputs) -> np.ndarray:
         """max(p, 1 − p) of P(positive): the probability of the predicted label."""
         p = positive_scores(self.postprocess(outputs))
         return np.maximum(p, 1.0 - p)
+
+    def decision_metrics(
+        self, labels: np.ndarray, probs: np.ndarray, decisions: np.ndarray
+    ) -> dict[str, Any]:
+        """AUC of P(positive) (``probs``, (N,)); F1, precision and recall of class 1."""
+        return {"auc": roc_auc(labels, probs), **decision_metrics(labels, decisions)}

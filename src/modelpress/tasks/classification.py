@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpress.errors import DataSourceError, ModelSourceError
-from modelpress.evaluate.metrics import classification_metrics, softmax
+from modelpress.evaluate.compare import top1
+from modelpress.evaluate.metrics import (
+    classification_metrics,
+    decision_metrics,
+    roc_auc,
+    softmax,
+)
 from modelpress.tasks import register_task
 from modelpress.tasks.base import (
     Chance,
@@ -179,6 +185,32 @@ class Classification(Task):
         return kd_loss(student, teacher, labels, temperature, hard_weight, soft_weight, standardize)
 
     # ------------------------------------------------------------------ deployment
+    cascade_exit = "confidence"
+
+    def cascade_scores(self, outputs: Outputs) -> np.ndarray:
+        """(N, K) the logits of the head."""
+        head = np.asarray(self.postprocess(outputs), dtype=np.float64)
+        flat = head.reshape(len(head), -1)
+        if flat.shape[1] < 2:
+            raise ModelSourceError(
+                "a classification cascade stage gives one score per class, and this one gives a "
+                "single output per item; use --task binary"
+            )
+        return flat
+
+    def decisions(self, outputs: Outputs) -> np.ndarray:
+        """The top class."""
+        return top1(self.postprocess(outputs)).astype(np.int64)
+
     def confidence(self, outputs: Outputs) -> np.ndarray:
         """The top class's softmax probability."""
         return softmax(self.postprocess(outputs)).max(axis=1)
+
+    def decision_metrics(
+        self, labels: np.ndarray, probs: np.ndarray, decisions: np.ndarray
+    ) -> dict[str, Any]:
+        """AUC one-vs-rest; F1, precision and recall averaged over the classes (macro)."""
+        return {
+            "auc": roc_auc(labels, probs),
+            **decision_metrics(labels, decisions, macro=True),
+        }
