@@ -1,14 +1,16 @@
-"""Shared fixtures: small models and data, so the suite stays fast on 2 cores."""
+"""Shared fixtures: small models and data, so the suite stays fast on 2 cores. Functions the
+tests share (the CLI in-process, small recipes) live in tests/helpers/, imported by name."""
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+
+from helpers.recipes import tiny_recipe, train_mlp
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,41 +97,16 @@ def trained_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def train_mlp(path: Path, data: str, shape: str, hidden: list[int], epochs: int) -> str:
-    """A zoo:mlp of ``hidden`` widths trained on ``data`` at ``shape`` (a second or two): the
-    cheap stages cascade tests build bundles from. Its path, as a string."""
-    from modelpress.core.recipe import build_recipe
-    from modelpress.engine.train import train_and_save
-    from modelpress.training import TrainConfig
-
-    recipe = build_recipe(
-        {"model": "zoo:mlp", "model_kwargs": {"hidden": hidden}, "data": data, "input_shape": shape}
-    )
-    train_and_save(recipe, TrainConfig(epochs=epochs, lr=3e-3, seed=0), path)
-    return str(path)
-
-
-def tiny_recipe(model: str, **extra: object) -> dict:
-    """A recipe dict that evaluates quickly (few repeats, small inputs)."""
-    recipe = {
-        "model": model,
-        "data": "builtin:digits",
-        "input_shape": "1,1,16,16",
-        "evaluate": {"warmup": 1, "repeats": 3, "batch_sizes": [1, 8]},
-    }
-    recipe.update(extra)
-    return recipe
-
-
-def run_steps(model: Path, out: Path, *steps: dict, resume: bool = False) -> dict:
-    """A tiny recipe of ``steps`` on half the digits (training steps' epochs stay short), run
-    into ``out``: fresh, or resumed when ``resume``."""
-    from modelpress.core.recipe import build_recipe
-    from modelpress.engine import pipeline
-
-    data = {"source": "builtin:digits", "max_samples": 900}
-    recipe = build_recipe(tiny_recipe(str(model), data=data, steps=list(steps)))
-    return pipeline.run(recipe, out=out, resume=resume, force=not resume)
+@pytest.fixture(scope="session")
+def manipulated_stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Two cascade stages on builtin:digits-manipulated at 1,1,8,8, trained once for every
+    cascade test that needs a cheap stage and a precise one: an MLP [8] of 2 epochs and an MLP
+    [64] of 4. Their paths, fast first."""
+    out = tmp_path_factory.mktemp("stages")
+    return [
+        train_mlp(out / f"{name}.pt", "builtin:digits-manipulated", "1,1,8,8", hidden, epochs)
+        for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4))
+    ]
 
 
 @pytest.fixture
@@ -140,16 +117,3 @@ def one_torch_thread() -> Iterator[None]:
 
     with torch_threads(1):
         yield
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in this process (typer's CliRunner), for error cases: exit code, stdout and
-    stderr as a subprocess would give them, without a new interpreter's start-up."""
-    from typer.testing import CliRunner
-
-    from modelpress.cli.app import app
-
-    result = CliRunner().invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import build_recipe, load_recipe
 from modelpress.engine import pipeline

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.recipe import build_recipe
 from modelpress.engine.context import build_context
 from modelpress.tasks import get_task

@@ -11,7 +11,7 @@ from typing import get_args
 
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from modelpress.core.artifact import Precision
 from modelpress.core.formats import EXPORT_PRECISIONS, METHOD_PRECISION, not_exported
 from modelpress.core.recipe import Recipe, build_recipe, load_recipe

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from conftest import run_steps
+from helpers.recipes import run_steps
 from modelpress.cli import common
 from modelpress.engine.measure import races
 from modelpress.engine.measure.benchmark import head_to_head
@@ -243,7 +243,7 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
     monkeypatch.setattr(races, "head_to_head", timed)
     out = tmp_path / "run"
 
-    record = run_steps(trained_checkpoint, out, ONNX, INT8, DYNAMIC)
+    record = run_steps(trained_checkpoint, out, ONNX, INT8, DYNAMIC, analyses={"races"})
 
     assert loops == [["onnx-int8", "onnx-fp32", "onnx-int8-dynamic"]]
     on_disk = json.loads((out / "record.json").read_text())
@@ -262,7 +262,9 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
 
     # resumed: every step's artifact restored from its files, then timed again, INT8 far slower
     slow_down["onnx-int8"] = 50.0
-    resumed = run_steps(trained_checkpoint, out, ONNX, INT8, DYNAMIC, resume=True)
+    resumed = run_steps(
+        trained_checkpoint, out, ONNX, INT8, DYNAMIC, resume=True, analyses={"races"}
+    )
 
     assert [s["seconds"] for s in resumed["steps"]] == [s["seconds"] for s in record["steps"]]
     assert len(loops) == 2 and set(loops[1]) == {"onnx-int8", "onnx-fp32", "onnx-int8-dynamic"}
@@ -279,7 +281,9 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
 def test_a_quantized_torch_graph_is_timed_against_the_model_it_came_from(
     trained_checkpoint: Path, tmp_path: Path
 ) -> None:
-    record = run_steps(trained_checkpoint, tmp_path / "run", {"type": "quantize"})
+    record = run_steps(
+        trained_checkpoint, tmp_path / "run", {"type": "quantize"}, analyses={"races"}
+    )
 
     (art,) = record["artifacts"]
     assert (art["name"], art["format"], art["precision"]) == ("torch-int8", "torch", "int8")

@@ -9,33 +9,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import run_cli, train_mlp
+from helpers.cli import assert_one_line_error, run_cli
 from modelpress.deploy.bundle import INTEGRITY_KEY, content_digest, seal, sha256
 from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, CascadeError, build
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from test_cli import assert_one_line_error
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("trusted")
-    stages = [
-        train_mlp(out / f"{name}.pt", DATA, SHAPE, hidden, epochs)
-        for name, hidden, epochs in (("fast", [8], 2), ("precise", [32], 3))
-    ]
+def built(tmp_path_factory: pytest.TempPathFactory, manipulated_stages: list[str]) -> Path:
+    out = tmp_path_factory.mktemp("trusted")  # DATA's stages at SHAPE, trained once (conftest)
     cascade, _ = build(
-        stages, DATA, out / "bundle", max_leakage=0.1, confidence=0.9, input_shape=SHAPE
+        manipulated_stages, DATA, out / "bundle", max_leakage=0.1, confidence=0.9, input_shape=SHAPE
     )
     cascade.close()
     return out / "bundle"

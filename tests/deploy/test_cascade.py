@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cli import assert_one_line_error
+from helpers.cli import run_cli as cli
 from modelpress.deploy.cascade import BUNDLE_FILE, Cascade, build
 from modelpress.errors import ModelpressError
 from modelpress.tasks import find_task
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from test_cli import assert_one_line_error, cli
-
-from conftest import train_mlp
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,8,8"
 
 
-@pytest.fixture(scope="module")
-def stages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    out = tmp_path_factory.mktemp("stages")
-    return [
-        train_mlp(out / f"{name}.pt", DATA, SHAPE, hidden, epochs)
-        for name, hidden, epochs in (("fast", [8], 2), ("precise", [64], 4))
-    ]
+@pytest.fixture
+def stages(manipulated_stages: list[str]) -> list[str]:
+    """DATA's two stages at SHAPE (trained once a session: conftest)."""
+    return manipulated_stages
 
 
 def test_a_binary_stage_scores_the_log_odds_of_one_and_two_logit_heads() -> None:
@@ -138,7 +131,7 @@ def test_bad_cascades_are_refused_in_one_line(stages: list[str], tmp_path: Path)
 def test_a_bundle_of_deployed_stages_scores_new_inputs_without_loading_any_data(
     stages: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import tiny_recipe
+    from helpers.recipes import tiny_recipe
     from modelpress.core.recipe import build_recipe
     from modelpress.engine import pipeline
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cli import assert_one_line_error
+from helpers.cli import run_cli as cli
+from helpers.recipes import train_mlp
 from modelpress.deploy.cascade import (
     BUNDLE_FILE,
     Cascade,
@@ -19,11 +21,6 @@ from modelpress.deploy.cascade import (
     sharpness,
 )
 from modelpress.deploy.meta import features
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from test_cli import assert_one_line_error, cli
-
-from conftest import train_mlp
 
 SHAPE = "1,1,8,8"
 BINARY, DIGITS = "builtin:digits-manipulated", "builtin:digits"

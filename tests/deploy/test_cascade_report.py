@@ -9,7 +9,6 @@ import copy
 import io
 import json
 import re
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -480,8 +479,7 @@ def test_a_directory_that_is_no_bundle_is_refused_and_nothing_written(
 @pytest.mark.slow
 def test_the_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     """Every image decodes in the browser at its PNG's size; the tables take room."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "report"))
-    from test_browser_render import CHROMIUM, PROBE, _chromium
+    from helpers.browser import CHROMIUM, PROBE, _chromium
 
     if CHROMIUM is None:
         pytest.skip("no chromium or chromium-browser on PATH (apt-get install chromium)")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from modelpress.deploy.inputs import InputsError, resolve
-from modelpress.sources.data import _read_image
+from modelpress.sources.images import _read_image
 
 SHAPE = (1, 16, 16)
 

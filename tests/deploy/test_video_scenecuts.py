@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("av")
 pytest.importorskip("scenedetect")
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from helpers.video import make_video, scene_starts
 from modelpress.deploy.video import VideoProcessor
 from modelpress.errors import ModelpressError

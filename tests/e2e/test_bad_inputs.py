@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error, run_cli
 
 QUICK = ("--repeats", "3", "--warmup", "0", "--batch-sizes", "1")
 
@@ -35,7 +36,9 @@ def _recipe(path: Path, **fields: object) -> Path:
 def test_out_that_is_an_existing_file(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file")
     before = _files(tmp_path)
-    result = cli("export", "zoo:mlp", "--data", "builtin:digits", "--out", "taken", cwd=tmp_path)
+    result = run_cli(
+        "export", "zoo:mlp", "--data", "builtin:digits", "--out", "taken", cwd=tmp_path
+    )
     assert_one_line_error(result, "--out taken: is a file", "choose another --out")
     assert _files(tmp_path) == before and (tmp_path / "taken").read_text() == "a file"
 
@@ -47,9 +50,9 @@ def test_out_where_nothing_can_be_written(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("a file")
     recipe = _recipe(tmp_path / "r.yaml")
     before = _files(tmp_path)
-    result = cli("run", str(recipe), "--out", "plain/runs/one", cwd=tmp_path)
+    result = run_cli("run", str(recipe), "--out", "plain/runs/one", cwd=tmp_path)
     assert_one_line_error(result, "--out plain/runs/one: plain is a file", "choose another --out")
-    result = cli(
+    result = run_cli(
         "quantize", "zoo:mlp", "--data", "builtin:digits", "--out", "plain/q", cwd=tmp_path
     )
     assert_one_line_error(result, "--out plain/q: plain is a file")
@@ -59,7 +62,7 @@ def test_out_where_nothing_can_be_written(tmp_path: Path) -> None:
 def test_json_that_is_a_folder(tmp_path: Path) -> None:
     (tmp_path / "reports").mkdir()
     before = _files(tmp_path)
-    result = cli(
+    result = run_cli(
         "bench", "zoo:mlp", "--data", "builtin:digits", "--json", "reports", *QUICK, cwd=tmp_path
     )
     assert_one_line_error(result, "--json reports: is a folder", "reports/bench.json")
@@ -69,7 +72,9 @@ def test_json_that_is_a_folder(tmp_path: Path) -> None:
 def test_train_out_that_is_a_folder(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     before = _files(tmp_path)
-    result = cli("train", "zoo:mlp", "--data", "builtin:digits", "--out", "models", cwd=tmp_path)
+    result = run_cli(
+        "train", "zoo:mlp", "--data", "builtin:digits", "--out", "models", cwd=tmp_path
+    )
     assert_one_line_error(result, "--out models: is a folder", "models/model.pt")
     assert _files(tmp_path) == before  # no models.checkpoints/ beside it either
 
@@ -78,10 +83,12 @@ def test_train_onto_an_existing_checkpoint_asks_for_force(tmp_path: Path) -> Non
     (tmp_path / "m.pt").write_bytes(b"an earlier checkpoint")
     before = _files(tmp_path)
     args = ("train", "zoo:mlp", "--data", "builtin:breast_cancer", "--epochs", "1", "--out")
-    assert_one_line_error(cli(*args, "m.pt", cwd=tmp_path), "--out m.pt: already exists", "--force")
+    assert_one_line_error(
+        run_cli(*args, "m.pt", cwd=tmp_path), "--out m.pt: already exists", "--force"
+    )
     assert _files(tmp_path) == before
     assert (tmp_path / "m.pt").read_bytes() == b"an earlier checkpoint"
-    forced = cli(*args, "m.pt", "--force", cwd=tmp_path)
+    forced = run_cli(*args, "m.pt", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert (tmp_path / "m.pt").read_bytes() != b"an earlier checkpoint"
 
@@ -93,13 +100,13 @@ def test_negative_labels(tmp_path: Path) -> None:
     y = np.arange(40) % 3
     y[7] = -1
     data = _npz(tmp_path / "d.npz", y)
-    result = cli("bench", "zoo:mlp", "--data", f"npz:{data}", *QUICK, cwd=tmp_path)
+    result = run_cli("bench", "zoo:mlp", "--data", f"npz:{data}", *QUICK, cwd=tmp_path)
     assert_one_line_error(result, "d.npz: y[7] is -1", "class labels run 0, 1")
 
 
 def test_labels_beyond_the_model_outputs(tmp_path: Path) -> None:
     data = _npz(tmp_path / "d.npz", np.arange(40) % 3)
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:mlp",
         "--data",
@@ -117,7 +124,7 @@ def test_labels_beyond_the_model_outputs(tmp_path: Path) -> None:
 def test_multiclass_labels_for_a_binary_model(tmp_path: Path) -> None:
     data = _npz(tmp_path / "d.npz", np.arange(40) % 3)
     for kwargs in ('{"num_classes": 1}', "{}"):  # one logit, or two
-        result = cli(
+        result = run_cli(
             "bench",
             "zoo:mlp",
             "--data",
@@ -136,7 +143,7 @@ def test_multiclass_labels_for_a_binary_model(tmp_path: Path) -> None:
 
 def test_a_single_class(tmp_path: Path) -> None:
     data = _npz(tmp_path / "d.npz", np.zeros(40, dtype=np.int64))
-    result = cli("bench", "zoo:mlp", "--data", f"npz:{data}", *QUICK, cwd=tmp_path)
+    result = run_cli("bench", "zoo:mlp", "--data", f"npz:{data}", *QUICK, cwd=tmp_path)
     assert_one_line_error(result, "every sample is labelled 0 (40 samples)", "two classes")
 
 
@@ -147,7 +154,7 @@ def test_nonfinite_samples_refused_unless_the_recipe_allows_them(tmp_path: Path)
     x = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
     x[13, 2], x[21, 0] = np.nan, np.inf
     data = _npz(tmp_path / "d.npz", np.arange(40) % 2, x)
-    result = cli("bench", "zoo:mlp", "--data", f"npz:{data}", *QUICK, cwd=tmp_path)
+    result = run_cli("bench", "zoo:mlp", "--data", f"npz:{data}", *QUICK, cwd=tmp_path)
     assert_one_line_error(
         result, "d.npz: sample 13 holds NaN or Inf (2 of 40", "data.allow_nonfinite: true"
     )
@@ -156,7 +163,7 @@ def test_nonfinite_samples_refused_unless_the_recipe_allows_them(tmp_path: Path)
         data={"source": "npz:d.npz", "allow_nonfinite": True},
         evaluate={"repeats": 3, "warmup": 0, "batch_sizes": [1]},
     )
-    kept = cli("run", str(recipe), "--out", "run", cwd=tmp_path)
+    kept = run_cli("run", str(recipe), "--out", "run", cwd=tmp_path)
     assert kept.returncode == 0, kept.stderr
     assert json.loads((tmp_path / "run/record.json").read_text())["data"]["nonfinite_samples"] == 2
 
@@ -166,7 +173,7 @@ def test_nonfinite_samples_refused_unless_the_recipe_allows_them(tmp_path: Path)
 
 def test_input_shape_whose_data_cannot_fit_in_memory(tmp_path: Path) -> None:
     before = _files(tmp_path)
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:dscnn",
         "--data",
@@ -187,7 +194,7 @@ def test_input_shape_whose_data_cannot_fit_in_memory(tmp_path: Path) -> None:
 def test_model_whose_first_activations_cannot_fit_in_memory(tmp_path: Path) -> None:
     """Small data, but the model resizes it to 300000×300000 in its graph (terabytes: more than
     any machine running this has, so the allocator would refuse it too if the check did not)."""
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:dscnn",
         "--data",
@@ -201,7 +208,7 @@ def test_model_whose_first_activations_cannot_fit_in_memory(tmp_path: Path) -> N
 
 
 def test_input_shape_that_shrinks_images_to_nothing_warns(tmp_path: Path) -> None:
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:dscnn",
         "--data",
@@ -230,7 +237,7 @@ def test_every_unreadable_image_in_one_message(tmp_path: Path) -> None:
     folder = _image_folder(tmp_path / "imgs")
     for i in range(12):
         (folder / "dog" / f"broken{i:02d}.png").write_bytes(b"not a png")
-    result = cli(
+    result = run_cli(
         "bench", "zoo:dscnn", "--data", f"folder:{folder}", "--input-shape", "1,1,8,8", *QUICK
     )
     assert_one_line_error(
@@ -263,7 +270,7 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
 def test_decompression_bomb_named(tmp_path: Path) -> None:
     folder = _image_folder(tmp_path / "imgs")
     _png_header_only(folder / "cat" / "bomb.png", 20000, 20000)
-    result = cli(
+    result = run_cli(
         "bench", "zoo:dscnn", "--data", f"folder:{folder}", "--input-shape", "1,1,8,8", *QUICK
     )
     assert_one_line_error(result, "cat/bomb.png (a possible decompression bomb", "400000000 pixels")
@@ -278,13 +285,13 @@ def test_resume_on_a_damaged_record(tmp_path: Path, record: str) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run/record.json").write_text(record)
     before = _files(tmp_path)
-    result = cli("run", str(recipe), "--out", "run", "--resume", cwd=tmp_path)
+    result = run_cli("run", str(recipe), "--out", "run", "--resume", cwd=tmp_path)
     assert_one_line_error(result, "run/record.json: not a", "drop --resume and pass --force")
     assert _files(tmp_path) == before
 
 
 def test_threads_above_the_cores_are_clamped_with_a_warning(tmp_path: Path) -> None:
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:mlp",
         "--data",
@@ -311,25 +318,25 @@ def test_yaml_error_gives_line_and_column(tmp_path: Path) -> None:
         "model: zoo:mlp\ndata: builtin:digits\nsteps:\n  - type: export\n    format: [onnx\n"
     )
     assert_one_line_error(
-        cli("run", str(tmp_path / "r.yaml")),
+        run_cli("run", str(tmp_path / "r.yaml")),
         "r.yaml:6:1: not valid YAML",
         "while parsing a flow sequence from line 5, column 13",
     )
     (tmp_path / "r.json").write_text('{"model": "zoo:mlp",\n "data": }')
-    assert_one_line_error(cli("run", str(tmp_path / "r.json")), "r.json:2:10: not valid JSON")
+    assert_one_line_error(run_cli("run", str(tmp_path / "r.json")), "r.json:2:10: not valid JSON")
 
 
 def test_flag_errors_name_the_flag(tmp_path: Path) -> None:
-    result = cli(
+    result = run_cli(
         "quantize", "zoo:mlp", "--data", "builtin:digits", "--formats", "onnx,onxx", cwd=tmp_path
     )
     assert_one_line_error(result, "--formats: Input should be 'onnx'", "(got 'onxx')")
     assert "steps." not in result.stderr
-    result = cli(
+    result = run_cli(
         "prune", "zoo:mlp", "--data", "builtin:digits", "--importance", "weight", cwd=tmp_path
     )
     assert_one_line_error(result, "--importance: Input should be", "(got 'weight')")
-    result = cli(
+    result = run_cli(
         "distill",
         "--teacher",
         "zoo:mlp",
@@ -342,7 +349,7 @@ def test_flag_errors_name_the_flag(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert_one_line_error(result, "--alpha-start: Input should be less than or equal to 1")
-    result = cli("bench", "zoo:mlp", "--data", "builtin:digits", "--task", "bin", cwd=tmp_path)
+    result = run_cli("bench", "zoo:mlp", "--data", "builtin:digits", "--task", "bin", cwd=tmp_path)
     assert_one_line_error(result, "--task: Input should be", "(got 'bin')")
     assert _files(tmp_path) == set()
 
@@ -352,19 +359,19 @@ def test_steps_command_lists_every_step_and_the_unknown_key_message_points_there
 ) -> None:
     from modelpress.core.registry import step_types
 
-    listing = cli("steps")
+    listing = run_cli("steps")
     assert listing.returncode == 0
     for name, cls in step_types().items():
         assert f"type: {name}" in listing.stdout
         for key, field in cls.model_fields.items():
             key = field.alias or key  # `from` (from_ in python)
             assert key == "type" or key in listing.stdout, (name, key)
-    export = cli("steps", "export").stdout
+    export = run_cli("steps", "export").stdout
     assert "opset" in export and "int (≥ 13, ≤ 23)" in export and "list[str]" in export
     assert "distill" not in export
     recipe = _recipe(tmp_path / "r.yaml", steps=[{"type": "export", "formt": "onnx"}])
     assert_one_line_error(
-        cli("run", str(recipe)),
+        run_cli("run", str(recipe)),
         "steps.0.formt: unknown key (did you mean 'format'?)",
         "`modelpress steps`",
     )

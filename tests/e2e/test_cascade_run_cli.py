@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import assert_one_line_error, cli
 
-from conftest import train_mlp
+from helpers.cli import assert_one_line_error
+from helpers.cli import run_cli as cli
+from helpers.recipes import train_mlp
 
 DATA = "builtin:digits-manipulated"
 SHAPE = "1,1,16,16"

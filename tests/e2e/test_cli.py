@@ -1,39 +1,17 @@
-"""The CLI as a user runs it: a subprocess, its exit code, what it prints, what it writes."""
+"""The CLI as a user runs it: its exit code, what it prints, what it writes. In this process
+(``run_cli``), but for the entry point itself and one real run, each in a fresh interpreter."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from conftest import tiny_recipe
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "modelpress.cli.app", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from helpers.cli import assert_one_line_error, cli_process, run_cli
+from helpers.recipes import tiny_recipe
 
 
 def test_help_lists_every_command() -> None:
-    result = cli("--help")
+    result = cli_process("--help")  # the real entry point, in a fresh interpreter
     assert result.returncode == 0
     for command in (
         "run",
@@ -47,11 +25,11 @@ def test_help_lists_every_command() -> None:
         "prune",
     ):
         assert command in result.stdout
-    assert "--input-shape" in cli("bench", "--help").stdout
+    assert "--input-shape" in run_cli("bench", "--help").stdout
 
 
 def test_zoo_lists_the_reference_architectures() -> None:
-    result = cli("zoo")
+    result = run_cli("zoo")
     assert result.returncode == 0
     for name in ("mobilenetv3_small", "resnet18", "resnet_tiny", "dscnn", "mlp"):
         assert name in result.stdout
@@ -60,7 +38,7 @@ def test_zoo_lists_the_reference_architectures() -> None:
 def test_run_a_recipe_file(trained_checkpoint: Path, tmp_path: Path) -> None:
     recipe = tiny_recipe(str(trained_checkpoint), steps=[{"type": "export", "format": "onnx"}])
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    result = cli(
+    result = cli_process(  # one real run as a user starts it
         "run",
         str(tmp_path / "r.yaml"),
         "--out",
@@ -72,7 +50,7 @@ def test_run_a_recipe_file(trained_checkpoint: Path, tmp_path: Path) -> None:
     assert "Progression" in result.stdout and "recommendation" in result.stdout
     record = json.loads((tmp_path / "run/record.json").read_text())
     assert record["artifacts"][0]["latency_ms"]["repeats"] == 4
-    again = cli(
+    again = run_cli(
         "run",
         str(tmp_path / "r.yaml"),
         "--out",
@@ -86,7 +64,7 @@ def test_run_a_recipe_file(trained_checkpoint: Path, tmp_path: Path) -> None:
 
 def test_export_with_save_recipe_then_replay(trained_checkpoint: Path, tmp_path: Path) -> None:
     saved = tmp_path / "export.yaml"
-    result = cli(
+    result = run_cli(
         "export",
         str(trained_checkpoint),
         "--data",
@@ -112,7 +90,7 @@ def test_export_with_save_recipe_then_replay(trained_checkpoint: Path, tmp_path:
 
 def test_train_then_bench_the_checkpoint(tmp_path: Path) -> None:
     weights = tmp_path / "mlp.pt"
-    trained = cli(
+    trained = run_cli(
         "train",
         "zoo:mlp",
         "--data",
@@ -124,7 +102,7 @@ def test_train_then_bench_the_checkpoint(tmp_path: Path) -> None:
     )
     assert trained.returncode == 0, trained.stderr
     assert "best auc" in trained.stdout
-    bench = cli(
+    bench = run_cli(
         "bench",
         str(weights),
         "--data",
@@ -147,7 +125,7 @@ def test_unknown_recipe_key(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         yaml.safe_dump({"model": "zoo:dscnn", "data": "builtin:digits", "stepz": []})
     )
-    assert_one_line_error(cli("run", str(tmp_path / "r.yaml")), "stepz: unknown key")
+    assert_one_line_error(run_cli("run", str(tmp_path / "r.yaml")), "stepz: unknown key")
 
 
 def test_unknown_step_type_and_wrong_value_type(tmp_path: Path) -> None:
@@ -161,33 +139,37 @@ def test_unknown_step_type_and_wrong_value_type(tmp_path: Path) -> None:
             }
         )
     )
-    assert_one_line_error(cli("run", str(tmp_path / "r.yaml")), "evaluate.repeats", "steps.0.type")
+    assert_one_line_error(
+        run_cli("run", str(tmp_path / "r.yaml")), "evaluate.repeats", "steps.0.type"
+    )
 
 
 def test_missing_files(tmp_path: Path) -> None:
     assert_one_line_error(
-        cli(
+        run_cli(
             "bench", "zoo:dscnn", "--data", "builtin:digits", "--weights", str(tmp_path / "none.pt")
         ),
         "none.pt: weights file not found",
     )
     assert_one_line_error(
-        cli("bench", "zoo:dscnn", "--data", f"npz:{tmp_path}/none.npz"), "none.npz: file not found"
+        run_cli("bench", "zoo:dscnn", "--data", f"npz:{tmp_path}/none.npz"),
+        "none.npz: file not found",
     )
     assert_one_line_error(
-        cli("bench", f"{tmp_path}/none.pt", "--data", "builtin:digits"), "model file not found"
+        run_cli("bench", f"{tmp_path}/none.pt", "--data", "builtin:digits"), "model file not found"
     )
 
 
 def test_factory_that_does_not_resolve(factory_file: Path) -> None:
     assert_one_line_error(
-        cli("bench", f"{factory_file}:nope", "--data", "builtin:digits"), "has no factory 'nope'"
+        run_cli("bench", f"{factory_file}:nope", "--data", "builtin:digits"),
+        "has no factory 'nope'",
     )
 
 
 def test_mismatched_and_corrupt_weights(tmp_path: Path, trained_checkpoint: Path) -> None:
     assert_one_line_error(
-        cli(
+        run_cli(
             "bench",
             "zoo:dscnn",
             "--data",
@@ -201,7 +183,7 @@ def test_mismatched_and_corrupt_weights(tmp_path: Path, trained_checkpoint: Path
     )
     (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
     assert_one_line_error(
-        cli(
+        run_cli(
             "bench", "zoo:dscnn", "--data", "builtin:digits", "--weights", str(tmp_path / "bad.pt")
         ),
         "not a readable PyTorch weights file",
@@ -210,7 +192,7 @@ def test_mismatched_and_corrupt_weights(tmp_path: Path, trained_checkpoint: Path
 
 def test_input_shape_the_model_rejects(factory_file: Path) -> None:
     assert_one_line_error(
-        cli(
+        run_cli(
             "bench",
             f"{factory_file}:build",
             "--data",
@@ -225,7 +207,7 @@ def test_input_shape_the_model_rejects(factory_file: Path) -> None:
 def test_empty_data_folder(tmp_path: Path) -> None:
     (tmp_path / "imgs").mkdir()
     assert_one_line_error(
-        cli("bench", "zoo:dscnn", "--data", f"folder:{tmp_path / 'imgs'}"),
+        run_cli("bench", "zoo:dscnn", "--data", f"folder:{tmp_path / 'imgs'}"),
         "no class sub-folders with images",
     )
 
@@ -234,22 +216,22 @@ def test_resume_on_a_run_of_another_recipe(trained_checkpoint: Path, tmp_path: P
     first = tiny_recipe(str(trained_checkpoint))
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({**first, "task": "fidelity"}))
-    assert cli("run", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "run")).returncode == 0
+    assert run_cli("run", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "run")).returncode == 0
     assert_one_line_error(
-        cli("run", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "run"), "--resume"),
+        run_cli("run", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "run"), "--resume"),
         "different recipe (task differ",
     )
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    result = cli("--debug", "bench", "zoo:dscnn", "--data", f"npz:{tmp_path}/none.npz")
+    result = run_cli("--debug", "bench", "zoo:dscnn", "--data", f"npz:{tmp_path}/none.npz")
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
 def test_demo_full(tmp_path: Path) -> None:
     """The README's demo, at full size: baseline ≥ 0.95, exports verified, and the chain
     distill → structured prune → INT8 smaller and faster than the teacher at its accuracy."""
-    result = cli("demo", "--out", str(tmp_path / "demo"))
+    result = run_cli("demo", "--out", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "demo/record.json").read_text())
     assert record["baseline"]["metrics"]["top1"] >= 0.95
@@ -278,7 +260,7 @@ def test_demo_full(tmp_path: Path) -> None:
 
 def test_quantize_command_with_save_recipe(trained_checkpoint: Path, tmp_path: Path) -> None:
     saved = tmp_path / "q.yaml"
-    result = cli(
+    result = run_cli(
         "quantize",
         str(trained_checkpoint),
         "--data",
@@ -306,6 +288,6 @@ def test_quantize_command_with_save_recipe(trained_checkpoint: Path, tmp_path: P
 def test_bench_a_corrupt_onnx_file(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"junk")
     assert_one_line_error(
-        cli("bench", str(tmp_path / "m.onnx"), "--data", "builtin:digits"),
+        run_cli("bench", str(tmp_path / "m.onnx"), "--data", "builtin:digits"),
         "onnxruntime cannot load it",
     )

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import yaml
-from test_cli import assert_one_line_error, cli
 
+from helpers.cli import assert_one_line_error, run_cli
 from modelpress.evaluate.techniques import table
 
 FAST = ["--input-shape", "1,1,16,16", "--epochs", "1"]
@@ -22,7 +22,7 @@ def test_compare_measures_each_technique_names_the_best_and_resumes(
         "--techniques", "dynamic,static,torchscript,l1-unstructured",
         "--out", str(out), "--save-recipe", str(saved),
     ]  # fmt: skip
-    result = cli(*args)
+    result = run_cli(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((out / "record.json").read_text())
     rows = {r["technique"]: r for r in record["techniques"]}
@@ -59,7 +59,7 @@ def test_compare_measures_each_technique_names_the_best_and_resumes(
     assert "Techniques compared" in result.stdout and "best for size:" in result.stdout
     assert yaml.safe_load(saved.read_text())["compare"] == list(rows)
 
-    again = cli(*args, "--resume")  # every node reused, no technique lost
+    again = run_cli(*args, "--resume")  # every node reused, no technique lost
     assert again.returncode == 0, again.stderr
     record = json.loads((out / "record.json").read_text())
     assert all(s["reused"] for s in record["steps"]) and len(record["techniques"]) == len(rows)
@@ -68,14 +68,14 @@ def test_compare_measures_each_technique_names_the_best_and_resumes(
 def test_compare_bad_techniques_are_one_line(trained_checkpoint: Path) -> None:
     base = ["compare", str(trained_checkpoint), "--data", "builtin:digits"]
     assert_one_line_error(
-        cli(*base, "--techniques", "statc,fp16"),
+        run_cli(*base, "--techniques", "statc,fp16"),
         "--techniques: unknown 'statc' (did you mean static?)",
         "choose from dynamic, static,",
     )
-    assert_one_line_error(cli(*base, "--techniques", "fp16,fp16"), "fp16 given twice")
-    assert_one_line_error(cli(*base, "--formats", "onnx,coreml"), "--formats: unknown 'coreml'")
+    assert_one_line_error(run_cli(*base, "--techniques", "fp16,fp16"), "fp16 given twice")
+    assert_one_line_error(run_cli(*base, "--formats", "onnx,coreml"), "--formats: unknown 'coreml'")
     assert_one_line_error(
-        cli(*base, "--techniques", "distill"), "--techniques distill: needs --student"
+        run_cli(*base, "--techniques", "distill"), "--techniques distill: needs --student"
     )
 
 

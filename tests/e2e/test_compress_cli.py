@@ -4,14 +4,15 @@ import json
 from pathlib import Path
 
 import yaml
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error, run_cli
 
 
 def test_distill_command_runs_and_saves_its_recipe(
     trained_checkpoint: Path, tmp_path: Path
 ) -> None:
     out, saved = tmp_path / "run", tmp_path / "distill.yaml"
-    result = cli(
+    result = run_cli(
         "distill",
         "--teacher",
         str(trained_checkpoint),
@@ -44,7 +45,7 @@ def test_distill_command_runs_and_saves_its_recipe(
 
 
 def test_prune_command_prunes_and_reports(trained_checkpoint: Path, tmp_path: Path) -> None:
-    result = cli(
+    result = run_cli(
         "prune",
         str(trained_checkpoint),
         "--data",
@@ -65,7 +66,7 @@ def test_prune_command_prunes_and_reports(trained_checkpoint: Path, tmp_path: Pa
 
 def test_prune_ratio_out_of_range_is_one_line(trained_checkpoint: Path, tmp_path: Path) -> None:
     assert_one_line_error(
-        cli(
+        run_cli(
             "prune",
             str(trained_checkpoint),
             "--data",
@@ -81,7 +82,7 @@ def test_prune_ratio_out_of_range_is_one_line(trained_checkpoint: Path, tmp_path
 
 def test_distill_with_bad_student_kwargs_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(
-        cli(
+        run_cli(
             "distill",
             "--teacher",
             "zoo:dscnn",

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import cli
+
+from helpers.cli import run_cli as cli
 
 
 @pytest.mark.slow

@@ -8,21 +8,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error, run_cli
+from helpers.recipes import ANALYSES_OFF
 
 SMALL = {
     "model": "zoo:yolo_nano",
     "model_kwargs": {"width_mult": 0.25},
     "data": {"source": "builtin:digits-detect", "max_samples": 60},
     "input_shape": "1,3,64,64",
-    "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1]},
+    "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1], **ANALYSES_OFF},
 }
 
 
 def _run(tmp_path: Path, recipe: dict) -> dict:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    result = cli("run", str(path), "--out", str(tmp_path / "run"))
+    result = run_cli("run", str(path), "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads((tmp_path / "run" / "record.json").read_text())
 
@@ -94,7 +96,7 @@ def test_a_naive_int8_run_quantizes_the_tail_and_says_nothing_was_kept_float(
 
 
 def test_detection_on_class_labels_is_refused_in_one_line(tmp_path: Path) -> None:
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:resnet_tiny",
         "--data",
@@ -109,7 +111,7 @@ def test_detection_on_class_labels_is_refused_in_one_line(tmp_path: Path) -> Non
 
 
 def test_a_classifier_on_detection_data_names_the_shapes_and_both_layouts() -> None:
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:resnet_tiny",
         "--data",
@@ -128,7 +130,7 @@ def test_a_classifier_on_detection_data_names_the_shapes_and_both_layouts() -> N
 @pytest.mark.slow
 def test_a_trained_detector_keeps_its_map_in_int8(tmp_path: Path) -> None:
     checkpoint = tmp_path / "nano.pt"
-    trained = cli(
+    trained = run_cli(
         "train",
         "zoo:yolo_nano",
         "--data",
@@ -145,7 +147,7 @@ def test_a_trained_detector_keeps_its_map_in_int8(tmp_path: Path) -> None:
         str(checkpoint),
     )
     assert trained.returncode == 0, trained.stderr
-    result = cli(
+    result = run_cli(
         "quantize",
         str(checkpoint),
         "--data",

@@ -6,42 +6,14 @@ before any model work, or an explicit choice with a warning. The CLI runs in-pro
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from modelpress.cli.app import app
-
-
-@contextmanager
-def _cwd(path: Path | None) -> Iterator[None]:
-    before = Path.cwd()
-    if path is not None:
-        os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
-def cli(*args: str, cwd: Path | None = None) -> Result:
-    with _cwd(cwd):
-        return CliRunner().invoke(app, list(args))
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+from helpers.cli import assert_one_line_error
+from helpers.cli import run_cli as cli
 
 
 def _files(root: Path) -> set[Path]:

@@ -2,10 +2,12 @@
 `[b]` in a message, a path or a table cell as markup and drop it."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error, run_cli
 
 MISSING_EXTRA = "the tflite format needs the [tflite] extra: pip install 'modelpress[tflite]'"
 
@@ -13,7 +15,8 @@ MISSING_EXTRA = "the tflite format needs the [tflite] extra: pip install 'modelp
 @pytest.fixture(scope="module")
 def failed_tflite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(run directory, stdout) of `modelpress export --format tflite` into runs/a[b] with the
-    [tflite] extra made unimportable, as on an install without it."""
+    [tflite] extra made unimportable, as on an install without it: in this process (the CLI runs
+    in-process) and in any process the run starts (PYTHONPATH)."""
     root = tmp_path_factory.mktemp("markup")
     blocked = root / "blocked"
     blocked.mkdir()
@@ -22,7 +25,8 @@ def failed_tflite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as mp:
         path = [str(blocked), *filter(None, [os.environ.get("PYTHONPATH")])]
         mp.setenv("PYTHONPATH", os.pathsep.join(path))
-        result = cli(
+        mp.setitem(sys.modules, "litert_torch", None)  # `import litert_torch` raises ImportError
+        result = run_cli(
             "export",
             "zoo:mlp",
             "--data",
@@ -66,10 +70,10 @@ def test_an_out_path_with_brackets_is_printed_as_given(failed_tflite: tuple[Path
 def test_a_one_line_error_keeps_its_brackets(tmp_path: Path) -> None:
     weights = tmp_path / "w[b].pt"
     assert_one_line_error(
-        cli("bench", "zoo:mlp", "--data", "builtin:digits", "--weights", str(weights)),
+        run_cli("bench", "zoo:mlp", "--data", "builtin:digits", "--weights", str(weights)),
         f"{weights}: weights file not found",
     )
     assert_one_line_error(
-        cli("bench", "zoo:mlp", "--data", "builtin:digits", "--batch-sizes", "[b]"),
+        run_cli("bench", "zoo:mlp", "--data", "builtin:digits", "--batch-sizes", "[b]"),
         "--batch-sizes '[b]': integers separated by commas",
     )

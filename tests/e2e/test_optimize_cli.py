@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error
+from helpers.cli import run_cli as cli
 
 BASE = {
     "model": "zoo:mlp",

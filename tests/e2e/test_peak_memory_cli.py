@@ -4,16 +4,17 @@ import json
 from pathlib import Path
 
 import yaml
-from test_cli import cli
 
-from conftest import tiny_recipe
+from helpers.cli import run_cli
+from helpers.recipes import tiny_recipe
 
 
 def test_run_and_bench_show_the_own_process_peak(trained_checkpoint: Path, tmp_path: Path) -> None:
-    recipe = tiny_recipe(str(trained_checkpoint), steps=[{"type": "export", "format": "onnx"}])
+    steps = [{"type": "export", "format": "onnx"}]
+    recipe = tiny_recipe(str(trained_checkpoint), analyses={"own_process_memory"}, steps=steps)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
 
-    ran = cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"))
+    ran = run_cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"))
 
     assert ran.returncode == 0, ran.stderr
     assert "own proc." in ran.stdout  # the progression's column header (second line)
@@ -29,7 +30,7 @@ def test_run_and_bench_show_the_own_process_peak(trained_checkpoint: Path, tmp_p
         in (tmp_path / "run/report.md").read_text()
     )
 
-    bench = cli(
+    bench = run_cli(
         "bench",
         str(tmp_path / "run/artifacts/model-fp32.onnx"),
         "--data",

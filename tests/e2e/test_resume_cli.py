@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import yaml
-from test_cli import cli
+
+from helpers.cli import run_cli as cli
+from helpers.recipes import ANALYSES_OFF
 
 
 def test_resume_in_a_fresh_process_reuses_quantized_torch_nodes(tmp_path: Path) -> None:
@@ -21,7 +23,7 @@ def test_resume_in_a_fresh_process_reuses_quantized_torch_nodes(tmp_path: Path) 
                     {"type": "quantize", "method": "static"},
                     {"type": "quantize", "method": "dynamic"},
                 ],
-                "evaluate": {"repeats": 3, "warmup": 1, "batch_sizes": [1]},
+                "evaluate": {"repeats": 3, "warmup": 1, "batch_sizes": [1], **ANALYSES_OFF},
             }
         )
     )

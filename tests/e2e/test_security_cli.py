@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_cli import assert_one_line_error, cli
 
-from conftest import tiny_recipe
+from helpers.cli import assert_one_line_error, run_cli
+from helpers.recipes import tiny_recipe
 
 FAST = ("--repeats", "3", "--warmup", "0", "--batch-sizes", "1")
 
@@ -20,7 +20,7 @@ def _tree(root: Path) -> set[str]:
 def test_a_checkpoint_cannot_choose_what_code_runs(tmp_path: Path) -> None:
     meta = {"model": "subprocess:getoutput", "model_kwargs": {"cmd": "id > PWNED"}}
     torch.save({"modelpress": meta}, tmp_path / "evil.pt")
-    result = cli("bench", "evil.pt", "--data", "builtin:digits", cwd=tmp_path)
+    result = run_cli("bench", "evil.pt", "--data", "builtin:digits", cwd=tmp_path)
     assert_one_line_error(result, "evil.pt", "'subprocess:getoutput'", "--trust-checkpoint-code")
     assert not (tmp_path / "PWNED").exists()
     assert _tree(tmp_path) == {"evil.pt"}
@@ -38,11 +38,13 @@ def test_a_factory_checkpoint_runs_once_the_user_names_or_trusts_the_factory(
     ckpt = tmp_path / "net.pt"
     save_checkpoint(ckpt, base.module, checkpoint_metadata(ctx, rebuild_info(ctx.model_spec)))
 
-    refused = cli("bench", str(ckpt), "--data", "builtin:digits", *FAST)
+    refused = run_cli("bench", str(ckpt), "--data", "builtin:digits", *FAST)
     assert_one_line_error(refused, f"'{factory}'", "--trust-checkpoint-code")
-    trusted = cli("bench", str(ckpt), "--data", "builtin:digits", "--trust-checkpoint-code", *FAST)
+    trusted = run_cli(
+        "bench", str(ckpt), "--data", "builtin:digits", "--trust-checkpoint-code", *FAST
+    )
     assert trusted.returncode == 0, trusted.stderr
-    named = cli("bench", factory, "--weights", str(ckpt), "--data", "builtin:digits", *FAST)
+    named = run_cli("bench", factory, "--weights", str(ckpt), "--data", "builtin:digits", *FAST)
     assert named.returncode == 0, named.stderr
 
 
@@ -64,6 +66,6 @@ def test_every_command_that_loads_a_model_offers_the_trust_flag() -> None:
 def test_a_step_name_cannot_write_outside_out(tmp_path: Path, name: str) -> None:
     recipe = tiny_recipe("zoo:mlp", input_shape=None, steps=[{"type": "torchscript", "name": name}])
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    result = cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "a" / "run"))
+    result = run_cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "a" / "run"))
     assert_one_line_error(result, "steps.0.name", repr(name), "letters, digits")
     assert _tree(tmp_path) == {"r.yaml"}  # nothing written, inside --out or out of it

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from test_cli import assert_one_line_error, cli
+
+from helpers.cli import assert_one_line_error
+from helpers.cli import run_cli as cli
 
 pytest.importorskip("av")
 
@@ -172,7 +174,7 @@ def test_a_cascade_bundle_scores_a_video(
 
 
 def _onnx(checkpoint: str, data: str, shape: str, out: Path) -> Path:
-    from conftest import tiny_recipe
+    from helpers.recipes import tiny_recipe
     from modelpress.core.recipe import build_recipe
     from modelpress.engine import pipeline
 

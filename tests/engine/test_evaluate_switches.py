@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.recipe import build_recipe, load_recipe
 from modelpress.engine import pipeline
 from modelpress.engine.measure import own_memory
@@ -64,7 +64,7 @@ def test_analyses_switched_off_are_recorded_as_not_measured(
 
 
 def test_switches_left_on_keep_the_recipe_and_identity_as_before() -> None:
-    recipe = build_recipe(tiny_recipe("zoo:mlp"))
+    recipe = build_recipe(tiny_recipe("zoo:mlp", analyses=True))
     assert not set(OFF) & set(recipe.to_dict()["evaluate"])  # earlier runs still --resume
     assert recipe.identity()["evaluate"] == recipe.to_dict()["evaluate"]
     off = build_recipe(tiny_recipe("zoo:mlp", evaluate={"races": False}))

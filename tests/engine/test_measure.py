@@ -2,7 +2,7 @@ from pathlib import Path
 
 import torch
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.recipe import build_recipe
 from modelpress.engine.context import build_context
 from modelpress.engine.measure import analyze

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.recipe import build_recipe, load_recipe
 from modelpress.engine import pipeline
 from modelpress.errors import ResumeError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_steps
+from helpers.recipes import run_steps
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
@@ -34,7 +34,7 @@ def finished(trained_checkpoint: Path, tmp_path: Path) -> dict[str, Path]:
 
 
 def _resume(trained_checkpoint: Path, tmp_path: Path) -> tuple[dict, list[tuple[str, str]]]:
-    from conftest import tiny_recipe
+    from helpers.recipes import tiny_recipe
 
     data = {"source": "builtin:digits", "max_samples": 900}
     recipe = build_recipe(tiny_recipe(str(trained_checkpoint), data=data, steps=[SCRIPT]))

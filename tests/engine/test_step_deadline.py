@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 
+from helpers.recipes import ANALYSES_OFF
 from modelpress.core import registry
 from modelpress.core.observer import Observer
 from modelpress.core.recipe import load_recipe
@@ -42,7 +43,7 @@ def test_a_step_running_past_the_deadline_is_cut_off_and_recorded(
             "model": "zoo:mlp",
             "data": "builtin:digits",
             "input_shape": "1,1,8,8",
-            "evaluate": {"repeats": 3, "warmup": 0, "batch_sizes": [1]},
+            "evaluate": {"repeats": 3, "warmup": 0, "batch_sizes": [1], **ANALYSES_OFF},
         }
     )
     runner = Runner(recipe, tmp_path / "run", Observer(), False)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from e2e.test_cli import cli
+from helpers.cli import run_cli
 from modelpress.core.artifact import Artifact
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
@@ -111,7 +111,10 @@ def _run(model_file: Path, factory: str, out: Path, steps: list[dict[str, Any]])
             "model": f"{model_file}:{factory}",
             "data": {"source": "builtin:digits", "max_samples": 300},
             "input_shape": "1,3,16,16",
-            "evaluate": {"warmup": 1, "repeats": 3, "batch_sizes": [1], "threads": 2},
+            "evaluate": {
+                **{"warmup": 1, "repeats": 3, "batch_sizes": [1], "threads": 2},
+                **{"own_process_memory": False, "races": False},  # coverage alone
+            },
             "steps": steps,
         }
     )
@@ -260,7 +263,7 @@ def test_bench_of_an_int8_file_prints_its_coverage(se_run: tuple[dict, Path]) ->
     path = out / _artifact(record, "onnx-int8")["path"]
     js = out / "bench.json"
     args = ("--data", "builtin:digits", "--repeats", "3", "--warmup", "0", "--batch-sizes", "1")
-    result = cli("bench", str(path), *args, "--json", str(js))
+    result = run_cli("bench", str(path), *args, "--json", str(js))
     assert result.returncode == 0, result.stderr
     cov = json.loads(js.read_text())["int8_coverage"]
     line = [ln for ln in result.stdout.splitlines() if "int8 coverage" in ln]

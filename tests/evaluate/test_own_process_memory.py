@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.artifact import Artifact
 from modelpress.core.inputs import InputSpec
 from modelpress.core.recipe import build_recipe
@@ -27,7 +27,8 @@ def run(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         {"type": "export", "format": "tflite", "precision": "int8"},
     ]
     out = tmp_path_factory.mktemp("own") / "run"
-    recipe = build_recipe(tiny_recipe(str(trained_checkpoint), steps=steps))
+    recipe = tiny_recipe(str(trained_checkpoint), analyses={"own_process_memory"}, steps=steps)
+    recipe = build_recipe(recipe)
     return pipeline.run(recipe, out=out), out
 
 
@@ -100,7 +101,8 @@ def test_a_file_broken_for_its_own_process_is_an_error_and_analysis_finishes(
     from modelpress.engine.context import build_context
     from modelpress.engine.measure import analyze
 
-    ctx, base = build_context(build_recipe(tiny_recipe(str(trained_checkpoint))))
+    recipe = tiny_recipe(str(trained_checkpoint), analyses={"own_process_memory"})
+    ctx, base = build_context(build_recipe(recipe))
     path = tmp_path / "m.pt"
     torch.jit.save(torch.jit.trace(base.module.eval(), ctx.example_inputs(1)[0]), str(path))
     art = Artifact("script", "torchscript", ctx.input_specs, path=path, parents=["baseline"])

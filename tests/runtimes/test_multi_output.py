@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 

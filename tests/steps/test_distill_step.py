@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_steps
+from helpers.recipes import run_steps
 from modelpress.errors import StepError
 from modelpress.sources import models
 

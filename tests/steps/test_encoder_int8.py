@@ -4,6 +4,7 @@ INT8: the embedding table is quantized too, and verification judges cosine, not 
 import numpy as np
 import pytest
 
+from helpers.recipes import ANALYSES_OFF
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 
@@ -25,7 +26,7 @@ def encoder_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 {"type": "export", "format": "onnx"},
                 {"type": "export", "format": "onnx", "precision": "int8-dynamic"},
             ],
-            "evaluate": {"repeats": 5, "batch_sizes": [1]},
+            "evaluate": {"repeats": 5, "batch_sizes": [1], **ANALYSES_OFF},
         }
     )
     return pipeline.run(recipe, out=root / "run")

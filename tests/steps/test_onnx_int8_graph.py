@@ -8,6 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from helpers.recipes import ANALYSES_OFF
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.steps.export.onnx_int8_graph import rewrite_for_int8
@@ -26,7 +27,7 @@ def mobile_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
                 {"type": "export", "format": "onnx"},
                 {"type": "export", "format": "onnx", "precision": "int8"},
             ],
-            "evaluate": {"repeats": 5, "batch_sizes": [1]},
+            "evaluate": {"repeats": 5, "batch_sizes": [1], **ANALYSES_OFF},
         }
     )
     return pipeline.run(recipe, out=out), out
@@ -110,7 +111,12 @@ def test_openvino_int8_runs_the_squeeze_excite_gate_in_int8(tmp_path: Path) -> N
             "data": {"source": "builtin:digits", "max_samples": 300},
             "input_shape": "1,3,32,32",
             "steps": [{"type": "export", "format": "openvino", "precision": "int8"}],
-            "evaluate": {"repeats": 5, "batch_sizes": [1]},
+            "evaluate": {
+                "repeats": 5,
+                "batch_sizes": [1],
+                "own_process_memory": False,
+                "races": False,
+            },
         }
     )
     record = pipeline.run(recipe, out=tmp_path / "run")

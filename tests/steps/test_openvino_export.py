@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.recipes import ANALYSES_OFF
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.errors import RuntimeUnavailableError
@@ -30,7 +31,7 @@ def test_openvino_fp32_and_int8(trained_mlp: Path, tmp_path: Path) -> None:
             "model": str(trained_mlp),
             "data": "builtin:digits",
             "steps": steps,
-            "evaluate": {"warmup": 1, "repeats": 3, "batch_sizes": [1, 8]},
+            "evaluate": {"warmup": 1, "repeats": 3, "batch_sizes": [1, 8], **ANALYSES_OFF},
         }
     )
     record = pipeline.run(recipe, out=tmp_path / "run")
@@ -60,7 +61,7 @@ def test_a_transformer_encoder_is_quantized_as_a_transformer(tmp_path: Path) -> 
                 {"type": "export", "format": "openvino"},
                 {"type": "export", "format": "openvino", "precision": "int8"},
             ],
-            "evaluate": {"repeats": 5, "batch_sizes": [1]},
+            "evaluate": {"repeats": 5, "batch_sizes": [1], **ANALYSES_OFF},
         }
     )
     int8 = {a["name"]: a for a in pipeline.run(recipe, out=tmp_path / "run")["artifacts"]}[

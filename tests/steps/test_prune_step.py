@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_steps, tiny_recipe
+from helpers.recipes import run_steps, tiny_recipe
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 from modelpress.errors import RecipeError

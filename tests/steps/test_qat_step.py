@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from conftest import run_steps, tiny_recipe
+from helpers.recipes import run_steps, tiny_recipe
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from helpers.recipes import tiny_recipe
 from modelpress.core.recipe import build_recipe
 from modelpress.engine import pipeline
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from e2e.test_cli import assert_one_line_error, cli
+from helpers.cli import assert_one_line_error, run_cli
 from modelpress.core import task_registry
 from modelpress.core.recipe import VerifyConfig, build_recipe
 from modelpress.errors import DataSourceError, ModelSourceError, RecipeError, StepError
@@ -254,7 +254,7 @@ def test_output_checks_name_the_file_and_the_fix() -> None:
 
 
 def test_binary_with_ten_outputs_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    result = cli(
+    result = run_cli(
         "bench",
         "zoo:mlp",
         "--data",

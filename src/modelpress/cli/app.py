@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from modelpress.cli import cascade, compare, compress, optimize, video
+from modelpress.cli import cascade, catalog, compare, compress, optimize, train, video
 from modelpress.cli.common import (
     MODEL_FLAGS,
-    AllowChance,
     Data,
     Force,
     Kwargs,
@@ -23,7 +22,6 @@ from modelpress.cli.common import (
     Weights,
     app,
     console,
-    did_not_learn,
     finish,
     model_recipe,
     rich_observer,
@@ -332,148 +330,9 @@ def quantize(
     run_shortcut(recipe, out, force, save_recipe, flags)
 
 
-@app.command()
-@user_errors
-def train(
-    model: Model,
-    data: Data,
-    out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write (.pt).")],
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw | adam | sgd")] = "adamw",
-    scheduler: Annotated[
-        str, typer.Option("--scheduler", help="cosine | step | plateau | none")
-    ] = "cosine",
-    early_stopping: Annotated[
-        int | None, typer.Option("--early-stopping", help="Patience in epochs.")
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    weights: Weights = None,
-    model_kwargs: Kwargs = None,
-    input_shape: Shape = None,
-    task: Task = None,
-    threads: Threads = None,
-    trust: TrustCode = False,
-    force: Force = False,
-    allow_chance: AllowChance = False,
-) -> None:
-    """Train a model and save its weights with what is needed to reload them.
-
-    Exit 3 (did_not_learn) at chance level, the checkpoint written all the same."""
-    from pydantic import ValidationError
-
-    from modelpress.core.recipe import load_recipe
-    from modelpress.core.rundir import check_output
-    from modelpress.engine.train import train_and_save
-    from modelpress.errors import OutputPathError
-    from modelpress.training import TrainConfig, checkpoints_dir
-
-    check_output(out, "--out", folder=False, example="model.pt")
-    check_output(checkpoints_dir(out), "--out", folder=True)  # per-epoch checkpoints go here
-    if out.exists() and not force:
-        raise OutputPathError(
-            f"--out {out}: already exists; pass --force to overwrite it, or choose another --out"
-        )
-
-    try:
-        cfg = TrainConfig(
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            early_stopping=early_stopping,
-            seed=seed,
-        )
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ModelpressError(f"--{err['loc'][0]}: {err['msg']}") from None
-    recipe = load_recipe(
-        model_recipe(
-            model,
-            data,
-            weights,
-            model_kwargs,
-            input_shape,
-            task,
-            threads,
-            trust_checkpoint_code=trust,
-        ),
-        flags=MODEL_FLAGS,
-    )
-    result, metrics = train_and_save(recipe, cfg, out, rich_observer())
-    key = result.metric
-    console.print(
-        f"best {key} {result.best_metric:.4f} at epoch {result.best_epoch}"
-        f"{' (stopped early)' if result.stopped_early else ''}; validation {key} "
-        f"{metrics.get(key, float('nan')):.4f}"
-    )
-    verdict = result.verdict()
-    if verdict is None:
-        console.print(f"wrote {out}  (reload: modelpress bench {out} --data {data})")
-        return
-    console.print(
-        f"wrote {out}, a model that did not learn (kept to look into: modelpress bench {out} "
-        f"--data {data}); try a higher --lr, more --epochs, or check the labels"
-    )
-    did_not_learn(verdict, allow_chance)
-
-
-@app.command()
-@user_errors
-def zoo() -> None:
-    """List the reference architectures (our own code; no downloads)."""
-    from rich.table import Table
-
-    from modelpress import zoo as zoo_mod
-
-    table = Table(
-        title="modelpress zoo",
-        caption="arguments go in --model-kwargs / model_kwargs; num_classes and in_channels "
-        "come from the data; input_size=N runs an image model at N×N whatever the data's size",
-    )
-    for col in ("name", "input", "default shape", "arguments", "description"):
-        table.add_column(col)
-    for entry in zoo_mod.list_models():
-        table.add_row(
-            entry.name,
-            entry.input_kind,
-            ",".join(map(str, entry.default_input_shape)),
-            ", ".join(zoo_mod.arguments(entry) or ["any"]),
-            entry.description,
-        )
-    console.print(table)
-
-
-@app.command()
-@user_errors
-def steps(
-    step_type: Annotated[
-        str | None, typer.Argument(help="One step type (default: all of them).")
-    ] = None,
-) -> None:
-    """List the step types a recipe's steps can use, with every key, its type and default."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from modelpress.core.registry import describe_fields, step_types, unknown_type_message
-
-    types = step_types()
-    if step_type is not None and step_type not in types:
-        raise ModelpressError(unknown_type_message(step_type))
-    for name, cls in types.items():
-        if step_type not in (None, name):
-            continue
-        table = Table(title=f"type: {name}", title_justify="left")
-        for col in ("key", "type", "default"):
-            table.add_column(col)
-        for row in describe_fields(cls):
-            table.add_row(*map(Text, row))  # list[str] is not rich markup
-        console.print(table)
-
-
-compress.register()  # distill, prune: listed after the commands above
+train.register()  # listed after the commands above, in this order
+catalog.register()  # zoo, steps
+compress.register()  # distill, prune
 compare.register()
 cascade.register()
 video.register()

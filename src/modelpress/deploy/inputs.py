@@ -1,7 +1,7 @@
 """What ``modelpress cascade run`` reads: image files, folders of images and .npz archives, as
 batches at the stages' input shape, streamed (a folder of 100 000 images is never held at once).
 
-Images are read as ``folder:`` data are (``sources.data.image_array``): grey or RGB, resized
+Images are read as ``folder:`` data are (``sources.images.image_array``): grey or RGB, resized
 bilinearly to H×W, float in [0, 1]. A cascade's stages load their data without ``normalize``
 (``cascade.open_stage`` passes none), so the images get nothing more.
 
@@ -33,10 +33,10 @@ from typing import IO
 import numpy as np
 
 from modelpress.errors import ModelpressError, first_line
-from modelpress.sources import data
+from modelpress.sources import images as pictures  # (`images` names lists here)
 
 # what Pillow and the image reader take; the .npz archives given by name are the other input
-IMAGE_SUFFIXES = (*data.IMAGE_SUFFIXES, ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (*pictures.IMAGE_SUFFIXES, ".webp", ".tif", ".tiff")
 NPZ_KEYS = ("x", "inputs", "images")
 BATCH = 64
 
@@ -138,16 +138,16 @@ class Inputs:
                 self.skipped.append((str(f), f"a dangling symlink to {_target(f)}"))
                 continue
             try:
-                x, size = data._read_image(f, *shape)
+                x, size = pictures._read_image(f, *shape)
             except Exception as e:  # Pillow raises OSError, SyntaxError, EOFError, struct.error,
                 # ... for damaged files, DecompressionBombError (or the warning, made an error)
-                self.skipped.append((str(f), data._unreadable(e)))
+                self.skipped.append((str(f), pictures._unreadable(e)))
                 continue
             smallest = _smaller(smallest, size, shape, str(f))
             self.read += 1
             yield str(f), x.astype(target, copy=False)
         if smallest is not None:
-            warning = data._shrink_warning(smallest[2], smallest[1], shape[1:])
+            warning = pictures._shrink_warning(smallest[2], smallest[1], shape[1:])
             if warning:
                 self.warnings.append(warning)
 
@@ -292,7 +292,7 @@ def _pixels(row: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
     if row.ndim == 3 and row.shape[2] == 1:
         row = row[:, :, 0]
-    return data.image_array(Image.fromarray(np.ascontiguousarray(row)), *shape)
+    return pictures.image_array(Image.fromarray(np.ascontiguousarray(row)), *shape)
 
 
 def _finite(x: np.ndarray) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from modelpress.errors import DataSourceError
-from modelpress.sources.data import _check_fits, _resize_images
+from modelpress.sources.images import _check_fits, _resize_images
 
 WHERE = "builtin:digits-manipulated"
 SUBTLE = "builtin:digits-manipulated-subtle"
