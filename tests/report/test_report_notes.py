@@ -5,7 +5,6 @@ missing rows, no verdict without targets; and the console free of library banner
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from helpers.cli import cli_process
 from modelpress import chatter
 from modelpress.cli import common
 from modelpress.report import html, markdown
@@ -170,23 +170,13 @@ def test_the_head_to_head_is_in_the_report_and_on_the_console(
 
 
 # ---------------------------------------------------------------------- library banners
-def _cli() -> Any:
-    """The e2e tests' ``cli`` helper (tests/e2e/test_cli.py)."""
-    path = Path(__file__).parents[1] / "e2e" / "test_cli.py"
-    spec = importlib.util.spec_from_file_location("e2e_test_cli", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.cli
-
-
 BANNERS = ("absl", "XNNPACK", "oneDNN")
 
 
 def test_a_tflite_export_prints_no_library_banners_unless_verbose(tmp_path: Path) -> None:
     pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_litert")
-    cli = _cli()
+    cli = cli_process  # native banners go to fd 2: a real process shows what a user sees
     args = ["export", "zoo:mlp", "--data", "builtin:digits", "--format", "tflite"]
     args += ["--out", str(tmp_path / "run")]
 
