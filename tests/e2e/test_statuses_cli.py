@@ -188,3 +188,18 @@ def test_an_output_of_two_groups_of_five_is_not_read_as_ten_logits(
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "outputs (B, 2, 5) per batch" in lines[0] and "--task fidelity" in lines[0]
+
+
+def test_the_did_not_learn_hint_fits_the_learning_rate() -> None:
+    from modelpress.cli.train import _what_to_try
+
+    assert _what_to_try(100.0, "adamw").startswith("--lr 100 is large for adamw: try about 1e-3")
+    assert _what_to_try(0.5, "sgd").startswith("try a higher --lr")  # usual for SGD
+    assert _what_to_try(1e-4, "adamw").startswith("try a higher --lr")
+
+
+def test_a_coverage_not_measured_says_so_in_the_report() -> None:
+    from modelpress.report.sections.int8 import coverage_summary
+
+    off = {"runtime": "onnxruntime", "skipped": "not measured (evaluate.int8_coverage off)"}
+    assert coverage_summary(off) == "not measured (evaluate.int8_coverage off)"

@@ -110,10 +110,19 @@ def train(
         return
     console.print(
         f"wrote {out}, a model that did not learn (kept to look into: modelpress bench {out} "
-        f"--data {data}); try a higher --lr, more --epochs, or check the labels"
+        f"--data {data}); {_what_to_try(lr, optimizer)}"
     )
     did_not_learn(verdict, allow_chance)
 
 
 def register() -> None:
     app.command()(user_errors(train))
+
+
+def _what_to_try(lr: float, optimizer: str) -> str:
+    """A hint that fits the learning rate used: a large one diverges as surely as a tiny one
+    crawls (large: 0.1 for Adam and AdamW, 1 for SGD)."""
+    large, usual = (1.0, "0.01") if optimizer == "sgd" else (0.1, "1e-3")
+    if lr >= large:
+        return f"--lr {lr:g} is large for {optimizer}: try about {usual}, or check the labels"
+    return "try a higher --lr, more --epochs, or check the labels"

@@ -71,6 +71,8 @@ def coverage_summary(coverage: dict[str, Any]) -> str:
     """One line: int8 ops of all, MAC and time shares, float op types."""
     if coverage.get("error"):
         return f"not read ({coverage['error']})"
+    if coverage.get("skipped"):  # evaluate.int8_coverage: false
+        return str(coverage["skipped"])
     time = (coverage.get("time_share") or {}).get("int8")
     return (
         f"{fmt.text(coverage.get('ops_int8'))}/{fmt.text(coverage.get('ops_total'))} ops int8, "
