@@ -528,3 +528,19 @@ def test_select_caps_candidates_at_thirty_times_max_det_by_score() -> None:
     got = select(boxes, scores, conf=0.0, iou=0.5, max_det=5)  # cap: 30 · 5 = 150 candidates
     assert got.shape == (1, 6) and got[0, 4] == scores[0, 0]
     assert select(boxes, scores, conf=0.0, iou=0.5, max_det=6).shape == (6, 6)  # cap 180
+
+
+def test_a_bound_detection_task_travels_as_json_data() -> None:
+    """A measuring child gets the run's task as its name and bound settings (JSON), never
+    pickled: rebuilt, it postprocesses exactly as the parent's."""
+    import json
+
+    bound = _bound(_dataset(_box_labels(2), 2, hw=(64, 96)), conf=0.2, iou=0.5, max_det=7)
+    sent = json.loads(json.dumps({"name": bound.name, "bound": bound.bound_settings()}))
+    rebuilt = get_task(sent["name"]).with_bound(sent["bound"])
+    assert rebuilt is not get_task("detection")  # a copy: the registered task never changes
+    assert (rebuilt.conf, rebuilt.iou, rebuilt.max_det) == (0.2, 0.5, 7)
+    assert rebuilt.input_hw == bound.input_hw and isinstance(rebuilt.input_hw, tuple)
+    outputs = [np.random.default_rng(0).random((2, 4 + 2, 126), dtype=np.float32)]
+    for a, b in zip(rebuilt.postprocess(outputs), bound.postprocess(outputs), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -15,6 +15,7 @@ the rule; nothing here asks which task it is.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -28,15 +29,15 @@ if TYPE_CHECKING:
 BINARY_CLASSES = ["negative", "positive"]  # a two-class bundle's decisions, when it names none
 
 
-class ExitRule:
+class ExitRule(ABC):
     name: ClassVar[str]  # what ``Task.cascade_exit`` names
     kind: ClassVar[str]  # the certificates it writes (``certify.Certificate.kind``)
     one_probability: ClassVar[bool]  # the answer is P(positive) per item, not one of K classes
 
+    @abstractmethod
     def guard(self, positive: list[str] | None, dataset: Any, data: str) -> dict[str, Any]:
         """The classes the cascade guards, as cascade.json keeps them (``positive``: the
         user's --positive, names or indices)."""
-        raise NotImplementedError
 
     def flips(self, doc: dict[str, Any]) -> bool:
         """Whether the positive class is the model's class 0 (its scores and labels flip)."""
@@ -47,9 +48,9 @@ class ExitRule:
         None: every early exit's error counts."""
         return None
 
+    @abstractmethod
     def measure(self, guard: dict[str, Any]) -> str:
         """What the bound counts, in words."""
-        raise NotImplementedError
 
     def positives(self, y: np.ndarray) -> int | None:
         """The calibration items the whole cascade's bound is on, where there is one count."""
@@ -59,6 +60,7 @@ class ExitRule:
         """The name of each decision the cascade gives."""
         return [str(c) for c in doc.get("classes") or []]
 
+    @abstractmethod
     def certify(
         self,
         probs: np.ndarray,
@@ -69,7 +71,8 @@ class ExitRule:
         positive_classes: list[int] | None,
         max_false_alarm: float | None,
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """The certificate (``cascade.json``'s ``certificate``) of thresholds chosen on the
+        calibration items' ``probs`` and labels ``y``."""
 
     def defer_everything(
         self, y: np.ndarray, max_leakage: float, confidence: float, why: str

@@ -75,10 +75,30 @@ class Task(ABC):
         return f"<task {self.name}>"
 
     # ------------------------------------------------------------------ settings
+    # the attributes ``bind`` sets: what a measuring child needs to rebuild this run's task
+    # from its name (sent as JSON data, never as pickled code)
+    bound: ClassVar[tuple[str, ...]] = ()
+
     def bind(self, settings: Any, data: Dataset) -> Task:
         """The task for one run, given the recipe's settings for it and the data (a task with
         settings returns a configured copy; the registered instance is never changed)."""
         return self
+
+    def bound_settings(self) -> dict[str, Any]:
+        """The values ``bind`` set, as plain JSON data (``with_bound`` reads them back)."""
+        return {k: getattr(self, k) for k in self.bound}
+
+    def with_bound(self, settings: dict[str, Any]) -> Task:
+        """A copy of the registered task with ``bound_settings`` applied (only the names in
+        ``bound``; JSON's lists back to tuples)."""
+        import copy
+
+        task = copy.copy(self)
+        for key in self.bound:
+            if key in settings:
+                value = settings[key]
+                setattr(task, key, tuple(value) if isinstance(value, list) else value)
+        return task
 
     # ------------------------------------------------------------------ primary metric
     @property

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -84,7 +83,8 @@ def measure(
     coverage: bool = True,
 ) -> Measured:
     """Measure ``artifact`` in a child process. ``task``: a task whose postprocess is timed
-    with the model (pickled to the child); ``guard``: entered around the child's timings;
+    with the model (sent to the child as its name and bound settings, as JSON); ``guard``:
+    entered around the child's timings;
     ``own_memory``, ``coverage`` False: the child skips its peak-memory runs, the int8
     coverage (``evaluate.own_process_memory``, ``evaluate.int8_coverage`` off); it still runs
     the file apart, so a runtime that crashes costs that artifact only.
@@ -111,9 +111,8 @@ def measure(
             "out": str(work / "result.json"),
             "outputs": str(work / "outputs.npz"),
         }
-        if task is not None:
-            (work / "task.pkl").write_bytes(pickle.dumps(task))
-            spec["task"] = str(work / "task.pkl")
+        if task is not None:  # its name and bound settings: the child rebuilds it from them
+            spec["task"] = {"name": task.name, "bound": task.bound_settings()}
         (work / "spec.json").write_text(json.dumps(spec))
         code, phase, log = _run_child(work, guard)
         result = own_process.read_result(work / "result.json")
@@ -276,7 +275,9 @@ def _measure(spec: dict[str, Any], say: Callable[..., None]) -> dict[str, Any]:
 
     post = None
     if spec["task"]:
-        task = pickle.loads(Path(spec["task"]).read_bytes())
+        from modelpress.tasks import get_task
+
+        task = get_task(spec["task"]["name"]).with_bound(spec["task"]["bound"])
         post = task.timed_postprocess
     fixed = runtime.fixed_batch
     measured = [b for b in spec["batch_sizes"] if fixed is None or b == fixed] or [fixed or 1]

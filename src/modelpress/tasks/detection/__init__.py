@@ -55,6 +55,8 @@ class Detection(Task):
         self.input_hw: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ settings
+    bound = ("layout", "conf", "iou", "max_det", "num_classes", "input_hw")
+
     def bind(self, settings: Any, data: Dataset) -> Detection:
         """A copy of the task for one run: the recipe's ``detection:`` settings, the data's
         classes and image size."""
