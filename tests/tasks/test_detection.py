@@ -369,9 +369,7 @@ def test_yolov8_decodes_to_the_modelpress_layout() -> None:
 
 
 def _bound(data: Dataset, **settings: Any) -> Detection:
-    from modelpress.core.recipe import DetectionConfig
-
-    return get_task("detection").bind(DetectionConfig(**settings) if settings else None, data)
+    return get_task("detection").bind(settings or None, data)
 
 
 def _trained_like(model: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -33,7 +33,7 @@ from modelpress.core.recipe_file import (
 )
 from modelpress.core.registry import StepConfig, config_class, unknown_type_message
 from modelpress.core.rundir import check_name
-from modelpress.core.task_registry import task_names, unknown_task_message
+from modelpress.core.task_registry import settings_model, task_names, unknown_task_message
 from modelpress.core.trust import CodeTrust
 from modelpress.errors import RecipeError
 
@@ -97,15 +97,6 @@ class DataConfig(_Strict):
                 "coco:ANNOTATIONS.json"
             )
         return v
-
-
-class DetectionConfig(_Strict):
-    """How detection outputs are read and filtered for evaluation (``tasks/detection``)."""
-
-    layout: Literal["yolov8", "modelpress"] | None = None  # None: recognised from the shapes
-    conf: float = Field(0.001, ge=0, lt=1)  # score floor of the candidates mAP is computed from
-    iou: float = Field(0.7, gt=0, le=1)  # NMS: suppress boxes overlapping a kept one by more
-    max_det: int = Field(300, ge=1)  # detections kept per image
 
 
 class Targets(_Strict):
@@ -190,8 +181,11 @@ class Recipe(_Strict):
     weights: str | None = None
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     data: DataConfig
-    task: Task | None = None  # None: binary for builtin:breast_cancer, fidelity without labels
-    detection: DetectionConfig | None = None  # task detection: layout and NMS settings
+    # a task's name, or a mapping with its name and the settings it registers
+    # (``task: {name: detection, iou: 0.6}``). None: binary for builtin:breast_cancer, fidelity
+    # without labels, the data's suggestion (detection for yolo:/coco:), else classification
+    task: Task | None = None
+    task_settings: dict[str, Any] = Field(default_factory=dict, exclude=True)
     input_shape: str | list[int] | dict[str, Any] | None = None
     targets: Targets = Targets()
     steps: list[StepConfig] = Field(default_factory=list)
@@ -205,6 +199,38 @@ class Recipe(_Strict):
     # that says so is refused (load_recipe), and it is never written out (to_dict)
     trust_checkpoint_code: bool = False
     optimize: OptimizeSpec | None = None  # modelpress optimize RECIPE searches this space
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_spec(cls, data: Any) -> Any:
+        """``task: {name: NAME, **settings}`` into the name and its settings; a recipe written
+        before the settings moved under ``task:`` (a top-level ``detection:``) still reads."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "task_settings" in data:
+            raise ValueError(
+                "task_settings: not a recipe key; a task's settings go under task: "
+                "(task: {name: detection, iou: 0.6})"
+            )
+        settings: dict[str, Any] = {}
+        task = data.get("task")
+        if isinstance(task, dict):
+            settings = {k: v for k, v in task.items() if k != "name"}
+            if not isinstance(task.get("name"), str):
+                raise ValueError(
+                    "task.name: a task given as a mapping names its task "
+                    "(task: {name: detection, iou: 0.6})"
+                )
+            data["task"] = task["name"]
+        legacy = data.pop("detection", None)
+        if legacy is not None and data.get("task") in (None, "detection"):
+            if not isinstance(legacy, dict):
+                raise ValueError("detection: a mapping of detection settings (conf, iou, ...)")
+            settings = {**legacy, **settings}
+        if settings:
+            data["task_settings"] = settings
+        return data
 
     @field_validator("name")
     @classmethod
@@ -247,6 +273,8 @@ class Recipe(_Strict):
         d = self.model_dump(
             mode="json", exclude_none=True, exclude={"steps", "trust_checkpoint_code"}
         )
+        if self.task_settings:
+            d["task"] = {"name": self.task, **self.task_settings}
         d["steps"] = [s.to_dict() for s in self.steps]
         return d
 
@@ -331,11 +359,31 @@ def build_recipe(
             for i, node in enumerate(recipe.compare)
             if node not in ids
         )
+    if recipe is not None and recipe.task and recipe.task_settings:
+        settings = _task_settings(recipe.task, recipe.task_settings, errors, flags)
+        recipe = recipe.model_copy(update={"task_settings": settings})
     if errors or recipe is None:
         unique = list(dict.fromkeys(errors))  # a flag that set several steps: its error once
         # from flags, the recipe is the command line itself: no file to name
         raise RecipeError(("" if flags else f"{source}: ") + "; ".join(unique))
     return recipe.model_copy(update={"steps": [s for s in steps if s is not None]})
+
+
+def _task_settings(
+    name: str, raw: dict[str, Any], errors: list[str], flags: dict[str, str] | None
+) -> dict[str, Any]:
+    """The settings under ``task:``, validated by the model the task registers (only the keys
+    given are kept, so a recipe written out reads as it was written)."""
+    model = settings_model(name)
+    if model is None:
+        key = next(iter(raw))
+        errors.append(f"task.{key}: the task '{name}' takes no settings")
+        return raw
+    try:
+        return model.model_validate(raw).model_dump(mode="json", exclude_unset=True)
+    except ValidationError as e:
+        errors.extend(validation_errors(e, model, ("task",), flags))
+        return raw
 
 
 TRUST_KEY = "trust_checkpoint_code"
@@ -371,7 +419,6 @@ def dump_recipe(recipe: Recipe, path: Path) -> None:
 
 __all__ = [
     "DataConfig",
-    "DetectionConfig",
     "EvaluateConfig",
     "Recipe",
     "Targets",

@@ -65,7 +65,7 @@ def validation_errors(
         loc = (*at, *err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = _unknown_key(err["loc"], root, is_step=bool(at))
+            msg = _unknown_key(err["loc"], root, is_step=bool(at) and at[0] == "steps")
         flag = _flag_of(loc, flags or {})
         if flag is None:
             out.append(f"{_path_of(loc)}: {msg}")

@@ -9,6 +9,7 @@ it).
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Any, TypeVar
 
 # The built-in tasks, each in the module of its name (loaded on first use).
@@ -27,6 +28,16 @@ def register_task(cls: T) -> T:
         raise TypeError(f"{cls.__name__}.name needs to be a non-empty string (the task's name)")
     REGISTRY[name] = cls()
     return cls
+
+
+def settings_model(name: str) -> Any:
+    """The pydantic model of the settings task ``name`` takes under a recipe's ``task:`` (its
+    ``settings`` class attribute), or None for a task without settings or an unknown name. A
+    built-in task is imported on first use, as the step registry loads the built-in steps."""
+    if name not in REGISTRY and name in BUILTIN_TASKS:
+        importlib.import_module(f"modelpress.tasks.{name}")
+    task = REGISTRY.get(name)
+    return getattr(task, "settings", None)
 
 
 def task_names() -> list[str]:

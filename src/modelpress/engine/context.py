@@ -178,7 +178,7 @@ def _task(recipe: Recipe, spec: models.ModelSpec, data: Dataset) -> Task:
     task = get_task(
         recipe.task or spec.metadata.get("task") or data.suggested_task or "classification"
     )
-    task = task.bind(getattr(recipe, task.name, None), data)
+    task = task.bind(recipe.task_settings or None, data)
     task.check_labels(data)
     return task
 

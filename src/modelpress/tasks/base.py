@@ -78,10 +78,14 @@ class Task(ABC):
     # the attributes ``bind`` sets: what a measuring child needs to rebuild this run's task
     # from its name (sent as JSON data, never as pickled code)
     bound: ClassVar[tuple[str, ...]] = ()
+    # the pydantic model of what a recipe may set under ``task:`` (None: no settings); a recipe
+    # is validated against it before any work (core.task_registry.settings_model)
+    settings: ClassVar[Any] = None
 
     def bind(self, settings: Any, data: Dataset) -> Task:
-        """The task for one run, given the recipe's settings for it and the data (a task with
-        settings returns a configured copy; the registered instance is never changed)."""
+        """The task for one run, given the recipe's settings for it (a dict, or None) and the
+        data (a task with settings returns a configured copy; the registered instance is never
+        changed)."""
         return self
 
     def bound_settings(self) -> dict[str, Any]:

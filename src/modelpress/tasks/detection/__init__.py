@@ -3,16 +3,18 @@
 Labels are one ``(M, 5)`` float32 array per image (``class, x1, y1, x2, y2`` normalised to the
 model input), held in an object array of length N. A model's outputs are recognised as one of the
 layouts in ``layouts.py``; ``postprocess`` decodes them and runs class-aware NMS per image (one
-compiled pass, numba). Settings (``detection:`` in a recipe) are bound to the task when a run
-starts (``bind``): the layout, and NMS's ``conf``, ``iou`` and ``max_det`` for evaluation.
+compiled pass, numba). Settings (``task: {name: detection, ...}`` in a recipe, ``Settings``
+below) are bound to the task when a run starts (``bind``): the layout, and NMS's ``conf``,
+``iou`` and ``max_det`` for evaluation.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelpress.errors import DataSourceError, ModelSourceError, StepError
 from modelpress.sources.boxes import box_iou
@@ -35,9 +37,22 @@ def _as_list(outputs: Outputs) -> list[np.ndarray]:
     return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
 
 
+class Settings(BaseModel):
+    """What a recipe may set under ``task:`` for detection: how outputs are read and filtered
+    for evaluation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layout: Literal["yolov8", "modelpress"] | None = None  # None: recognised from the shapes
+    conf: float = Field(0.001, ge=0, lt=1)  # score floor of the candidates mAP is computed from
+    iou: float = Field(0.7, gt=0, le=1)  # NMS: suppress boxes overlapping a kept one by more
+    max_det: int = Field(300, ge=1)  # detections kept per image
+
+
 @register_task
 class Detection(Task):
     name = "detection"
+    settings = Settings
     primary = "map50_95"
     verified_by = "agreement"  # F1 of the child's detections matched to the parent's
     plots = ("map_vs_latency",)
@@ -58,10 +73,12 @@ class Detection(Task):
     bound = ("layout", "conf", "iou", "max_det", "num_classes", "input_hw")
 
     def bind(self, settings: Any, data: Dataset) -> Detection:
-        """A copy of the task for one run: the recipe's ``detection:`` settings, the data's
-        classes and image size."""
+        """A copy of the task for one run: the recipe's settings under ``task:`` (validated
+        again: a record's settings come back as plain data), the data's classes and image
+        size."""
         task = copy.copy(self)
-        if settings is not None:
+        if settings:
+            settings = Settings.model_validate(settings)
             task.layout = settings.layout
             task.conf, task.iou, task.max_det = settings.conf, settings.iou, settings.max_det
         task.num_classes = data.num_classes
