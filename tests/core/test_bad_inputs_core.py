@@ -244,11 +244,43 @@ def test_yaml_error_line_and_column(tmp_path: Path) -> None:
 
 def test_describe_fields_of_a_step() -> None:
     from modelpress.core.registry import describe_fields
-    from modelpress.steps.export import ExportConfig
+    from modelpress.steps.export import ExportConfig, OnnxExport
 
-    rows = {key: (kind, default) for key, kind, default in describe_fields(ExportConfig)}
+    base = {key: (kind, default) for key, kind, default in describe_fields(ExportConfig)}
+    assert base["format"] == ("onnx | tflite | torchscript | openvino", "onnx")
+    assert "opset" not in base  # each backend's own keys are in its own config
+    rows = {key: (kind, default) for key, kind, default in describe_fields(OnnxExport)}
     assert "type" not in rows
-    assert rows["format"] == ("onnx | tflite | torchscript | openvino", "onnx")
+    assert rows["format"] == ("onnx", "onnx")
     assert rows["opset"] == ("int (≥ 13, ≤ 23)", "18")
     assert rows["calibration_samples"] == ("int | null (≥ 1)", "null")
     assert rows["keep_fp32"] == ("list[str]", "[]") and rows["slim"] == ("bool", "true")
+
+
+def test_each_export_backend_has_its_own_config_and_a_key_of_another_is_named() -> None:
+    """One config per export backend: ``format:`` chooses it, in a recipe and in code; a key
+    another backend takes is refused by name, not ignored."""
+    from modelpress.steps.export import ExportConfig, OnnxExport, TfliteExport
+
+    assert type(ExportConfig(format="tflite")) is TfliteExport
+    assert type(ExportConfig()) is OnnxExport  # onnx, the default format
+    assert ExportConfig.model_validate({"format": "onnx", "opset": 17}).opset == 17
+    assert "opset" not in ExportConfig(format="tflite").to_dict()
+    with pytest.raises(RecipeError) as err:
+        build_recipe(
+            {
+                "model": "zoo:mlp",
+                "data": "builtin:digits",
+                "steps": [{"type": "export", "format": "tflite", "opset": 17}],
+            }
+        )
+    assert "steps.0.opset: a key of format: onnx only, not of format: tflite" in str(err.value)
+    with pytest.raises(RecipeError) as err:  # a typo still gets its hint
+        build_recipe(
+            {
+                "model": "zoo:mlp",
+                "data": "builtin:digits",
+                "steps": [{"type": "export", "format": "onnx", "opsett": 17}],
+            }
+        )
+    assert "steps.0.opsett: unknown key (did you mean 'opset'?)" in str(err.value)

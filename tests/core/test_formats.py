@@ -73,14 +73,14 @@ def test_optimize_default_space_tries_what_every_chosen_format_exports() -> None
     }
 
 
-# Computed on main before the table (commit 15a4376), with the same code as below: the identity
-# a --resume compares, every step's computation (what a node's key hashes) and the recipe as
-# written out, for each example recipe and for one export of every format × precision.
+# Computed on main before each export backend had its own config (commit 0c2505e), with the
+# same code as below: the identity a --resume compares and every step's computation (what a
+# node's key hashes), for each example recipe and for one export of every format × precision.
 BEFORE = {
-    "digits-compare/recipe.yaml": "a6b5baba018bce24",
-    "digits-int8/recipe.yaml": "a06ec7772a73e736",
-    "digits-onnx/recipe.yaml": "c07b63ff04f54582",
-    "every-export": "de43ffc2ac0af864",
+    "digits-compare/recipe.yaml": "eefbb654267487ea",
+    "digits-int8/recipe.yaml": "232aca319ac9e532",
+    "digits-onnx/recipe.yaml": "450f8bccbdf373fd",
+    "every-export": "14547fb4db9ab76d",
 }
 EVERY_EXPORT = {
     "model": "zoo:mlp",
@@ -92,13 +92,23 @@ EVERY_EXPORT = {
     ]
     + [{"type": "quantize", "id": m, "from": "baseline", "method": m} for m in METHOD_PRECISION],
 }
+# what a run's recipe.yaml held for every export step when one config had every format's keys
+ONE_CONFIG = {
+    "opset": 18,
+    "dynamic_batch": True,
+    "slim": True,
+    "calibration": "minmax",
+    "per_channel": True,
+    "activation_type": "auto",
+    "keep_fp32": [],
+    "stem": "auto",
+    "fallback": True,
+    "float_tail": True,
+}
 
 
 def _fingerprint(recipe: Recipe, root: Path | None = None) -> str:
-    text = json.dumps(
-        [recipe.identity(), [s.computation() for s in recipe.steps], recipe.to_dict()],
-        sort_keys=True,
-    )
+    text = json.dumps([recipe.identity(), [s.computation() for s in recipe.steps]], sort_keys=True)
     text = text.replace(str(root), "EXAMPLES") if root else text  # paths resolve absolute
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -111,6 +121,23 @@ def test_recipes_written_before_load_with_the_same_identity(recipe: Path) -> Non
 
 def test_every_export_keeps_its_node_key() -> None:
     assert _fingerprint(build_recipe(EVERY_EXPORT)) == BEFORE["every-export"]
+
+
+def test_a_recipe_written_out_with_every_formats_keys_still_reads() -> None:
+    """A run's recipe.yaml from before lists the ONNX keys for every export step; at their
+    defaults they read (and keep the node key); set otherwise on a format without them, the
+    key is named."""
+    written = {
+        **EVERY_EXPORT,
+        "steps": [
+            {**ONE_CONFIG, **s} if s["type"] == "export" else s for s in EVERY_EXPORT["steps"]
+        ],
+    }
+    assert _fingerprint(build_recipe(written)) == BEFORE["every-export"]
+    step = {"type": "export", "format": "openvino", **ONE_CONFIG, "opset": 17}
+    with pytest.raises(RecipeError) as err:
+        build_recipe({"model": "zoo:mlp", "data": "builtin:digits", "steps": [step]}, "r.yaml")
+    assert "steps.0.opset: a key of format: onnx only, not of format: openvino" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +159,21 @@ def test_quantize_gives_io_only_to_the_formats_that_take_it() -> None:
 
     made = quantize_steps("static", ["onnx", "tflite", "openvino"], {"io": "float"})
     assert [s.get("io") for s in made] == [None, None, None, "float", None, None]
+
+
+def test_quantize_gives_each_backend_the_options_its_config_takes() -> None:
+    from modelpress.cli.app import quantize_steps
+    from modelpress.errors import ModelpressError
+
+    made = quantize_steps(
+        "static", ["onnx", "tflite", "openvino"], {"calibration": "entropy", "per_channel": False}
+    )
+    quantized = made[1::2]
+    assert [s.get("calibration") for s in quantized] == ["entropy", None, None]
+    assert [s.get("per_channel") for s in quantized] == [False, False, None]
+    with pytest.raises(ModelpressError) as err:
+        quantize_steps("static", ["openvino"], {"calibration": "entropy"})
+    assert str(err.value) == (
+        "--calibration: no format in --formats openvino takes it (the formats that do: onnx); "
+        "drop it or add one of them"
+    )

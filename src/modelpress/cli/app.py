@@ -234,18 +234,33 @@ def export(
 def quantize_steps(
     method: str, formats: list[str], options: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """For each format: its fp32 export (the reference in that runtime), then the quantized one."""
+    """For each format: its fp32 export (the reference in that runtime), then the quantized one
+    with the options its backend's config takes (``--calibration`` goes to ONNX only, ``--io``
+    to the formats that take it); an option no requested format takes is refused."""
+    from modelpress.steps.export import BACKENDS, backend_config
+
     steps: list[dict[str, Any]] = []
+    used: set[str] = set()
     for fmt in formats:
+        takes = backend_config(fmt).model_fields
         quantized = {
             "type": "export",
             "format": fmt,
             "precision": METHOD_PRECISION[method],
-            **options,
+            **{k: v for k, v in options.items() if k in takes},
         }
         if "io" in quantized and io_not_taken(fmt, quantized["io"]):
             quantized.pop("io")  # --io for the formats that take it (core/formats.py)
+        used |= set(quantized)
         steps += [{"type": "export", "format": fmt}, quantized]
+    unused = [k for k in options if k not in used and k != "io"]
+    if unused and formats:
+        flag = "--" + unused[0].replace("_", "-")
+        takers = [f for f, c in BACKENDS.items() if unused[0] in c.model_fields]
+        raise ModelpressError(
+            f"{flag}: no format in --formats {','.join(formats)} takes it (the formats that "
+            f"do: {', '.join(takers)}); drop it or add one of them"
+        )
     return steps
 
 
@@ -294,7 +309,9 @@ def quantize(
         raise ModelpressError(f"--method '{method}': use static, dynamic or fp16")
     options: dict[str, Any] = {}
     if method == "static":
-        options = {"per_channel": per_channel, "calibration": calibration}
+        options = {"per_channel": per_channel}
+        if calibration != "minmax":
+            options["calibration"] = calibration
         if calibration_samples:
             options["calibration_samples"] = calibration_samples
         if io:

@@ -52,12 +52,14 @@ def steps(
     for name, cls in types.items():
         if step_type not in (None, name):
             continue
-        table = Table(title=f"type: {name}", title_justify="left")
-        for col in ("key", "type", "default"):
-            table.add_column(col)
-        for row in describe_fields(cls):
-            table.add_row(*map(Text, row))  # list[str] is not rich markup
-        console.print(table)
+        for what, variant in cls.variants().items():  # export: one table per format
+            title = f"type: {name}" + (f", {what}" if what else "")
+            table = Table(title=title, title_justify="left")
+            for col in ("key", "type", "default"):
+                table.add_column(col)
+            for row in describe_fields(variant):
+                table.add_row(*map(Text, row))  # list[str] is not rich markup
+            console.print(table)
 
 
 def register() -> None:

@@ -313,6 +313,7 @@ def _parse_step(
     if cls is None:
         errors.append(f"{where}.type: {unknown_type_message(type_name)}")
         return None
+    cls = cls.variant(raw)
     try:
         return cls.model_validate(raw)
     except ValidationError as e:

@@ -48,6 +48,10 @@ def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel], is_step: bool) -> 
     close = difflib.get_close_matches(str(loc[-1]), known, n=1) if loc else []
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     if is_step:
+        elsewhere = getattr(cls, "key_elsewhere", lambda _: None)(str(loc[-1])) if loc else None
+        if elsewhere and not close:
+            own = next((w for w, c in cls.variants().items() if c is cls), "")  # type: ignore[union-attr]
+            return f"a key of {elsewhere} only, not of {own or 'this step'}"
         return f"unknown key{hint}; `modelpress steps` lists the keys of every step type"
     return f"unknown key{hint}; the keys here are: {', '.join(known)}" if known else "unknown key"
 

@@ -99,6 +99,24 @@ class StepConfig(BaseModel):
         """The inputs this step works on (the default: an fp32 torch model)."""
         return [Takes("torch")]
 
+    @classmethod
+    def variant(cls, raw: dict[str, Any]) -> type[StepConfig]:
+        """The config class that validates the step ``raw`` (a step whose keys depend on one of
+        its fields, as export's on its format, returns that field's own class)."""
+        return cls
+
+    @classmethod
+    def variants(cls) -> dict[str, type[StepConfig]]:
+        """Its config classes by what chooses them (``format: onnx``), for ``modelpress steps``
+        and the keys a search may vary; one, itself, by default."""
+        return {"": cls}
+
+    @classmethod
+    def key_elsewhere(cls, key: str) -> str | None:
+        """For an unknown key: which variants take it (``format: onnx``), or None."""
+        takers = [what for what, c in cls.variants().items() if what and key in c.model_fields]
+        return " or ".join(takers) if takers else None
+
     def accepts(self, artifact: Artifact) -> bool:
         """Whether the step can work on ``artifact``; the runner feeds it the newest such one."""
         return any(t.matches(artifact) for t in self.takes())

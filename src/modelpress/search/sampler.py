@@ -52,7 +52,7 @@ class TPEProposer:
         self.optuna = optuna
         self.targets = targets
         self.kinds = [k for k in ORDER if k in space]
-        self.opts = {k: options(space[k]) for k in self.kinds}
+        self.opts = {k: options(space[k], k) for k in self.kinds}
         self.by_choice = {_key(p.choice): p for p in every}
         self.tried: dict[str, tuple[list[float], dict[str, float]] | None] = {}  # id → told
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(warm, 5))

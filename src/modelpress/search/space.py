@@ -101,7 +101,13 @@ def check(space: Any, where: str = "optimize.space") -> dict[str, dict[str, list
         assert cls is not None
         if not isinstance(fields, dict) or not fields:
             raise SpaceError(f"{where}.{kind}: give its fields as a mapping, e.g. ratio: [0.3]")
-        known = [f for f in cls.model_fields if f not in ("type", "id", "name", "from_")]
+        known = [
+            f
+            for variant in cls.variants().values()  # export: any format's keys
+            for f in dict.fromkeys(variant.model_fields)
+            if f not in ("type", "id", "name", "from_")
+        ]
+        known = list(dict.fromkeys(known))
         for name, values in fields.items():
             if name not in known:
                 close = difflib.get_close_matches(str(name), known, n=2)
@@ -113,7 +119,7 @@ def check(space: Any, where: str = "optimize.space") -> dict[str, dict[str, list
             if not _values(values):
                 raise SpaceError(f"{where}.{kind}.{name}: an empty list; give one value at least")
         out[kind] = {k: _values(v) for k, v in fields.items()}
-        for option in options(out[kind]):
+        for option in options(out[kind], kind):
             if option is None:
                 continue
             try:
@@ -127,8 +133,13 @@ def check(space: Any, where: str = "optimize.space") -> dict[str, dict[str, list
     return out
 
 
-def options(fields: dict[str, list[Any]]) -> list[dict[str, Any] | None]:
-    """A step's options: the product of its fields' values; None (once) for "left out"."""
+def options(fields: dict[str, list[Any]], kind: str | None = None) -> list[dict[str, Any] | None]:
+    """A step's options: the product of its fields' values; None (once) for "left out". Given
+    the step's ``kind``, an option keeps only the keys its variant takes (an export's ``opset``
+    goes with its ONNX options, not its TFLite ones)."""
+    from modelpress.core.registry import config_class
+
+    cls = config_class(kind) if kind else None
     out: list[dict[str, Any] | None] = []
     names = list(fields)
     for combo in itertools.product(*(fields[n] for n in names)):
@@ -138,6 +149,9 @@ def options(fields: dict[str, list[Any]]) -> list[dict[str, Any] | None]:
             if None not in out:
                 out.append(None)
             continue
+        if cls is not None:
+            takes = cls.variant({"type": kind, **option}).model_fields
+            option = {k: v for k, v in option.items() if k in takes}
         if option not in out:
             out.append(option)
     return out
@@ -163,7 +177,7 @@ def pipelines(space: dict[str, dict[str, list[Any]]]) -> list[Pipeline]:
     """Every pipeline of the space (duplicates removed), cheapest first: those that train
     nothing, then fewer training steps, then the rest in the space's order."""
     kinds = [k for k in ORDER if k in space]
-    per_kind = [options(space[k]) for k in kinds]
+    per_kind = [options(space[k], k) for k in kinds]
     seen: set[str] = set()
     out: list[Pipeline] = []
     for combo in itertools.product(*per_kind):

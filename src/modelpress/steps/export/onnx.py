@@ -18,7 +18,7 @@ from modelpress.sources.models import eval_mode
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
-    from modelpress.steps.export import ExportConfig
+    from modelpress.steps.export import ExportConfig, OnnxExport
 
 
 def _export_onnx(
@@ -42,7 +42,7 @@ def _export_onnx(
     )
 
 
-def to_onnx(artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path) -> Artifact:
+def to_onnx(artifact: Artifact, config: OnnxExport, ctx: StepContext, out: Path) -> Artifact:
     import onnx
 
     module = artifact.module
@@ -103,4 +103,8 @@ def fp32_onnx(artifact: Artifact, config: ExportConfig, ctx: StepContext) -> Pat
         if artifact.precision != "fp32" or artifact.path is None:
             raise StepError(f"{config.display_name}: needs an fp32 ONNX model, got {artifact.name}")
         return artifact.path
+    from modelpress.steps.export import OnnxExport
+
+    if not isinstance(config, OnnxExport):  # OpenVINO converts an ONNX export at its defaults
+        config = OnnxExport(name=config.display_name)
     return cast(Path, to_onnx(artifact, config, ctx, ctx.work_dir() / "model-fp32.onnx").path)

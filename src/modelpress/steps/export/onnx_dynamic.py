@@ -22,7 +22,7 @@ from modelpress.steps.export.onnx_quant import batch1_ms_side_by_side, node_name
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
-    from modelpress.steps.export import ExportConfig
+    from modelpress.steps.export import OnnxExport
 
 # Gather: embedding tables (weights only); Attention: ORT's fused attention (QAttention)
 DYNAMIC_OPS = ["MatMul", "Gemm", "Gather", "Attention"]
@@ -55,7 +55,7 @@ def _fuse_transformer(src: Path, work: Path) -> tuple[Path | None, dict[str, int
     return out, fused
 
 
-def _quantize_dynamic(src: Path, out: Path, config: ExportConfig, exclude: list[str]) -> None:
+def _quantize_dynamic(src: Path, out: Path, config: OnnxExport, exclude: list[str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
@@ -76,7 +76,7 @@ def _quantize_dynamic(src: Path, out: Path, config: ExportConfig, exclude: list[
 
 def dynamic_int8(
     artifact: Artifact,
-    config: ExportConfig,
+    config: OnnxExport,
     ctx: StepContext,
     out: Path,
     notes: list[str],
@@ -128,7 +128,7 @@ def dynamic_int8(
 
 def fp16(
     artifact: Artifact,
-    config: ExportConfig,
+    config: OnnxExport,
     ctx: StepContext,
     out: Path,
     notes: list[str],

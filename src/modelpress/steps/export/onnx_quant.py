@@ -36,7 +36,7 @@ from modelpress.steps.export.onnx_int8_graph import (
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
-    from modelpress.steps.export import ExportConfig
+    from modelpress.steps.export import OnnxExport
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")  # ops whose weights int8 quantization shrinks
 
@@ -145,7 +145,7 @@ def node_names(path: Path, keep: list[str]) -> tuple[list[tuple[str, str]], list
 class _Static:
     """One calibrated quantization setting, re-runnable with other layers kept FP32."""
 
-    def __init__(self, src: Path, split: Split, config: ExportConfig, work: Path) -> None:
+    def __init__(self, src: Path, split: Split, config: OnnxExport, work: Path) -> None:
         from onnxruntime.quantization import CalibrationMethod
 
         self.src, self.config, self.work = src, config, work
@@ -218,7 +218,7 @@ def _stem_conv(path: Path) -> str | None:
 
 
 def _stem_fp32_if_asked(
-    src: Path, config: ExportConfig, exclude: list[str], details: dict[str, Any]
+    src: Path, config: OnnxExport, exclude: list[str], details: dict[str, Any]
 ) -> list[str]:
     """``exclude`` plus the stem convolution when the recipe asks for it in FP32 (``stem:
     fp32``). ``auto`` keeps it int8 in ORT: its int8 kernel is the slow one over 3 input
@@ -236,7 +236,7 @@ def _stem_fp32_if_asked(
 
 def _choose_activation(
     static: _Static,
-    config: ExportConfig,
+    config: OnnxExport,
     exclude: list[str],
     ctx: StepContext,
     details: dict[str, Any],
@@ -332,7 +332,7 @@ def _fallback(
 
 def _static_int8(
     artifact: Artifact,
-    config: ExportConfig,
+    config: OnnxExport,
     ctx: StepContext,
     out: Path,
     notes: list[str],
@@ -375,9 +375,7 @@ def _static_int8(
     )
 
 
-def quantize_onnx(
-    artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path
-) -> Artifact:
+def quantize_onnx(artifact: Artifact, config: OnnxExport, ctx: StepContext, out: Path) -> Artifact:
     notes: list[str] = []
     details: dict[str, Any] = {}
     from modelpress.steps.export.onnx_dynamic import dynamic_int8, fp16

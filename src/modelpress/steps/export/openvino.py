@@ -19,7 +19,7 @@ from modelpress.extras import require
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
-    from modelpress.steps.export import ExportConfig
+    from modelpress.steps.export import OpenvinoExport
 
 
 def _int8_ready(src: Path, work: Path, details: dict[str, Any]) -> Path:
@@ -56,7 +56,9 @@ def _nncf_settings(source: Path) -> dict[str, Any]:
     }
 
 
-def to_openvino(artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path) -> Artifact:
+def to_openvino(
+    artifact: Artifact, config: OpenvinoExport, ctx: StepContext, out: Path
+) -> Artifact:
     ov = require("openvino", "openvino", "the OpenVINO format")
     from modelpress.steps.export.onnx import fp32_onnx
 

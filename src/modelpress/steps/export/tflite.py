@@ -32,14 +32,14 @@ from modelpress.steps.export.pixel_input import PixelModel, pixel_transform
 from modelpress.steps.quiet import quiet
 
 if TYPE_CHECKING:
-    from modelpress.steps.export import ExportConfig
+    from modelpress.steps.export import TfliteExport
 
 
 def _static_int8(
     module: torch.nn.Module,
     example: tuple,
     ctx: StepContext,
-    config: ExportConfig,
+    config: TfliteExport,
     details: dict[str, Any],
     float_stem: bool = False,
 ) -> Any:
@@ -109,7 +109,7 @@ def _int8_stem_measured(
     module: torch.nn.Module,
     example: tuple,
     ctx: StepContext,
-    config: ExportConfig,
+    config: TfliteExport,
     details: dict[str, Any],
     out: Path,
 ) -> None:
@@ -158,7 +158,7 @@ def _int8_stem_measured(
     }
 
 
-def to_tflite(artifact: Artifact, config: ExportConfig, ctx: StepContext, out: Path) -> Artifact:
+def to_tflite(artifact: Artifact, config: TfliteExport, ctx: StepContext, out: Path) -> Artifact:
     with quiet():  # its import alone logs at length
         litert_torch = require("litert_torch", "tflite", "the tflite format")
     module = eval_mode(artifact.module) if artifact.module is not None else None
