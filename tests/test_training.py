@@ -177,3 +177,80 @@ def test_precise_batchnorm_lifts_an_eval_mode_model_off_chance_after_a_short_sch
         top1[precise] = fit(model, ctx.data, ctx.task, cfg, threads=2).best_metric
     # 420 training samples, 21 steps: the running averages still hold their initial values
     assert top1[0] < 0.3 and top1[1024] > top1[0] + 0.2
+
+
+def _starved(model: torch.nn.Module) -> torch.nn.Module:
+    """Every BatchNorm γ drawn from N(0, 0.02) and TensorFlow's momentum 0.99, as transformers'
+    EfficientNet initialises them."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.normal_(0.0, 0.02)
+                m.momentum = 0.99
+    return model
+
+
+def test_norm_layers_that_start_near_zero_are_named_and_reset_norm_makes_the_model_learn() -> None:
+    from modelpress.core.observer import Observer
+    from modelpress.training.norm_init import inspect_norms
+
+    class Seen(Observer):
+        def __init__(self) -> None:
+            self.events: list[tuple[str, str]] = []
+
+        def event(self, kind: str, message: str, **fields: object) -> None:
+            self.events.append((kind, message))
+
+    data = {"source": "builtin:digits", "max_samples": 600}
+    best, said = {}, {}
+    for kind in ("as built", "starved", "reset"):
+        ctx, model = _setup(data=data)  # the same initial weights each time (the recipe's seed)
+        if kind != "as built":
+            found = inspect_norms(_starved(model))
+            assert found.starves and found.near_zero == found.layers >= 4 and found.tf_momentum
+        seen = Seen()
+        cfg = TrainConfig(epochs=3, lr=1e-2, reset_norm=kind == "reset")
+        best[kind] = fit(model, ctx.data, ctx.task, cfg, threads=2, observer=seen).best_metric
+        said[kind] = seen.events
+    # the reset gives back the model as PyTorch builds it (γ=1, β=0); starved, it crawls (and
+    # transformers' EfficientNet, with ~30 such layers, stays at chance)
+    assert best["reset"] == pytest.approx(best["as built"], abs=0.05)
+    assert best["starved"] <= best["as built"] - 0.2
+    said[False] = said["starved"]
+    warned = [m for k, m in said[False] if k == "warning"]
+    assert any("start with weights near 0" in m and "--reset-norm" in m for m in warned)
+    assert any("momentum > 0.5" in m for m in warned)
+    assert not inspect_norms(model).problems()  # after the reset: γ=1, momentum 0.01
+
+
+def test_a_zero_initialised_residual_gamma_is_not_a_problem() -> None:
+    """γ exactly 0 on the last BatchNorm of each residual block is a known good start
+    (zero_init_residual); only weights drawn near 0 are named."""
+    from modelpress.training.norm_init import inspect_norms
+
+    _ctx, model = _setup()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in norms[1::2]:
+            m.weight.zero_()
+    assert inspect_norms(model).problems() == []
+
+
+def test_transformers_efficientnet_as_initialised_is_named_and_reset() -> None:
+    """The cause behind a transformers EfficientNet staying at chance on digits: its
+    _init_weights draws BatchNorm γ from N(0, 0.02) and passes TensorFlow's momentum 0.99."""
+    transformers = pytest.importorskip("transformers")
+    from modelpress.training.norm_init import inspect_norms, reset_norms
+
+    config = transformers.EfficientNetConfig(image_size=32, num_labels=10, depth_coefficient=0.3)
+    model = transformers.EfficientNetForImageClassification(config)
+    found = inspect_norms(model)
+    assert found.starves and found.mean_abs < 0.05 and found.tf_momentum > 0
+    assert "EfficientNetForImageClassification (transformers)" in found.problems()[0]
+    x = torch.rand(8, 3, 32, 32)
+    with torch.no_grad():
+        before = model.train()(x).logits.std(0).mean()
+        reset_norms(model)
+        after = model(x).logits.std(0).mean()
+    assert before < 1e-6 < 1e-3 < after  # the signal reaches the logits again
+    assert inspect_norms(model).problems() == []

@@ -44,6 +44,14 @@ def train(
         int | None, typer.Option("--early-stopping", help="Patience in epochs.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    reset_norm: Annotated[
+        bool,
+        typer.Option(
+            "--reset-norm",
+            help="Start normalization layers whose weights begin near 0 at 1 (and a "
+            "TensorFlow-style BatchNorm momentum m at 1 - m): transformers' EfficientNet needs it.",
+        ),
+    ] = False,
     weights: Weights = None,
     model_kwargs: Kwargs = None,
     input_shape: Shape = None,
@@ -80,6 +88,7 @@ def train(
             scheduler=scheduler,
             early_stopping=early_stopping,
             seed=seed,
+            reset_norm=reset_norm,
         )
     except ValidationError as e:
         err = e.errors()[0]
@@ -110,7 +119,7 @@ def train(
         return
     console.print(
         f"wrote {out}, a model that did not learn (kept to look into: modelpress bench {out} "
-        f"--data {data}); {_what_to_try(lr, optimizer)}"
+        f"--data {data}); {_what_to_try(lr, optimizer, result.norm_problems, reset_norm)}"
     )
     did_not_learn(verdict, allow_chance)
 
@@ -119,9 +128,15 @@ def register() -> None:
     app.command()(user_errors(train))
 
 
-def _what_to_try(lr: float, optimizer: str) -> str:
-    """A hint that fits the learning rate used: a large one diverges as surely as a tiny one
-    crawls (large: 0.1 for Adam and AdamW, 1 for SGD)."""
+def _what_to_try(
+    lr: float, optimizer: str, norm_problems: list[str] | None = None, reset: bool = False
+) -> str:
+    """A hint that fits the run: normalization layers that start near 0 (the model's own
+    initialisation, training/norm_init.py) before anything else; else the learning rate used:
+    a large one diverges as surely as a tiny one crawls (large: 0.1 for Adam and AdamW, 1 for
+    SGD)."""
+    if norm_problems and not reset:
+        return norm_problems[0]
     large, usual = (1.0, "0.01") if optimizer == "sgd" else (0.1, "1e-3")
     if lr >= large:
         return f"--lr {lr:g} is large for {optimizer}: try about {usual}, or check the labels"

@@ -29,6 +29,9 @@ class TrainingFields(StepConfig):
     early_stopping: int | None = Field(None, ge=1)  # patience in epochs
     sam: bool = False
     seed: int = 0
+    # true: normalization layers that start near 0 begin at γ=1 (training/norm_init.py); None
+    # (not false) by default, so the node keys of steps written before stay as they were
+    reset_norm: bool | None = None
 
     def train_config(self, epochs: int, lr: float | None = None) -> TrainConfig:
         return TrainConfig(
@@ -40,6 +43,7 @@ class TrainingFields(StepConfig):
             early_stopping=self.early_stopping,
             sam=self.sam,
             seed=self.seed,
+            reset_norm=bool(self.reset_norm),
         )
 
 

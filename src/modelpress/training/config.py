@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
     # BatchNorm statistics re-estimated over up to this many training samples after each epoch
     # (0: keep the running averages); see recalibrate_batchnorm
     precise_bn: int = Field(PRECISE_BN_SAMPLES, ge=0)
+    # start normalization layers whose weights begin near 0 at γ=1, β=0, and a TensorFlow-style
+    # BatchNorm momentum m at 1 - m (training/norm_init.py: transformers' EfficientNet)
+    reset_norm: bool = False
     seed: int = 0
 
 
@@ -73,6 +76,10 @@ class TrainResult:
     resumed_from: int | None = None
     bad_batches: int = 0  # non-finite batches skipped
     chance: Chance | None = None  # the primary metric at chance on the validation labels
+    # what the model's normalization layers started as, when that stops it learning (the
+    # problems, in words), and whether --reset-norm fixed them
+    norm_problems: list[str] = field(default_factory=list)
+    norm_reset: bool = False
 
     @property
     def did_not_learn(self) -> bool:
@@ -106,4 +113,6 @@ class TrainResult:
         }
         if self.chance is not None:
             out |= {"chance": self.chance.to_dict(), "did_not_learn": self.did_not_learn}
+        if self.norm_problems:
+            out["norm_init"] = {"problems": self.norm_problems, "reset": self.norm_reset}
         return out

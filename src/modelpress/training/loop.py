@@ -26,6 +26,7 @@ from modelpress.sources.data import Dataset
 from modelpress.training.batchnorm import recalibrate_batchnorm
 from modelpress.training.config import Callback, LossFn, TrainConfig, TrainResult
 from modelpress.training.evaluation import evaluate_module
+from modelpress.training.norm_init import inspect_norms, reset_norms
 from modelpress.training.optim import (
     finite_grads,
     optimizer,
@@ -65,6 +66,20 @@ def fit(model: nn.Module, data: Dataset, task: Task, cfg: TrainConfig, **kw: Any
         return _fit(model, data, task, cfg, **kw)
 
 
+def _check_norms(
+    model: nn.Module, cfg: TrainConfig, observer: Observer, result: TrainResult
+) -> None:
+    """Normalization layers a model cannot learn from (training/norm_init.py): reset them when
+    the config says so, else warn before the first epoch (the did_not_learn hint repeats it)."""
+    found = reset_norms(model) if cfg.reset_norm else inspect_norms(model)
+    result.norm_problems, result.norm_reset = found.problems(), cfg.reset_norm
+    for problem in result.norm_problems:
+        if cfg.reset_norm:
+            observer.event("norm_reset", f"reset: {problem.split(';')[0]}")
+        else:
+            observer.event("warning", problem)
+
+
 def _fit(
     model: nn.Module,
     data: Dataset,
@@ -90,12 +105,12 @@ def _fit(
     extra = [p for p in loss_module.parameters() if p.requires_grad] if loss_module else []
     metric = task.primary
     torch.manual_seed(cfg.seed)
+    _check_norms(model, cfg, observer, result := TrainResult(metric, -math.inf, 0))
     x = [torch.from_numpy(a) for a in data.train.inputs]
     y = task.label_tensor(data.train.labels)
     opt = optimizer(model, cfg, extra)
     params = [p for group in opt.param_groups for p in group["params"]]
     sched = scheduler(opt, cfg)
-    result = TrainResult(metric, -math.inf, 0)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     start_epoch, since_best, bad = 0, 0, 0
     ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
