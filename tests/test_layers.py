@@ -16,7 +16,7 @@ SRC = Path(__file__).parent.parent / "src/modelpress"
 
 # Top to bottom; a package may import its own level's other packages and anything below.
 LAYERS: list[tuple[str, ...]] = [
-    ("cli", "demo", "__init__"),  # the typer app, the demo, the package's lazy Python API
+    ("cli", "demo", "__init__", "api"),  # the typer app, the demo, the Python API
     ("search", "deploy"),  # searches over graphs (Ray); cascades and video
     ("engine",),  # context, graph runner, record, resume, THE measuring path
     ("steps", "training", "report"),  # techniques, the training loop, views of the record

@@ -4,6 +4,8 @@
     recipe = mp.load_recipe("recipe.yaml")        # validated whole, before any work
     record = mp.run(recipe, out="runs/x")         # baseline, steps, artifacts, record.json, report
     art = mp.apply(artifact, mp.ExportConfig(format="onnx"), ctx)   # one step, by hand
+    result = mp.quantize(module, (x, y), method="static", formats=["onnx"], out="runs/q")
+    result = mp.compress(module, "builtin:digits", steps=[...], out="runs/c")  # typed record
 
 Names resolve on first use, so ``import modelpress`` loads neither onnx nor onnxruntime.
 """
@@ -31,6 +33,10 @@ _EXPORTS = {
     "PruneConfig": "modelpress.steps.prune",
     "TrainConfig": "modelpress.training",
     "ModelpressError": "modelpress.errors",
+    "compress": "modelpress.api",
+    "quantize": "modelpress.api",
+    "RunResult": "modelpress.api",
+    "RunRecord": "modelpress.core.record_schema",
 }
 
 __all__ = [*sorted(_EXPORTS), "apply"]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from modelpress.api import quantize_steps
 from modelpress.cli import cascade, catalog, compare, compress, optimize, train, video
 from modelpress.cli.common import (
     MODEL_FLAGS,
@@ -30,7 +31,7 @@ from modelpress.cli.common import (
     step_flags,
     user_errors,
 )
-from modelpress.core.formats import METHOD_PRECISION, io_not_taken
+from modelpress.core.formats import METHOD_PRECISION
 from modelpress.errors import ModelpressError
 
 
@@ -229,39 +230,6 @@ def export(
         out=str(out),
     )
     run_shortcut(recipe, out, force, save_recipe, step_flags("format", "opset"))
-
-
-def quantize_steps(
-    method: str, formats: list[str], options: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """For each format: its fp32 export (the reference in that runtime), then the quantized one
-    with the options its backend's config takes (``--calibration`` goes to ONNX only, ``--io``
-    to the formats that take it); an option no requested format takes is refused."""
-    from modelpress.steps.export import BACKENDS, backend_config
-
-    steps: list[dict[str, Any]] = []
-    used: set[str] = set()
-    for fmt in formats:
-        takes = backend_config(fmt).model_fields
-        quantized = {
-            "type": "export",
-            "format": fmt,
-            "precision": METHOD_PRECISION[method],
-            **{k: v for k, v in options.items() if k in takes},
-        }
-        if "io" in quantized and io_not_taken(fmt, quantized["io"]):
-            quantized.pop("io")  # --io for the formats that take it (core/formats.py)
-        used |= set(quantized)
-        steps += [{"type": "export", "format": fmt}, quantized]
-    unused = [k for k in options if k not in used and k != "io"]
-    if unused and formats:
-        flag = "--" + unused[0].replace("_", "-")
-        takers = [f for f, c in BACKENDS.items() if unused[0] in c.model_fields]
-        raise ModelpressError(
-            f"{flag}: no format in --formats {','.join(formats)} takes it (the formats that "
-            f"do: {', '.join(takers)}); drop it or add one of them"
-        )
-    return steps
 
 
 @app.command()

@@ -226,6 +226,11 @@ class RunDir:
         return record
 
     def write_record(self, record: dict[str, Any]) -> None:
+        """Write ``record.json``, validated against the record's typed schema first
+        (core/record_schema.py): a field of the wrong type is a bug caught where it is made."""
+        from modelpress.core.record_schema import check_record
+
+        check_record(record)
         write_json_atomic(self.record_path, record)
 
     def relative(self, path: Path | str) -> str:

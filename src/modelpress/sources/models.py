@@ -14,6 +14,7 @@ Weights (``--weights``) may be a plain ``torch.save(model.state_dict())`` file, 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import importlib
@@ -48,6 +49,27 @@ class ModelSpec:
     def architecture(self) -> str:
         """What builds the module: the source itself, or what a checkpoint recorded."""
         return self.metadata.get("model", self.source) if self.kind == "checkpoint" else self.source
+
+
+# Modules handed to the Python API (``modelpress.compress(model, ...)``) in this process, by the
+# source name a recipe holds for them (``memory:CLASS@DIGEST``). Only the API puts one here: a
+# recipe file naming ``memory:`` finds nothing and is refused.
+_IN_MEMORY: dict[str, nn.Module] = {}
+
+
+def hold_in_memory(module: nn.Module) -> str:
+    """Register ``module`` as a model source for runs in this process; its name carries a
+    digest of the weights, so the same module resumes a run and an edited one does not."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in module.state_dict().items():
+        digest.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    name = f"memory:{type(module).__name__}@{digest.hexdigest()[:16]}"
+    _IN_MEMORY[name] = module
+    return name
 
 
 def is_torchscript(path: Path) -> bool:
@@ -170,6 +192,13 @@ def inspect_source(
 
     ``trust`` says which factories a checkpoint may name (default: none, only zoo models)."""
     kwargs = dict(model_kwargs or {})
+    if source.startswith("memory:"):
+        if source not in _IN_MEMORY:
+            raise ModelSourceError(
+                f"{source}: a module handed to modelpress.compress / quantize in its own "
+                "process; a recipe file cannot name one (use zoo:NAME, file.py:factory, a .pt)"
+            )
+        return ModelSpec(source, "memory", kwargs)
     if source.startswith("zoo:"):
         from modelpress import zoo
 
@@ -279,6 +308,8 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
             raise ModelSourceError(
                 f"{spec.source}: not a loadable .pt2 ExportedProgram ({first_line(e)})"
             ) from None
+    if spec.kind == "memory":  # a copy: steps train and fold it, the caller's stays as it was
+        return copy.deepcopy(_IN_MEMORY[spec.source]).eval()
     source = spec.architecture
     if source.startswith("zoo:"):
         from modelpress import zoo
