@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,tflite,openvino,video,lightgbm,ray]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,tflite,openvino,video,lightgbm,ray,hf]'
 	touch $(STAMP)
 
 demo: setup

@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -242,7 +243,8 @@ def build_context(
     spec = models.inspect_source(recipe.model, recipe.model_kwargs, recipe.code_trust())
     deployed = _deployed(recipe, spec)
     planned = _planned_specs(recipe, spec) or (deployed.input_specs if deployed else None)
-    data = load_configured_data(recipe.data, planned)
+    preprocess = _folder_preprocess(recipe, spec)
+    data = load_configured_data(recipe.data, planned, preprocess)
     if recipe.evaluate.max_samples is not None:
         data.validation = data.validation.head(recipe.evaluate.max_samples)
     specs = _fit_specs(planned, data)
@@ -273,23 +275,38 @@ def build_context(
         "torch",
         specs,
         module=module,
-        details={"source": recipe.model},
+        details={"source": recipe.model, **_preprocess_said(spec, preprocess)},
         rebuild=rebuild_info(spec),
     )
     return ctx, baseline
 
 
-def load_configured_data(cfg: DataConfig, planned: list[InputSpec] | None) -> Dataset:
+def _folder_preprocess(recipe: Recipe, spec: models.ModelSpec) -> dict[str, Any] | None:
+    """An ``hf:`` folder's image preprocessing (its preprocessor_config.json's mean and std),
+    applied when the recipe sets no ``data.normalize`` of its own."""
+    said = (spec.metadata.get("hf") or {}).get("preprocess")
+    if recipe.data.normalize is not None or not said or "mean" not in said:
+        return None
+    return said
+
+
+def load_configured_data(
+    cfg: DataConfig, planned: list[InputSpec] | None, preprocess: dict[str, Any] | None = None
+) -> Dataset:
     """The data as a recipe's ``data:`` block says (splits, seed, normalisation), shaped for
-    the ``planned`` inputs (None: as the data come)."""
+    the ``planned`` inputs (None: as the data come); ``preprocess``: a model folder's mean and
+    std, when the recipe gives none."""
     splits = cfg.splits
+    normalize = (cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None
+    if preprocess is not None:
+        normalize = (preprocess["mean"], preprocess["std"])
     return load_data(
         cfg.source,
         input_specs=planned,
         seed=cfg.seed,
         splits=(splits.train, splits.calibration, splits.validation),
         max_samples=cfg.max_samples,
-        normalize=(cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None,
+        normalize=normalize,
         resize=cfg.resize,
         allow_nonfinite=cfg.allow_nonfinite,
     )
@@ -321,9 +338,17 @@ def _build(spec: models.ModelSpec, kwargs: dict, seed: int) -> torch.nn.Module:
         return models.build(spec, kwargs)
 
 
+def _preprocess_said(spec: models.ModelSpec, applied: dict[str, Any] | None) -> dict[str, Any]:
+    """What the record says of a model folder's preprocessing: what it asks, what was applied."""
+    said = (spec.metadata.get("hf") or {}).get("preprocess")
+    if not said:
+        return {}
+    return {"preprocess": {**said, "applied": applied is not None}}
+
+
 def rebuild_info(spec: models.ModelSpec) -> dict | None:
     """What rebuilds a torch model from code (``Artifact.rebuild``); None for a file-only one."""
-    if spec.kind not in ("zoo", "factory", "checkpoint"):
+    if spec.kind not in ("zoo", "factory", "checkpoint", "hf"):
         return None
     info = {"model": spec.architecture, "model_kwargs": dict(spec.kwargs)}
     if spec.metadata.get("structure"):

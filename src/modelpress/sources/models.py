@@ -39,7 +39,7 @@ class ModelSpec:
     """What a model source says before anything is built (enough to plan input shapes)."""
 
     source: str
-    kind: str  # zoo | factory | checkpoint | torchscript | exported
+    kind: str  # zoo | factory | checkpoint | torchscript | exported | hf | memory
     kwargs: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)  # from a modelpress checkpoint
     default_input_shape: tuple[int, ...] | None = None  # without batch (zoo entries)
@@ -167,7 +167,7 @@ def _checkpoint_model(source: str, meta: dict[str, Any], trust: CodeTrust) -> st
             f"{source}: its modelpress metadata is malformed (model must be a string, "
             "model_kwargs a mapping); pass the architecture as the model and this file as --weights"
         )
-    if stored.startswith("zoo:"):
+    if stored.startswith(("zoo:", "hf:")):  # no code of the file's choosing runs for either
         return stored
     if factory_key(stored) is None:
         raise ModelSourceError(
@@ -204,6 +204,12 @@ def inspect_source(
 
         entry = zoo.get(source[4:])
         return ModelSpec(source, "zoo", kwargs, {}, entry.default_input_shape, entry.input_kind)
+    if source.startswith("hf:"):
+        from modelpress.sources import hf
+
+        said = hf.inspect(source)
+        shape = said["input_shape"]
+        return ModelSpec(source, "hf", kwargs, {"hf": said}, shape, "image" if shape else None)
     path = Path(source)
     if source.endswith(".pt2"):
         if not path.is_file():
@@ -311,6 +317,11 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
     if spec.kind == "memory":  # a copy: steps train and fold it, the caller's stays as it was
         return copy.deepcopy(_IN_MEMORY[spec.source]).eval()
     source = spec.architecture
+    if source.startswith("hf:"):
+        from modelpress.sources import hf
+
+        said = spec.metadata.get("hf") or hf.inspect(source)
+        return hf.build(source, said["architecture"])
     if source.startswith("zoo:"):
         from modelpress import zoo
 
