@@ -52,9 +52,7 @@ def test_quantize_on_a_module_in_memory_gives_the_figures_of_the_same_run_from_i
         assert ours.params == theirs["params"] and ours.macs == theirs["macs"], name
         assert ours.latency_p50_ms is not None and ours.latency_p50_ms > 0
     int8 = result.artifact("onnx-int8-dynamic")
-    assert (
-        result.path(int8.name).is_file() and int8.size_mb < result.artifact("onnx-fp32").size_mb
-    )
+    assert result.path(int8.name).is_file() and int8.size_mb < result.artifact("onnx-fp32").size_mb
     for key, value in module.state_dict().items():  # the caller's module is never changed
         assert torch.equal(value, before[key]), key
 

@@ -76,7 +76,7 @@ class Normalize(_Strict):
 
 class DataConfig(_Strict):
     # builtin:digits | builtin:breast_cancer | builtin:digits-detect | builtin:digits-manipulated |
-    # folder:PATH | npz:PATH |
+    # folder:PATH | npz:PATH | text:FILE | jsonl:FILE | csv:FILE |
     # yolo:DATA.yaml | coco:ANNOTATIONS.json[:IMAGES]
     source: str
     seed: int = 0
@@ -85,16 +85,23 @@ class DataConfig(_Strict):
     normalize: Normalize | None = None
     resize: bool = False  # npz arrays are used exactly as given unless this asks
     allow_nonfinite: bool = False  # keep samples holding NaN/Inf (counted in the data summary)
+    # text:/jsonl:/csv: sources. None everywhere by default (the recipe identity of runs from
+    # before stays as it was): the tokenizer of the hf: model, 128 tokens, text / label
+    tokenizer: str | None = None  # a folder with tokenizer.json or vocab.txt
+    max_length: int | None = Field(None, ge=2)
+    text_column: str | None = None
+    label_column: str | None = None
 
     @field_validator("source")
     @classmethod
     def _kind(cls, v: str) -> str:
         kind = v.split(":", 1)[0]
-        if kind not in ("builtin", "folder", "npz", "yolo", "coco") or ":" not in v:
+        known = ("builtin", "folder", "npz", "text", "jsonl", "csv", "yolo", "coco")
+        if kind not in known or ":" not in v:
             raise ValueError(
                 f"'{v}' is not a data source; use builtin:digits, builtin:breast_cancer, "
-                "builtin:digits-detect, folder:PATH, npz:PATH, yolo:DATA.yaml or "
-                "coco:ANNOTATIONS.json"
+                "builtin:digits-detect, folder:PATH, npz:PATH, text:FILE, jsonl:FILE, "
+                "csv:FILE, yolo:DATA.yaml or coco:ANNOTATIONS.json"
             )
         return v
 

@@ -244,7 +244,7 @@ def build_context(
     deployed = _deployed(recipe, spec)
     planned = _planned_specs(recipe, spec) or (deployed.input_specs if deployed else None)
     preprocess = _folder_preprocess(recipe, spec)
-    data = load_configured_data(recipe.data, planned, preprocess)
+    data = load_configured_data(recipe.data, planned, preprocess, _tokenizer(recipe, spec))
     if recipe.evaluate.max_samples is not None:
         data.validation = data.validation.head(recipe.evaluate.max_samples)
     specs = _fit_specs(planned, data)
@@ -290,8 +290,19 @@ def _folder_preprocess(recipe: Recipe, spec: models.ModelSpec) -> dict[str, Any]
     return said
 
 
+def _tokenizer(recipe: Recipe, spec: models.ModelSpec) -> str | None:
+    """Whose tokenizer text data is tokenised with: ``data.tokenizer``, else the hf: model's
+    folder (or the folder a checkpoint of one was trained from)."""
+    if recipe.data.tokenizer:
+        return recipe.data.tokenizer
+    return spec.architecture if spec.architecture.startswith("hf:") else None
+
+
 def load_configured_data(
-    cfg: DataConfig, planned: list[InputSpec] | None, preprocess: dict[str, Any] | None = None
+    cfg: DataConfig,
+    planned: list[InputSpec] | None,
+    preprocess: dict[str, Any] | None = None,
+    tokenizer: str | None = None,
 ) -> Dataset:
     """The data as a recipe's ``data:`` block says (splits, seed, normalisation), shaped for
     the ``planned`` inputs (None: as the data come); ``preprocess``: a model folder's mean and
@@ -309,6 +320,12 @@ def load_configured_data(
         normalize=normalize,
         resize=cfg.resize,
         allow_nonfinite=cfg.allow_nonfinite,
+        text={
+            "tokenizer": tokenizer or cfg.tokenizer,
+            "max_length": cfg.max_length,
+            "text_column": cfg.text_column,
+            "label_column": cfg.label_column,
+        },
     )
 
 

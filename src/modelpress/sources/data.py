@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -320,8 +321,10 @@ def load_data(
     normalize: tuple[list[float], list[float]] | None = None,
     resize: bool = False,
     allow_nonfinite: bool = False,
+    text: dict[str, Any] | None = None,
 ) -> Dataset:
-    """Load a data source and split it. ``input_specs`` (batch first) sets the sample shape."""
+    """Load a data source and split it. ``input_specs`` (batch first) sets the sample shape;
+    ``text``: a text source's tokenizer, max_length, text_column and label_column."""
     kind, _, arg = source.partition(":")
     sample_shape = tuple(input_specs[0].shape[1:]) if input_specs else None
     names = [s.name for s in input_specs] if input_specs else None
@@ -360,6 +363,12 @@ def load_data(
     elif kind == "folder":
         x, y, class_names = _folder(Path(arg), sample_shape, warned)
         inputs = [x]
+    elif kind in ("text", "jsonl", "csv"):
+        from modelpress.sources.text_data import load_text
+
+        inputs, names, y, class_names = load_text(source, **(text or {"tokenizer": None}))
+        if y is None:
+            suggested = "fidelity"
     elif kind == "npz":
         inputs, npz_names, y = _npz(Path(arg), names)
         names = npz_names if not names or len(names) != len(inputs) else names
@@ -369,8 +378,8 @@ def load_data(
             suggested = "fidelity"
     else:
         raise DataSourceError(
-            f"'{source}': use builtin:NAME, folder:PATH, npz:PATH, yolo:DATA.yaml or "
-            "coco:ANNOTATIONS.json"
+            f"'{source}': use builtin:NAME, folder:PATH, npz:PATH, text:FILE, jsonl:FILE, "
+            "csv:FILE, yolo:DATA.yaml or coco:ANNOTATIONS.json"
         )
     names = (
         names

@@ -26,29 +26,64 @@ WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.b
 
 
 class HFOutputs(nn.Module):
-    """A ``transformers`` model answering with one tensor: ``logits``, else ``pooler_output``,
-    else the mean of ``last_hidden_state`` over its tokens (masked by ``attention_mask`` when
-    the model takes one)."""
+    """A ``transformers`` model answering with one tensor: ``logits`` when it has a head; else
+    as ``pool`` says: ``mean`` (of ``last_hidden_state`` over the tokens the attention mask
+    keeps), ``cls`` (the first token), or ``auto`` (``pooler_output``, else the mean); then
+    L2-normalised when ``normalize`` (a sentence-transformers folder's Normalize module)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, pool: str = "auto", normalize: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.pool, self.normalize = model, pool, normalize
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    # named positional inputs, not *inputs: torch.export binds dynamic shapes to each by name
+    def forward(
+        self,
+        input0: torch.Tensor,
+        input1: torch.Tensor | None = None,
+        input2: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        inputs = [t for t in (input0, input1, input2) if t is not None]
         out = self.model(*inputs)
         logits = getattr(out, "logits", None)
         if isinstance(logits, torch.Tensor):
             return logits
         pooled = getattr(out, "pooler_output", None)
-        if isinstance(pooled, torch.Tensor):
-            return pooled.flatten(1)
         hidden = getattr(out, "last_hidden_state", None)
         if not isinstance(hidden, torch.Tensor):
             hidden = out[0] if isinstance(out, tuple | list) else out
-        if hidden.ndim == 3 and len(inputs) > 1 and inputs[1].shape == hidden.shape[:2]:
+        if self.pool == "auto" and isinstance(pooled, torch.Tensor):
+            y = pooled.flatten(1)
+        elif hidden.ndim != 3:
+            y = hidden
+        elif self.pool == "cls":
+            y = hidden[:, 0]
+        elif len(inputs) > 1 and inputs[1].shape == hidden.shape[:2]:
             mask = inputs[1].to(hidden.dtype).unsqueeze(-1)  # the attention mask
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return hidden.mean(1) if hidden.ndim == 3 else hidden
+            y = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        else:
+            y = hidden.mean(1)
+        return nn.functional.normalize(y, dim=-1) if self.normalize else y
+
+
+def sentence_transformers_head(path: Path) -> dict[str, Any] | None:
+    """A sentence-transformers folder's pooling and normalisation (modules.json, 1_Pooling),
+    read as data; None for a plain transformers folder."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(modules, list):
+        return None
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)]
+    pool = "mean"
+    for m in modules:
+        if isinstance(m, dict) and str(m.get("type", "")).endswith("Pooling"):
+            try:
+                cfg = json.loads((path / str(m.get("path", "")) / "config.json").read_text())
+            except (OSError, ValueError):
+                cfg = {}
+            pool = "cls" if cfg.get("pooling_mode_cls_token") else "mean"
+    return {"pool": pool, "normalize": "Normalize" in kinds}
 
 
 def _folder(source: str) -> Path:
@@ -122,16 +157,19 @@ def inspect(source: str) -> dict[str, Any]:
         "model_type": config.get("model_type"),
         "input_shape": shape,
         "preprocess": pre,
+        "sentence_transformers": sentence_transformers_head(path),
+        "tokenizer": any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt")),
     }
 
 
-def build(source: str, architecture: str | None) -> nn.Module:
+def build(source: str, said: dict[str, Any]) -> nn.Module:
     """The model, its weights read from the folder, offline; wrapped in ``HFOutputs``."""
     from modelpress.extras import require
 
     os.environ["HF_HUB_OFFLINE"] = "1"  # never download, whatever the folder says
     transformers = require("transformers", "hf", "an hf: model")
     path = _folder(source)
+    architecture = said.get("architecture")
     cls = getattr(transformers, architecture, None) if architecture else None
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         cls = transformers.AutoModel
@@ -141,4 +179,5 @@ def build(source: str, architecture: str | None) -> nn.Module:
         raise ModelSourceError(
             f"{source}: transformers could not load it ({first_line(e)})"
         ) from None
-    return HFOutputs(model.eval())
+    head = said.get("sentence_transformers") or {}
+    return HFOutputs(model.eval(), head.get("pool", "auto"), bool(head.get("normalize")))

@@ -317,12 +317,11 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
     if spec.kind == "memory":  # a copy: steps train and fold it, the caller's stays as it was
         return copy.deepcopy(_IN_MEMORY[spec.source]).eval()
     source = spec.architecture
-    if source.startswith("hf:"):
+    if source.startswith("hf:"):  # a checkpoint of one loads its weights below
         from modelpress.sources import hf
 
-        said = spec.metadata.get("hf") or hf.inspect(source)
-        return hf.build(source, said["architecture"])
-    if source.startswith("zoo:"):
+        model = hf.build(source, spec.metadata.get("hf") or hf.inspect(source))
+    elif source.startswith("zoo:"):
         from modelpress import zoo
 
         entry = zoo.get(source[4:])
