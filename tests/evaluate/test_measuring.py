@@ -78,6 +78,31 @@ def test_a_deployed_file_is_sized_as_the_file(tmp_path: Path) -> None:
     assert size == {"size_bytes": 1234, "size_kind": "file", "file_bytes": 1234}
 
 
+def test_an_onnx_file_with_external_data_is_sized_with_it(tmp_path: Path) -> None:
+    """A model past 2 GB keeps its weights beside the graph (external data): the size counts
+    them (it counted the graph file alone: 3.4 MB for a 2.4 GB encoder)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((256, 256), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+        [weight],
+    )
+    path = tmp_path / "model.onnx"
+    onnx.save(
+        helper.make_model(graph), str(path), save_as_external_data=True,
+        location="model.onnx.data", size_threshold=0,
+    )  # fmt: skip
+    data = tmp_path / "model.onnx.data"
+    size = artifact_size(Artifact("onnx-fp32", "onnx", SPEC, path=path))
+    assert data.stat().st_size >= 256 * 256 * 4
+    assert size["size_bytes"] == path.stat().st_size + data.stat().st_size
+
+
 # ---------------------------------------------------------------------- training threads
 class _ThreadProbe(Callback):
     def __init__(self) -> None:
