@@ -267,7 +267,10 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
     )
 
     assert [s["seconds"] for s in resumed["steps"]] == [s["seconds"] for s in record["steps"]]
-    assert len(loops) == 2 and set(loops[1]) == {"onnx-int8", "onnx-fp32", "onnx-int8-dynamic"}
+    assert set(loops[1]) == {"onnx-int8", "onnx-fp32", "onnx-int8-dynamic"}
+    # a finalists' head-to-head may follow when the two left are close on a loaded machine;
+    # the INT8 slower than its FP32 is never in it
+    assert all("onnx-int8" not in loop for loop in loops[2:]) and len(loops) <= 3
     int8 = {e["name"]: e for e in resumed["artifacts"]}["onnx-int8"]
     assert int8["slower_than_fp32"]["sibling"] == "onnx-fp32"
     assert int8["slower_than_fp32"]["ratio"] > 10
