@@ -78,3 +78,21 @@ def test_latency_and_result_keeps_the_first_call_s_answer_and_times_the_others()
     assert stats.median < 100  # the cold call is not among the timed ones
     with pytest.raises(ValueError, match="warmup"):
         latency_and_result(fn, warmup=0, repeats=3, batch=1, threads=1)
+
+
+def test_a_slow_call_is_timed_within_the_budget_and_the_cut_is_said() -> None:
+    """A model whose one call takes seconds is not timed 50 times at every batch size: the
+    timing stops at its budget (after MIN_REPEATS calls at least) and says so."""
+    import time as _time
+
+    from modelpress.engine.measure.benchmark import MIN_REPEATS, latency
+
+    def slow() -> None:
+        _time.sleep(0.02)
+
+    stats = latency(slow, warmup=3, repeats=50, batch=1, threads=1, budget_s=0.15)
+    assert MIN_REPEATS <= stats.repeats < 50
+    assert stats.cut is not None and f"{stats.repeats} of 50 calls timed" in stats.cut
+    assert "cut" in stats.as_dict()
+    quick = latency(lambda: None, warmup=3, repeats=50, batch=1, threads=1, budget_s=5.0)
+    assert quick.repeats == 50 and quick.cut is None and "cut" not in quick.as_dict()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 # Timings whose p90 is over this multiple of their median are flagged unreliable.
 MAX_SPREAD = 2.0
+# A timing of one batch size stops asking for more calls past this many seconds (a model whose
+# one call takes seconds: a 2.4 GB encoder spent 19 minutes on its baseline's timings), keeping
+# at least MIN_REPEATS calls; the stats say how many were asked and why fewer were made.
+BUDGET_S = 60.0
+MIN_REPEATS = 5
 
 T = TypeVar("T")
 
@@ -48,6 +53,7 @@ class LatencyStats:
     batch: int
     threads: int
     unreliable: list[str] = field(default_factory=list)  # why not to trust them; [] = fine
+    cut: str | None = None  # why fewer calls were timed than asked (the time budget), or None
 
     @classmethod
     def of(cls, times: np.ndarray, batch: int, threads: int, load: list[str]) -> LatencyStats:
@@ -67,7 +73,10 @@ class LatencyStats:
         )
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["cut"] is None:  # only a cut timing says so: records read as before otherwise
+            del d["cut"]
+        return d
 
 
 def clock() -> float:
@@ -83,16 +92,29 @@ def timing_threads(asked: int | None) -> int:
     return min(asked or cores, cores)
 
 
-def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> np.ndarray:
-    """Milliseconds of each of ``repeats`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
+def time_callable(
+    fn: Callable[[], object], warmup: int, repeats: int, budget_s: float | None = None
+) -> np.ndarray:
+    """Milliseconds of each of ``repeats`` calls after ``warmup`` untimed ones. With
+    ``budget_s``: no more calls (warm-up or timed) once that many seconds have passed, as
+    long as one warm-up call and ``MIN_REPEATS`` timed ones were made (fewer times returned)."""
+    began = time.perf_counter()
+
+    def over() -> bool:
+        return budget_s is not None and time.perf_counter() - began > budget_s
+
+    for i in range(warmup):
+        if i >= 1 and over():
+            break
         fn()
-    times = np.empty(repeats)
+    times: list[float] = []
     for i in range(repeats):
+        if i >= MIN_REPEATS and over():
+            break
         start = time.perf_counter_ns()
         fn()
-        times[i] = (time.perf_counter_ns() - start) / 1e6
-    return times
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return np.asarray(times)
 
 
 def time_in_turns(
@@ -131,11 +153,25 @@ def median_ms_side_by_side(calls: dict[str, Callable[[], object]]) -> dict[str, 
 
 
 def latency(
-    fn: Callable[[], object], warmup: int, repeats: int, batch: int, threads: int
+    fn: Callable[[], object],
+    warmup: int,
+    repeats: int,
+    batch: int,
+    threads: int,
+    budget_s: float | None = BUDGET_S,
 ) -> LatencyStats:
+    """Latency stats of ``fn``; a slow model's timing stops at ``budget_s`` seconds (at least
+    ``MIN_REPEATS`` calls), and ``cut`` says so."""
     with LoadWatch(threads) as load:
-        t = time_callable(fn, warmup, repeats)
-    return LatencyStats.of(t, batch, threads, load.reasons)
+        t = time_callable(fn, warmup, repeats, budget_s)
+    stats = LatencyStats.of(t, batch, threads, load.reasons)
+    if len(t) < repeats:
+        stats = replace(
+            stats,
+            cut=f"{len(t)} of {repeats} calls timed: one call takes {np.median(t) / 1000:.2g} s "
+            f"and the timing of one batch size stops at {budget_s:g} s",
+        )
+    return stats
 
 
 def latency_and_result(
@@ -291,7 +327,8 @@ def benchmark_runtime(
         "latency_ms": {
             k: first[k]
             for k in ("median", "p90", "mean", "min", "batch", "threads", "repeats", "unreliable")
-        },
+        }
+        | ({"cut": first["cut"]} if first.get("cut") else {}),
         "latency_by_batch": by_batch,
         "batches_not_measured": skipped,
         "throughput_per_s": largest["throughput_per_s"],

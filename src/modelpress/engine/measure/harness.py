@@ -117,6 +117,9 @@ def analyze(
         entry["inputs"] = [s.describe() for s in artifact.input_specs]
     if "error" in own_memory:
         entry["notes"].append(f"peak memory in its own process not measured: {own_memory['error']}")
+    for timed in entry.get("latency_by_batch") or []:  # a slow model's timing, cut short
+        if timed.get("cut"):
+            entry["notes"].append(f"batch {timed['batch']}: {timed['cut']}")
     if coverage is not None:  # int8 artifacts: what their runtime really runs in int8
         entry["int8_coverage"] = coverage
     if parent_outputs is not None:
