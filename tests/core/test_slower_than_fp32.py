@@ -245,7 +245,10 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
 
     record = run_steps(trained_checkpoint, out, ONNX, INT8, DYNAMIC, analyses={"races"})
 
-    assert loops == [["onnx-int8", "onnx-fp32", "onnx-int8-dynamic"]]
+    # the sibling race; a finalists' head-to-head of two may follow on a loaded machine
+    assert loops[0] == ["onnx-int8", "onnx-fp32", "onnx-int8-dynamic"]
+    assert len(loops) <= 2 and all(len(loop) == 2 for loop in loops[1:])
+    first = len(loops)
     on_disk = json.loads((out / "record.json").read_text())
     for rec in (record, on_disk):
         by_name = {e["name"]: e for e in rec["artifacts"]}
@@ -267,10 +270,11 @@ def test_a_run_records_each_int8_against_its_fp32_and_a_resumed_run_too(
     )
 
     assert [s["seconds"] for s in resumed["steps"]] == [s["seconds"] for s in record["steps"]]
-    assert set(loops[1]) == {"onnx-int8", "onnx-fp32", "onnx-int8-dynamic"}
+    assert set(loops[first]) == {"onnx-int8", "onnx-fp32", "onnx-int8-dynamic"}
     # a finalists' head-to-head may follow when the two left are close on a loaded machine;
     # the INT8 slower than its FP32 is never in it
-    assert all("onnx-int8" not in loop for loop in loops[2:]) and len(loops) <= 3
+    assert all("onnx-int8" not in loop for loop in loops[first + 1 :])
+    assert len(loops) <= first + 2
     int8 = {e["name"]: e for e in resumed["artifacts"]}["onnx-int8"]
     assert int8["slower_than_fp32"]["sibling"] == "onnx-fp32"
     assert int8["slower_than_fp32"]["ratio"] > 10

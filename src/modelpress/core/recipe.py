@@ -74,6 +74,27 @@ class Normalize(_Strict):
         return self
 
 
+class Preprocess(_Strict):
+    """How images are fed, as the model was trained on them (folder: data and hf: folders): the
+    shorter side resized to ``resize`` pixels (aspect kept) and the centre cropped to the input
+    size (``crop``), channel order, then ``(x - mean) / std``. Without ``resize`` an image is
+    resized to the input size as it is."""
+
+    resize: int | None = Field(None, ge=1)
+    crop: bool = True
+    channels: Literal["rgb", "bgr"] = "rgb"
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _stats(self) -> Preprocess:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std go together: give both or neither")
+        if self.mean is not None:
+            Normalize(mean=self.mean, std=self.std or [])
+        return self
+
+
 class DataConfig(_Strict):
     # builtin:digits | builtin:breast_cancer | builtin:digits-detect | builtin:digits-manipulated |
     # folder:PATH | npz:PATH | text:FILE | jsonl:FILE | csv:FILE |
@@ -84,6 +105,7 @@ class DataConfig(_Strict):
     max_samples: int | None = Field(None, ge=10)  # stratified subsample, for quick runs
     normalize: Normalize | None = None
     resize: bool = False  # npz arrays are used exactly as given unless this asks
+    preprocess: Preprocess | None = None  # images: resize + centre crop, channel order, mean/std
     allow_nonfinite: bool = False  # keep samples holding NaN/Inf (counted in the data summary)
     # text:/jsonl:/csv: sources. None everywhere by default (the recipe identity of runs from
     # before stays as it was): the tokenizer of the hf: model, 128 tokens, text / label
@@ -91,6 +113,12 @@ class DataConfig(_Strict):
     max_length: int | None = Field(None, ge=2)
     text_column: str | None = None
     label_column: str | None = None
+
+    @model_validator(mode="after")
+    def _one_normalization(self) -> DataConfig:
+        if self.normalize is not None and self.preprocess and self.preprocess.mean is not None:
+            raise ValueError("normalize and preprocess.mean/std both given; keep one")
+        return self
 
     @field_validator("source")
     @classmethod

@@ -285,9 +285,9 @@ def _folder_preprocess(recipe: Recipe, spec: models.ModelSpec) -> dict[str, Any]
     """An ``hf:`` folder's image preprocessing (its preprocessor_config.json's mean and std),
     applied when the recipe sets no ``data.normalize`` of its own."""
     said = (spec.metadata.get("hf") or {}).get("preprocess")
-    if recipe.data.normalize is not None or not said or "mean" not in said:
+    if recipe.data.normalize is not None or recipe.data.preprocess is not None:
         return None
-    return said
+    return said if said and "mean" in said else None
 
 
 def _tokenizer(recipe: Recipe, spec: models.ModelSpec) -> str | None:
@@ -309,8 +309,13 @@ def load_configured_data(
     std, when the recipe gives none."""
     splits = cfg.splits
     normalize = (cfg.normalize.mean, cfg.normalize.std) if cfg.normalize else None
-    if preprocess is not None:
+    feed = cfg.preprocess.model_dump() if cfg.preprocess else None
+    if feed is not None and feed["mean"] is not None:
+        normalize = (feed["mean"], feed["std"])
+    if preprocess is not None:  # a model folder's own, when the recipe says nothing
         normalize = (preprocess["mean"], preprocess["std"])
+        if preprocess.get("resize"):
+            feed = {"resize": preprocess["resize"], "crop": True}
     return load_data(
         cfg.source,
         input_specs=planned,
@@ -326,6 +331,7 @@ def load_configured_data(
             "text_column": cfg.text_column,
             "label_column": cfg.label_column,
         },
+        feed=feed,
     )
 
 

@@ -130,7 +130,10 @@ def _breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def _folder(
-    path: Path, shape: tuple[int, ...] | None, warned: list[str]
+    path: Path,
+    shape: tuple[int, ...] | None,
+    warned: list[str],
+    feed: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     where = f"folder:{path}"
     if not path.is_dir():
@@ -163,7 +166,7 @@ def _folder(
     smallest: tuple[float, tuple[int, int]] = (math.inf, (h, w))  # (factor, size before)
     for label, f in files:
         try:
-            arr, size = _read_image(f, c, h, w)
+            arr, size = _read_image(f, c, h, w, feed)
         except Exception as e:  # Pillow raises OSError, SyntaxError, EOFError, struct.error, ...
             # for damaged files, DecompressionBombError / the warning (made an error) for bombs
             bad.setdefault(_unreadable(e), []).append(str(f.relative_to(path)))
@@ -322,9 +325,11 @@ def load_data(
     resize: bool = False,
     allow_nonfinite: bool = False,
     text: dict[str, Any] | None = None,
+    feed: dict[str, Any] | None = None,
 ) -> Dataset:
     """Load a data source and split it. ``input_specs`` (batch first) sets the sample shape;
-    ``text``: a text source's tokenizer, max_length, text_column and label_column."""
+    ``text``: a text source's tokenizer, max_length, text_column and label_column; ``feed``:
+    how images are resized, cropped and ordered (``sources.images.image_array``)."""
     kind, _, arg = source.partition(":")
     sample_shape = tuple(input_specs[0].shape[1:]) if input_specs else None
     names = [s.name for s in input_specs] if input_specs else None
@@ -361,7 +366,7 @@ def load_data(
             "builtin:digits-manipulated-subtle"
         )
     elif kind == "folder":
-        x, y, class_names = _folder(Path(arg), sample_shape, warned)
+        x, y, class_names = _folder(Path(arg), sample_shape, warned, feed)
         inputs = [x]
     elif kind in ("text", "jsonl", "csv"):
         from modelpress.sources.text_data import load_text

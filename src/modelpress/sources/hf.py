@@ -123,6 +123,9 @@ def preprocess(path: Path) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {"from": file.name}
     size = p.get("crop_size") if p.get("do_center_crop") else p.get("size")
+    short = p.get("size", {}).get("shortest_edge") if isinstance(p.get("size"), dict) else None
+    if p.get("do_center_crop") and isinstance(short, int):
+        out["resize"] = short  # the shorter side resized to this, then the centre cropped
     if isinstance(size, int):
         out["size"] = [size, size]
     elif isinstance(size, dict):

@@ -77,7 +77,9 @@ def _resize_images(
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def _read_image(f: Path, c: int, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
+def _read_image(
+    f: Path, c: int, h: int, w: int, feed: dict[str, Any] | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
     """One image as (C, H, W) float in [0, 1], and its size before resizing (H0, W0)."""
     from PIL import Image
 
@@ -85,13 +87,26 @@ def _read_image(f: Path, c: int, h: int, w: int) -> tuple[np.ndarray, tuple[int,
         # past Pillow's pixel limit an image is a likely decompression bomb: refuse, never decode
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(f) as im:
-            return image_array(im, c, h, w), (im.height, im.width)
+            return image_array(im, c, h, w, feed), (im.height, im.width)
 
 
-def image_array(im: Any, c: int, h: int, w: int) -> np.ndarray:
+def image_array(im: Any, c: int, h: int, w: int, feed: dict[str, Any] | None = None) -> np.ndarray:
     """An open Pillow image as (C, H, W) float in [0, 1]: grey (C = 1) or RGB (C = 3), resized
-    bilinearly to H×W. The one conversion every image in modelpress goes through."""
+    bilinearly to H×W. The one conversion every image in modelpress goes through. ``feed``
+    (a recipe's ``data.preprocess``): ``resize`` the shorter side to that many pixels first
+    (aspect kept) and ``crop`` the centre H×W; ``channels: bgr`` reverses the colour order."""
     from PIL import Image
+
+    feed = feed or {}
+    if feed.get("resize"):
+        short = max(int(feed["resize"]), h, w) if feed.get("crop", True) else int(feed["resize"])
+        scale = short / min(im.width, im.height)
+        im = im.resize(
+            (max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR
+        )
+        if feed.get("crop", True):
+            left, top = (im.width - w) // 2, (im.height - h) // 2
+            im = im.crop((left, top, left + w, top + h))
 
     if im.mode in _SIXTEEN_BIT:
         grey = np.asarray(im, dtype=np.float32) / 65535.0
@@ -100,7 +115,10 @@ def image_array(im: Any, c: int, h: int, w: int) -> np.ndarray:
         return arr if c == 1 else np.repeat(arr, 3, axis=0)
     im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
     arr = np.asarray(im, dtype=np.float32) / 255.0
-    return arr[None] if c == 1 else arr.transpose(2, 0, 1)
+    if c == 1:
+        return arr[None]
+    arr = arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr[::-1]) if feed.get("channels") == "bgr" else arr
 
 
 def _unreadable(e: Exception) -> str:
