@@ -124,7 +124,7 @@ def main() -> None:
         distilled = mp.compress(
             str(teacher), "builtin:digits", input_shape=SHAPE, evaluate=QUICK_EVAL,
             steps=[{"type": "distill", "student": f"{factory}:mobilevit", "epochs": args.epochs}],
-            out=args.out / "distill", trust_checkpoint_code=True,
+            out=args.out / "distill", trust_checkpoint_code=True, force=True,
         )  # fmt: skip
         student = distilled.artifacts[0].metrics.get("top1")
         console.print(
@@ -135,14 +135,14 @@ def main() -> None:
         result = mp.quantize(
             str(ckpt), "builtin:digits", method="static", formats=args.formats.split(","),
             input_shape=SHAPE, evaluate=QUICK_EVAL, out=args.out / f"q-{name}",
-            trust_checkpoint_code=True,
+            trust_checkpoint_code=True, force=True,
         )  # fmt: skip
         _row(table, name, top1, result)
     if args.minilm is not None:
         text = _sentences(args.out)
         result = mp.quantize(
             f"hf:{args.minilm}", f"text:{text}", method="dynamic", formats=["onnx"],
-            evaluate=QUICK_EVAL, out=args.out / "q-minilm",
+            evaluate=QUICK_EVAL, out=args.out / "q-minilm", force=True,
         )  # fmt: skip
         _row(table, "all-MiniLM-L6-v2 (cosine)", None, result)
     console.print(table)

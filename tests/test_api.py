@@ -86,3 +86,19 @@ def test_a_recipe_file_cannot_name_a_module_in_memory(tmp_path: Path) -> None:
     assert "a recipe file cannot name one" in str(err.value)
     with pytest.raises(mp.ModelpressError, match=r"model: an nn\.Module or a model source"):
         mp.compress(42, "builtin:digits", out=tmp_path / "x")
+
+
+def test_a_second_call_into_the_same_out_needs_resume_or_force(
+    trained: tuple[str, torch.nn.Module], tmp_path: Path
+) -> None:
+    _, module = trained
+    first = mp.compress(
+        module, "builtin:digits", out=tmp_path / "r", input_shape=SHAPE, evaluate=QUICK
+    )
+    with pytest.raises(mp.ModelpressError, match="--force"):
+        mp.compress(module, "builtin:digits", out=tmp_path / "r", input_shape=SHAPE, evaluate=QUICK)
+    again = mp.compress(
+        module, "builtin:digits", out=tmp_path / "r", input_shape=SHAPE, evaluate=QUICK,
+        resume=True,
+    )  # fmt: skip
+    assert again.baseline.metrics["top1"] == first.baseline.metrics["top1"]

@@ -62,11 +62,14 @@ def compress(
     targets: dict[str, Any] | None = None,
     evaluate: dict[str, Any] | None = None,
     resume: bool = False,
+    force: bool = False,
     observer: Any = None,
     **recipe: Any,
 ) -> RunResult:
     """Measure ``model`` (an ``nn.Module``, or any model source string) on ``data``, run
-    ``steps`` (recipe step mappings or step configs) and return the run's typed record."""
+    ``steps`` (recipe step mappings or step configs) and return the run's typed record.
+    ``out`` that holds a run already: ``resume`` goes on from what finished, ``force`` starts
+    over (as the CLI's ``--resume`` / ``--force``); neither, an error naming both."""
     from modelpress.core.recipe import build_recipe
     from modelpress.engine.pipeline import run
 
@@ -88,7 +91,7 @@ def compress(
         build_recipe(raw, "modelpress.compress"),
         out=out,
         resume=resume,
-        force=not resume,
+        force=force,
         observer=observer,
     )
     return RunResult(check_record(record), out)
