@@ -58,3 +58,32 @@ def test_normalize_given_twice_or_a_mean_without_std_is_refused(tmp_path: Path) 
                 },
             }
         )
+
+
+def test_the_preprocess_flag_sets_data_preprocess_and_a_bad_value_names_the_flag(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from helpers.cli import run_cli
+
+    root = _folder(tmp_path / "imgs")
+    saved = tmp_path / "r.yaml"
+    result = run_cli(
+        "export", "zoo:mlp", "--data", f"folder:{root}", "--input-shape", "1,3,32,32",
+        "--preprocess", "resize=32,channels=bgr,mean=0.5/0.5/0.5,std=0.25/0.25/0.25",
+        "--format", "onnx", "--out", str(tmp_path / "run"), "--save-recipe", str(saved),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = yaml.safe_load(saved.read_text())["data"]["preprocess"]
+    assert written["resize"] == 32 and written["channels"] == "bgr"
+    assert written["mean"] == [0.5, 0.5, 0.5]
+    for value, said in (
+        ("resize=big", "--preprocess: Input should be a valid integer"),
+        ("resize", "--preprocess: 'resize' is not KEY=VALUE"),
+    ):
+        bad = run_cli(
+            "export", "zoo:mlp", "--data", f"folder:{root}", "--input-shape", "1,3,32,32",
+            "--preprocess", value, "--out", str(tmp_path / "bad"),
+        )  # fmt: skip
+        assert bad.returncode == 2 and said in bad.stderr, bad.stderr

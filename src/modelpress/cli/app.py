@@ -15,6 +15,7 @@ from modelpress.cli.common import (
     Force,
     Kwargs,
     Model,
+    PreprocessFlag,
     SaveRecipe,
     Shape,
     Task,
@@ -134,6 +135,7 @@ def bench(
     weights: Weights = None,
     model_kwargs: Kwargs = None,
     input_shape: Shape = None,
+    preprocess: PreprocessFlag = None,
     task: Task = None,
     threads: Threads = None,
     batch_sizes: Annotated[
@@ -174,6 +176,7 @@ def bench(
             task,
             threads,
             trust_checkpoint_code=trust,
+            preprocess=preprocess,
             evaluate=evaluate,
         ),
         flags=MODEL_FLAGS
@@ -206,6 +209,7 @@ def export(
     weights: Weights = None,
     model_kwargs: Kwargs = None,
     input_shape: Shape = None,
+    preprocess: PreprocessFlag = None,
     task: Task = None,
     threads: Threads = None,
     opset: Annotated[int, typer.Option("--opset")] = 18,
@@ -226,6 +230,7 @@ def export(
         task,
         threads,
         trust_checkpoint_code=trust,
+        preprocess=preprocess,
         steps=[step],
         out=str(out),
     )
@@ -266,6 +271,7 @@ def quantize(
     weights: Weights = None,
     model_kwargs: Kwargs = None,
     input_shape: Shape = None,
+    preprocess: PreprocessFlag = None,
     task: Task = None,
     threads: Threads = None,
     force: Force = False,
@@ -300,6 +306,7 @@ def quantize(
         task,
         threads,
         trust_checkpoint_code=trust,
+        preprocess=preprocess,
         **extra,
     )
     flags = step_flags(

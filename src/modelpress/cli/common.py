@@ -66,6 +66,31 @@ Kwargs = Annotated[
     str | None,
     typer.Option("--model-kwargs", help="Factory arguments as JSON, e.g. '{\"width_mult\": 0.5}'."),
 ]
+PreprocessFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--preprocess",
+        help="Images as the model was trained on them: resize=256,crop=true,channels=rgb,"
+        "mean=0.485/0.456/0.406,std=0.229/0.224/0.225 (data.preprocess in a recipe).",
+    ),
+]
+
+
+def parse_preprocess(text: str) -> dict[str, Any]:
+    """``resize=256,mean=0.485/0.456/0.406,...`` as ``data.preprocess`` (lists split on /);
+    a malformed item is one line naming the flag."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ModelpressError(
+                f"--preprocess: '{item}' is not KEY=VALUE (resize=256,mean=0.5/0.5/0.5,...)"
+            )
+        key, value = key.strip(), value.strip()
+        out[key] = value.split("/") if key in ("mean", "std") else value
+    return out
+
+
 Shape = Annotated[
     str | None,
     typer.Option("--input-shape", help="N,C,H,W, or name:dims[:dtype];... for several inputs."),
@@ -135,6 +160,11 @@ MODEL_FLAGS = {
     "model_kwargs": "--model-kwargs",
     "data": "--data",
     "data.source": "--data",
+    **{
+        f"data.preprocess.{k}": "--preprocess"
+        for k in ("resize", "crop", "channels", "mean", "std")
+    },
+    "data.preprocess": "--preprocess",
     "input_shape": "--input-shape",
     "task": "--task",
     "evaluate.threads": "--threads",
@@ -157,6 +187,7 @@ def model_recipe(
     task: str | None,
     threads: int | None,
     trust_checkpoint_code: bool = False,
+    preprocess: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     recipe: dict[str, Any] = {
@@ -164,6 +195,8 @@ def model_recipe(
         "data": data,
         "model_kwargs": parse_kwargs(model_kwargs),
     }
+    if preprocess:
+        recipe["data"] = {"source": data, "preprocess": parse_preprocess(preprocess)}
     if trust_checkpoint_code:
         recipe["trust_checkpoint_code"] = True
     if weights:

@@ -14,6 +14,7 @@ from modelpress import techniques as tech
 from modelpress.cli.common import (
     Force,
     Kwargs,
+    PreprocessFlag,
     SaveRecipe,
     Shape,
     Task,
@@ -208,6 +209,7 @@ def optimize(
     weights: Weights = None,
     model_kwargs: Kwargs = None,
     input_shape: Shape = None,
+    preprocess: PreprocessFlag = None,
     task: Task = None,
     threads: Threads = None,
     trust: TrustCode = False,
@@ -255,6 +257,7 @@ def optimize(
                 task,
                 threads,
                 trust_checkpoint_code=trust,
+                preprocess=preprocess,
                 out=str(out),
             )
         )

@@ -14,6 +14,7 @@ from modelpress.cli.common import (
     Force,
     Kwargs,
     Model,
+    PreprocessFlag,
     Shape,
     Task,
     Threads,
@@ -55,6 +56,7 @@ def train(
     weights: Weights = None,
     model_kwargs: Kwargs = None,
     input_shape: Shape = None,
+    preprocess: PreprocessFlag = None,
     task: Task = None,
     threads: Threads = None,
     trust: TrustCode = False,
@@ -103,6 +105,7 @@ def train(
             task,
             threads,
             trust_checkpoint_code=trust,
+            preprocess=preprocess,
         ),
         flags=MODEL_FLAGS,
     )
