@@ -78,6 +78,43 @@ def _spatial_mean_to_gap(model: Any, rank4: set[str]) -> int:
     return done
 
 
+def _whole_window_pool_to_gap(model: Any) -> int:
+    """An ``AveragePool`` whose window covers its whole unpadded input (transformers'
+    EfficientNet pools its 2×2 map with a 2560×2560 kernel and ceil_mode) → the
+    ``GlobalAveragePool`` it computes. Its quantized kernel does not average what the float one
+    does: the INT8 EfficientNet answered one class for every image."""
+    from onnx import helper
+
+    dims = {
+        v.name: [
+            d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim
+        ]
+        for v in [*model.graph.value_info, *model.graph.input]
+    }
+    done = 0
+    for i, node in enumerate(model.graph.node):
+        if node.op_type != "AveragePool":
+            continue
+        shape = dims.get(node.input[0]) or []
+        kernel = list(_attr(node, "kernel_shape", []))
+        pads = list(_attr(node, "pads", [0] * 2 * len(kernel)))
+        spatial = shape[2:]
+        if (
+            len(shape) != 4
+            or len(kernel) != 2
+            or any(p != 0 for p in pads)
+            or _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID")
+            or any(d is None or k < d for k, d in zip(kernel, spatial, strict=True))
+        ):
+            continue
+        gap = helper.make_node(
+            "GlobalAveragePool", [node.input[0]], list(node.output), name=node.name or f"gap_{i}"
+        )
+        model.graph.node[i].CopyFrom(gap)
+        done += 1
+    return done
+
+
 def _fold_hardsigmoid(model: Any) -> tuple[int, int]:
     """(folded into a convolution, decomposed into Mul/Add/Clip)."""
     from onnx import helper, numpy_helper
@@ -162,11 +199,13 @@ def rewrite_for_int8(src: str, dst: str, *, pooling: bool = True) -> dict[str, i
         if len(v.type.tensor_type.shape.dim) == 4
     }
     gap = _spatial_mean_to_gap(model, rank4) if pooling else 0
+    whole = _whole_window_pool_to_gap(model)
     folded, decomposed = _fold_hardsigmoid(model)
     onnx.checker.check_model(model)
     onnx.save(model, dst)
     return {
         "reduce_mean_to_global_average_pool": gap,
+        "whole_window_average_pool_to_global": whole,
         "hardsigmoid_folded_into_conv": folded,
         "hardsigmoid_to_mul_add_clip": decomposed,
     }
