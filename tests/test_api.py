@@ -55,6 +55,11 @@ def test_quantize_on_a_module_in_memory_gives_the_figures_of_the_same_run_from_i
     assert result.path(int8.name).is_file() and int8.size_mb < result.artifact("onnx-fp32").size_mb
     for key, value in module.state_dict().items():  # the caller's module is never changed
         assert torch.equal(value, before[key]), key
+    from modelpress.sources.memory import held
+
+    source = result.record.model["source"]
+    assert source.startswith("memory:MLP@")
+    assert held(source) is None  # nothing keeps the caller's module alive after the run
 
 
 def test_arrays_and_a_dataloader_are_data_and_give_the_same_baseline(

@@ -87,13 +87,18 @@ def compress(
     for key, value in (("task", task), ("targets", targets), ("evaluate", evaluate)):
         if value is not None:
             raw[key] = value
-    record = run(
-        build_recipe(raw, "modelpress.compress"),
-        out=out,
-        resume=resume,
-        force=force,
-        observer=observer,
-    )
+    from modelpress.sources.memory import release_in_memory
+
+    try:
+        record = run(
+            build_recipe(raw, "modelpress.compress"),
+            out=out,
+            resume=resume,
+            force=force,
+            observer=observer,
+        )
+    finally:  # the run holds its own copy; the registry must not keep the caller's module alive
+        release_in_memory(raw["model"])
     return RunResult(check_record(record), out)
 
 
@@ -158,7 +163,7 @@ def _model_source(model: Any) -> str:
         raise ModelpressError(
             f"model: an nn.Module or a model source string, got {type(model).__name__}"
         )
-    from modelpress.sources.models import hold_in_memory
+    from modelpress.sources.memory import hold_in_memory
 
     return hold_in_memory(model)
 

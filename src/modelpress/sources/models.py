@@ -30,6 +30,7 @@ from torch import nn
 from modelpress.core.process import import_path
 from modelpress.core.trust import CodeTrust, factory_key
 from modelpress.errors import ModelSourceError, first_line
+from modelpress.sources.memory import held
 
 CHECKPOINT_KEY = "modelpress"  # metadata key in checkpoints written by `modelpress train`
 
@@ -49,27 +50,6 @@ class ModelSpec:
     def architecture(self) -> str:
         """What builds the module: the source itself, or what a checkpoint recorded."""
         return self.metadata.get("model", self.source) if self.kind == "checkpoint" else self.source
-
-
-# Modules handed to the Python API (``modelpress.compress(model, ...)``) in this process, by the
-# source name a recipe holds for them (``memory:CLASS@DIGEST``). Only the API puts one here: a
-# recipe file naming ``memory:`` finds nothing and is refused.
-_IN_MEMORY: dict[str, nn.Module] = {}
-
-
-def hold_in_memory(module: nn.Module) -> str:
-    """Register ``module`` as a model source for runs in this process; its name carries a
-    digest of the weights, so the same module resumes a run and an edited one does not."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for key, value in module.state_dict().items():
-        digest.update(key.encode())
-        if isinstance(value, torch.Tensor):
-            digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    name = f"memory:{type(module).__name__}@{digest.hexdigest()[:16]}"
-    _IN_MEMORY[name] = module
-    return name
 
 
 def is_torchscript(path: Path) -> bool:
@@ -193,7 +173,7 @@ def inspect_source(
     ``trust`` says which factories a checkpoint may name (default: none, only zoo models)."""
     kwargs = dict(model_kwargs or {})
     if source.startswith("memory:"):
-        if source not in _IN_MEMORY:
+        if held(source) is None:
             raise ModelSourceError(
                 f"{source}: a module handed to modelpress.compress / quantize in its own "
                 "process; a recipe file cannot name one (use zoo:NAME, file.py:factory, a .pt)"
@@ -315,7 +295,7 @@ def build(spec: ModelSpec, auto_kwargs: dict[str, Any] | None = None) -> nn.Modu
                 f"{spec.source}: not a loadable .pt2 ExportedProgram ({first_line(e)})"
             ) from None
     if spec.kind == "memory":  # a copy: steps train and fold it, the caller's stays as it was
-        return copy.deepcopy(_IN_MEMORY[spec.source]).eval()
+        return copy.deepcopy(held(spec.source)).eval()
     source = spec.architecture
     if source.startswith("hf:"):  # a checkpoint of one loads its weights below
         from modelpress.sources import hf
