@@ -8,11 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Splits(_Strict):
+class Splits(Strict):
     train: float = Field(0.7, ge=0, le=1)
     calibration: float = Field(0.1, ge=0, le=1)
     validation: float = Field(0.2, gt=0, le=1)
@@ -24,7 +24,7 @@ class Splits(_Strict):
         return self
 
 
-class Normalize(_Strict):
+class Normalize(Strict):
     mean: list[float]
     std: list[float]
 
@@ -35,7 +35,7 @@ class Normalize(_Strict):
         return self
 
 
-class Preprocess(_Strict):
+class Preprocess(Strict):
     """How images are fed, as the model was trained on them (folder: data and hf: folders): the
     shorter side resized to ``resize`` pixels (aspect kept) and the centre cropped to the input
     size (``crop``), channel order, then ``(x - mean) / std``. Without ``resize`` an image is
@@ -56,7 +56,7 @@ class Preprocess(_Strict):
         return self
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     # builtin:digits | builtin:breast_cancer | builtin:digits-detect | builtin:digits-manipulated |
     # folder:PATH | npz:PATH | text:FILE | jsonl:FILE | csv:FILE |
     # yolo:DATA.yaml | coco:ANNOTATIONS.json[:IMAGES]

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelpress.core.data_config import DataConfig, _Strict
+from modelpress.core.data_config import DataConfig, Strict
 from modelpress.core.graph import wiring_errors
 from modelpress.core.inputs import InputSpec, parse_input_shape
 from modelpress.core.recipe_errors import validation_errors
@@ -46,14 +46,14 @@ def _registered_task(name: str) -> str:
 Task = Annotated[str, AfterValidator(_registered_task)]  # a name in the task registry
 
 
-class Targets(_Strict):
+class Targets(Strict):
     max_size_mb: float | None = Field(None, gt=0)
     min_speedup: float | None = Field(None, gt=0)
     max_accuracy_drop: float | None = Field(None, ge=0)  # percentage points of the primary metric
     max_latency_ms: float | None = Field(None, gt=0)
 
 
-class VerifyConfig(_Strict):
+class VerifyConfig(Strict):
     """When an artifact counts as ``degraded`` against its parent. Class heads are judged by
     top-1 agreement; fidelity outputs (embeddings, features) by mean per-sample cosine, since
     the argmax over embedding dimensions means nothing. A retrained model (distilled, pruned and
@@ -63,7 +63,7 @@ class VerifyConfig(_Strict):
     min_cosine: float = Field(0.99, ge=-1, le=1)
 
 
-class EvaluateConfig(_Strict):
+class EvaluateConfig(Strict):
     warmup: int = Field(10, ge=0)
     repeats: int = Field(50, ge=3)
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])  # latency at the first,
@@ -100,7 +100,7 @@ class EvaluateConfig(_Strict):
 SWITCHES = ("own_process_memory", "int8_coverage", "races")  # EvaluateConfig's costly analyses
 
 
-class OptimizeBudget(_Strict):
+class OptimizeBudget(Strict):
     """What ``modelpress optimize`` must meet, and how long it may search."""
 
     max_accuracy_drop: float | None = Field(None, ge=0)  # points of the primary metric
@@ -112,7 +112,7 @@ class OptimizeBudget(_Strict):
     coarse: int | None = Field(None, ge=1)  # validation samples of the first pass
 
 
-class OptimizeSpec(_Strict):
+class OptimizeSpec(Strict):
     """A search over whole pipelines (``search/``): the space as lists of steps' fields."""
 
     budget: OptimizeBudget = OptimizeBudget()
@@ -122,7 +122,7 @@ class OptimizeSpec(_Strict):
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     name: str | None = None
     model: str
     weights: str | None = None

@@ -101,13 +101,14 @@ def check(space: Any, where: str = "optimize.space") -> dict[str, dict[str, list
         assert cls is not None
         if not isinstance(fields, dict) or not fields:
             raise SpaceError(f"{where}.{kind}: give its fields as a mapping, e.g. ratio: [0.3]")
-        known = [
-            f
-            for variant in cls.variants().values()  # export: any format's keys
-            for f in dict.fromkeys(variant.model_fields)
-            if f not in ("type", "id", "name", "from_")
-        ]
-        known = list(dict.fromkeys(known))
+        known = list(
+            dict.fromkeys(
+                f
+                for variant in cls.variants().values()  # export: any format's keys
+                for f in variant.model_fields
+                if f not in ("type", "id", "name", "from_")
+            )
+        )
         for name, values in fields.items():
             if name not in known:
                 close = difflib.get_close_matches(str(name), known, n=2)

@@ -105,7 +105,8 @@ def _fit(
     extra = [p for p in loss_module.parameters() if p.requires_grad] if loss_module else []
     metric = task.primary
     torch.manual_seed(cfg.seed)
-    _check_norms(model, cfg, observer, result := TrainResult(metric, -math.inf, 0))
+    result = TrainResult(metric, -math.inf, 0)
+    _check_norms(model, cfg, observer, result)
     x = [torch.from_numpy(a) for a in data.train.inputs]
     y = task.label_tensor(data.train.labels)
     opt = optimizer(model, cfg, extra)
