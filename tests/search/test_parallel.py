@@ -169,14 +169,17 @@ def test_tpe_on_two_workers_proposes_max_trials_distinct_pipelines(tmp_path: Pat
     pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
     import json
 
+    from helpers.recipes import train_mlp
     from modelpress.core.recipe import load_recipe
     from modelpress.search.optimize import Search, Settings
     from modelpress.search.space import check
 
+    # trained: an untrained model is at chance, and its plain export `collapsed` (a failed
+    # trial) whenever the sampler proposes it
+    model = train_mlp(tmp_path / "mlp.pt", "builtin:digits", "1,1,8,8", [32], 3)
     recipe = load_recipe(
         {
-            "model": "zoo:mlp",
-            "model_kwargs": {"hidden": [32]},
+            "model": model,
             "data": "builtin:digits",
             "input_shape": "1,1,8,8",
             "evaluate": {"repeats": 5, "warmup": 1, "batch_sizes": [1]},
